@@ -1,0 +1,38 @@
+# syntax=docker/dockerfile:1
+# kbo-import: the Restate endpoint serving the KboImport workflow.
+#   docker build -t kbo-import .
+#   docker run -p 9080:9080 -v kbo-data:/data -e MOTHERDUCK_TOKEN=... -e KBO_DATABASE=md:kbo kbo-import
+
+# --- build ---------------------------------------------------------------------------------
+FROM rust:1.95-bookworm AS build
+WORKDIR /src
+# Dependencies first, in their own layer: bundled DuckDB takes long to compile and rarely changes.
+COPY Cargo.toml Cargo.lock ./
+RUN mkdir src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
+ && cargo build --locked \
+ && rm -rf src
+COPY src ./src
+# The project's one build profile (dev, dependencies optimised), as CI builds it.
+RUN touch src/main.rs src/lib.rs && cargo build --locked \
+ && cp target/debug/kbo-import /usr/local/bin/kbo-import
+# MotherDuck's DuckDB extension, installed now so that the service never downloads it at run time.
+RUN HOME=/home/kbo kbo-import install-extensions
+
+# --- run -----------------------------------------------------------------------------------
+FROM debian:bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --uid 10001 --create-home --home-dir /home/kbo kbo \
+ && mkdir -p /data && chown kbo:kbo /data
+COPY --from=build /usr/local/bin/kbo-import /usr/local/bin/kbo-import
+COPY --from=build --chown=kbo:kbo /home/kbo/.duckdb /home/kbo/.duckdb
+USER kbo
+WORKDIR /data
+ENV PORT=9080 \
+    KBO_DATABASE=/data/kbo.duckdb \
+    KBO_WORK_DIR=/data/work \
+    RUST_LOG=info
+EXPOSE 9080
+VOLUME ["/data"]
+ENTRYPOINT ["kbo-import"]
+CMD ["serve"]

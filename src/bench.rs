@@ -1,0 +1,280 @@
+//! The benchmark of issue 3: the same generated Full extract loaded by DuckDB alone (the
+//! physical floor) and imported through the real workflow (real Restate server, real ingress,
+//! local database file), then a daily-sized Update; prints rows, seconds, rows/s, peak RSS,
+//! the ratio, the number of workflow steps and Restate's mean overhead per step.
+//!
+//! `kbo-import bench --scale 1.0` (needs `npm ci --prefix tools` for the Restate server).
+
+use crate::client::RestateClient;
+use crate::extract::{Limits, Member, Table, archive};
+use crate::generator::{self, Options};
+use anyhow::{Context, bail};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// What to measure.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// Scale of the Full extract (1.0 = real size).
+    pub scale: f64,
+    /// Folder for extracts, databases and logs (kept between runs: the extract is reused).
+    pub dir: PathBuf,
+    /// `KBO_BATCH_ROWS` of the service.
+    pub batch_rows: u64,
+    /// DuckDB memory cap, for the floor and the service alike.
+    pub memory_limit: String,
+    /// The Restate server binary.
+    pub restate_server: PathBuf,
+}
+
+/// Runs the benchmark and prints its report.
+pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
+    let dir = std::path::absolute(&options.dir)?;
+    std::fs::create_dir_all(&dir)?;
+    let exe = std::env::current_exe()?;
+    anyhow::ensure!(
+        options.restate_server.exists(),
+        "{} is missing: install the pinned Restate server with `npm ci --prefix tools`",
+        options.restate_server.display()
+    );
+
+    // The extracts: Full(140) and a daily-sized Update(141) (0.1% of enterprises change).
+    let gen_options = Options { scale: options.scale, change_rate: 0.001, seed: 7, ..Options::default() };
+    let extracts = dir.join(format!("extracts-{}", options.scale));
+    let full_zip = find_or_make(&extracts, "_Full.zip", || generator::full(&extracts, &gen_options, 0))?;
+    let update_zip = find_or_make(&extracts, "_Update.zip", || generator::update(&extracts, &gen_options))?;
+    eprintln!("extract: {} ({} MB)", full_zip.display(), std::fs::metadata(&full_zip)?.len() >> 20);
+
+    // 1. The floor: unzip, then DuckDB alone, CREATE TABLE AS read_csv(all VARCHAR) per file.
+    let csv_dir = dir.join("floor-csv");
+    let _ = std::fs::remove_dir_all(&csv_dir);
+    let started = Instant::now();
+    let unpacked = archive::unpack(&full_zip, &csv_dir, &Limits::default())?;
+    let unzip_s = started.elapsed().as_secs_f64();
+    let floor_db = dir.join("floor.duckdb");
+    let _ = std::fs::remove_file(&floor_db);
+    let mut floor = Command::new(&exe);
+    floor
+        .args(["bench-floor", "--db"])
+        .arg(&floor_db)
+        .arg("--memory-limit")
+        .arg(&options.memory_limit)
+        .arg("--temp-dir")
+        .arg(dir.join("floor-tmp"));
+    for table in Table::ALL {
+        floor.arg(unpacked.path(Member::Full(table)));
+    }
+    let started = Instant::now();
+    let (output, floor_rss) = run_measured(floor)?;
+    let load_s = started.elapsed().as_secs_f64();
+    let floor_rows: u64 = output.trim().parse().with_context(|| format!("bench-floor printed {output:?}"))?;
+    let _ = std::fs::remove_dir_all(&csv_dir);
+    let _ = std::fs::remove_file(&floor_db);
+
+    // 2. The workflow: a real Restate server, the service, ingress.
+    let work = dir.join("workflow");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work)?;
+    let (ingress, admin, node, port) = (free_port()?, free_port()?, free_port()?, free_port()?);
+    let mut restate = Command::new(&options.restate_server);
+    restate
+        .arg("--no-logo")
+        .env("RESTATE_BASE_DIR", work.join("restate-data"))
+        .env("RESTATE_INGRESS__BIND_ADDRESS", format!("127.0.0.1:{ingress}"))
+        .env("RESTATE_ADMIN__BIND_ADDRESS", format!("127.0.0.1:{admin}"))
+        .env("RESTATE_BIND_ADDRESS", format!("127.0.0.1:{node}"))
+        .env("RESTATE_LISTEN_MODE", "tcp")
+        .env("RESTATE_DEFAULT_NUM_PARTITIONS", "4")
+        .env("RESTATE_DISABLE_TELEMETRY", "true")
+        .env("RESTATE_WORKER__INVOKER__INACTIVITY_TIMEOUT", "5m");
+    let restate = Guard(spawn_logged(restate, &work.join("restate.log"))?);
+    let mut service = Command::new(&exe);
+    service
+        .arg("serve")
+        .env("PORT", port.to_string())
+        .env("KBO_DATABASE", work.join("kbo.duckdb"))
+        .env("KBO_WORK_DIR", work.join("work"))
+        .env("KBO_ALLOW_FILE_URLS", "true")
+        .env("KBO_BATCH_ROWS", options.batch_rows.to_string())
+        .env("KBO_DUCKDB_MEMORY_LIMIT", &options.memory_limit);
+    let service = Guard(spawn_logged(service, &work.join("service.log"))?);
+    wait_port(admin).await?;
+    wait_port(ingress).await?;
+    wait_port(port).await?;
+    let client = RestateClient::new(&format!("http://127.0.0.1:{ingress}"), &format!("http://127.0.0.1:{admin}"), None);
+    client.register(&format!("http://127.0.0.1:{port}")).await?;
+    let peak = Arc::new(AtomicU64::new(0));
+    let watcher = watch_rss(service.0.id(), Arc::clone(&peak));
+
+    let full = import(&client, "bench-full-140", &full_zip).await?;
+    let update = import(&client, "bench-update-141", &update_zip).await?;
+    let service_rss = peak.load(Ordering::Relaxed);
+    watcher.abort();
+    drop(service);
+    drop(restate);
+
+    let floor_s = unzip_s + load_s;
+    let mb = |b: u64| b as f64 / (1 << 20) as f64;
+    println!("\nKBO Full extract at scale {} ({} rows of CSV)", options.scale, floor_rows);
+    println!("{:<34} {:>12} {:>9} {:>12} {:>12}", "", "rows", "seconds", "rows/s", "peak RSS MB");
+    println!(
+        "{:<34} {:>12} {:>9.1} {:>12.0} {:>12.0}",
+        "1. DuckDB alone (unzip + CTAS)",
+        floor_rows,
+        floor_s,
+        floor_rows as f64 / floor_s,
+        mb(floor_rss)
+    );
+    println!("   unzip {unzip_s:.1} s, load {load_s:.1} s");
+    println!(
+        "{:<34} {:>12} {:>9.1} {:>12.0} {:>12.0}",
+        "2. KboImport workflow (Full)",
+        full.rows,
+        full.seconds,
+        full.rows as f64 / full.seconds,
+        mb(service_rss)
+    );
+    println!("ratio 2/1: {:.2}", full.seconds / floor_s);
+    println!(
+        "workflow steps: {}; time inside steps {:.1} s; mean Restate overhead per step: {:.0} ms",
+        full.steps,
+        full.step_ms as f64 / 1000.0,
+        (full.seconds * 1000.0 - full.step_ms as f64).max(0.0) / f64::from(full.steps.max(1))
+    );
+    println!(
+        "3. daily Update: {} rows changed ({} inserted, {} retired) in {:.2} s end to end, {} steps",
+        update.rows, update.inserted, update.deleted, update.seconds, update.steps
+    );
+    Ok(())
+}
+
+/// What one import through the workflow took.
+struct Imported {
+    rows: u64,
+    inserted: u64,
+    deleted: u64,
+    seconds: f64,
+    steps: u32,
+    step_ms: u64,
+}
+
+async fn import(client: &RestateClient, id: &str, zip: &Path) -> anyhow::Result<Imported> {
+    let url = url::Url::from_file_path(zip).map_err(|_| anyhow::anyhow!("not an absolute path"))?;
+    let started = Instant::now();
+    client.start(id, url.as_str(), None).await?;
+    let progress = client.watch(id).await?;
+    let seconds = started.elapsed().as_secs_f64();
+    Ok(Imported {
+        rows: progress.rows_total,
+        inserted: progress.records_inserted.unwrap_or_default(),
+        deleted: progress.records_deleted.unwrap_or_default(),
+        seconds,
+        steps: progress.steps,
+        step_ms: progress.step_ms,
+    })
+}
+
+/// The floor, in its own process: loads each CSV file with DuckDB alone; prints the row count.
+pub fn floor(db: &Path, memory_limit: &str, temp_dir: &Path, files: &[PathBuf]) -> anyhow::Result<()> {
+    let conn = duckdb::Connection::open(db)?;
+    conn.execute_batch(&format!(
+        "SET memory_limit = {}; SET temp_directory = {};",
+        crate::db::sql_literal(memory_limit),
+        crate::db::sql_literal(&temp_dir.to_string_lossy())
+    ))?;
+    let mut rows: u64 = 0;
+    for (i, file) in files.iter().enumerate() {
+        conn.execute_batch(&format!(
+            "CREATE TABLE t{i} AS SELECT * FROM read_csv({}, all_varchar = true, header = true)",
+            crate::db::sql_literal(&file.to_string_lossy())
+        ))?;
+        let n: i64 = conn.query_row(&format!("SELECT count(*) FROM t{i}"), [], |r| r.get(0))?;
+        rows += n as u64;
+    }
+    conn.execute_batch("CHECKPOINT")?;
+    println!("{rows}");
+    Ok(())
+}
+
+fn find_or_make(dir: &Path, suffix: &str, make: impl FnOnce() -> std::io::Result<PathBuf>) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.to_string_lossy().ends_with(suffix) {
+            return Ok(path);
+        }
+    }
+    let started = Instant::now();
+    let path = make()?;
+    eprintln!("generated {} in {:.1} s", path.display(), started.elapsed().as_secs_f64());
+    Ok(path)
+}
+
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_logged(mut command: Command, log: &Path) -> anyhow::Result<Child> {
+    let out = std::fs::File::create(log)?;
+    command.stdout(out.try_clone()?).stderr(out).stdin(Stdio::null());
+    command.spawn().with_context(|| format!("cannot start {command:?}"))
+}
+
+/// Runs a command to its end, returning its standard output and its peak RSS in bytes.
+fn run_measured(mut command: Command) -> anyhow::Result<(String, u64)> {
+    let child = command.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn()?;
+    let peak = Arc::new(AtomicU64::new(0));
+    let pid = child.id();
+    let seen = Arc::clone(&peak);
+    let poller = std::thread::spawn(move || {
+        while let Some(hwm) = peak_rss(pid) {
+            seen.fetch_max(hwm, Ordering::Relaxed);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    });
+    let output = child.wait_with_output()?;
+    let _ = poller.join();
+    if !output.status.success() {
+        bail!("{command:?} failed");
+    }
+    Ok((String::from_utf8_lossy(&output.stdout).into_owned(), peak.load(Ordering::Relaxed)))
+}
+
+fn watch_rss(pid: u32, peak: Arc<AtomicU64>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        while let Some(hwm) = peak_rss(pid) {
+            peak.fetch_max(hwm, Ordering::Relaxed);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+}
+
+/// The peak resident set size of a live process (VmHWM), in bytes.
+fn peak_rss(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+async fn wait_port(port: u16) -> anyhow::Result<()> {
+    for _ in 0..600 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("nothing listens on port {port}")
+}

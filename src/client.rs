@@ -1,0 +1,133 @@
+//! A client of Restate's ingress and admin APIs for the operator's commands
+//! (`start`, `watch`, `status`, `register`).
+
+use crate::workflow::progress::{Progress, Status};
+use anyhow::{Context, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// Where Restate is, and how to authenticate (Restate Cloud).
+#[derive(Debug, Clone)]
+pub struct RestateClient {
+    ingress: String,
+    admin: String,
+    token: Option<String>,
+    http: reqwest::Client,
+}
+
+impl RestateClient {
+    /// A client for the given ingress and admin URLs; `token` is sent as a bearer token.
+    pub fn new(ingress: &str, admin: &str, token: Option<String>) -> RestateClient {
+        RestateClient {
+            ingress: ingress.trim_end_matches('/').to_string(),
+            admin: admin.trim_end_matches('/').to_string(),
+            token,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    fn post(&self, url: String) -> reqwest::RequestBuilder {
+        let request = self.http.post(url);
+        match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+    }
+
+    /// Starts `KboImport/<id>/run` with the extract's URL; returns Restate's answer.
+    pub async fn start(&self, workflow_id: &str, url: &str, sha256: Option<&str>) -> anyhow::Result<Value> {
+        let body = json!({ "url": url, "sha256": sha256 });
+        let response = self
+            .post(format!("{}/KboImport/{}/run/send", self.ingress, encode(workflow_id)))
+            .json(&body)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach Restate ingress at {}", self.ingress))?;
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        if !status.is_success() {
+            bail!("starting the import answered HTTP {status}: {text}");
+        }
+        Ok(serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// `KboImport/<id>/getProgress`.
+    pub async fn progress(&self, workflow_id: &str) -> anyhow::Result<Progress> {
+        let response = self
+            .post(format!("{}/KboImport/{}/getProgress", self.ingress, encode(workflow_id)))
+            .header("content-type", "application/json")
+            .body("null")
+            .send()
+            .await
+            .with_context(|| format!("cannot reach Restate ingress at {}", self.ingress))?;
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        if !status.is_success() {
+            bail!("getProgress answered HTTP {status}: {text}; is the service registered (kbo-import register)?");
+        }
+        serde_json::from_str(&text).with_context(|| format!("getProgress answered something else than progress: {text}"))
+    }
+
+    /// Follows an import until it ends, drawing a progress bar on a terminal (one line per
+    /// change otherwise); fails with the import's error if it fails.
+    pub async fn watch(&self, workflow_id: &str) -> anyhow::Result<Progress> {
+        let bar = ProgressBar::new(1);
+        bar.set_style(
+            ProgressStyle::with_template("{prefix:>11} [{bar:30}] {pos}/{len} batches {msg} ({per_sec}, eta {eta})")
+                .expect("the template is valid")
+                .progress_chars("=> "),
+        );
+        let mut last_line = String::new();
+        loop {
+            let p = self.progress(workflow_id).await?;
+            bar.set_prefix(format!("{:?}", p.status).to_lowercase());
+            bar.set_length(u64::from(p.total_batches.max(1)));
+            bar.set_position(u64::from(p.completed_batches));
+            let step = p.current_step.clone().unwrap_or_default();
+            bar.set_message(format!("{step} rows {}/{}", p.rows_done, p.rows_total));
+            if bar.is_hidden() {
+                let line = format!(
+                    "{}: {:?} {}/{} batches {} rows {}/{}",
+                    workflow_id, p.status, p.completed_batches, p.total_batches, step, p.rows_done, p.rows_total
+                );
+                if line != last_line {
+                    eprintln!("{line}");
+                    last_line = line;
+                }
+            }
+            match p.status {
+                Status::Completed => {
+                    bar.finish_and_clear();
+                    return Ok(p);
+                }
+                Status::Failed => {
+                    bar.abandon();
+                    bail!("import {workflow_id} failed: {}", p.error.unwrap_or_else(|| "no message".into()));
+                }
+                _ => tokio::time::sleep(Duration::from_millis(250)).await,
+            }
+        }
+    }
+
+    /// Registers the service endpoint at `endpoint_url` with the admin API (like
+    /// `restate deployments register`), replacing an earlier registration of the same URL.
+    pub async fn register(&self, endpoint_url: &str) -> anyhow::Result<Value> {
+        let response = self
+            .post(format!("{}/deployments", self.admin))
+            .json(&json!({ "uri": endpoint_url, "force": true }))
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the Restate admin API at {}", self.admin))?;
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        if !status.is_success() {
+            bail!("registering {endpoint_url} answered HTTP {status}: {text}");
+        }
+        Ok(serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+}
+
+fn encode(segment: &str) -> String {
+    url::form_urlencoded::byte_serialize(segment.as_bytes()).collect::<String>().replace('+', "%20")
+}

@@ -1,0 +1,199 @@
+//! Typed configuration, read from the environment once at start-up (see `.env.example`).
+
+use crate::extract::Limits;
+use std::fmt;
+use std::path::PathBuf;
+use thiserror::Error;
+
+/// Everything the service can be configured with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `PORT`: where the Restate endpoint listens (default 9080).
+    pub port: u16,
+    /// `KBO_DATABASE` (or `MOTHERDUCK_DATABASE`): where the register is written.
+    pub database: DatabaseTarget,
+    /// `KBO_WORK_DIR`: downloads and unpacked CSV files (default `kbo-work`).
+    pub work_dir: PathBuf,
+    /// `KBO_BATCH_ROWS`: rows per batch step (default 500 000).
+    pub batch_rows: u64,
+    /// `KBO_ALLOW_FILE_URLS`: accept `file://` extract URLs (default false).
+    pub allow_file_urls: bool,
+    /// DuckDB resource bounds.
+    pub duckdb: DuckDbSettings,
+    /// `KBO_MAX_MEMBER_BYTES`, `KBO_MAX_TOTAL_BYTES`, `KBO_MAX_COMPRESSION_RATIO`.
+    pub limits: Limits,
+    /// `RESTATE_IDENTITY_KEYS`: comma-separated `publickeyv1_…` keys; when set, only requests
+    /// signed by Restate are served.
+    pub identity_keys: Vec<String>,
+}
+
+/// Bounds on DuckDB's resources while an import runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DuckDbSettings {
+    /// `KBO_DUCKDB_MEMORY_LIMIT`: DuckDB's `memory_limit` (default `1536MB`).
+    pub memory_limit: String,
+    /// `KBO_DUCKDB_THREADS`: DuckDB's `threads` (default: DuckDB's own, the number of cores).
+    pub threads: Option<u32>,
+    /// `KBO_DUCKDB_TEMP_DIR`: where DuckDB spills (default `<work dir>/duckdb-tmp`).
+    pub temp_dir: PathBuf,
+}
+
+/// Where the register lives: a local DuckDB file or a MotherDuck database.
+#[derive(Clone, PartialEq, Eq)]
+pub enum DatabaseTarget {
+    /// A DuckDB file on local disk.
+    File(PathBuf),
+    /// A MotherDuck database (`md:<name>`); the token comes from `MOTHERDUCK_TOKEN`.
+    MotherDuck(String),
+}
+
+impl DatabaseTarget {
+    /// `md:<name>` is MotherDuck, anything else a file path.
+    pub fn parse(s: &str) -> DatabaseTarget {
+        match s.strip_prefix("md:") {
+            Some(name) => DatabaseTarget::MotherDuck(name.to_string()),
+            None => DatabaseTarget::File(PathBuf::from(s)),
+        }
+    }
+
+    /// The string DuckDB's `ATTACH` takes.
+    pub fn attach_path(&self) -> String {
+        match self {
+            DatabaseTarget::File(p) => p.to_string_lossy().into_owned(),
+            DatabaseTarget::MotherDuck(name) => format!("md:{name}"),
+        }
+    }
+}
+
+impl fmt::Debug for DatabaseTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{self}")
+    }
+}
+
+impl fmt::Display for DatabaseTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.attach_path())
+    }
+}
+
+/// A setting that could not be used.
+#[derive(Debug, Error)]
+#[error("configuration: {var}={value:?} is not valid: {expected}")]
+pub struct ConfigError {
+    /// The environment variable.
+    pub var: &'static str,
+    /// Its value.
+    pub value: String,
+    /// What it should be.
+    pub expected: &'static str,
+}
+
+impl Config {
+    /// Reads the configuration from the process environment.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_lookup(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+    }
+
+    /// Reads the configuration through `get`, which answers an environment variable's value.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        fn parse<T: std::str::FromStr>(
+            get: &impl Fn(&str) -> Option<String>,
+            var: &'static str,
+            default: T,
+            expected: &'static str,
+        ) -> Result<T, ConfigError> {
+            match get(var) {
+                None => Ok(default),
+                Some(v) => v.trim().parse().map_err(|_| ConfigError {
+                    var,
+                    value: v,
+                    expected,
+                }),
+            }
+        }
+        let database = match (get("KBO_DATABASE"), get("MOTHERDUCK_DATABASE"), get("MOTHERDUCK_TOKEN")) {
+            (Some(db), _, _) => DatabaseTarget::parse(&db),
+            (None, Some(md), Some(_)) => DatabaseTarget::MotherDuck(md),
+            _ => DatabaseTarget::File(PathBuf::from("kbo.duckdb")),
+        };
+        let work_dir = PathBuf::from(get("KBO_WORK_DIR").unwrap_or_else(|| "kbo-work".into()));
+        let batch_rows: u64 = parse(&get, "KBO_BATCH_ROWS", 500_000, "a positive number of rows")?;
+        if batch_rows == 0 {
+            return Err(ConfigError {
+                var: "KBO_BATCH_ROWS",
+                value: "0".into(),
+                expected: "a positive number of rows",
+            });
+        }
+        let defaults = Limits::default();
+        Ok(Config {
+            port: parse(&get, "PORT", 9080, "a TCP port number")?,
+            database,
+            batch_rows,
+            allow_file_urls: parse(&get, "KBO_ALLOW_FILE_URLS", false, "true or false")?,
+            duckdb: DuckDbSettings {
+                memory_limit: get("KBO_DUCKDB_MEMORY_LIMIT").unwrap_or_else(|| "1536MB".into()),
+                threads: match get("KBO_DUCKDB_THREADS") {
+                    None => None,
+                    Some(_) => Some(parse(&get, "KBO_DUCKDB_THREADS", 0, "a number of threads")?),
+                },
+                temp_dir: get("KBO_DUCKDB_TEMP_DIR")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| work_dir.join("duckdb-tmp")),
+            },
+            limits: Limits {
+                max_member_bytes: parse(&get, "KBO_MAX_MEMBER_BYTES", defaults.max_member_bytes, "a number of bytes")?,
+                max_total_bytes: parse(&get, "KBO_MAX_TOTAL_BYTES", defaults.max_total_bytes, "a number of bytes")?,
+                max_ratio: parse(&get, "KBO_MAX_COMPRESSION_RATIO", defaults.max_ratio, "a whole number")?,
+            },
+            identity_keys: get("RESTATE_IDENTITY_KEYS")
+                .map(|v| v.split(',').map(|k| k.trim().to_string()).filter(|k| !k.is_empty()).collect())
+                .unwrap_or_default(),
+            work_dir,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_serve_a_local_file() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.port, 9080);
+        assert_eq!(c.database, DatabaseTarget::File("kbo.duckdb".into()));
+        assert_eq!(c.batch_rows, 500_000);
+        assert!(!c.allow_file_urls);
+        assert!(c.identity_keys.is_empty());
+        assert_eq!(c.duckdb.temp_dir, PathBuf::from("kbo-work/duckdb-tmp"));
+    }
+
+    #[test]
+    fn motherduck_from_kbo_database_or_from_token_and_name() {
+        let c = config(&[("KBO_DATABASE", "md:kbo")]).unwrap();
+        assert_eq!(c.database, DatabaseTarget::MotherDuck("kbo".into()));
+        assert_eq!(c.database.attach_path(), "md:kbo");
+        let c = config(&[("MOTHERDUCK_TOKEN", "secret"), ("MOTHERDUCK_DATABASE", "register")]).unwrap();
+        assert_eq!(c.database, DatabaseTarget::MotherDuck("register".into()));
+        let c = config(&[("MOTHERDUCK_DATABASE", "register")]).unwrap();
+        assert_eq!(c.database, DatabaseTarget::File("kbo.duckdb".into()), "no token, no MotherDuck");
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let err = config(&[("KBO_BATCH_ROWS", "lots")]).unwrap_err();
+        assert_eq!(err.var, "KBO_BATCH_ROWS");
+        assert!(config(&[("KBO_BATCH_ROWS", "0")]).is_err());
+        assert!(config(&[("PORT", "99999")]).is_err());
+        let c = config(&[("RESTATE_IDENTITY_KEYS", "publickeyv1_a, publickeyv1_b")]).unwrap();
+        assert_eq!(c.identity_keys, vec!["publickeyv1_a", "publickeyv1_b"]);
+    }
+}

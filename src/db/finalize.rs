@@ -1,0 +1,154 @@
+//! Finalize: derived names, code tables, the job's counts, and staging removed; one transaction.
+
+use super::ledger::{self, Job, JobCounts};
+use super::schema::table_name;
+use super::staging::{CODE_STAGE, delete_stage, drop_staging, insert_stage};
+use super::{Connection, db_error};
+use crate::error::ImportResult;
+use crate::extract::{ExtractType, Table};
+use duckdb::params;
+use serde::{Deserialize, Serialize};
+
+/// What finalize did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finalized {
+    /// Enterprises and establishments whose names were derived again.
+    pub names_resolved: u64,
+    /// Rows inserted and retired by the extract.
+    pub counts: JobCounts,
+}
+
+/// Derives names, replaces the code tables, records the job completed and drops staging.
+/// A job the ledger already holds as completed is not finalized again.
+pub fn finalize(conn: &mut Connection, job: &Job) -> ImportResult<Finalized> {
+    let tx = conn.transaction().map_err(db_error("starting the finalize transaction"))?;
+    if ledger::job_status(&tx, &job.id)?.as_deref() == Some("completed") {
+        let counts = ledger::job_counts(&tx, &job.id)?;
+        return Ok(Finalized { names_resolved: 0, counts });
+    }
+    let names_resolved = derive_names(&tx, job)?;
+    replace_codes(&tx)?;
+    let counts = count_changes(&tx, job)?;
+    ledger::complete_job(&tx, job, counts)?;
+    drop_staging(&tx)?;
+    tx.commit().map_err(db_error("committing finalize"))?;
+    Ok(Finalized { names_resolved, counts })
+}
+
+/// The entities whose names may have changed in this extract: all current ones for a Full;
+/// for an Update, those named in the denomination files or whose own row was inserted again.
+fn affected_entities_sql(kind: ExtractType) -> String {
+    match kind {
+        ExtractType::Full => "SELECT enterprise_number AS entity_number FROM enterprises WHERE _is_current
+             UNION SELECT establishment_number FROM establishments WHERE _is_current"
+            .to_string(),
+        ExtractType::Update => format!(
+            "SELECT entity_key AS entity_number FROM {} UNION SELECT entity_number FROM {}
+             UNION SELECT enterprise_number FROM {} UNION SELECT establishment_number FROM {}",
+            delete_stage(Table::Denomination),
+            insert_stage(Table::Denomination),
+            insert_stage(Table::Enterprise),
+            insert_stage(Table::Establishment)
+        ),
+    }
+}
+
+/// The names of SCHEMA.md, for the affected entities, over their current denominations of
+/// `denomination_type`: per language the greatest string.
+fn names_sql(denomination_type: &str) -> String {
+    format!(
+        "SELECT a.entity_number, d.nl, d.fr, d.unknown, d.de, d.en FROM kbo_staging.affected a LEFT JOIN (
+            SELECT entity_number,
+                max(denomination) FILTER (WHERE language = '2') AS nl,
+                max(denomination) FILTER (WHERE language = '1') AS fr,
+                max(denomination) FILTER (WHERE language = '0') AS unknown,
+                max(denomination) FILTER (WHERE language = '3') AS de,
+                max(denomination) FILTER (WHERE language = '4') AS en
+            FROM denominations
+            WHERE _is_current AND denomination_type = '{denomination_type}'
+              AND entity_number IN (SELECT entity_number FROM kbo_staging.affected)
+            GROUP BY entity_number) d ON d.entity_number = a.entity_number"
+    )
+}
+
+/// Which language a name came from: the first present of 2, 1, 0, 3, 4.
+const LANGUAGE_OF_NAME: &str = "CASE WHEN n.nl IS NOT NULL THEN '2' WHEN n.fr IS NOT NULL THEN '1'
+    WHEN n.unknown IS NOT NULL THEN '0' WHEN n.de IS NOT NULL THEN '3' WHEN n.en IS NOT NULL THEN '4' END";
+
+fn derive_names(conn: &Connection, job: &Job) -> ImportResult<u64> {
+    let err = db_error("deriving enterprise and establishment names");
+    conn.execute_batch(&format!(
+        "CREATE OR REPLACE TABLE kbo_staging.affected AS SELECT DISTINCT entity_number FROM ({}) WHERE entity_number IS NOT NULL",
+        affected_entities_sql(job.meta.extract_type)
+    ))
+    .map_err(&err)?;
+    let enterprises = conn
+        .execute(
+            &format!(
+                "UPDATE enterprises SET
+                    primary_name = coalesce(n.nl, n.fr, n.unknown, n.de, n.en, enterprises.enterprise_number),
+                    primary_name_language = {LANGUAGE_OF_NAME},
+                    primary_name_nl = n.nl, primary_name_fr = n.fr, primary_name_de = n.de
+                 FROM ({}) n
+                 WHERE enterprises._is_current AND enterprises.enterprise_number = n.entity_number",
+                names_sql("001")
+            ),
+            [],
+        )
+        .map_err(&err)?;
+    let establishments = conn
+        .execute(
+            &format!(
+                "UPDATE establishments SET
+                    commercial_name = coalesce(n.nl, n.fr, n.unknown, n.de, n.en),
+                    commercial_name_language = {LANGUAGE_OF_NAME}
+                 FROM ({}) n
+                 WHERE establishments._is_current AND establishments.establishment_number = n.entity_number",
+                names_sql("003")
+            ),
+            [],
+        )
+        .map_err(&err)?;
+    Ok((enterprises + establishments) as u64)
+}
+
+/// Replaces `codes` and `nace_codes` with the extract's `code.csv` (the last line of a key wins).
+fn replace_codes(conn: &Connection) -> ImportResult<()> {
+    conn.execute_batch(&format!(
+        "DELETE FROM codes;
+         INSERT INTO codes (category, code, language, description)
+             SELECT category, code, language, description FROM {CODE_STAGE}
+             WHERE category IS NOT NULL AND code IS NOT NULL AND language IS NOT NULL
+             QUALIFY row_number() OVER (PARTITION BY category, code, language ORDER BY rowid DESC) = 1;
+         DELETE FROM nace_codes;
+         INSERT INTO nace_codes (nace_version, nace_code, description_nl, description_fr)
+             SELECT substr(category, 5), code,
+                 max(description) FILTER (WHERE language = 'NL'),
+                 max(description) FILTER (WHERE language = 'FR')
+             FROM codes WHERE category IN ('Nace2003', 'Nace2008', 'Nace2025')
+             GROUP BY category, code;"
+    ))
+    .map_err(db_error("replacing codes and nace_codes"))
+}
+
+/// Rows the extract inserted and retired, over the seven tables.
+fn count_changes(conn: &Connection, job: &Job) -> ImportResult<JobCounts> {
+    let n = job.meta.extract_number;
+    let mut counts = JobCounts::default();
+    for t in Table::ALL {
+        let (inserted, deleted): (i64, i64) = conn
+            .query_row(
+                &format!(
+                    "SELECT count(*) FILTER (WHERE _extract_number = ?), count(*) FILTER (WHERE _deleted_at_extract = ?) FROM {}
+                     WHERE _extract_number = ? OR _deleted_at_extract = ?",
+                    table_name(t)
+                ),
+                params![n, n, n, n],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(db_error("counting the extract's changes"))?;
+        counts.inserted += inserted as u64;
+        counts.deleted += deleted as u64;
+    }
+    Ok(counts)
+}

@@ -1,0 +1,76 @@
+//! A short report on the register, for operators and the demo: what is current, which jobs ran.
+
+use super::schema::table_name;
+use super::{Connection, db_error};
+use crate::error::ImportResult;
+use crate::extract::Table;
+use std::fmt;
+
+/// The sample query the report runs and prints.
+pub const SAMPLE_QUERY: &str = "SELECT e.enterprise_number, e.primary_name, a.municipality_nl
+FROM enterprises e
+LEFT JOIN addresses a ON a.entity_number = e.enterprise_number AND a._is_current AND a.type_of_address = 'REGO'
+WHERE e._is_current AND e.primary_name <> e.enterprise_number
+ORDER BY e.enterprise_number LIMIT 5";
+
+/// Row counts, recent jobs and a sample of enterprises.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    /// (table, current rows, all rows).
+    pub tables: Vec<(&'static str, i64, i64)>,
+    /// The last jobs: (id, extract number, type, status, inserted, deleted).
+    pub jobs: Vec<(String, i64, String, String, i64, i64)>,
+    /// The sample query's rows.
+    pub sample: Vec<[String; 3]>,
+}
+
+/// Reads the summary; the schema must exist (an import has run).
+pub fn summary(conn: &Connection) -> ImportResult<Summary> {
+    let err = db_error("reading the register");
+    let mut tables = Vec::new();
+    for t in Table::ALL {
+        let name = table_name(t);
+        let (current, all) = conn
+            .query_row(&format!("SELECT count(*) FILTER (WHERE _is_current), count(*) FROM {name}"), [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .map_err(&err)?;
+        tables.push((name, current, all));
+    }
+    let mut stmt = conn
+        .prepare(
+            "SELECT id, extract_number, extract_type, status, coalesce(records_inserted, 0), coalesce(records_deleted, 0)
+             FROM import_jobs ORDER BY extract_number DESC LIMIT 5",
+        )
+        .map_err(&err)?;
+    let jobs = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))
+        .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+        .map_err(&err)?;
+    let mut stmt = conn.prepare(SAMPLE_QUERY).map_err(&err)?;
+    let sample = stmt
+        .query_map([], |r| {
+            Ok([r.get(0)?, r.get(1)?, r.get::<_, Option<String>>(2)?.unwrap_or_default()])
+        })
+        .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+        .map_err(&err)?;
+    Ok(Summary { tables, jobs, sample })
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{:<16} {:>12} {:>12}", "table", "current", "all rows")?;
+        for (name, current, all) in &self.tables {
+            writeln!(f, "{name:<16} {current:>12} {all:>12}")?;
+        }
+        writeln!(f, "\nlast jobs:")?;
+        for (id, number, kind, status, inserted, deleted) in &self.jobs {
+            writeln!(f, "  {id}: extract {number} ({kind}) {status}, {inserted} rows inserted, {deleted} retired")?;
+        }
+        writeln!(f, "\n{SAMPLE_QUERY};")?;
+        for [number, name, place] in &self.sample {
+            writeln!(f, "  {number}  {name}  {place}")?;
+        }
+        Ok(())
+    }
+}

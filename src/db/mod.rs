@@ -1,0 +1,193 @@
+//! The database layer: DuckDB behind a few functions.
+//!
+//! - [`Database::run`] opens a connection for one step and closes it afterwards, so that no
+//!   write lock is held on a local file while no import runs;
+//! - [`schema`]: the tables of the contract; [`staging`]: loading an extract's CSV files;
+//! - [`apply`]: one batch, exactly once; [`finalize`]: names, codes, counts;
+//! - [`ledger`]: `import_jobs` and `import_job_batches`; [`rollback`]: undoing an extract.
+//!
+//! A local file and MotherDuck share one code path: an in-memory DuckDB that `ATTACH`es the
+//! target as `kbo` and `USE`s it.
+
+pub mod apply;
+pub mod finalize;
+pub mod inspect;
+pub mod ledger;
+pub mod rollback;
+pub mod schema;
+pub mod staging;
+
+use crate::config::{DatabaseTarget, DuckDbSettings};
+use crate::error::{ImportError, ImportResult};
+use std::sync::Arc;
+
+pub use duckdb::Connection;
+
+/// The register's database, and the means to run work against it one step at a time.
+#[derive(Clone)]
+pub struct Database {
+    target: DatabaseTarget,
+    settings: DuckDbSettings,
+    /// One step at a time in this process: two DuckDB instances must not write one file.
+    lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Database {
+    /// A handle; nothing is opened until [`Database::run`].
+    pub fn new(target: DatabaseTarget, settings: DuckDbSettings) -> Database {
+        Database {
+            target,
+            settings,
+            lock: Arc::new(tokio::sync::Mutex::new(())),
+        }
+    }
+
+    /// Where the register is.
+    pub fn target(&self) -> &DatabaseTarget {
+        &self.target
+    }
+
+    /// Runs `work` on a blocking thread with a fresh connection, closed when it returns.
+    pub async fn run<T, F>(&self, work: F) -> ImportResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> ImportResult<T> + Send + 'static,
+    {
+        let _guard = self.lock.lock().await;
+        let target = self.target.clone();
+        let settings = self.settings.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = connect(&target, &settings)?;
+            work(&mut conn)
+        })
+        .await
+        .map_err(|e| ImportError::retryable(format!("database task failed: {e}")))?
+    }
+}
+
+/// Opens an in-memory DuckDB bounded by `settings`, attaches `target` as `kbo` and uses it.
+pub fn connect(target: &DatabaseTarget, settings: &DuckDbSettings) -> ImportResult<Connection> {
+    let conn = Connection::open_in_memory().map_err(db_error("opening DuckDB"))?;
+    std::fs::create_dir_all(&settings.temp_dir).map_err(|e| {
+        ImportError::retryable(format!("cannot create {}: {e}", settings.temp_dir.display()))
+    })?;
+    let mut setup = format!(
+        "SET memory_limit = {}; SET temp_directory = {}; ",
+        sql_literal(&settings.memory_limit),
+        sql_literal(&settings.temp_dir.to_string_lossy())
+    );
+    if let Some(threads) = settings.threads {
+        setup.push_str(&format!("SET threads = {threads}; "));
+    }
+    conn.execute_batch(&setup)
+        .map_err(|e| ImportError::terminal(format!("DuckDB settings refused (check KBO_DUCKDB_MEMORY_LIMIT and KBO_DUCKDB_THREADS): {e}")))?;
+    if let DatabaseTarget::File(path) = target
+        && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| ImportError::retryable(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    let attach = format!("ATTACH {} AS kbo; USE kbo;", sql_literal(&target.attach_path()));
+    conn.execute_batch(&attach).map_err(|e| {
+        let hint = match target {
+            DatabaseTarget::MotherDuck(_) => "; check MOTHERDUCK_TOKEN and that the motherduck extension is installed",
+            DatabaseTarget::File(_) => "; another process may hold the file open for writing",
+        };
+        ImportError::retryable(format!("cannot open the database {target}: {e}{hint}"))
+    })?;
+    Ok(conn)
+}
+
+/// Creates the contract's tables, the ledger and the staging schema where they are missing.
+/// A database created by the old system is used as it is.
+pub fn ensure_schema(conn: &Connection) -> ImportResult<()> {
+    let mut sql = String::new();
+    for t in crate::extract::Table::ALL {
+        sql.push_str(&schema::create_table_sql(t));
+        sql.push_str(";\n");
+    }
+    sql.push_str(schema::SUPPORT_TABLES_SQL);
+    conn.execute_batch(&sql).map_err(db_error("creating the schema"))
+}
+
+/// A SQL string literal for a configuration value (paths, settings) that DuckDB does not take
+/// as a parameter. Data values never go through here: they are bound as parameters.
+pub fn sql_literal(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "''"))
+}
+
+/// Maps a DuckDB error to an import error, classified by what DuckDB says went wrong.
+pub fn db_error(context: &'static str) -> impl Fn(duckdb::Error) -> ImportError {
+    move |e| {
+        let text = e.to_string();
+        let terminal = ["Constraint Error", "Conversion Error", "Invalid Input Error", "Binder Error", "Parser Error", "Catalog Error"]
+            .iter()
+            .any(|kind| text.contains(kind));
+        let message = format!("{context}: {text}");
+        if terminal {
+            ImportError::terminal(message)
+        } else {
+            ImportError::retryable(message)
+        }
+    }
+}
+
+/// Now, UTC, as `yyyy-mm-dd HH:MM:SS` for TIMESTAMP columns.
+pub fn utc_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literals_double_quotes() {
+        assert_eq!(sql_literal("it's"), "'it''s'");
+    }
+
+    #[test]
+    fn utc_now_has_the_timestamp_shape() {
+        let now = utc_now();
+        assert_eq!(now.len(), 19, "{now}");
+        assert!(now.starts_with("20"), "{now}");
+    }
+
+    #[test]
+    fn attaches_a_local_file_and_releases_it_on_close() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = DatabaseTarget::File(dir.path().join("sub/kbo.duckdb"));
+        let settings = DuckDbSettings {
+            memory_limit: "256MB".into(),
+            threads: Some(1),
+            temp_dir: dir.path().join("tmp"),
+        };
+        let conn = connect(&target, &settings).unwrap();
+        conn.execute_batch("CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (1);").unwrap();
+        drop(conn);
+        // A second, independent instance can open the file: no lock is left behind.
+        let other = duckdb::Connection::open(dir.path().join("sub/kbo.duckdb")).unwrap();
+        let n: i64 = other.query_row("SELECT count(*) FROM t", [], |r| r.get(0)).unwrap();
+        assert_eq!(n, 1);
+    }
+}

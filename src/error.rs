@@ -1,0 +1,91 @@
+//! The import's error: a message for the operator, classified as terminal or retryable.
+//!
+//! Terminal errors are faults of the input or of the request (a bad extract, a wrong URL, a
+//! checksum mismatch): trying again cannot help, so the workflow fails with the message.
+//! Retryable errors are faults of the moment (network, disk, a locked database): Restate
+//! retries the step with backoff.
+
+use restate_sdk::errors::{HandlerError, TerminalError};
+use std::fmt;
+
+/// Whether trying again may help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Bad input or request: fail the import with this message.
+    Terminal,
+    /// A passing fault: retry the step.
+    Retryable,
+}
+
+/// An error of the import, with the message an operator reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportError {
+    /// Terminal or retryable.
+    pub kind: ErrorKind,
+    /// What failed, for which file/line/extract, and what to do.
+    pub message: String,
+}
+
+impl ImportError {
+    /// A fault of the input or request.
+    pub fn terminal(message: impl Into<String>) -> Self {
+        ImportError {
+            kind: ErrorKind::Terminal,
+            message: message.into(),
+        }
+    }
+
+    /// A passing fault.
+    pub fn retryable(message: impl Into<String>) -> Self {
+        ImportError {
+            kind: ErrorKind::Retryable,
+            message: message.into(),
+        }
+    }
+
+    /// True for terminal errors.
+    pub fn is_terminal(&self) -> bool {
+        self.kind == ErrorKind::Terminal
+    }
+
+    /// The same error with `context` in front of its message.
+    pub fn context(self, context: impl fmt::Display) -> Self {
+        ImportError {
+            kind: self.kind,
+            message: format!("{context}: {}", self.message),
+        }
+    }
+}
+
+impl fmt::Display for ImportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ImportError {}
+
+impl ImportError {
+    /// The error as Restate's handler error: terminal stays terminal, retryable is retried.
+    pub fn into_handler_error(self) -> HandlerError {
+        match self.kind {
+            ErrorKind::Terminal => TerminalError::new(self.message).into(),
+            ErrorKind::Retryable => HandlerError::from(RetryableError(self.message)),
+        }
+    }
+}
+
+/// Carrier for a retryable message into Restate's [`HandlerError`].
+#[derive(Debug)]
+struct RetryableError(String);
+
+impl fmt::Display for RetryableError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for RetryableError {}
+
+/// Shorthand for results of import steps.
+pub type ImportResult<T> = Result<T, ImportError>;

@@ -1,0 +1,442 @@
+//! Opening an extract ZIP: member names, size limits, streaming unpack, header and meta checks.
+
+use super::dialect::split_line;
+use super::meta::{ExtractType, Meta, MetaError};
+use super::tables::{Member, Table};
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::path::{Component, Path, PathBuf};
+use thiserror::Error;
+
+/// Bounds that protect the service from hostile archives (zip bombs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest uncompressed size of one member, in bytes.
+    pub max_member_bytes: u64,
+    /// Largest uncompressed size of all members together, in bytes.
+    pub max_total_bytes: u64,
+    /// Largest ratio of uncompressed to compressed size of a member larger than 1 MiB.
+    pub max_ratio: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_member_bytes: 8 << 30,
+            max_total_bytes: 32 << 30,
+            max_ratio: 200,
+        }
+    }
+}
+
+/// An extract unpacked to disk and checked: its meta data and the path of every member.
+#[derive(Debug, Clone)]
+pub struct Unpacked {
+    /// The content of `meta.csv`.
+    pub meta: Meta,
+    /// Every known member, unpacked.
+    pub files: BTreeMap<Member, PathBuf>,
+}
+
+impl Unpacked {
+    /// The path of a member the extract must hold (checked by [`unpack`]).
+    pub fn path(&self, member: Member) -> &Path {
+        &self.files[&member]
+    }
+}
+
+/// Why an archive was refused. All but [`ArchiveError::Write`] are faults of the input.
+#[derive(Debug, Error)]
+pub enum ArchiveError {
+    /// The file is not a readable ZIP archive (or is truncated).
+    #[error("the extract is not a valid ZIP archive ({0}); check that the URL serves a KBO Open Data ZIP file and that the download is complete")]
+    NotZip(String),
+    /// A member could not be decompressed (corrupt data, bad checksum, truncated).
+    #[error("ZIP member {member} is corrupt: {reason}")]
+    Corrupt {
+        /// The member's name in the archive.
+        member: String,
+        /// What the decompressor said.
+        reason: String,
+    },
+    /// A member name could escape the work directory.
+    #[error("ZIP member name {0:?} is unsafe (absolute path or '..'); the extract is refused")]
+    UnsafeName(String),
+    /// Two members have the same file name.
+    #[error("ZIP holds {0} twice")]
+    Duplicate(String),
+    /// A member or the whole archive exceeds the configured bounds.
+    #[error("ZIP member {member} is refused: {reason} (a zip bomb or not a KBO extract; the bounds are KBO_MAX_MEMBER_BYTES, KBO_MAX_TOTAL_BYTES and KBO_MAX_COMPRESSION_RATIO)")]
+    TooLarge {
+        /// The member's name in the archive.
+        member: String,
+        /// Which bound it exceeds.
+        reason: String,
+    },
+    /// A file the extract's kind requires is absent.
+    #[error("the extract has no {member} (meta.csv says ExtractType {kind}, which requires it)")]
+    Missing {
+        /// The missing member.
+        member: Member,
+        /// The kind of extract.
+        kind: ExtractType,
+    },
+    /// `meta.csv` is absent.
+    #[error("the extract has no meta.csv; every KBO extract starts with one")]
+    NoMeta,
+    /// `meta.csv` is unusable.
+    #[error(transparent)]
+    Meta(#[from] MetaError),
+    /// A member's first line is not the header FORMAT.md gives.
+    #[error("{member}: the header is {found:?} but a KBO extract has {expected:?}")]
+    Header {
+        /// The member.
+        member: Member,
+        /// The header as found.
+        found: String,
+        /// The header it must have.
+        expected: String,
+    },
+    /// A member is not UTF-8 text where the service reads it itself.
+    #[error("{member}: {reason}")]
+    Text {
+        /// The member.
+        member: Member,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Writing the unpacked file failed (disk full, permissions): worth retrying.
+    #[error("could not write {path}: {source}")]
+    Write {
+        /// The file being written.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+impl ArchiveError {
+    /// Whether trying again may succeed (local I/O), as opposed to bad input.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, ArchiveError::Write { .. })
+    }
+}
+
+/// Unpacks the known members of `zip_path` into `dest` (streaming, never the whole archive in
+/// memory), then checks `meta.csv`, the set of members its kind requires, and every header.
+pub fn unpack(zip_path: &Path, dest: &Path, limits: &Limits) -> Result<Unpacked, ArchiveError> {
+    let file = File::open(zip_path).map_err(|e| ArchiveError::NotZip(e.to_string()))?;
+    let mut archive = zip::ZipArchive::new(BufReader::new(file))
+        .map_err(|e| ArchiveError::NotZip(e.to_string()))?;
+    std::fs::create_dir_all(dest).map_err(|source| ArchiveError::Write {
+        path: dest.to_path_buf(),
+        source,
+    })?;
+
+    let mut files = BTreeMap::new();
+    let mut total: u64 = 0;
+    for index in 0..archive.len() {
+        let mut entry = archive.by_index(index).map_err(|e| ArchiveError::Corrupt {
+            member: format!("#{index}"),
+            reason: e.to_string(),
+        })?;
+        let raw_name = String::from_utf8_lossy(entry.name_raw()).into_owned();
+        let base = safe_base_name(&raw_name)?;
+        if entry.is_dir() {
+            continue;
+        }
+        let Some(member) = Member::from_file_name(&base) else {
+            tracing::warn!(member = %raw_name, "ignoring a ZIP member that is not part of the KBO format");
+            continue;
+        };
+        if files.contains_key(&member) {
+            return Err(ArchiveError::Duplicate(base));
+        }
+        let declared = entry.size();
+        let too_large = |reason: String| ArchiveError::TooLarge {
+            member: raw_name.clone(),
+            reason,
+        };
+        if declared > limits.max_member_bytes {
+            return Err(too_large(format!(
+                "it declares {declared} bytes, more than the bound of {}",
+                limits.max_member_bytes
+            )));
+        }
+        let compressed = entry.compressed_size().max(1);
+        if declared > (1 << 20) && declared / compressed > limits.max_ratio {
+            return Err(too_large(format!(
+                "it expands {}-fold, more than the bound of {}",
+                declared / compressed,
+                limits.max_ratio
+            )));
+        }
+
+        let path = dest.join(member.file_name());
+        let write_err = |source| ArchiveError::Write {
+            path: path.clone(),
+            source,
+        };
+        let out = File::create(&path).map_err(write_err)?;
+        let mut out = BufWriter::with_capacity(1 << 20, out);
+        let budget = limits
+            .max_member_bytes
+            .min(limits.max_total_bytes.saturating_sub(total));
+        let copied = copy_bounded(&mut entry, &mut out, budget).map_err(|e| match e {
+            CopyError::Read(e) => ArchiveError::Corrupt {
+                member: raw_name.clone(),
+                reason: e.to_string(),
+            },
+            CopyError::Write(e) => write_err(e),
+        })?;
+        out.flush().map_err(write_err)?;
+        if copied > budget {
+            return Err(too_large(format!(
+                "it expands beyond {budget} bytes, past the member or total bound"
+            )));
+        }
+        total += copied;
+        files.insert(member, path);
+    }
+
+    let meta_path = files.get(&Member::Meta).ok_or(ArchiveError::NoMeta)?;
+    let meta_text = read_small_text(meta_path, Member::Meta)?;
+    let meta = Meta::parse(&meta_text)?;
+    for member in required_members(meta.extract_type) {
+        if !files.contains_key(&member) {
+            return Err(ArchiveError::Missing {
+                member,
+                kind: meta.extract_type,
+            });
+        }
+    }
+    for (member, path) in &files {
+        check_header(*member, path)?;
+    }
+    Ok(Unpacked { meta, files })
+}
+
+/// The members an extract of `kind` must hold.
+pub fn required_members(kind: ExtractType) -> Vec<Member> {
+    let mut members = vec![Member::Meta, Member::Code];
+    for table in Table::ALL {
+        match kind {
+            ExtractType::Full => members.push(Member::Full(table)),
+            ExtractType::Update => members.extend([Member::Delete(table), Member::Insert(table)]),
+        }
+    }
+    members
+}
+
+/// The last path component of a member name, refusing names that could escape a directory.
+fn safe_base_name(name: &str) -> Result<String, ArchiveError> {
+    let normalized = name.replace('\\', "/");
+    let path = Path::new(&normalized);
+    let unsafe_name = normalized.starts_with('/')
+        || path
+            .components()
+            .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+        || normalized.contains(':');
+    if unsafe_name {
+        return Err(ArchiveError::UnsafeName(name.to_string()));
+    }
+    Ok(path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default())
+}
+
+enum CopyError {
+    Read(std::io::Error),
+    Write(std::io::Error),
+}
+
+/// Copies at most `budget + 1` bytes, so that the caller can tell an overflow from a fit.
+fn copy_bounded(from: &mut impl Read, to: &mut impl Write, budget: u64) -> Result<u64, CopyError> {
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut copied: u64 = 0;
+    loop {
+        let n = from.read(&mut buf).map_err(CopyError::Read)?;
+        if n == 0 {
+            return Ok(copied);
+        }
+        copied += n as u64;
+        if copied > budget {
+            return Ok(copied);
+        }
+        to.write_all(&buf[..n]).map_err(CopyError::Write)?;
+    }
+}
+
+fn read_small_text(path: &Path, member: Member) -> Result<String, ArchiveError> {
+    let mut bytes = Vec::new();
+    File::open(path)
+        .and_then(|f| f.take(1 << 20).read_to_end(&mut bytes))
+        .map_err(|source| ArchiveError::Write {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    String::from_utf8(bytes).map_err(|e| ArchiveError::Text {
+        member,
+        reason: format!("not UTF-8 text (invalid byte at offset {})", e.utf8_error().valid_up_to()),
+    })
+}
+
+/// Checks that the member's first line is exactly the header FORMAT.md gives.
+fn check_header(member: Member, path: &Path) -> Result<(), ArchiveError> {
+    let file = File::open(path).map_err(|source| ArchiveError::Write {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut line = Vec::new();
+    BufReader::new(file)
+        .take(64 * 1024)
+        .read_until(b'\n', &mut line)
+        .map_err(|source| ArchiveError::Write {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    let text = String::from_utf8(line).map_err(|_| ArchiveError::Text {
+        member,
+        reason: "the header line is not UTF-8 text".into(),
+    })?;
+    let text = text.trim_end_matches(['\r', '\n']);
+    let expected = member.columns();
+    let matches = split_line(text)
+        .map(|values| {
+            values.len() == expected.len()
+                && values
+                    .iter()
+                    .zip(expected)
+                    .all(|(v, e)| v.as_deref() == Some(*e))
+        })
+        .unwrap_or(false);
+    if matches {
+        Ok(())
+    } else {
+        Err(ArchiveError::Header {
+            member,
+            found: text.trim_start_matches('\u{feff}').to_string(),
+            expected: expected.join(","),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zip::write::SimpleFileOptions;
+
+    fn zip_with(members: &[(&str, &[u8])]) -> tempfile::NamedTempFile {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let mut zip = zip::ZipWriter::new(File::create(file.path()).unwrap());
+        for (name, content) in members {
+            zip.start_file(*name, SimpleFileOptions::default()).unwrap();
+            zip.write_all(content).unwrap();
+        }
+        zip.finish().unwrap();
+        file
+    }
+
+    fn meta(kind: &str) -> String {
+        format!("\"Variable\",\"Value\"\n\"SnapshotDate\",\"04-10-2025\"\n\"ExtractTimestamp\",\"05-10-2025 07:31:02\"\n\"ExtractType\",\"{kind}\"\n\"ExtractNumber\",\"140\"\n\"Version\",\"1.0.0\"\n")
+    }
+
+    fn full_members(meta_text: &str) -> Vec<(String, Vec<u8>)> {
+        let mut members = vec![
+            ("meta.csv".to_string(), meta_text.as_bytes().to_vec()),
+            ("code.csv".to_string(), b"\xef\xbb\xbf\"Category\",\"Code\",\"Language\",\"Description\"\r\n".to_vec()),
+        ];
+        for t in Table::ALL {
+            let header: Vec<String> = t.columns().iter().map(|c| format!("\"{c}\"")).collect();
+            members.push((format!("{t}.csv"), format!("{}\n", header.join(",")).into_bytes()));
+        }
+        members
+    }
+
+    fn unpack_members(members: &[(String, Vec<u8>)]) -> Result<Unpacked, ArchiveError> {
+        let refs: Vec<(&str, &[u8])> = members.iter().map(|(n, c)| (n.as_str(), c.as_slice())).collect();
+        let zip = zip_with(&refs);
+        let dir = tempfile::tempdir().unwrap();
+        unpack(zip.path(), dir.path(), &Limits::default())
+    }
+
+    #[test]
+    fn unpacks_a_well_formed_full_extract() {
+        let unpacked = unpack_members(&full_members(&meta("full"))).unwrap();
+        assert_eq!(unpacked.meta.extract_number, 140);
+        assert_eq!(unpacked.files.len(), 9);
+        assert!(unpacked.path(Member::Full(Table::Activity)).exists());
+    }
+
+    #[test]
+    fn refuses_a_full_without_meta_or_a_table() {
+        let mut members = full_members(&meta("full"));
+        members.retain(|(n, _)| n != "meta.csv");
+        assert!(matches!(unpack_members(&members), Err(ArchiveError::NoMeta)));
+        let mut members = full_members(&meta("full"));
+        members.retain(|(n, _)| n != "branch.csv");
+        let err = unpack_members(&members).unwrap_err();
+        assert!(err.to_string().contains("branch.csv"), "{err}");
+        let err = unpack_members(&full_members(&meta("update"))).unwrap_err();
+        assert!(err.to_string().contains("enterprise_delete.csv"), "{err}");
+    }
+
+    #[test]
+    fn refuses_a_header_that_differs_naming_the_file() {
+        let mut members = full_members(&meta("full"));
+        for (name, content) in members.iter_mut() {
+            if name == "address.csv" {
+                *content = b"\"EntityNumber\",\"TypeOfAddress\",\"Zip\"\n".to_vec();
+            }
+        }
+        let err = unpack_members(&members).unwrap_err();
+        assert!(matches!(err, ArchiveError::Header { member: Member::Full(Table::Address), .. }));
+        assert!(err.to_string().starts_with("address.csv: the header is"), "{err}");
+    }
+
+    #[test]
+    fn refuses_unsafe_member_names() {
+        for name in ["../meta.csv", "/etc/meta.csv", "a/../../meta.csv", "C:\\meta.csv"] {
+            let mut members = full_members(&meta("full"));
+            members.push((name.to_string(), b"x".to_vec()));
+            let err = unpack_members(&members).unwrap_err();
+            assert!(matches!(err, ArchiveError::UnsafeName(_)), "{name}: {err}");
+        }
+    }
+
+    #[test]
+    fn refuses_members_past_the_bounds() {
+        let mut members = full_members(&meta("full"));
+        for (name, content) in members.iter_mut() {
+            if name == "activity.csv" {
+                content.extend(std::iter::repeat_n(b'a', 4 << 20));
+            }
+        }
+        let refs: Vec<(&str, &[u8])> = members.iter().map(|(n, c)| (n.as_str(), c.as_slice())).collect();
+        let zip = zip_with(&refs);
+        let dir = tempfile::tempdir().unwrap();
+        let err = unpack(zip.path(), dir.path(), &Limits::default()).unwrap_err();
+        assert!(matches!(err, ArchiveError::TooLarge { .. }), "{err}");
+        let tight = Limits { max_member_bytes: 1000, max_total_bytes: 1 << 40, max_ratio: 1 << 40 };
+        let err = unpack(zip.path(), dir.path(), &tight).unwrap_err();
+        assert!(err.to_string().contains("activity.csv"), "{err}");
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_zip_or_is_truncated() {
+        let dir = tempfile::tempdir().unwrap();
+        let not_zip = dir.path().join("x.zip");
+        std::fs::write(&not_zip, b"<html>404</html>").unwrap();
+        assert!(matches!(unpack(&not_zip, dir.path(), &Limits::default()), Err(ArchiveError::NotZip(_))));
+
+        let members = full_members(&meta("full"));
+        let refs: Vec<(&str, &[u8])> = members.iter().map(|(n, c)| (n.as_str(), c.as_slice())).collect();
+        let zip = zip_with(&refs);
+        let bytes = std::fs::read(zip.path()).unwrap();
+        let truncated = dir.path().join("t.zip");
+        std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+        assert!(unpack(&truncated, dir.path(), &Limits::default()).is_err());
+    }
+}

@@ -1,0 +1,19 @@
+//! Knowledge of KBO Open Data extracts (FORMAT.md): pure code, no database and no network.
+//!
+//! - [`tables`]: the seven data tables and the CSV members that carry them;
+//! - [`dialect`]: the CSV dialect as real extracts write it;
+//! - [`date`]: `dd-mm-yyyy` dates;
+//! - [`meta`]: `meta.csv`, which says what an extract is;
+//! - [`archive`]: opening the ZIP safely and checking its members;
+//! - [`file_name`]: the portal's file names (`KboOpenData_0140_2025_10_05_Update.zip`).
+
+pub mod archive;
+pub mod date;
+pub mod dialect;
+pub mod file_name;
+pub mod meta;
+pub mod tables;
+
+pub use archive::{Limits, Unpacked};
+pub use meta::{ExtractType, Meta};
+pub use tables::{Member, Table};

@@ -1,0 +1,265 @@
+//! The import's steps, below the workflow: each is one journaled `ctx.run` in [`crate::workflow`].
+//!
+//! The workflow decides the order; this module does the work of each step with the extract
+//! files and the database, and says whether a failure is terminal or worth a retry.
+
+use crate::config::Config;
+use crate::db::{self, Database, apply::BatchOutcome, finalize::Finalized, ledger::Job};
+use crate::download::{self, Downloaded};
+use crate::error::{ImportError, ImportResult};
+use crate::extract::archive::{self, ArchiveError};
+use crate::plan::{self, Batch, StageStats};
+use serde::{Deserialize, Serialize};
+use crate::db::schema::table_name;
+use std::path::PathBuf;
+use tracing::Instrument;
+use url::Url;
+
+/// What the caller asked for: an extract by URL, optionally with its SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportRequest {
+    /// Where the extract ZIP is.
+    pub url: String,
+    /// Lowercase hex SHA-256 the download must have, if given.
+    pub sha256: Option<String>,
+}
+
+impl ImportRequest {
+    /// Reads the `run` handler's body: a JSON string (the URL) or `{"url": …, "sha256": …}`.
+    pub fn from_json(body: &serde_json::Value, allow_file_urls: bool) -> ImportResult<ImportRequest> {
+        let (url, sha256) = match body {
+            serde_json::Value::String(url) => (url.as_str(), None),
+            serde_json::Value::Object(map) => {
+                let url = map.get("url").and_then(|u| u.as_str()).ok_or_else(|| {
+                    ImportError::terminal("the request has no \"url\": send a JSON string or {\"url\": \"…\", \"sha256\": \"…\"}")
+                })?;
+                let sha256 = match map.get("sha256") {
+                    None | Some(serde_json::Value::Null) => None,
+                    Some(serde_json::Value::String(s)) => Some(download::parse_sha256(s)?),
+                    Some(other) => return Err(ImportError::terminal(format!("\"sha256\" must be a string, found {other}"))),
+                };
+                (url, sha256)
+            }
+            other => {
+                return Err(ImportError::terminal(format!(
+                    "the request must be a JSON string (the extract's URL) or an object with \"url\", found {other}"
+                )));
+            }
+        };
+        download::parse_url(url, allow_file_urls)?;
+        Ok(ImportRequest { url: url.trim().to_string(), sha256 })
+    }
+
+    fn url(&self) -> ImportResult<Url> {
+        Url::parse(&self.url).map_err(|e| ImportError::terminal(format!("bad URL {}: {e}", self.url)))
+    }
+}
+
+/// The outcome of `prepare`: the job and its batch plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Prepared {
+    /// The job, with the extract's meta data.
+    pub job: Job,
+    /// The batches, in the order they are applied.
+    pub batches: Vec<Batch>,
+    /// What each staged file holds.
+    pub stages: Vec<StageStats>,
+}
+
+impl Prepared {
+    /// Staged lines over all files: the work the batches will do.
+    pub fn rows_total(&self) -> u64 {
+        self.stages.iter().map(|s| s.rows).sum()
+    }
+}
+
+/// Does the work of each import step.
+pub struct Importer {
+    config: Config,
+    db: Database,
+    http: reqwest::Client,
+}
+
+impl Importer {
+    /// An importer for `config`; opens nothing yet.
+    pub fn new(config: Config) -> Importer {
+        let db = Database::new(config.database.clone(), config.duckdb.clone());
+        let http = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(30))
+            .read_timeout(std::time::Duration::from_secs(120))
+            .user_agent(concat!("kbo-import/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("the HTTP client's settings are valid");
+        Importer { config, db, http }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The job's own folder in the work directory.
+    pub fn job_dir(&self, job_id: &str) -> PathBuf {
+        let safe: String = job_id
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+            .collect();
+        self.config.work_dir.join(safe)
+    }
+
+    fn zip_path(&self, job_id: &str) -> PathBuf {
+        self.job_dir(job_id).join("extract.zip")
+    }
+
+    /// Step `download`: the extract to the work directory, with its SHA-256 and size.
+    pub async fn download(&self, job_id: &str, request: &ImportRequest) -> ImportResult<Downloaded> {
+        let span = tracing::info_span!("step", step = "download", job_id);
+        async move {
+            let downloaded =
+                download::fetch(&self.http, &request.url()?, &self.zip_path(job_id), request.sha256.as_deref()).await?;
+            tracing::info!(bytes = downloaded.bytes, sha256 = %downloaded.sha256, "extract downloaded");
+            Ok(downloaded)
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Step `prepare`: checks the extract, records the job, stages the files and plans batches.
+    ///
+    /// Where the download is not on this machine (another replica, a cleaned disk), the
+    /// extract is fetched again and must have the SHA-256 the download step journaled.
+    pub async fn prepare(&self, job_id: &str, request: &ImportRequest, downloaded: &Downloaded) -> ImportResult<Prepared> {
+        let span = tracing::info_span!("step", step = "prepare", job_id, bytes = downloaded.bytes);
+        self.prepare_inner(job_id, request, downloaded).instrument(span).await
+    }
+
+    async fn prepare_inner(&self, job_id: &str, request: &ImportRequest, downloaded: &Downloaded) -> ImportResult<Prepared> {
+        let zip = self.zip_path(job_id);
+        if download::sha256_of(&zip).await.as_deref() != Some(downloaded.sha256.as_str()) {
+            tracing::info!(job_id, "the downloaded extract is not here; fetching it again");
+            download::fetch(&self.http, &request.url()?, &zip, Some(&downloaded.sha256)).await?;
+        }
+        let csv_dir = self.job_dir(job_id).join("csv");
+        let limits = self.config.limits;
+        let unpack_dir = csv_dir.clone();
+        let unpacked = tokio::task::spawn_blocking(move || archive::unpack(&zip, &unpack_dir, &limits))
+            .await
+            .map_err(|e| ImportError::retryable(format!("unpacking failed: {e}")))?
+            .map_err(|e: ArchiveError| {
+                if e.is_retryable() { ImportError::retryable(e.to_string()) } else { ImportError::terminal(e.to_string()) }
+            })?;
+        let job = Job { id: job_id.to_string(), meta: unpacked.meta.clone() };
+        let batch_rows = self.config.batch_rows;
+        let job_for_db = job.clone();
+        let (batches, stages) = self
+            .db
+            .run(move |conn| {
+                db::ensure_schema(conn)?;
+                db::ledger::begin_job(conn, &job_for_db)?;
+                let stages = db::staging::stage_extract(conn, &unpacked)?;
+                let batches = plan::plan(job_for_db.meta.extract_type, &stages, batch_rows);
+                db::ledger::record_plan(conn, &job_for_db, &batches)?;
+                Ok((batches, stages))
+            })
+            .await
+            .map_err(|e| e.context(format!("extract {}", job.meta.extract_number)))?;
+        let _ = tokio::fs::remove_dir_all(&csv_dir).await;
+        let prepared = Prepared { job, batches, stages };
+        tracing::info!(
+            extract = prepared.job.meta.extract_number,
+            kind = %prepared.job.meta.extract_type,
+            rows = prepared.rows_total(),
+            batches = prepared.batches.len(),
+            "extract staged"
+        );
+        Ok(prepared)
+    }
+
+    /// One batch step: applies the batch exactly once.
+    pub async fn apply(&self, job: &Job, batch: &Batch) -> ImportResult<BatchOutcome> {
+        let name = batch.step_name();
+        let span = tracing::info_span!(
+            "step",
+            step = %name,
+            job_id = %job.id,
+            extract = job.meta.extract_number,
+            table = table_name(batch.table),
+            batch = batch.number,
+        );
+        let (job, batch) = (job.clone(), batch.clone());
+        async move {
+            let outcome = self
+                .db
+                .run(move |conn| db::apply::apply_batch(conn, &job, &batch))
+                .await
+                .map_err(|e| e.context(&name))?;
+            tracing::info!(rows = outcome.rows, already_done = outcome.already_done, "batch applied");
+            Ok(outcome)
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Step `finalize`: names, code tables, counts; then the job's files are removed.
+    pub async fn finalize(&self, job: &Job) -> ImportResult<Finalized> {
+        let span = tracing::info_span!("step", step = "finalize", job_id = %job.id, extract = job.meta.extract_number);
+        let job_for_db = job.clone();
+        async move {
+            let finalized = self
+                .db
+                .run(move |conn| db::finalize::finalize(conn, &job_for_db))
+                .await
+                .map_err(|e| e.context("finalize"))?;
+            let _ = tokio::fs::remove_dir_all(self.job_dir(&job.id)).await;
+            tracing::info!(
+                inserted = finalized.counts.inserted,
+                deleted = finalized.counts.deleted,
+                names = finalized.names_resolved,
+                "extract applied"
+            );
+            Ok(finalized)
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Step `rollback`, after a terminal failure or a cancellation: undoes every change the
+    /// extract made, records the job failed in `import_jobs`, and removes its files.
+    pub async fn roll_back(&self, job_id: &str, message: &str) -> ImportResult<()> {
+        let (id, msg) = (job_id.to_string(), message.to_string());
+        let undone = self
+            .db
+            .run(move |conn| {
+                db::ensure_schema(conn)?;
+                match db::rollback::fail_and_roll_back(conn, &id, &msg)? {
+                    Some(undone) => Ok(Some(undone)),
+                    None => db::ledger::record_early_failure(conn, &id, &msg).map(|_| None),
+                }
+            })
+            .await?;
+        if let Some(undone) = undone {
+            tracing::warn!(job_id, removed = undone.removed, restored = undone.restored, "rolled back the extract");
+        }
+        let _ = tokio::fs::remove_dir_all(self.job_dir(job_id)).await;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn requests_are_a_url_string_or_an_object() {
+        let r = ImportRequest::from_json(&json!("https://x/KboOpenData_0140_2025_10_05_Update.zip"), false).unwrap();
+        assert_eq!(r.sha256, None);
+        let sha = "ab".repeat(32);
+        let r = ImportRequest::from_json(&json!({"url": "http://x/a.zip", "sha256": sha.to_uppercase()}), false).unwrap();
+        assert_eq!(r.sha256.as_deref(), Some(sha.as_str()));
+        for bad in [json!(null), json!(42), json!({"sha256": sha}), json!({"url": "http://x", "sha256": 1}), json!("file:///x.zip")] {
+            let err = ImportRequest::from_json(&bad, false).unwrap_err();
+            assert!(err.is_terminal(), "{bad}: {err}");
+        }
+    }
+}

@@ -1,0 +1,26 @@
+//! kbo-import: imports the Belgian company register (KBO Open Data) into DuckDB or MotherDuck
+//! as a durable Restate workflow.
+//!
+//! Layers, top to bottom:
+//! - [`workflow`]: the `KboImport` workflow, orchestration only;
+//! - [`importer`]: the work of each step;
+//! - [`extract`]: KBO extract knowledge (ZIP, `meta.csv`, CSV dialect, tables), pure code;
+//! - [`db`]: DuckDB behind a few functions (schema, staging, batches, finalize, ledger);
+//! - [`download`], [`plan`]: fetching extracts, cutting them into batches;
+//! - [`generator`]: realistic synthetic extracts for tests, demos and benchmarks;
+//! - [`config`], [`telemetry`], [`server`]: how the service is set up and served;
+//! - [`client`]: Restate ingress and admin calls for the operator's commands; [`bench`]: the benchmark.
+
+pub mod bench;
+pub mod client;
+pub mod config;
+pub mod db;
+pub mod download;
+pub mod error;
+pub mod extract;
+pub mod generator;
+pub mod importer;
+pub mod plan;
+pub mod server;
+pub mod telemetry;
+pub mod workflow;

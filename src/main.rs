@@ -1,0 +1,247 @@
+//! The `kbo-import` command: serves the Restate endpoint (the default), or generates extracts.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use kbo_import::config::Config;
+use kbo_import::extract::date::Date;
+use kbo_import::client::RestateClient;
+use kbo_import::db::{self, Database};
+use kbo_import::extract::file_name::ExtractFileName;
+use kbo_import::{bench, generator, server, telemetry};
+use std::path::PathBuf;
+
+/// Imports the Belgian company register (KBO Open Data) into DuckDB or MotherDuck as a durable
+/// Restate workflow.
+#[derive(Parser)]
+#[command(version, about, long_about = None, after_help = "\
+Examples:
+  kbo-import                                  serve the KboImport workflow on PORT (9080)
+  kbo-import generate --out demo --scale 0.01 write Full(N), Update(N+1), Full(N+1) into demo/
+  kbo-import inspect                          row counts, last jobs and a sample query
+
+Configuration comes from the environment: see .env.example and the README.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the Restate endpoint (the default when no command is given).
+    Serve,
+    /// Write a realistic synthetic extract chain: Full(N), Update(N+1), Full(N+1).
+    Generate {
+        /// Folder for the ZIP files.
+        #[arg(long, default_value = "kbo-extracts")]
+        out: PathBuf,
+        /// 1.0 = a real extract (~47 M rows, ~2 GB of CSV); 0.001 = ~47 000 rows.
+        #[arg(long, default_value_t = 0.001)]
+        scale: f64,
+        /// Seed: the same options write the same bytes.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// N, the number of the first Full.
+        #[arg(long, default_value_t = 140)]
+        extract_number: u32,
+        /// SnapshotDate of Full(N), yyyy-mm-dd.
+        #[arg(long, default_value = "2025-10-04")]
+        snapshot: String,
+        /// Share of enterprises changed by the Update (a real day is about 0.001).
+        #[arg(long, default_value_t = 0.02)]
+        change_rate: f64,
+        /// Write only Full(N), e.g. for a benchmark at scale 1.0.
+        #[arg(long)]
+        full_only: bool,
+    },
+    /// Benchmark a Full extract: DuckDB alone versus the workflow, then a daily Update.
+    Bench {
+        /// Scale of the generated Full (1.0 = a real extract, ~47 M rows).
+        #[arg(long, default_value_t = 1.0)]
+        scale: f64,
+        /// Folder for extracts, databases and logs (the generated extract is reused).
+        #[arg(long, default_value = "bench-data")]
+        dir: PathBuf,
+        /// Rows per batch step.
+        #[arg(long, default_value_t = 500_000)]
+        batch_rows: u64,
+        /// DuckDB memory cap for both runs.
+        #[arg(long, default_value = "1536MB")]
+        memory_limit: String,
+        /// The Restate server binary.
+        #[arg(long, default_value = "tools/node_modules/.bin/restate-server")]
+        restate_server: PathBuf,
+    },
+    /// (Used by `bench`.) Load CSV files with DuckDB alone; prints the row count.
+    #[command(hide = true)]
+    BenchFloor {
+        #[arg(long)]
+        db: PathBuf,
+        #[arg(long)]
+        memory_limit: String,
+        #[arg(long)]
+        temp_dir: PathBuf,
+        files: Vec<PathBuf>,
+    },
+    /// Install DuckDB's motherduck extension now (container builds), so that the service never
+    /// downloads it at run time.
+    InstallExtensions,
+    /// Print row counts, the last import jobs and a sample query of the database (KBO_DATABASE).
+    Inspect,
+    /// Start importing an extract through Restate ingress.
+    Start {
+        /// The extract's URL (http, https; file:// when the service allows it).
+        url: String,
+        /// Workflow id (default: from the file name, e.g. kbo-0140-full, so that the same extract
+        /// started twice is the same workflow).
+        #[arg(long)]
+        id: Option<String>,
+        /// SHA-256 the download must have.
+        #[arg(long)]
+        sha256: Option<String>,
+        /// Follow the import until it ends.
+        #[arg(long)]
+        watch: bool,
+        #[command(flatten)]
+        restate: RestateArgs,
+    },
+    /// Follow an import until it ends; exits non-zero with the error if it fails.
+    Watch {
+        /// Workflow id.
+        id: String,
+        #[command(flatten)]
+        restate: RestateArgs,
+    },
+    /// Print an import's progress as one JSON line.
+    Status {
+        /// Workflow id.
+        id: String,
+        #[command(flatten)]
+        restate: RestateArgs,
+    },
+    /// Register the service endpoint with Restate's admin API (like `restate deployments register`).
+    Register {
+        /// The endpoint's URL as the Restate server reaches it.
+        #[arg(default_value = "http://localhost:9080")]
+        endpoint: String,
+        #[command(flatten)]
+        restate: RestateArgs,
+    },
+}
+
+/// Where Restate is.
+#[derive(clap::Args)]
+struct RestateArgs {
+    /// Restate ingress URL.
+    #[arg(long, env = "RESTATE_INGRESS_URL", default_value = "http://localhost:8080")]
+    ingress_url: String,
+    /// Restate admin API URL.
+    #[arg(long, env = "RESTATE_ADMIN_URL", default_value = "http://localhost:9070")]
+    admin_url: String,
+    /// Bearer token for Restate Cloud (never printed).
+    #[arg(long, env = "RESTATE_AUTH_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+}
+
+impl RestateArgs {
+    fn client(&self) -> RestateClient {
+        RestateClient::new(&self.ingress_url, &self.admin_url, self.token.clone())
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    telemetry::init();
+    match Cli::parse().command.unwrap_or(Command::Serve) {
+        Command::Serve => server::serve(Config::from_env()?).await,
+        Command::Start { url, id, sha256, watch, restate } => {
+            let id = match id {
+                Some(id) => id,
+                None => ExtractFileName::parse(&url)
+                    .map(|name| name.workflow_id())
+                    .context("the URL does not end in a KBO file name (KboOpenData_<n>_<yyyy>_<mm>[_<dd>]_<Full|Update>.zip); give --id")?,
+            };
+            let client = restate.client();
+            client.start(&id, &url, sha256.as_deref()).await?;
+            println!("started {id}");
+            if watch {
+                report(&id, client.watch(&id).await?);
+            }
+            Ok(())
+        }
+        Command::Watch { id, restate } => {
+            report(&id, restate.client().watch(&id).await?);
+            Ok(())
+        }
+        Command::Status { id, restate } => {
+            println!("{}", serde_json::to_string(&restate.client().progress(&id).await?)?);
+            Ok(())
+        }
+        Command::Register { endpoint, restate } => {
+            let answer = restate.client().register(&endpoint).await?;
+            let services: Vec<&str> = answer["services"]
+                .as_array()
+                .map(|s| s.iter().filter_map(|s| s["name"].as_str()).collect())
+                .unwrap_or_default();
+            println!("registered {endpoint}: services {}", services.join(", "));
+            Ok(())
+        }
+        Command::Bench { scale, dir, batch_rows, memory_limit, restate_server } => {
+            bench::run(bench::BenchOptions { scale, dir, batch_rows, memory_limit, restate_server }).await
+        }
+        Command::BenchFloor { db, memory_limit, temp_dir, files } => bench::floor(&db, &memory_limit, &temp_dir, &files),
+        Command::InstallExtensions => {
+            let conn = duckdb::Connection::open_in_memory()?;
+            conn.execute_batch("INSTALL motherduck;").context("installing the motherduck extension")?;
+            println!("installed DuckDB's motherduck extension");
+            Ok(())
+        }
+        Command::Inspect => {
+            let config = Config::from_env()?;
+            let db = Database::new(config.database.clone(), config.duckdb.clone());
+            let summary = db.run(|conn| db::inspect::summary(conn)).await?;
+            println!("database: {}\n\n{summary}", config.database);
+            Ok(())
+        }
+        Command::Generate { out, scale, seed, extract_number, snapshot, change_rate, full_only } => {
+            let snapshot = parse_iso_date(&snapshot).context("--snapshot must be a yyyy-mm-dd date")?;
+            anyhow::ensure!(scale > 0.0, "--scale must be positive");
+            anyhow::ensure!((0.0..=1.0).contains(&change_rate), "--change-rate must be between 0 and 1");
+            let options = generator::Options { scale, seed, extract_number, snapshot, change_rate };
+            std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+            let started = std::time::Instant::now();
+            let written = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<PathBuf>> {
+                if full_only {
+                    Ok(vec![generator::full(&out, &options, 0)?])
+                } else {
+                    let chain = generator::chain(&out, &options)?;
+                    Ok(vec![chain.full, chain.update, chain.next_full])
+                }
+            })
+            .await?
+            .context("writing the extracts failed")?;
+            for path in written {
+                let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+                println!("{}\t{} bytes", path.display(), size);
+            }
+            eprintln!("generated in {:.1} s", started.elapsed().as_secs_f64());
+            Ok(())
+        }
+    }
+}
+
+fn report(id: &str, p: kbo_import::workflow::progress::Progress) {
+    println!(
+        "{id}: completed extract {} ({}): {} batches, {} rows inserted, {} rows retired",
+        p.extract_number.unwrap_or_default(),
+        p.extract_type.map(|t| t.as_str()).unwrap_or("?"),
+        p.completed_batches,
+        p.records_inserted.unwrap_or_default(),
+        p.records_deleted.unwrap_or_default()
+    );
+}
+
+fn parse_iso_date(s: &str) -> Option<Date> {
+    let mut parts = s.split('-');
+    let (y, m, d) = (parts.next()?, parts.next()?, parts.next()?);
+    Date::new(y.parse().ok()?, m.parse().ok()?, d.parse().ok()?)
+}

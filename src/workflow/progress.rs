@@ -1,0 +1,98 @@
+//! The progress record `getProgress` answers with (the old service's shape, and more).
+
+use crate::extract::ExtractType;
+use crate::importer::Prepared;
+use crate::plan::Batch;
+use crate::db::schema::table_name;
+use serde::{Deserialize, Serialize};
+
+/// The phase of an import.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Not started yet.
+    #[default]
+    Pending,
+    /// Downloading, checking and staging the extract.
+    Preparing,
+    /// Applying batches.
+    Processing,
+    /// Deriving names and code tables, completing the job.
+    Finalizing,
+    /// Done.
+    Completed,
+    /// Failed: see `error`.
+    Failed,
+}
+
+/// Where an import stands.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Progress {
+    /// The phase.
+    pub status: Status,
+    /// The job id (also the key of `import_jobs`).
+    pub job_id: String,
+    /// The extract's number, once `meta.csv` has been read.
+    pub extract_number: Option<u32>,
+    /// `full` or `update`, once `meta.csv` has been read.
+    pub extract_type: Option<ExtractType>,
+    /// Batch steps done.
+    pub completed_batches: u32,
+    /// Batch steps planned.
+    pub total_batches: u32,
+    /// The table of the batch in hand (or last done).
+    pub current_table: Option<String>,
+    /// The number of the batch in hand (or last done) within its table and operation.
+    pub current_batch: Option<u32>,
+    /// The step in hand, as the Restate UI names it (`insert-activities-12`).
+    pub current_step: Option<String>,
+    /// Staged lines covered by the batches done.
+    pub rows_done: u64,
+    /// Staged lines over all batches.
+    pub rows_total: u64,
+    /// Rows inserted, once completed.
+    pub records_inserted: Option<u64>,
+    /// Rows retired, once completed.
+    pub records_deleted: Option<u64>,
+    /// Why the import failed.
+    pub error: Option<String>,
+    /// Journaled steps done (download, prepare, batches, finalize).
+    pub steps: u32,
+    /// Time spent inside those steps, in milliseconds (the rest of the wall time is Restate's).
+    pub step_ms: u64,
+}
+
+impl Progress {
+    /// The progress of a job that has not started.
+    pub fn pending(job_id: &str) -> Progress {
+        Progress { job_id: job_id.to_string(), ..Progress::default() }
+    }
+
+    /// The plan is known: batches and rows to do.
+    pub fn planned(&mut self, prepared: &Prepared) {
+        self.status = Status::Processing;
+        self.extract_number = Some(prepared.job.meta.extract_number);
+        self.extract_type = Some(prepared.job.meta.extract_type);
+        self.total_batches = prepared.batches.len() as u32;
+        self.rows_total = prepared.rows_total();
+    }
+
+    /// A batch is in hand.
+    pub fn starting(&mut self, batch: &Batch) {
+        self.current_table = Some(table_name(batch.table).to_string());
+        self.current_batch = Some(batch.number);
+        self.current_step = Some(batch.step_name());
+    }
+
+    /// A journaled step took `ms` milliseconds.
+    pub fn step_done(&mut self, ms: u64) {
+        self.steps += 1;
+        self.step_ms += ms;
+    }
+
+    /// A batch is done.
+    pub fn done(&mut self, batch: &Batch) {
+        self.completed_batches += 1;
+        self.rows_done += batch.estimated_rows;
+    }
+}

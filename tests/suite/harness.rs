@@ -1,0 +1,320 @@
+//! The real parts the end-to-end tests run: a Restate server on loopback ports, the service
+//! binary registered with `restate deployments register`, and one helper per API call.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+/// The project's folder.
+pub fn project_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn tool(name: &str) -> PathBuf {
+    let path = project_dir().join("tools/node_modules/.bin").join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: the end-to-end tests need the pinned Restate server and CLI. \
+         Install them with `npm ci --prefix tools` (the README's test command does this).",
+        path.display()
+    );
+    path
+}
+
+/// A free TCP port on loopback (bound, then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn wait_until(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ready() {
+        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn port_open(port: u16) -> bool {
+    std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+}
+
+/// A child process killed (SIGKILL) when dropped.
+pub struct Process {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Process {
+    fn spawn(mut command: Command, log: PathBuf) -> Process {
+        let out = std::fs::File::create(&log).unwrap();
+        command.stdout(out.try_clone().unwrap()).stderr(out).stdin(Stdio::null());
+        let child = command.spawn().unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
+        Process { child, log }
+    }
+
+    /// kill -9, and wait for the process to be gone.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// The process's output so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A real `restate-server`, started with the project's `restate.toml` on free loopback ports.
+pub struct Restate {
+    /// The server process.
+    pub process: Process,
+    /// Ingress port.
+    pub ingress: u16,
+    /// Admin API port.
+    pub admin: u16,
+    node: u16,
+    base_dir: PathBuf,
+    env: Vec<(String, String)>,
+    http: reqwest::Client,
+}
+
+impl Restate {
+    /// Starts a server with its data in `dir`.
+    pub fn start(dir: &Path) -> Restate {
+        Restate::start_with(dir, &[])
+    }
+
+    /// Starts a server with its data in `dir` and extra environment `env`.
+    pub fn start_with(dir: &Path, env: &[(&str, &str)]) -> Restate {
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let (ingress, admin, node) = (free_port(), free_port(), free_port());
+        let base_dir = dir.join("restate-data");
+        let process = Restate::spawn(dir, &base_dir, ingress, admin, node, &env);
+        let restate = Restate { process, ingress, admin, node, base_dir, env, http: reqwest::Client::new() };
+        restate.wait_ready();
+        restate
+    }
+
+    fn spawn(dir: &Path, base_dir: &Path, ingress: u16, admin: u16, node: u16, env: &[(String, String)]) -> Process {
+        let mut command = Command::new(tool("restate-server"));
+        command.envs(env.iter().cloned());
+        command
+            .arg("--config-file")
+            .arg(project_dir().join("restate.toml"))
+            .arg("--no-logo")
+            .env("RESTATE_BASE_DIR", base_dir)
+            .env("RESTATE_INGRESS__BIND_ADDRESS", format!("127.0.0.1:{ingress}"))
+            .env("RESTATE_ADMIN__BIND_ADDRESS", format!("127.0.0.1:{admin}"))
+            .env("RESTATE_BIND_ADDRESS", format!("127.0.0.1:{node}"))
+            .env("RESTATE_ADVERTISED_ADDRESS", format!("http://127.0.0.1:{node}"));
+        Process::spawn(command, dir.join(format!("restate-{}.log", free_port())))
+    }
+
+    fn wait_ready(&self) {
+        let (ingress, admin) = (self.ingress, self.admin);
+        wait_until("the Restate server to listen", Duration::from_secs(60), || port_open(ingress) && port_open(admin));
+    }
+
+    /// kill -9 the server and start it again on the same ports and data directory.
+    pub fn restart(&mut self, dir: &Path) {
+        self.process.kill();
+        self.process = Restate::spawn(dir, &self.base_dir, self.ingress, self.admin, self.node, &self.env);
+        self.wait_ready();
+    }
+
+    /// The ingress URL.
+    pub fn ingress_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.ingress)
+    }
+
+    /// The admin API URL.
+    pub fn admin_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.admin)
+    }
+
+    /// `restate deployments register <service>` with the real CLI.
+    pub fn register(&self, service_port: u16) {
+        let output = Command::new(tool("restate"))
+            .args(["deployments", "register", "--yes", "--force"])
+            .arg(format!("http://127.0.0.1:{service_port}"))
+            .env("RESTATE_ADMIN_URL", self.admin_url())
+            .env("RESTATE_INGRESS_URL", self.ingress_url())
+            .env("RESTATE_CLI_CONFIG_HOME", self.base_dir.join("cli"))
+            .output()
+            .expect("the restate CLI runs");
+        assert!(
+            output.status.success(),
+            "restate deployments register failed:\n{}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    /// Waits for the server's log to show a word starting with `prefix`, and returns it.
+    pub fn wait_log_token(&self, prefix: &str) -> String {
+        let mut found = None;
+        wait_until(&format!("{prefix}… in the server log"), Duration::from_secs(30), || {
+            found = self.process.log().split(|c: char| !c.is_ascii_alphanumeric() && c != '_').find(|w| w.starts_with(prefix)).map(String::from);
+            found.is_some()
+        });
+        found.unwrap()
+    }
+
+    /// `restate invocations cancel <id>` with the real CLI.
+    pub fn cancel(&self, invocation_id: &str) {
+        let output = Command::new(tool("restate"))
+            .args(["invocations", "cancel", "--yes", invocation_id])
+            .env("RESTATE_ADMIN_URL", self.admin_url())
+            .env("RESTATE_CLI_CONFIG_HOME", self.base_dir.join("cli"))
+            .output()
+            .expect("the restate CLI runs");
+        assert!(
+            output.status.success(),
+            "restate invocations cancel failed:\n{}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    /// Starts an import and returns its invocation id.
+    pub async fn start_import_id(&self, workflow_id: &str, body: Value) -> String {
+        let response = self
+            .http
+            .post(format!("{}/KboImport/{workflow_id}/run/send", self.ingress_url()))
+            .json(&body)
+            .send()
+            .await
+            .expect("ingress answers");
+        let answer: Value = response.json().await.unwrap();
+        answer["invocationId"].as_str().unwrap_or_else(|| panic!("run/send answers an invocation id: {answer}")).to_string()
+    }
+
+    /// `POST /KboImport/<id>/run/send`: starts an import.
+    pub async fn start_import(&self, workflow_id: &str, body: Value) {
+        let response = self
+            .http
+            .post(format!("{}/KboImport/{workflow_id}/run/send", self.ingress_url()))
+            .json(&body)
+            .send()
+            .await
+            .expect("ingress answers");
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        assert!(status.is_success(), "run/send answered {status}: {text}");
+    }
+
+    /// `POST /KboImport/<id>/getProgress` with the old web app's body (`null`, JSON).
+    pub async fn progress(&self, workflow_id: &str) -> Value {
+        let response = self
+            .http
+            .post(format!("{}/KboImport/{workflow_id}/getProgress", self.ingress_url()))
+            .header("content-type", "application/json")
+            .body("null")
+            .send()
+            .await
+            .expect("ingress answers");
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        assert!(status.is_success(), "getProgress answered {status}: {text}");
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("getProgress is not JSON ({e}): {text}"))
+    }
+
+    /// `POST /KboImport/<id>/getProgress` with no body at all.
+    pub async fn progress_without_body(&self, workflow_id: &str) -> Value {
+        let response = self
+            .http
+            .post(format!("{}/KboImport/{workflow_id}/getProgress", self.ingress_url()))
+            .send()
+            .await
+            .expect("ingress answers");
+        assert!(response.status().is_success(), "getProgress without a body answered {}", response.status());
+        response.json().await.unwrap()
+    }
+
+    /// Polls `getProgress` until the import is completed or failed; returns the last answer.
+    pub async fn wait_finished(&self, workflow_id: &str, timeout: Duration) -> Value {
+        let start = Instant::now();
+        loop {
+            let progress = self.progress(workflow_id).await;
+            if matches!(progress["status"].as_str(), Some("completed" | "failed")) {
+                return progress;
+            }
+            assert!(start.elapsed() < timeout, "import {workflow_id} not finished after {timeout:?}: {progress}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The output of a finished `run`, through ingress (`/restate/workflow/…/output`).
+    pub async fn run_output(&self, workflow_id: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .get(format!("{}/restate/workflow/KboImport/{workflow_id}/output", self.ingress_url()))
+            .send()
+            .await
+            .expect("ingress answers");
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(json!(text)))
+    }
+}
+
+/// The service binary, serving the endpoint on a free port with its own database.
+pub struct Service {
+    /// The service process.
+    pub process: Process,
+    /// Its port.
+    pub port: u16,
+    /// Its database file.
+    pub database: PathBuf,
+    env: Vec<(String, String)>,
+    dir: PathBuf,
+}
+
+impl Service {
+    /// Starts the service with `database` and extra environment `env`.
+    pub fn start(dir: &Path, database: &Path, env: &[(&str, &str)]) -> Service {
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let port = free_port();
+        let process = Service::spawn(dir, database, port, &env);
+        let service = Service { process, port, database: database.to_path_buf(), env, dir: dir.to_path_buf() };
+        wait_until("the service to listen", Duration::from_secs(30), || port_open(port));
+        service
+    }
+
+    fn spawn(dir: &Path, database: &Path, port: u16, env: &[(String, String)]) -> Process {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_kbo-import"));
+        command
+            .env("PORT", port.to_string())
+            .env("KBO_DATABASE", database)
+            .env("KBO_WORK_DIR", dir.join(format!("work-{port}")))
+            .env("KBO_ALLOW_FILE_URLS", "true")
+            .env("KBO_DUCKDB_MEMORY_LIMIT", "1GB")
+            .env("RUST_LOG", "info");
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        Process::spawn(command, dir.join(format!("service-{port}-{}.log", free_port())))
+    }
+
+    /// kill -9 the service and start it again on the same port and database.
+    pub fn restart(&mut self) {
+        self.process.kill();
+        self.process = Service::spawn(&self.dir, &self.database, self.port, &self.env);
+        let port = self.port;
+        wait_until("the service to listen again", Duration::from_secs(30), || port_open(port));
+    }
+}
+
+/// A `file://` URL for a local extract.
+pub fn file_url(path: &Path) -> String {
+    url::Url::from_file_path(path).unwrap().to_string()
+}

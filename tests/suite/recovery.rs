@@ -1,0 +1,54 @@
+//! Crashes: the service killed with SIGKILL in the middle of the batches.
+
+use crate::fixtures::chain;
+use crate::harness::{Restate, Service, file_url};
+use crate::tables::{DATA_TABLES, assert_same_rows, count, everything, open};
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_service_killed_during_the_batches_resumes_and_applies_each_batch_once() {
+    let chain = chain();
+    let dir = tempfile::tempdir().unwrap();
+    let restate = Restate::start(dir.path());
+    let db = dir.path().join("killed.duckdb");
+    let mut service = Service::start(dir.path(), &db, &[("KBO_BATCH_ROWS", "1000")]);
+    restate.register(service.port);
+
+    restate.start_import("crash-140", json!(file_url(&chain.full))).await;
+    let start = Instant::now();
+    loop {
+        let p = restate.progress("crash-140").await;
+        assert_ne!(p["status"], "completed", "the import ended before the kill; make batches smaller");
+        if p["completed_batches"].as_u64().unwrap_or(0) >= 5 {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "no batch done: {p}\n{}", service.process.log());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    service.restart();
+    let done = restate.wait_finished("crash-140", Duration::from_secs(120)).await;
+    assert_eq!(done["status"], "completed", "{done}\n{}", service.process.log());
+    let total = done["total_batches"].as_i64().unwrap();
+    drop(service);
+
+    // A reference: the same extract, uninterrupted, into another database.
+    let reference_db = dir.path().join("reference.duckdb");
+    let reference = Service::start(dir.path(), &reference_db, &[("KBO_BATCH_ROWS", "1000")]);
+    restate.register(reference.port);
+    restate.start_import("reference-140", json!(file_url(&chain.full))).await;
+    assert_eq!(restate.wait_finished("reference-140", Duration::from_secs(120)).await["status"], "completed");
+    drop(reference);
+
+    let (killed, reference) = (open(&db), open(&reference_db));
+    assert_eq!(count(&killed, "SELECT count(*) FROM import_job_batches"), total);
+    assert_eq!(
+        count(&killed, "SELECT count(DISTINCT (job_id, table_name, batch_number, operation)) FROM import_job_batches"),
+        total,
+        "every batch row exists once"
+    );
+    assert_eq!(count(&killed, "SELECT count(*) FROM import_job_batches WHERE status = 'completed'"), total);
+    for table in DATA_TABLES.iter().chain(&["codes", "nace_codes"]) {
+        assert_same_rows(&format!("{table} after a kill -9"), &everything(&killed, table), &everything(&reference, table));
+    }
+}
