@@ -42,11 +42,24 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
     );
 
     // The extracts: Full(140) and a daily-sized Update(141) (0.1% of enterprises change).
-    let gen_options = Options { scale: options.scale, change_rate: 0.001, seed: 7, ..Options::default() };
+    let gen_options = Options {
+        scale: options.scale,
+        change_rate: 0.001,
+        seed: 7,
+        ..Options::default()
+    };
     let extracts = dir.join(format!("extracts-{}", options.scale));
-    let full_zip = find_or_make(&extracts, "_Full.zip", || generator::full(&extracts, &gen_options, 0))?;
-    let update_zip = find_or_make(&extracts, "_Update.zip", || generator::update(&extracts, &gen_options))?;
-    eprintln!("extract: {} ({} MB)", full_zip.display(), std::fs::metadata(&full_zip)?.len() >> 20);
+    let full_zip = find_or_make(&extracts, "_Full.zip", || {
+        generator::full(&extracts, &gen_options, 0)
+    })?;
+    let update_zip = find_or_make(&extracts, "_Update.zip", || {
+        generator::update(&extracts, &gen_options)
+    })?;
+    eprintln!(
+        "extract: {} ({} MB)",
+        full_zip.display(),
+        std::fs::metadata(&full_zip)?.len() >> 20
+    );
 
     // 1. The floor: unzip, then DuckDB alone, CREATE TABLE AS read_csv(all VARCHAR) per file.
     let csv_dir = dir.join("floor-csv");
@@ -70,7 +83,10 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
     let started = Instant::now();
     let (output, floor_rss) = run_measured(floor)?;
     let load_s = started.elapsed().as_secs_f64();
-    let floor_rows: u64 = output.trim().parse().with_context(|| format!("bench-floor printed {output:?}"))?;
+    let floor_rows: u64 = output
+        .trim()
+        .parse()
+        .with_context(|| format!("bench-floor printed {output:?}"))?;
     let _ = std::fs::remove_dir_all(&csv_dir);
     let _ = std::fs::remove_file(&floor_db);
 
@@ -83,7 +99,10 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
     restate
         .arg("--no-logo")
         .env("RESTATE_BASE_DIR", work.join("restate-data"))
-        .env("RESTATE_INGRESS__BIND_ADDRESS", format!("127.0.0.1:{ingress}"))
+        .env(
+            "RESTATE_INGRESS__BIND_ADDRESS",
+            format!("127.0.0.1:{ingress}"),
+        )
         .env("RESTATE_ADMIN__BIND_ADDRESS", format!("127.0.0.1:{admin}"))
         .env("RESTATE_BIND_ADDRESS", format!("127.0.0.1:{node}"))
         .env("RESTATE_LISTEN_MODE", "tcp")
@@ -104,7 +123,11 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
     wait_port(admin).await?;
     wait_port(ingress).await?;
     wait_port(port).await?;
-    let client = RestateClient::new(&format!("http://127.0.0.1:{ingress}"), &format!("http://127.0.0.1:{admin}"), None);
+    let client = RestateClient::new(
+        &format!("http://127.0.0.1:{ingress}"),
+        &format!("http://127.0.0.1:{admin}"),
+        None,
+    );
     client.register(&format!("http://127.0.0.1:{port}")).await?;
     let peak = Arc::new(AtomicU64::new(0));
     let watcher = watch_rss(service.0.id(), Arc::clone(&peak));
@@ -118,8 +141,14 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
 
     let floor_s = unzip_s + load_s;
     let mb = |b: u64| b as f64 / (1 << 20) as f64;
-    println!("\nKBO Full extract at scale {} ({} rows of CSV)", options.scale, floor_rows);
-    println!("{:<34} {:>12} {:>9} {:>12} {:>12}", "", "rows", "seconds", "rows/s", "peak RSS MB");
+    println!(
+        "\nKBO Full extract at scale {} ({} rows of CSV)",
+        options.scale, floor_rows
+    );
+    println!(
+        "{:<34} {:>12} {:>9} {:>12} {:>12}",
+        "", "rows", "seconds", "rows/s", "peak RSS MB"
+    );
     println!(
         "{:<34} {:>12} {:>9.1} {:>12.0} {:>12.0}",
         "1. DuckDB alone (unzip + CTAS)",
@@ -178,7 +207,12 @@ async fn import(client: &RestateClient, id: &str, zip: &Path) -> anyhow::Result<
 }
 
 /// The floor, in its own process: loads each CSV file with DuckDB alone; prints the row count.
-pub fn floor(db: &Path, memory_limit: &str, temp_dir: &Path, files: &[PathBuf]) -> anyhow::Result<()> {
+pub fn floor(
+    db: &Path,
+    memory_limit: &str,
+    temp_dir: &Path,
+    files: &[PathBuf],
+) -> anyhow::Result<()> {
     let conn = duckdb::Connection::open(db)?;
     conn.execute_batch(&format!(
         "SET memory_limit = {}; SET temp_directory = {};",
@@ -199,7 +233,11 @@ pub fn floor(db: &Path, memory_limit: &str, temp_dir: &Path, files: &[PathBuf]) 
     Ok(())
 }
 
-fn find_or_make(dir: &Path, suffix: &str, make: impl FnOnce() -> std::io::Result<PathBuf>) -> anyhow::Result<PathBuf> {
+fn find_or_make(
+    dir: &Path,
+    suffix: &str,
+    make: impl FnOnce() -> std::io::Result<PathBuf>,
+) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(dir)?;
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
@@ -209,7 +247,11 @@ fn find_or_make(dir: &Path, suffix: &str, make: impl FnOnce() -> std::io::Result
     }
     let started = Instant::now();
     let path = make()?;
-    eprintln!("generated {} in {:.1} s", path.display(), started.elapsed().as_secs_f64());
+    eprintln!(
+        "generated {} in {:.1} s",
+        path.display(),
+        started.elapsed().as_secs_f64()
+    );
     Ok(path)
 }
 
@@ -224,13 +266,21 @@ impl Drop for Guard {
 
 fn spawn_logged(mut command: Command, log: &Path) -> anyhow::Result<Child> {
     let out = std::fs::File::create(log)?;
-    command.stdout(out.try_clone()?).stderr(out).stdin(Stdio::null());
-    command.spawn().with_context(|| format!("cannot start {command:?}"))
+    command
+        .stdout(out.try_clone()?)
+        .stderr(out)
+        .stdin(Stdio::null());
+    command
+        .spawn()
+        .with_context(|| format!("cannot start {command:?}"))
 }
 
 /// Runs a command to its end, returning its standard output and its peak RSS in bytes.
 fn run_measured(mut command: Command) -> anyhow::Result<(String, u64)> {
-    let child = command.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn()?;
+    let child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()?;
     let peak = Arc::new(AtomicU64::new(0));
     let pid = child.id();
     let seen = Arc::clone(&peak);
@@ -245,7 +295,10 @@ fn run_measured(mut command: Command) -> anyhow::Result<(String, u64)> {
     if !output.status.success() {
         bail!("{command:?} failed");
     }
-    Ok((String::from_utf8_lossy(&output.stdout).into_owned(), peak.load(Ordering::Relaxed)))
+    Ok((
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        peak.load(Ordering::Relaxed),
+    ))
 }
 
 fn watch_rss(pid: u32, peak: Arc<AtomicU64>) -> tokio::task::JoinHandle<()> {
@@ -266,12 +319,17 @@ fn peak_rss(pid: u32) -> Option<u64> {
 }
 
 fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 async fn wait_port(port: u16) -> anyhow::Result<()> {
     for _ in 0..600 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -36,10 +36,19 @@ impl RestateClient {
     }
 
     /// Starts `KboImport/<id>/run` with the extract's URL; returns Restate's answer.
-    pub async fn start(&self, workflow_id: &str, url: &str, sha256: Option<&str>) -> anyhow::Result<Value> {
+    pub async fn start(
+        &self,
+        workflow_id: &str,
+        url: &str,
+        sha256: Option<&str>,
+    ) -> anyhow::Result<Value> {
         let body = json!({ "url": url, "sha256": sha256 });
         let response = self
-            .post(format!("{}/KboImport/{}/run/send", self.ingress, encode(workflow_id)))
+            .post(format!(
+                "{}/KboImport/{}/run/send",
+                self.ingress,
+                encode(workflow_id)
+            ))
             .json(&body)
             .send()
             .await
@@ -55,7 +64,11 @@ impl RestateClient {
     /// `KboImport/<id>/getProgress`.
     pub async fn progress(&self, workflow_id: &str) -> anyhow::Result<Progress> {
         let response = self
-            .post(format!("{}/KboImport/{}/getProgress", self.ingress, encode(workflow_id)))
+            .post(format!(
+                "{}/KboImport/{}/getProgress",
+                self.ingress,
+                encode(workflow_id)
+            ))
             .header("content-type", "application/json")
             .body("null")
             .send()
@@ -64,9 +77,12 @@ impl RestateClient {
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
         if !status.is_success() {
-            bail!("getProgress answered HTTP {status}: {text}; is the service registered (kbo-import register)?");
+            bail!(
+                "getProgress answered HTTP {status}: {text}; is the service registered (kbo-import register)?"
+            );
         }
-        serde_json::from_str(&text).with_context(|| format!("getProgress answered something else than progress: {text}"))
+        serde_json::from_str(&text)
+            .with_context(|| format!("getProgress answered something else than progress: {text}"))
     }
 
     /// Follows an import until it ends, drawing a progress bar on a terminal (one line per
@@ -74,9 +90,11 @@ impl RestateClient {
     pub async fn watch(&self, workflow_id: &str) -> anyhow::Result<Progress> {
         let bar = ProgressBar::new(1);
         bar.set_style(
-            ProgressStyle::with_template("{prefix:>11} [{bar:30}] {pos}/{len} batches {msg} ({per_sec}, eta {eta})")
-                .expect("the template is valid")
-                .progress_chars("=> "),
+            ProgressStyle::with_template(
+                "{prefix:>11} [{bar:30}] {pos}/{len} batches {msg} ({per_sec}, eta {eta})",
+            )
+            .expect("the template is valid")
+            .progress_chars("=> "),
         );
         let mut last_line = String::new();
         loop {
@@ -89,7 +107,13 @@ impl RestateClient {
             if bar.is_hidden() {
                 let line = format!(
                     "{}: {:?} {}/{} batches {} rows {}/{}",
-                    workflow_id, p.status, p.completed_batches, p.total_batches, step, p.rows_done, p.rows_total
+                    workflow_id,
+                    p.status,
+                    p.completed_batches,
+                    p.total_batches,
+                    step,
+                    p.rows_done,
+                    p.rows_total
                 );
                 if line != last_line {
                     eprintln!("{line}");
@@ -103,7 +127,10 @@ impl RestateClient {
                 }
                 Status::Failed => {
                     bar.abandon();
-                    bail!("import {workflow_id} failed: {}", p.error.unwrap_or_else(|| "no message".into()));
+                    bail!(
+                        "import {workflow_id} failed: {}",
+                        p.error.unwrap_or_else(|| "no message".into())
+                    );
                 }
                 _ => tokio::time::sleep(Duration::from_millis(250)).await,
             }
@@ -129,5 +156,7 @@ impl RestateClient {
 }
 
 fn encode(segment: &str) -> String {
-    url::form_urlencoded::byte_serialize(segment.as_bytes()).collect::<String>().replace('+', "%20")
+    url::form_urlencoded::byte_serialize(segment.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
 }

@@ -112,7 +112,11 @@ impl Config {
                 }),
             }
         }
-        let database = match (get("KBO_DATABASE"), get("MOTHERDUCK_DATABASE"), get("MOTHERDUCK_TOKEN")) {
+        let database = match (
+            get("KBO_DATABASE"),
+            get("MOTHERDUCK_DATABASE"),
+            get("MOTHERDUCK_TOKEN"),
+        ) {
             (Some(db), _, _) => DatabaseTarget::parse(&db),
             (None, Some(md), Some(_)) => DatabaseTarget::MotherDuck(md),
             _ => DatabaseTarget::File(PathBuf::from("kbo.duckdb")),
@@ -143,12 +147,32 @@ impl Config {
                     .unwrap_or_else(|| work_dir.join("duckdb-tmp")),
             },
             limits: Limits {
-                max_member_bytes: parse(&get, "KBO_MAX_MEMBER_BYTES", defaults.max_member_bytes, "a number of bytes")?,
-                max_total_bytes: parse(&get, "KBO_MAX_TOTAL_BYTES", defaults.max_total_bytes, "a number of bytes")?,
-                max_ratio: parse(&get, "KBO_MAX_COMPRESSION_RATIO", defaults.max_ratio, "a whole number")?,
+                max_member_bytes: parse(
+                    &get,
+                    "KBO_MAX_MEMBER_BYTES",
+                    defaults.max_member_bytes,
+                    "a number of bytes",
+                )?,
+                max_total_bytes: parse(
+                    &get,
+                    "KBO_MAX_TOTAL_BYTES",
+                    defaults.max_total_bytes,
+                    "a number of bytes",
+                )?,
+                max_ratio: parse(
+                    &get,
+                    "KBO_MAX_COMPRESSION_RATIO",
+                    defaults.max_ratio,
+                    "a whole number",
+                )?,
             },
             identity_keys: get("RESTATE_IDENTITY_KEYS")
-                .map(|v| v.split(',').map(|k| k.trim().to_string()).filter(|k| !k.is_empty()).collect())
+                .map(|v| {
+                    v.split(',')
+                        .map(|k| k.trim().to_string())
+                        .filter(|k| !k.is_empty())
+                        .collect()
+                })
                 .unwrap_or_default(),
             work_dir,
         })
@@ -161,7 +185,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::from_lookup(|k| map.get(k).cloned())
     }
 
@@ -181,10 +208,18 @@ mod tests {
         let c = config(&[("KBO_DATABASE", "md:kbo")]).unwrap();
         assert_eq!(c.database, DatabaseTarget::MotherDuck("kbo".into()));
         assert_eq!(c.database.attach_path(), "md:kbo");
-        let c = config(&[("MOTHERDUCK_TOKEN", "secret"), ("MOTHERDUCK_DATABASE", "register")]).unwrap();
+        let c = config(&[
+            ("MOTHERDUCK_TOKEN", "secret"),
+            ("MOTHERDUCK_DATABASE", "register"),
+        ])
+        .unwrap();
         assert_eq!(c.database, DatabaseTarget::MotherDuck("register".into()));
         let c = config(&[("MOTHERDUCK_DATABASE", "register")]).unwrap();
-        assert_eq!(c.database, DatabaseTarget::File("kbo.duckdb".into()), "no token, no MotherDuck");
+        assert_eq!(
+            c.database,
+            DatabaseTarget::File("kbo.duckdb".into()),
+            "no token, no MotherDuck"
+        );
     }
 
     #[test]

@@ -21,8 +21,9 @@ pub struct Downloaded {
 
 /// Checks that `raw` is a URL the service may fetch: `http`/`https`, or `file` when allowed.
 pub fn parse_url(raw: &str, allow_file_urls: bool) -> ImportResult<Url> {
-    let url = Url::parse(raw.trim())
-        .map_err(|e| ImportError::terminal(format!("the extract URL {raw:?} is not a valid URL ({e})")))?;
+    let url = Url::parse(raw.trim()).map_err(|e| {
+        ImportError::terminal(format!("the extract URL {raw:?} is not a valid URL ({e})"))
+    })?;
     match url.scheme() {
         "http" | "https" => Ok(url),
         "file" if allow_file_urls => Ok(url),
@@ -41,7 +42,9 @@ pub fn parse_sha256(raw: &str) -> ImportResult<String> {
     if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         Ok(hex)
     } else {
-        Err(ImportError::terminal(format!("sha256 {raw:?} is not 64 hexadecimal digits")))
+        Err(ImportError::terminal(format!(
+            "sha256 {raw:?} is not 64 hexadecimal digits"
+        )))
     }
 }
 
@@ -64,7 +67,8 @@ pub async fn fetch(
     let mut out = tokio::fs::File::create(&part)
         .await
         .map_err(|e| ImportError::retryable(format!("cannot create {}: {e}", part.display())))?;
-    let write_err = |e: std::io::Error| ImportError::retryable(format!("cannot write {}: {e}", part.display()));
+    let write_err =
+        |e: std::io::Error| ImportError::retryable(format!("cannot write {}: {e}", part.display()));
     let mut hasher = Sha256::new();
     let mut bytes: u64 = 0;
 
@@ -77,10 +81,9 @@ pub async fn fetch(
         })?;
         let mut buf = vec![0u8; 1 << 20];
         loop {
-            let n = file
-                .read(&mut buf)
-                .await
-                .map_err(|e| ImportError::retryable(format!("cannot read {}: {e}", source.display())))?;
+            let n = file.read(&mut buf).await.map_err(|e| {
+                ImportError::retryable(format!("cannot read {}: {e}", source.display()))
+            })?;
             if n == 0 {
                 break;
             }
@@ -97,15 +100,20 @@ pub async fn fetch(
         let status = response.status();
         if !status.is_success() {
             let message = format!("downloading {url} answered HTTP {status}");
-            return Err(if status.is_client_error() && status.as_u16() != 408 && status.as_u16() != 429 {
-                ImportError::terminal(format!("{message}; check the URL (the portal keeps only the last few extracts)"))
-            } else {
-                ImportError::retryable(message)
-            });
+            return Err(
+                if status.is_client_error() && status.as_u16() != 408 && status.as_u16() != 429 {
+                    ImportError::terminal(format!(
+                        "{message}; check the URL (the portal keeps only the last few extracts)"
+                    ))
+                } else {
+                    ImportError::retryable(message)
+                },
+            );
         }
         let mut body = response.bytes_stream();
         while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| ImportError::retryable(format!("download of {url} broke off: {e}")))?;
+            let chunk = chunk
+                .map_err(|e| ImportError::retryable(format!("download of {url} broke off: {e}")))?;
             hasher.update(&chunk);
             out.write_all(&chunk).await.map_err(write_err)?;
             bytes += chunk.len() as u64;
@@ -124,9 +132,12 @@ pub async fn fetch(
             "the extract from {url} has sha256 {sha256}, but {expected} was expected; the file is not the one requested"
         )));
     }
-    tokio::fs::rename(&part, dest)
-        .await
-        .map_err(|e| ImportError::retryable(format!("cannot move the download to {}: {e}", dest.display())))?;
+    tokio::fs::rename(&part, dest).await.map_err(|e| {
+        ImportError::retryable(format!(
+            "cannot move the download to {}: {e}",
+            dest.display()
+        ))
+    })?;
     Ok(Downloaded {
         path: dest.to_path_buf(),
         sha256,
@@ -159,7 +170,11 @@ mod tests {
         let err = parse_url("file:///tmp/x.zip", false).unwrap_err();
         assert!(err.is_terminal() && err.message.contains("KBO_ALLOW_FILE_URLS"));
         assert!(parse_url("file:///tmp/x.zip", true).is_ok());
-        assert!(parse_url("ftp://host/x.zip", true).unwrap_err().is_terminal());
+        assert!(
+            parse_url("ftp://host/x.zip", true)
+                .unwrap_err()
+                .is_terminal()
+        );
         assert!(parse_url("not a url", true).unwrap_err().is_terminal());
     }
 
@@ -181,10 +196,18 @@ mod tests {
         let dest = dir.path().join("out/extract.zip");
         let got = fetch(&client, &url, &dest, None).await.unwrap();
         assert_eq!(got.bytes, 5);
-        assert_eq!(got.sha256, "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824");
+        assert_eq!(
+            got.sha256,
+            "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+        );
         assert_eq!(std::fs::read(&dest).unwrap(), b"hello");
         assert_eq!(sha256_of(&dest).await.as_deref(), Some(got.sha256.as_str()));
-        let err = fetch(&client, &url, &dest, Some(&"00".repeat(32))).await.unwrap_err();
-        assert!(err.is_terminal() && err.message.contains("was expected"), "{err}");
+        let err = fetch(&client, &url, &dest, Some(&"00".repeat(32)))
+            .await
+            .unwrap_err();
+        assert!(
+            err.is_terminal() && err.message.contains("was expected"),
+            "{err}"
+        );
     }
 }

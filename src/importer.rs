@@ -4,13 +4,13 @@
 //! files and the database, and says whether a failure is terminal or worth a retry.
 
 use crate::config::Config;
+use crate::db::schema::table_name;
 use crate::db::{self, Database, apply::BatchOutcome, finalize::Finalized, ledger::Job};
 use crate::download::{self, Downloaded};
 use crate::error::{ImportError, ImportResult};
 use crate::extract::archive::{self, ArchiveError};
 use crate::plan::{self, Batch, StageStats};
 use serde::{Deserialize, Serialize};
-use crate::db::schema::table_name;
 use std::path::PathBuf;
 use tracing::Instrument;
 use url::Url;
@@ -26,7 +26,10 @@ pub struct ImportRequest {
 
 impl ImportRequest {
     /// Reads the `run` handler's body: a JSON string (the URL) or `{"url": …, "sha256": …}`.
-    pub fn from_json(body: &serde_json::Value, allow_file_urls: bool) -> ImportResult<ImportRequest> {
+    pub fn from_json(
+        body: &serde_json::Value,
+        allow_file_urls: bool,
+    ) -> ImportResult<ImportRequest> {
         let (url, sha256) = match body {
             serde_json::Value::String(url) => (url.as_str(), None),
             serde_json::Value::Object(map) => {
@@ -36,7 +39,11 @@ impl ImportRequest {
                 let sha256 = match map.get("sha256") {
                     None | Some(serde_json::Value::Null) => None,
                     Some(serde_json::Value::String(s)) => Some(download::parse_sha256(s)?),
-                    Some(other) => return Err(ImportError::terminal(format!("\"sha256\" must be a string, found {other}"))),
+                    Some(other) => {
+                        return Err(ImportError::terminal(format!(
+                            "\"sha256\" must be a string, found {other}"
+                        )));
+                    }
                 };
                 (url, sha256)
             }
@@ -47,11 +54,15 @@ impl ImportRequest {
             }
         };
         download::parse_url(url, allow_file_urls)?;
-        Ok(ImportRequest { url: url.trim().to_string(), sha256 })
+        Ok(ImportRequest {
+            url: url.trim().to_string(),
+            sha256,
+        })
     }
 
     fn url(&self) -> ImportResult<Url> {
-        Url::parse(&self.url).map_err(|e| ImportError::terminal(format!("bad URL {}: {e}", self.url)))
+        Url::parse(&self.url)
+            .map_err(|e| ImportError::terminal(format!("bad URL {}: {e}", self.url)))
     }
 }
 
@@ -102,7 +113,13 @@ impl Importer {
     pub fn job_dir(&self, job_id: &str) -> PathBuf {
         let safe: String = job_id
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect();
         self.config.work_dir.join(safe)
     }
@@ -112,7 +129,11 @@ impl Importer {
     }
 
     /// Step `download`: the extract to the work directory, with its SHA-256 and size.
-    pub async fn download(&self, job_id: &str, request: &ImportRequest) -> ImportResult<Downloaded> {
+    pub async fn download(
+        &self,
+        job_id: &str,
+        request: &ImportRequest,
+    ) -> ImportResult<Downloaded> {
         let span = tracing::info_span!("step", step = "download", job_id);
         async move {
             let downloaded =
@@ -128,27 +149,50 @@ impl Importer {
     ///
     /// Where the download is not on this machine (another replica, a cleaned disk), the
     /// extract is fetched again and must have the SHA-256 the download step journaled.
-    pub async fn prepare(&self, job_id: &str, request: &ImportRequest, downloaded: &Downloaded) -> ImportResult<Prepared> {
+    pub async fn prepare(
+        &self,
+        job_id: &str,
+        request: &ImportRequest,
+        downloaded: &Downloaded,
+    ) -> ImportResult<Prepared> {
         let span = tracing::info_span!("step", step = "prepare", job_id, bytes = downloaded.bytes);
-        self.prepare_inner(job_id, request, downloaded).instrument(span).await
+        self.prepare_inner(job_id, request, downloaded)
+            .instrument(span)
+            .await
     }
 
-    async fn prepare_inner(&self, job_id: &str, request: &ImportRequest, downloaded: &Downloaded) -> ImportResult<Prepared> {
+    async fn prepare_inner(
+        &self,
+        job_id: &str,
+        request: &ImportRequest,
+        downloaded: &Downloaded,
+    ) -> ImportResult<Prepared> {
         let zip = self.zip_path(job_id);
         if download::sha256_of(&zip).await.as_deref() != Some(downloaded.sha256.as_str()) {
-            tracing::info!(job_id, "the downloaded extract is not here; fetching it again");
+            tracing::info!(
+                job_id,
+                "the downloaded extract is not here; fetching it again"
+            );
             download::fetch(&self.http, &request.url()?, &zip, Some(&downloaded.sha256)).await?;
         }
         let csv_dir = self.job_dir(job_id).join("csv");
         let limits = self.config.limits;
         let unpack_dir = csv_dir.clone();
-        let unpacked = tokio::task::spawn_blocking(move || archive::unpack(&zip, &unpack_dir, &limits))
-            .await
-            .map_err(|e| ImportError::retryable(format!("unpacking failed: {e}")))?
-            .map_err(|e: ArchiveError| {
-                if e.is_retryable() { ImportError::retryable(e.to_string()) } else { ImportError::terminal(e.to_string()) }
-            })?;
-        let job = Job { id: job_id.to_string(), meta: unpacked.meta.clone() };
+        let unpacked =
+            tokio::task::spawn_blocking(move || archive::unpack(&zip, &unpack_dir, &limits))
+                .await
+                .map_err(|e| ImportError::retryable(format!("unpacking failed: {e}")))?
+                .map_err(|e: ArchiveError| {
+                    if e.is_retryable() {
+                        ImportError::retryable(e.to_string())
+                    } else {
+                        ImportError::terminal(e.to_string())
+                    }
+                })?;
+        let job = Job {
+            id: job_id.to_string(),
+            meta: unpacked.meta.clone(),
+        };
         let batch_rows = self.config.batch_rows;
         let job_for_db = job.clone();
         let (batches, stages) = self
@@ -161,10 +205,13 @@ impl Importer {
                 db::ledger::record_plan(conn, &job_for_db, &batches)?;
                 Ok((batches, stages))
             })
-            .await
-            .map_err(|e| e.context(format!("extract {}", job.meta.extract_number)))?;
+            .await?;
         let _ = tokio::fs::remove_dir_all(&csv_dir).await;
-        let prepared = Prepared { job, batches, stages };
+        let prepared = Prepared {
+            job,
+            batches,
+            stages,
+        };
         tracing::info!(
             extract = prepared.job.meta.extract_number,
             kind = %prepared.job.meta.extract_type,
@@ -193,7 +240,11 @@ impl Importer {
                 .run(move |conn| db::apply::apply_batch(conn, &job, &batch))
                 .await
                 .map_err(|e| e.context(&name))?;
-            tracing::info!(rows = outcome.rows, already_done = outcome.already_done, "batch applied");
+            tracing::info!(
+                rows = outcome.rows,
+                already_done = outcome.already_done,
+                "batch applied"
+            );
             Ok(outcome)
         }
         .instrument(span)
@@ -238,7 +289,12 @@ impl Importer {
             })
             .await?;
         if let Some(undone) = undone {
-            tracing::warn!(job_id, removed = undone.removed, restored = undone.restored, "rolled back the extract");
+            tracing::warn!(
+                job_id,
+                removed = undone.removed,
+                restored = undone.restored,
+                "rolled back the extract"
+            );
         }
         let _ = tokio::fs::remove_dir_all(self.job_dir(job_id)).await;
         Ok(())
@@ -252,12 +308,26 @@ mod tests {
 
     #[test]
     fn requests_are_a_url_string_or_an_object() {
-        let r = ImportRequest::from_json(&json!("https://x/KboOpenData_0140_2025_10_05_Update.zip"), false).unwrap();
+        let r = ImportRequest::from_json(
+            &json!("https://x/KboOpenData_0140_2025_10_05_Update.zip"),
+            false,
+        )
+        .unwrap();
         assert_eq!(r.sha256, None);
         let sha = "ab".repeat(32);
-        let r = ImportRequest::from_json(&json!({"url": "http://x/a.zip", "sha256": sha.to_uppercase()}), false).unwrap();
+        let r = ImportRequest::from_json(
+            &json!({"url": "http://x/a.zip", "sha256": sha.to_uppercase()}),
+            false,
+        )
+        .unwrap();
         assert_eq!(r.sha256.as_deref(), Some(sha.as_str()));
-        for bad in [json!(null), json!(42), json!({"sha256": sha}), json!({"url": "http://x", "sha256": 1}), json!("file:///x.zip")] {
+        for bad in [
+            json!(null),
+            json!(42),
+            json!({"sha256": sha}),
+            json!({"url": "http://x", "sha256": 1}),
+            json!("file:///x.zip"),
+        ] {
             let err = ImportRequest::from_json(&bad, false).unwrap_err();
             assert!(err.is_terminal(), "{bad}: {err}");
         }

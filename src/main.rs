@@ -2,10 +2,10 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use kbo_import::config::Config;
-use kbo_import::extract::date::Date;
 use kbo_import::client::RestateClient;
+use kbo_import::config::Config;
 use kbo_import::db::{self, Database};
+use kbo_import::extract::date::Date;
 use kbo_import::extract::file_name::ExtractFileName;
 use kbo_import::{bench, generator, server, telemetry};
 use std::path::PathBuf;
@@ -132,10 +132,18 @@ enum Command {
 #[derive(clap::Args)]
 struct RestateArgs {
     /// Restate ingress URL.
-    #[arg(long, env = "RESTATE_INGRESS_URL", default_value = "http://localhost:8080")]
+    #[arg(
+        long,
+        env = "RESTATE_INGRESS_URL",
+        default_value = "http://localhost:8080"
+    )]
     ingress_url: String,
     /// Restate admin API URL.
-    #[arg(long, env = "RESTATE_ADMIN_URL", default_value = "http://localhost:9070")]
+    #[arg(
+        long,
+        env = "RESTATE_ADMIN_URL",
+        default_value = "http://localhost:9070"
+    )]
     admin_url: String,
     /// Bearer token for Restate Cloud (never printed).
     #[arg(long, env = "RESTATE_AUTH_TOKEN", hide_env_values = true)]
@@ -153,7 +161,13 @@ async fn main() -> anyhow::Result<()> {
     telemetry::init();
     match Cli::parse().command.unwrap_or(Command::Serve) {
         Command::Serve => server::serve(Config::from_env()?).await,
-        Command::Start { url, id, sha256, watch, restate } => {
+        Command::Start {
+            url,
+            id,
+            sha256,
+            watch,
+            restate,
+        } => {
             let id = match id {
                 Some(id) => id,
                 None => ExtractFileName::parse(&url)
@@ -173,7 +187,10 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Status { id, restate } => {
-            println!("{}", serde_json::to_string(&restate.client().progress(&id).await?)?);
+            println!(
+                "{}",
+                serde_json::to_string(&restate.client().progress(&id).await?)?
+            );
             Ok(())
         }
         Command::Register { endpoint, restate } => {
@@ -185,13 +202,32 @@ async fn main() -> anyhow::Result<()> {
             println!("registered {endpoint}: services {}", services.join(", "));
             Ok(())
         }
-        Command::Bench { scale, dir, batch_rows, memory_limit, restate_server } => {
-            bench::run(bench::BenchOptions { scale, dir, batch_rows, memory_limit, restate_server }).await
+        Command::Bench {
+            scale,
+            dir,
+            batch_rows,
+            memory_limit,
+            restate_server,
+        } => {
+            bench::run(bench::BenchOptions {
+                scale,
+                dir,
+                batch_rows,
+                memory_limit,
+                restate_server,
+            })
+            .await
         }
-        Command::BenchFloor { db, memory_limit, temp_dir, files } => bench::floor(&db, &memory_limit, &temp_dir, &files),
+        Command::BenchFloor {
+            db,
+            memory_limit,
+            temp_dir,
+            files,
+        } => bench::floor(&db, &memory_limit, &temp_dir, &files),
         Command::InstallExtensions => {
             let conn = duckdb::Connection::open_in_memory()?;
-            conn.execute_batch("INSTALL motherduck;").context("installing the motherduck extension")?;
+            conn.execute_batch("INSTALL motherduck;")
+                .context("installing the motherduck extension")?;
             println!("installed DuckDB's motherduck extension");
             Ok(())
         }
@@ -202,12 +238,31 @@ async fn main() -> anyhow::Result<()> {
             println!("database: {}\n\n{summary}", config.database);
             Ok(())
         }
-        Command::Generate { out, scale, seed, extract_number, snapshot, change_rate, full_only } => {
-            let snapshot = parse_iso_date(&snapshot).context("--snapshot must be a yyyy-mm-dd date")?;
+        Command::Generate {
+            out,
+            scale,
+            seed,
+            extract_number,
+            snapshot,
+            change_rate,
+            full_only,
+        } => {
+            let snapshot =
+                parse_iso_date(&snapshot).context("--snapshot must be a yyyy-mm-dd date")?;
             anyhow::ensure!(scale > 0.0, "--scale must be positive");
-            anyhow::ensure!((0.0..=1.0).contains(&change_rate), "--change-rate must be between 0 and 1");
-            let options = generator::Options { scale, seed, extract_number, snapshot, change_rate };
-            std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+            anyhow::ensure!(
+                (0.0..=1.0).contains(&change_rate),
+                "--change-rate must be between 0 and 1"
+            );
+            let options = generator::Options {
+                scale,
+                seed,
+                extract_number,
+                snapshot,
+                change_rate,
+            };
+            std::fs::create_dir_all(&out)
+                .with_context(|| format!("cannot create {}", out.display()))?;
             let started = std::time::Instant::now();
             let written = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<PathBuf>> {
                 if full_only {

@@ -1,7 +1,7 @@
 //! The batch plan: how an extract's staged rows are cut into workflow steps.
 
-use crate::extract::{ExtractType, Table};
 use crate::db::schema::table_name;
+use crate::extract::{ExtractType, Table};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -43,7 +43,12 @@ pub struct Batch {
 impl Batch {
     /// The step's name, as the Restate UI shows it: `insert-activities-12`.
     pub fn step_name(&self) -> String {
-        format!("{}-{}-{}", self.op.as_str(), table_name(self.table), self.number)
+        format!(
+            "{}-{}-{}",
+            self.op.as_str(),
+            table_name(self.table),
+            self.number
+        )
     }
 }
 
@@ -74,7 +79,13 @@ pub fn plan(kind: ExtractType, stages: &[StageStats], batch_rows: u64) -> Vec<Ba
     for table in Table::ALL {
         for op in [Op::Delete, Op::Insert] {
             if kind == ExtractType::Full && op == Op::Delete {
-                batches.push(Batch { table, op, number: 1, rows: None, estimated_rows: 0 });
+                batches.push(Batch {
+                    table,
+                    op,
+                    number: 1,
+                    rows: None,
+                    estimated_rows: 0,
+                });
                 continue;
             }
             let Some(stage) = stages.iter().find(|s| s.table == table && s.op == op) else {
@@ -82,14 +93,21 @@ pub fn plan(kind: ExtractType, stages: &[StageStats], batch_rows: u64) -> Vec<Ba
             };
             let mut start = 0;
             let mut number = 1;
+            let mut covered = 0;
             while start < stage.rowid_end {
                 let end = (start + batch_rows).min(stage.rowid_end);
-                let estimated_rows = if stage.rowid_end == stage.rows {
-                    end - start
-                } else {
-                    stage.rows * (end - start) / stage.rowid_end
-                };
-                batches.push(Batch { table, op, number, rows: Some((start, end)), estimated_rows });
+                // Repeated lines removed from staging leave gaps in the rowids: spread the
+                // staged rows over the batches so that they add up exactly.
+                let until = stage.rows * end / stage.rowid_end;
+                let estimated_rows = until - covered;
+                covered = until;
+                batches.push(Batch {
+                    table,
+                    op,
+                    number,
+                    rows: Some((start, end)),
+                    estimated_rows,
+                });
                 start = end;
                 number += 1;
             }
@@ -103,7 +121,12 @@ mod tests {
     use super::*;
 
     fn stage(table: Table, op: Op, rows: u64) -> StageStats {
-        StageStats { table, op, rows, rowid_end: rows }
+        StageStats {
+            table,
+            op,
+            rows,
+            rowid_end: rows,
+        }
     }
 
     #[test]
@@ -117,24 +140,54 @@ mod tests {
         let names: Vec<String> = batches.iter().map(|b| b.step_name()).collect();
         assert_eq!(
             names,
-            ["insert-enterprises-1", "delete-activities-1", "insert-activities-1", "insert-activities-2", "insert-activities-3"]
+            [
+                "insert-enterprises-1",
+                "delete-activities-1",
+                "insert-activities-1",
+                "insert-activities-2",
+                "insert-activities-3"
+            ]
         );
-        let act: Vec<_> = batches.iter().filter(|b| b.table == Table::Activity && b.op == Op::Insert).map(|b| b.rows.unwrap()).collect();
+        let act: Vec<_> = batches
+            .iter()
+            .filter(|b| b.table == Table::Activity && b.op == Op::Insert)
+            .map(|b| b.rows.unwrap())
+            .collect();
         assert_eq!(act, [(0, 10), (10, 20), (20, 25)]);
         assert_eq!(batches.iter().map(|b| b.estimated_rows).sum::<u64>(), 38);
     }
 
     #[test]
     fn full_retires_each_table_before_inserting() {
-        let batches = plan(ExtractType::Full, &[stage(Table::Branch, Op::Insert, 4)], 100);
+        let batches = plan(
+            ExtractType::Full,
+            &[stage(Table::Branch, Op::Insert, 4)],
+            100,
+        );
         assert_eq!(batches.len(), 8);
-        assert!(batches.iter().filter(|b| b.op == Op::Delete).all(|b| b.rows.is_none()));
-        let branch: Vec<String> = batches.iter().filter(|b| b.table == Table::Branch).map(|b| b.step_name()).collect();
+        assert!(
+            batches
+                .iter()
+                .filter(|b| b.op == Op::Delete)
+                .all(|b| b.rows.is_none())
+        );
+        let branch: Vec<String> = batches
+            .iter()
+            .filter(|b| b.table == Table::Branch)
+            .map(|b| b.step_name())
+            .collect();
         assert_eq!(branch, ["delete-branches-1", "insert-branches-1"]);
     }
 
     #[test]
     fn empty_files_make_no_batches() {
-        assert!(plan(ExtractType::Update, &[stage(Table::Contact, Op::Insert, 0)], 10).is_empty());
+        assert!(
+            plan(
+                ExtractType::Update,
+                &[stage(Table::Contact, Op::Insert, 0)],
+                10
+            )
+            .is_empty()
+        );
     }
 }

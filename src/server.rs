@@ -12,9 +12,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let addr = SocketAddr::from(([0, 0, 0, 0], config.port));
     let mut builder = Endpoint::builder();
     for key in &config.identity_keys {
-        builder = builder
-            .identity_key(key)
-            .map_err(|e| anyhow::anyhow!("RESTATE_IDENTITY_KEYS holds a key that is not a Restate public key ({e:?})"))?;
+        builder = builder.identity_key(key).map_err(|e| {
+            anyhow::anyhow!(
+                "RESTATE_IDENTITY_KEYS holds a key that is not a Restate public key ({e:?})"
+            )
+        })?;
     }
     tracing::info!(
         %addr,
@@ -24,10 +26,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         request_identity = !config.identity_keys.is_empty(),
         "serving the KboImport workflow"
     );
-    let endpoint = builder.bind(KboImport::new(Arc::new(Importer::new(config)))).build();
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}; is another process using PORT?"))?;
+    let endpoint = builder
+        .bind(KboImport::new(Arc::new(Importer::new(config))))
+        .build();
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        anyhow::anyhow!("cannot listen on {addr}: {e}; is another process using PORT?")
+    })?;
     HttpServer::new(endpoint).serve(listener).await;
     Ok(())
 }

@@ -23,9 +23,14 @@ pub struct BatchOutcome {
 /// holds as done is not applied again (a step re-run after a crash between commit and journal).
 pub fn apply_batch(conn: &mut Connection, job: &Job, batch: &Batch) -> ImportResult<BatchOutcome> {
     let started_at = utc_now();
-    let tx = conn.transaction().map_err(db_error("starting the batch transaction"))?;
+    let tx = conn
+        .transaction()
+        .map_err(db_error("starting the batch transaction"))?;
     if let Some(rows) = ledger::completed_batch(&tx, job, batch)? {
-        return Ok(BatchOutcome { rows, already_done: true });
+        return Ok(BatchOutcome {
+            rows,
+            already_done: true,
+        });
     }
     let rows = match (batch.op, job.meta.extract_type) {
         (Op::Delete, ExtractType::Full) => retire_all(&tx, job, batch.table)?,
@@ -40,7 +45,10 @@ pub fn apply_batch(conn: &mut Connection, job: &Job, batch: &Batch) -> ImportRes
     };
     ledger::complete_batch(&tx, job, batch, rows, &started_at)?;
     tx.commit().map_err(db_error("committing the batch"))?;
-    Ok(BatchOutcome { rows, already_done: false })
+    Ok(BatchOutcome {
+        rows,
+        already_done: false,
+    })
 }
 
 const RETIRE: &str = "SET _is_current = false, _deleted_at_extract = ?";
@@ -48,7 +56,10 @@ const RETIRE: &str = "SET _is_current = false, _deleted_at_extract = ?";
 /// Full: every current row of the table from earlier extracts is retired.
 fn retire_all(conn: &Connection, job: &Job, t: Table) -> ImportResult<u64> {
     let n = job.meta.extract_number;
-    let sql = format!("UPDATE {} {RETIRE} WHERE _is_current AND _extract_number <> ?", table_name(t));
+    let sql = format!(
+        "UPDATE {} {RETIRE} WHERE _is_current AND _extract_number <> ?",
+        table_name(t)
+    );
     conn.execute(&sql, params![n, n])
         .map(|n| n as u64)
         .map_err(db_error("retiring the current rows"))
@@ -64,9 +75,16 @@ fn retire_listed(conn: &Connection, job: &Job, batch: &Batch) -> ImportResult<u6
         delete_match_column(t),
         delete_stage(t)
     );
-    conn.execute(&sql, params![job.meta.extract_number, start as i64, end.min(i64::MAX as u64) as i64])
-        .map(|n| n as u64)
-        .map_err(db_error("retiring the deleted entities' rows"))
+    conn.execute(
+        &sql,
+        params![
+            job.meta.extract_number,
+            start as i64,
+            end.min(i64::MAX as u64) as i64
+        ],
+    )
+    .map(|n| n as u64)
+    .map_err(db_error("retiring the deleted entities' rows"))
 }
 
 /// Update: current rows whose key this batch inserts again.
@@ -79,9 +97,16 @@ fn retire_replaced(conn: &Connection, job: &Job, batch: &Batch) -> ImportResult<
         table_name(t),
         insert_stage(t)
     );
-    conn.execute(&sql, params![job.meta.extract_number, start as i64, end.min(i64::MAX as u64) as i64])
-        .map(|n| n as u64)
-        .map_err(db_error("retiring rows replaced by the insert file"))
+    conn.execute(
+        &sql,
+        params![
+            job.meta.extract_number,
+            start as i64,
+            end.min(i64::MAX as u64) as i64
+        ],
+    )
+    .map(|n| n as u64)
+    .map_err(db_error("retiring rows replaced by the insert file"))
 }
 
 /// Inserts this batch's staged rows as current rows of the extract.
@@ -112,7 +137,12 @@ fn insert_rows(conn: &Connection, job: &Job, batch: &Batch) -> ImportResult<u64>
     );
     conn.execute(
         &sql,
-        params![job.meta.snapshot_date.iso(), job.meta.extract_number, start as i64, end.min(i64::MAX as u64) as i64],
+        params![
+            job.meta.snapshot_date.iso(),
+            job.meta.extract_number,
+            start as i64,
+            end.min(i64::MAX as u64) as i64
+        ],
     )
     .map(|n| n as u64)
     .map_err(db_error("inserting the staged rows"))

@@ -21,27 +21,39 @@ pub struct Finalized {
 /// Derives names, replaces the code tables, records the job completed and drops staging.
 /// A job the ledger already holds as completed is not finalized again.
 pub fn finalize(conn: &mut Connection, job: &Job) -> ImportResult<Finalized> {
-    let tx = conn.transaction().map_err(db_error("starting the finalize transaction"))?;
+    let tx = conn
+        .transaction()
+        .map_err(db_error("starting the finalize transaction"))?;
     if ledger::job_status(&tx, &job.id)?.as_deref() == Some("completed") {
         let counts = ledger::job_counts(&tx, &job.id)?;
-        return Ok(Finalized { names_resolved: 0, counts });
+        return Ok(Finalized {
+            names_resolved: 0,
+            counts,
+        });
     }
     let names_resolved = derive_names(&tx, job)?;
     replace_codes(&tx)?;
     let counts = count_changes(&tx, job)?;
     ledger::complete_job(&tx, job, counts)?;
-    drop_staging(&tx)?;
     tx.commit().map_err(db_error("committing finalize"))?;
-    Ok(Finalized { names_resolved, counts })
+    // Staging goes after the commit: DuckDB refuses to commit a transaction that created a
+    // table and dropped it again. A crash here leaves staging that the next import replaces.
+    drop_staging(conn)?;
+    Ok(Finalized {
+        names_resolved,
+        counts,
+    })
 }
 
 /// The entities whose names may have changed in this extract: all current ones for a Full;
 /// for an Update, those named in the denomination files or whose own row was inserted again.
 fn affected_entities_sql(kind: ExtractType) -> String {
     match kind {
-        ExtractType::Full => "SELECT enterprise_number AS entity_number FROM enterprises WHERE _is_current
+        ExtractType::Full => {
+            "SELECT enterprise_number AS entity_number FROM enterprises WHERE _is_current
              UNION SELECT establishment_number FROM establishments WHERE _is_current"
-            .to_string(),
+                .to_string()
+        }
         ExtractType::Update => format!(
             "SELECT entity_key AS entity_number FROM {} UNION SELECT entity_number FROM {}
              UNION SELECT enterprise_number FROM {} UNION SELECT establishment_number FROM {}",

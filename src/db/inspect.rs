@@ -31,9 +31,11 @@ pub fn summary(conn: &Connection) -> ImportResult<Summary> {
     for t in Table::ALL {
         let name = table_name(t);
         let (current, all) = conn
-            .query_row(&format!("SELECT count(*) FILTER (WHERE _is_current), count(*) FROM {name}"), [], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
+            .query_row(
+                &format!("SELECT count(*) FILTER (WHERE _is_current), count(*) FROM {name}"),
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
             .map_err(&err)?;
         tables.push((name, current, all));
     }
@@ -44,17 +46,34 @@ pub fn summary(conn: &Connection) -> ImportResult<Summary> {
         )
         .map_err(&err)?;
     let jobs = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))
+        .query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        })
         .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
         .map_err(&err)?;
     let mut stmt = conn.prepare(SAMPLE_QUERY).map_err(&err)?;
     let sample = stmt
         .query_map([], |r| {
-            Ok([r.get(0)?, r.get(1)?, r.get::<_, Option<String>>(2)?.unwrap_or_default()])
+            Ok([
+                r.get(0)?,
+                r.get(1)?,
+                r.get::<_, Option<String>>(2)?.unwrap_or_default(),
+            ])
         })
         .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
         .map_err(&err)?;
-    Ok(Summary { tables, jobs, sample })
+    Ok(Summary {
+        tables,
+        jobs,
+        sample,
+    })
 }
 
 impl fmt::Display for Summary {
@@ -65,7 +84,10 @@ impl fmt::Display for Summary {
         }
         writeln!(f, "\nlast jobs:")?;
         for (id, number, kind, status, inserted, deleted) in &self.jobs {
-            writeln!(f, "  {id}: extract {number} ({kind}) {status}, {inserted} rows inserted, {deleted} retired")?;
+            writeln!(
+                f,
+                "  {id}: extract {number} ({kind}) {status}, {inserted} rows inserted, {deleted} retired"
+            )?;
         }
         writeln!(f, "\n{SAMPLE_QUERY};")?;
         for [number, name, place] in &self.sample {

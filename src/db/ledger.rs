@@ -1,10 +1,10 @@
 //! The job ledger: `import_jobs` (one row per extract) and `import_job_batches` (one per step).
 
 use super::{Connection, db_error, utc_now};
+use crate::db::schema::table_name;
 use crate::error::{ImportError, ImportResult};
 use crate::extract::{ExtractType, Meta};
 use crate::plan::Batch;
-use crate::db::schema::table_name;
 use duckdb::{OptionalExt, params};
 use serde::{Deserialize, Serialize};
 
@@ -42,12 +42,23 @@ pub fn begin_job(conn: &Connection, job: &Job) -> ImportResult<()> {
         .map_err(&err)?;
     match other {
         Some((id, status)) if status == "failed" => {
-            conn.execute("DELETE FROM import_job_batches WHERE job_id = ?", params![id]).map_err(&err)?;
-            conn.execute("DELETE FROM import_jobs WHERE id = ?", params![id]).map_err(&err)?;
+            conn.execute(
+                "DELETE FROM import_job_batches WHERE job_id = ?",
+                params![id],
+            )
+            .map_err(&err)?;
+            conn.execute("DELETE FROM import_jobs WHERE id = ?", params![id])
+                .map_err(&err)?;
         }
-        Some((id, status)) => {
+        Some((id, status)) if status == "completed" => {
             return Err(ImportError::terminal(format!(
-                "extract {} is already {status} in import_jobs (job {id}); it is not imported twice",
+                "extract {} is already completed in import_jobs (job {id}); it is not imported twice",
+                meta.extract_number
+            )));
+        }
+        Some((id, _)) => {
+            return Err(ImportError::terminal(format!(
+                "job {id} is importing extract {} into this database; one import runs at a time: start it again when that job has ended",
                 meta.extract_number
             )));
         }
@@ -55,14 +66,22 @@ pub fn begin_job(conn: &Connection, job: &Job) -> ImportResult<()> {
     }
     check_order(conn, job)?;
     let mine: Option<String> = conn
-        .query_row("SELECT status FROM import_jobs WHERE id = ?", params![job.id], |r| r.get(0))
+        .query_row(
+            "SELECT status FROM import_jobs WHERE id = ?",
+            params![job.id],
+            |r| r.get(0),
+        )
         .optional()
         .map_err(&err)?;
     if mine.as_deref() == Some("completed") {
-        return Err(ImportError::terminal(format!("job {} has already completed", job.id)));
+        return Err(ImportError::terminal(format!(
+            "job {} has already completed",
+            job.id
+        )));
     }
     if mine.is_some() {
-        conn.execute("DELETE FROM import_jobs WHERE id = ?", params![job.id]).map_err(&err)?;
+        conn.execute("DELETE FROM import_jobs WHERE id = ?", params![job.id])
+            .map_err(&err)?;
     }
     conn.execute(
         "INSERT INTO import_jobs (id, extract_number, extract_type, snapshot_date, extract_timestamp, status, started_at,
@@ -101,7 +120,11 @@ fn check_order(conn: &Connection, job: &Job) -> ImportResult<()> {
         )));
     }
     let last: Option<i64> = conn
-        .query_row("SELECT max(extract_number) FROM import_jobs WHERE status = 'completed'", [], |r| r.get(0))
+        .query_row(
+            "SELECT max(extract_number) FROM import_jobs WHERE status = 'completed'",
+            [],
+            |r| r.get(0),
+        )
         .map_err(&err)?;
     let n = i64::from(n);
     match (job.meta.extract_type, last) {
@@ -121,7 +144,11 @@ fn check_order(conn: &Connection, job: &Job) -> ImportResult<()> {
         (ExtractType::Update, Some(last)) => Err(ImportError::terminal(format!(
             "Update extract {n} cannot follow extract {last}, the last one applied: import extract{} {} first",
             if n - last > 2 { "s" } else { "" },
-            if n - last > 2 { format!("{} to {}", last + 1, n - 1) } else { (last + 1).to_string() }
+            if n - last > 2 {
+                format!("{} to {}", last + 1, n - 1)
+            } else {
+                (last + 1).to_string()
+            }
         ))),
     }
 }
@@ -129,7 +156,11 @@ fn check_order(conn: &Connection, job: &Job) -> ImportResult<()> {
 /// Writes the batch plan as `pending` rows, replacing any earlier plan of the job.
 pub fn record_plan(conn: &Connection, job: &Job, batches: &[Batch]) -> ImportResult<()> {
     let err = db_error("recording the batch plan in import_job_batches");
-    conn.execute("DELETE FROM import_job_batches WHERE job_id = ?", params![job.id]).map_err(&err)?;
+    conn.execute(
+        "DELETE FROM import_job_batches WHERE job_id = ?",
+        params![job.id],
+    )
+    .map_err(&err)?;
     let mut insert = conn
         .prepare(
             "INSERT INTO import_job_batches (job_id, table_name, batch_number, operation, status, records_count,
@@ -139,7 +170,13 @@ pub fn record_plan(conn: &Connection, job: &Job, batches: &[Batch]) -> ImportRes
         .map_err(&err)?;
     for b in batches {
         insert
-            .execute(params![job.id, table_name(b.table), b.number, b.op.as_str(), b.estimated_rows as i64])
+            .execute(params![
+                job.id,
+                table_name(b.table),
+                b.number,
+                b.op.as_str(),
+                b.estimated_rows as i64
+            ])
             .map_err(&err)?;
     }
     Ok(())
@@ -159,7 +196,13 @@ pub fn completed_batch(conn: &Connection, job: &Job, batch: &Batch) -> ImportRes
 }
 
 /// Marks a batch completed with its row count (inside the batch's transaction).
-pub fn complete_batch(conn: &Connection, job: &Job, batch: &Batch, rows: u64, started_at: &str) -> ImportResult<()> {
+pub fn complete_batch(
+    conn: &Connection,
+    job: &Job,
+    batch: &Batch,
+    rows: u64,
+    started_at: &str,
+) -> ImportResult<()> {
     let updated = conn
         .execute(
             "UPDATE import_job_batches SET status = 'completed', records_count = ?, started_at = ?::TIMESTAMP,
@@ -180,16 +223,22 @@ pub fn complete_batch(conn: &Connection, job: &Job, batch: &Batch, rows: u64, st
 
 /// The status of a job, if it is recorded.
 pub fn job_status(conn: &Connection, job_id: &str) -> ImportResult<Option<String>> {
-    conn.query_row("SELECT status FROM import_jobs WHERE id = ?", params![job_id], |r| r.get(0))
-        .optional()
-        .map_err(db_error("reading import_jobs"))
+    conn.query_row(
+        "SELECT status FROM import_jobs WHERE id = ?",
+        params![job_id],
+        |r| r.get(0),
+    )
+    .optional()
+    .map_err(db_error("reading import_jobs"))
 }
 
 /// The extract number and status of a recorded job.
 pub fn job_extract(conn: &Connection, job_id: &str) -> ImportResult<Option<(Option<u32>, String)>> {
-    conn.query_row("SELECT extract_number, status FROM import_jobs WHERE id = ?", params![job_id], |r| {
-        Ok((r.get::<_, Option<i64>>(0)?.map(|n| n as u32), r.get(1)?))
-    })
+    conn.query_row(
+        "SELECT extract_number, status FROM import_jobs WHERE id = ?",
+        params![job_id],
+        |r| Ok((r.get::<_, Option<i64>>(0)?.map(|n| n as u32), r.get(1)?)),
+    )
     .optional()
     .map_err(db_error("reading import_jobs"))
 }
@@ -199,7 +248,12 @@ pub fn job_counts(conn: &Connection, job_id: &str) -> ImportResult<JobCounts> {
     conn.query_row(
         "SELECT records_inserted, records_deleted FROM import_jobs WHERE id = ?",
         params![job_id],
-        |r| Ok(JobCounts { inserted: r.get::<_, i64>(0)? as u64, deleted: r.get::<_, i64>(1)? as u64 }),
+        |r| {
+            Ok(JobCounts {
+                inserted: r.get::<_, i64>(0)? as u64,
+                deleted: r.get::<_, i64>(1)? as u64,
+            })
+        },
     )
     .map_err(db_error("reading import_jobs"))
 }

@@ -69,7 +69,10 @@ impl Database {
 pub fn connect(target: &DatabaseTarget, settings: &DuckDbSettings) -> ImportResult<Connection> {
     let conn = Connection::open_in_memory().map_err(db_error("opening DuckDB"))?;
     std::fs::create_dir_all(&settings.temp_dir).map_err(|e| {
-        ImportError::retryable(format!("cannot create {}: {e}", settings.temp_dir.display()))
+        ImportError::retryable(format!(
+            "cannot create {}: {e}",
+            settings.temp_dir.display()
+        ))
     })?;
     let mut setup = format!(
         "SET memory_limit = {}; SET temp_directory = {}; ",
@@ -79,18 +82,26 @@ pub fn connect(target: &DatabaseTarget, settings: &DuckDbSettings) -> ImportResu
     if let Some(threads) = settings.threads {
         setup.push_str(&format!("SET threads = {threads}; "));
     }
-    conn.execute_batch(&setup)
-        .map_err(|e| ImportError::terminal(format!("DuckDB settings refused (check KBO_DUCKDB_MEMORY_LIMIT and KBO_DUCKDB_THREADS): {e}")))?;
+    conn.execute_batch(&setup).map_err(|e| {
+        ImportError::terminal(format!(
+            "DuckDB settings refused (check KBO_DUCKDB_MEMORY_LIMIT and KBO_DUCKDB_THREADS): {e}"
+        ))
+    })?;
     if let DatabaseTarget::File(path) = target
         && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
     {
         std::fs::create_dir_all(dir)
             .map_err(|e| ImportError::retryable(format!("cannot create {}: {e}", dir.display())))?;
     }
-    let attach = format!("ATTACH {} AS kbo; USE kbo;", sql_literal(&target.attach_path()));
+    let attach = format!(
+        "ATTACH {} AS kbo; USE kbo;",
+        sql_literal(&target.attach_path())
+    );
     conn.execute_batch(&attach).map_err(|e| {
         let hint = match target {
-            DatabaseTarget::MotherDuck(_) => "; check MOTHERDUCK_TOKEN and that the motherduck extension is installed",
+            DatabaseTarget::MotherDuck(_) => {
+                "; check MOTHERDUCK_TOKEN and that the motherduck extension is installed"
+            }
             DatabaseTarget::File(_) => "; another process may hold the file open for writing",
         };
         ImportError::retryable(format!("cannot open the database {target}: {e}{hint}"))
@@ -107,7 +118,8 @@ pub fn ensure_schema(conn: &Connection) -> ImportResult<()> {
         sql.push_str(";\n");
     }
     sql.push_str(schema::SUPPORT_TABLES_SQL);
-    conn.execute_batch(&sql).map_err(db_error("creating the schema"))
+    conn.execute_batch(&sql)
+        .map_err(db_error("creating the schema"))
 }
 
 /// A SQL string literal for a configuration value (paths, settings) that DuckDB does not take
@@ -120,9 +132,16 @@ pub fn sql_literal(value: &str) -> String {
 pub fn db_error(context: &'static str) -> impl Fn(duckdb::Error) -> ImportError {
     move |e| {
         let text = e.to_string();
-        let terminal = ["Constraint Error", "Conversion Error", "Invalid Input Error", "Binder Error", "Parser Error", "Catalog Error"]
-            .iter()
-            .any(|kind| text.contains(kind));
+        let terminal = [
+            "Constraint Error",
+            "Conversion Error",
+            "Invalid Input Error",
+            "Binder Error",
+            "Parser Error",
+            "Catalog Error",
+        ]
+        .iter()
+        .any(|kind| text.contains(kind));
         let message = format!("{context}: {text}");
         if terminal {
             ImportError::terminal(message)
@@ -183,11 +202,14 @@ mod tests {
             temp_dir: dir.path().join("tmp"),
         };
         let conn = connect(&target, &settings).unwrap();
-        conn.execute_batch("CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (1);").unwrap();
+        conn.execute_batch("CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (1);")
+            .unwrap();
         drop(conn);
         // A second, independent instance can open the file: no lock is left behind.
         let other = duckdb::Connection::open(dir.path().join("sub/kbo.duckdb")).unwrap();
-        let n: i64 = other.query_row("SELECT count(*) FROM t", [], |r| r.get(0)).unwrap();
+        let n: i64 = other
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(n, 1);
     }
 }

@@ -30,7 +30,10 @@ pub fn undo_extract(conn: &Connection, extract_number: u32) -> ImportResult<Undo
     for t in Table::ALL {
         let table = table_name(t);
         undone.removed += conn
-            .execute(&format!("DELETE FROM {table} WHERE _extract_number = ?"), params![extract_number])
+            .execute(
+                &format!("DELETE FROM {table} WHERE _extract_number = ?"),
+                params![extract_number],
+            )
             .map_err(&err)? as u64;
         undone.restored += conn
             .execute(
@@ -44,8 +47,14 @@ pub fn undo_extract(conn: &Connection, extract_number: u32) -> ImportResult<Undo
 
 /// Rolls back a job that failed or was cancelled and records it failed with `message`, in one
 /// transaction; a job that completed, or was never recorded, is left alone.
-pub fn fail_and_roll_back(conn: &mut Connection, job_id: &str, message: &str) -> ImportResult<Option<Undone>> {
-    let tx = conn.transaction().map_err(db_error("starting the rollback transaction"))?;
+pub fn fail_and_roll_back(
+    conn: &mut Connection,
+    job_id: &str,
+    message: &str,
+) -> ImportResult<Option<Undone>> {
+    let tx = conn
+        .transaction()
+        .map_err(db_error("starting the rollback transaction"))?;
     let Some((extract_number, status)) = ledger::job_extract(&tx, job_id)? else {
         return Ok(None);
     };
@@ -56,8 +65,8 @@ pub fn fail_and_roll_back(conn: &mut Connection, job_id: &str, message: &str) ->
         Some(n) => undo_extract(&tx, n)?,
         None => Undone::default(),
     };
-    drop_staging(&tx)?;
     ledger::fail_job(&tx, job_id, message)?;
     tx.commit().map_err(db_error("committing the rollback"))?;
+    drop_staging(conn)?;
     Ok(Some(undone))
 }

@@ -36,13 +36,28 @@ pub struct Column {
 }
 
 const fn csv(name: &'static str, header: &'static str, not_null: bool) -> Column {
-    Column { name, ty: SqlType::Text, not_null, source: Source::Csv(header) }
+    Column {
+        name,
+        ty: SqlType::Text,
+        not_null,
+        source: Source::Csv(header),
+    }
 }
 const fn date(name: &'static str, header: &'static str) -> Column {
-    Column { name, ty: SqlType::Date, not_null: false, source: Source::Csv(header) }
+    Column {
+        name,
+        ty: SqlType::Date,
+        not_null: false,
+        source: Source::Csv(header),
+    }
 }
 const fn derived(name: &'static str, not_null: bool) -> Column {
-    Column { name, ty: SqlType::Text, not_null, source: Source::Derived }
+    Column {
+        name,
+        ty: SqlType::Text,
+        not_null,
+        source: Source::Derived,
+    }
 }
 
 /// The database table of a data table.
@@ -91,86 +106,89 @@ pub fn columns(t: Table) -> &'static [Column] {
 }
 
 const ENTERPRISE_COLUMNS: &[Column] = &[
-            csv("enterprise_number", "EnterpriseNumber", true),
-            csv("status", "Status", true),
-            csv("juridical_situation", "JuridicalSituation", false),
-            csv("type_of_enterprise", "TypeOfEnterprise", false),
-            csv("juridical_form", "JuridicalForm", false),
-            csv("juridical_form_cac", "JuridicalFormCAC", false),
-            date("start_date", "StartDate"),
-            derived("primary_name", true),
-            derived("primary_name_language", false),
-            derived("primary_name_nl", false),
-            derived("primary_name_fr", false),
-            derived("primary_name_de", false),
-        ];
+    csv("enterprise_number", "EnterpriseNumber", true),
+    csv("status", "Status", true),
+    csv("juridical_situation", "JuridicalSituation", false),
+    csv("type_of_enterprise", "TypeOfEnterprise", false),
+    csv("juridical_form", "JuridicalForm", false),
+    csv("juridical_form_cac", "JuridicalFormCAC", false),
+    date("start_date", "StartDate"),
+    derived("primary_name", true),
+    derived("primary_name_language", false),
+    derived("primary_name_nl", false),
+    derived("primary_name_fr", false),
+    derived("primary_name_de", false),
+];
 
 const ESTABLISHMENT_COLUMNS: &[Column] = &[
-            csv("establishment_number", "EstablishmentNumber", true),
-            csv("enterprise_number", "EnterpriseNumber", true),
-            date("start_date", "StartDate"),
-            derived("commercial_name", false),
-            derived("commercial_name_language", false),
-        ];
+    csv("establishment_number", "EstablishmentNumber", true),
+    csv("enterprise_number", "EnterpriseNumber", true),
+    date("start_date", "StartDate"),
+    derived("commercial_name", false),
+    derived("commercial_name_language", false),
+];
 
 const BRANCH_COLUMNS: &[Column] = &[
-            csv("id", "Id", true),
-            csv("enterprise_number", "EnterpriseNumber", false),
-            date("start_date", "StartDate"),
-        ];
+    csv("id", "Id", true),
+    csv("enterprise_number", "EnterpriseNumber", false),
+    date("start_date", "StartDate"),
+];
 
 const DENOMINATION_COLUMNS: &[Column] = &[
-            derived("id", true),
-            csv("entity_number", "EntityNumber", true),
-            derived("entity_type", true),
-            csv("denomination_type", "TypeOfDenomination", true),
-            csv("language", "Language", true),
-            csv("denomination", "Denomination", true),
-        ];
+    derived("id", true),
+    csv("entity_number", "EntityNumber", true),
+    derived("entity_type", true),
+    csv("denomination_type", "TypeOfDenomination", true),
+    csv("language", "Language", true),
+    csv("denomination", "Denomination", true),
+];
 
 const ADDRESS_COLUMNS: &[Column] = &[
-            derived("id", true),
-            csv("entity_number", "EntityNumber", true),
-            derived("entity_type", true),
-            csv("type_of_address", "TypeOfAddress", true),
-            csv("country_nl", "CountryNL", false),
-            csv("country_fr", "CountryFR", false),
-            csv("zipcode", "Zipcode", false),
-            csv("municipality_nl", "MunicipalityNL", false),
-            csv("municipality_fr", "MunicipalityFR", false),
-            csv("street_nl", "StreetNL", false),
-            csv("street_fr", "StreetFR", false),
-            csv("house_number", "HouseNumber", false),
-            csv("box", "Box", false),
-            csv("extra_address_info", "ExtraAddressInfo", false),
-            date("date_striking_off", "DateStrikingOff"),
-        ];
+    derived("id", true),
+    csv("entity_number", "EntityNumber", true),
+    derived("entity_type", true),
+    csv("type_of_address", "TypeOfAddress", true),
+    csv("country_nl", "CountryNL", false),
+    csv("country_fr", "CountryFR", false),
+    csv("zipcode", "Zipcode", false),
+    csv("municipality_nl", "MunicipalityNL", false),
+    csv("municipality_fr", "MunicipalityFR", false),
+    csv("street_nl", "StreetNL", false),
+    csv("street_fr", "StreetFR", false),
+    csv("house_number", "HouseNumber", false),
+    csv("box", "Box", false),
+    csv("extra_address_info", "ExtraAddressInfo", false),
+    date("date_striking_off", "DateStrikingOff"),
+];
 
 const CONTACT_COLUMNS: &[Column] = &[
-            derived("id", true),
-            csv("entity_number", "EntityNumber", true),
-            derived("entity_type", true),
-            csv("entity_contact", "EntityContact", true),
-            csv("contact_type", "ContactType", true),
-            csv("contact_value", "Value", true),
-        ];
+    derived("id", true),
+    csv("entity_number", "EntityNumber", true),
+    derived("entity_type", true),
+    csv("entity_contact", "EntityContact", true),
+    csv("contact_type", "ContactType", true),
+    csv("contact_value", "Value", true),
+];
 
 const ACTIVITY_COLUMNS: &[Column] = &[
-            derived("id", true),
-            csv("entity_number", "EntityNumber", true),
-            derived("entity_type", true),
-            csv("activity_group", "ActivityGroup", true),
-            csv("nace_version", "NaceVersion", true),
-            csv("nace_code", "NaceCode", true),
-            csv("classification", "Classification", true),
-        ];
+    derived("id", true),
+    csv("entity_number", "EntityNumber", true),
+    derived("entity_type", true),
+    csv("activity_group", "ActivityGroup", true),
+    csv("nace_version", "NaceVersion", true),
+    csv("nace_code", "NaceCode", true),
+    csv("classification", "Classification", true),
+];
 
 /// The allowed values an existing database may enforce, as (column, allowed values).
 pub fn allowed_values(t: Table) -> &'static [(&'static str, &'static [&'static str])] {
     const ENTITY_TYPE: (&str, &[&str]) = ("entity_type", &["enterprise", "establishment"]);
     match t {
         Table::Denomination => &[ENTITY_TYPE, ("language", &["0", "1", "2", "3", "4"])],
-        Table::Address => &[ENTITY_TYPE, ("type_of_address", &["REGO", "BAET", "ABBR", "OBAD"])],
+        Table::Address => &[
+            ENTITY_TYPE,
+            ("type_of_address", &["REGO", "BAET", "ABBR", "OBAD"]),
+        ],
         Table::Activity => &[
             ENTITY_TYPE,
             ("classification", &["MAIN", "SECO", "ANCI"]),
@@ -225,7 +243,11 @@ pub fn create_table_sql(t: Table) -> String {
         let list: Vec<String> = values.iter().map(|v| format!("'{v}'")).collect();
         parts.push(format!("CHECK ({column} IN ({}))", list.join(", ")));
     }
-    format!("CREATE TABLE IF NOT EXISTS {} ({})", table_name(t), parts.join(", "))
+    format!(
+        "CREATE TABLE IF NOT EXISTS {} ({})",
+        table_name(t),
+        parts.join(", ")
+    )
 }
 
 /// DDL of the code tables and the job ledger.
@@ -289,9 +311,14 @@ mod tests {
     fn keys_and_derived_ids_are_defined() {
         for t in Table::ALL {
             let cols = columns(t);
-            assert!(cols.iter().any(|c| c.name == key_column(t) && c.not_null), "{t}");
+            assert!(
+                cols.iter().any(|c| c.name == key_column(t) && c.not_null),
+                "{t}"
+            );
             assert!(cols.iter().any(|c| c.name == delete_match_column(t)), "{t}");
-            for c in cols.iter().filter(|c| c.source == Source::Derived && (c.name == "id" || c.name == "entity_type")) {
+            for c in cols.iter().filter(|c| {
+                c.source == Source::Derived && (c.name == "id" || c.name == "entity_type")
+            }) {
                 assert!(derived_expression(t, c.name).is_some(), "{t}.{}", c.name);
             }
         }

@@ -32,7 +32,13 @@ pub const CODE_STAGE: &str = "kbo_staging.code";
 pub fn stage_extract(conn: &Connection, extract: &Unpacked) -> ImportResult<Vec<StageStats>> {
     conn.execute_batch("CREATE SCHEMA IF NOT EXISTS kbo_staging;")
         .map_err(db_error("creating the staging schema"))?;
-    load(conn, CODE_STAGE, extract.path(Member::Code), Member::Code, &code_select())?;
+    load(
+        conn,
+        CODE_STAGE,
+        extract.path(Member::Code),
+        Member::Code,
+        &code_select(),
+    )?;
     let mut stats = Vec::new();
     for table in Table::ALL {
         let insert_member = match extract.meta.extract_type {
@@ -40,7 +46,13 @@ pub fn stage_extract(conn: &Connection, extract: &Unpacked) -> ImportResult<Vec<
             ExtractType::Update => Member::Insert(table),
         };
         let stage = insert_stage(table);
-        load(conn, &stage, extract.path(insert_member), insert_member, &insert_select(table))?;
+        load(
+            conn,
+            &stage,
+            extract.path(insert_member),
+            insert_member,
+            &insert_select(table),
+        )?;
         validate(conn, &stage, insert_member, table)?;
         let removed = remove_repeated_keys(conn, &stage, table)?;
         if removed > 0 {
@@ -51,7 +63,11 @@ pub fn stage_extract(conn: &Connection, extract: &Unpacked) -> ImportResult<Vec<
         if extract.meta.extract_type == ExtractType::Update {
             let member = Member::Delete(table);
             let stage = delete_stage(table);
-            let select = format!("SELECT \"{}\" AS entity_key FROM {{source}} WHERE \"{}\" IS NOT NULL", table.delete_column(), table.delete_column());
+            let select = format!(
+                "SELECT \"{}\" AS entity_key FROM {{source}} WHERE \"{}\" IS NOT NULL",
+                table.delete_column(),
+                table.delete_column()
+            );
             load(conn, &stage, extract.path(member), member, &select)?;
             stats.push(stage_stats(conn, &stage, table, Op::Delete)?);
         }
@@ -67,7 +83,13 @@ pub fn drop_staging(conn: &Connection) -> ImportResult<()> {
 
 /// `CREATE OR REPLACE TABLE <stage> AS <select>`, where `{source}` in `select` is the file
 /// read by DuckDB's CSV reader in the KBO dialect, every column VARCHAR.
-fn load(conn: &Connection, stage: &str, path: &Path, member: Member, select: &str) -> ImportResult<()> {
+fn load(
+    conn: &Connection,
+    stage: &str,
+    path: &Path,
+    member: Member,
+    select: &str,
+) -> ImportResult<()> {
     let columns: Vec<String> = member
         .columns()
         .iter()
@@ -79,11 +101,20 @@ fn load(conn: &Connection, stage: &str, path: &Path, member: Member, select: &st
         sql_literal(&path.to_string_lossy()),
         columns.join(", ")
     );
-    let sql = format!("CREATE OR REPLACE TABLE {stage} AS {}", select.replace("{source}", &source));
+    let sql = format!(
+        "CREATE OR REPLACE TABLE {stage} AS {}",
+        select.replace("{source}", &source)
+    );
     conn.execute_batch(&sql).map_err(|e| {
         let text = e.to_string();
-        let first = text.split("\n\n").next().unwrap_or(&text).trim().to_string();
-        let passing = (text.contains("IO Error") && !text.contains("CSV")) || text.contains("Out of Memory");
+        let first = text
+            .split("\n\n")
+            .next()
+            .unwrap_or(&text)
+            .trim()
+            .to_string();
+        let passing =
+            (text.contains("IO Error") && !text.contains("CSV")) || text.contains("Out of Memory");
         if passing {
             ImportError::retryable(format!("loading {member}: {first}"))
         } else {
@@ -114,7 +145,11 @@ fn insert_select(t: Table) -> String {
             (Source::Derived, None) => None,
         })
         .collect();
-    format!("SELECT {} FROM (SELECT {} FROM {{source}})", outer.join(", "), renamed.join(", "))
+    format!(
+        "SELECT {} FROM (SELECT {} FROM {{source}})",
+        outer.join(", "),
+        renamed.join(", ")
+    )
 }
 
 /// One rule a staged value must satisfy, with the words that explain a failure.
@@ -128,7 +163,9 @@ struct Rule {
 fn rules(t: Table) -> Vec<Rule> {
     let mut rules = Vec::new();
     for c in columns(t) {
-        let Source::Csv(header) = c.source else { continue };
+        let Source::Csv(header) = c.source else {
+            continue;
+        };
         if c.not_null {
             rules.push(Rule {
                 header,
@@ -140,19 +177,29 @@ fn rules(t: Table) -> Vec<Rule> {
         if c.ty == SqlType::Date {
             rules.push(Rule {
                 header,
-                violated: format!("{0} IS NOT NULL AND try_strptime({0}, '%d-%m-%Y') IS NULL", c.name),
+                violated: format!(
+                    "{0} IS NOT NULL AND try_strptime({0}, '%d-%m-%Y') IS NULL",
+                    c.name
+                ),
                 column: c.name,
                 explain: "is not a dd-mm-yyyy date".into(),
             });
         }
     }
     for (column, values) in allowed_values(t) {
-        let Some(c) = columns(t).iter().find(|c| c.name == *column) else { continue };
-        let Source::Csv(header) = c.source else { continue };
+        let Some(c) = columns(t).iter().find(|c| c.name == *column) else {
+            continue;
+        };
+        let Source::Csv(header) = c.source else {
+            continue;
+        };
         let list: Vec<String> = values.iter().map(|v| format!("'{v}'")).collect();
         rules.push(Rule {
             header,
-            violated: format!("{column} IS NOT NULL AND {column} NOT IN ({})", list.join(", ")),
+            violated: format!(
+                "{column} IS NOT NULL AND {column} NOT IN ({})",
+                list.join(", ")
+            ),
             column: c.name,
             explain: format!("is not one of {}", values.join(", ")),
         });
@@ -166,8 +213,15 @@ fn validate(conn: &Connection, stage: &str, member: Member, t: Table) -> ImportR
     if rules.is_empty() {
         return Ok(());
     }
-    let which: Vec<String> = rules.iter().enumerate().map(|(i, r)| format!("WHEN {} THEN {i}", r.violated)).collect();
-    let value: Vec<String> = rules.iter().map(|r| format!("WHEN {} THEN {}", r.violated, r.column)).collect();
+    let which: Vec<String> = rules
+        .iter()
+        .enumerate()
+        .map(|(i, r)| format!("WHEN {} THEN {i}", r.violated))
+        .collect();
+    let value: Vec<String> = rules
+        .iter()
+        .map(|r| format!("WHEN {} THEN {}", r.violated, r.column))
+        .collect();
     let any: Vec<String> = rules.iter().map(|r| format!("({})", r.violated)).collect();
     let sql = format!(
         "SELECT rowid, CASE {} END, CASE {} END FROM {stage} WHERE {} ORDER BY rowid LIMIT 1",
@@ -180,7 +234,11 @@ fn validate(conn: &Connection, stage: &str, member: Member, t: Table) -> ImportR
         .and_then(|mut s| {
             let mut rows = s.query([])?;
             match rows.next()? {
-                Some(r) => Ok(Some((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, Option<String>>(2)?))),
+                Some(r) => Ok(Some((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                ))),
                 None => Ok(None),
             }
         })
@@ -217,7 +275,11 @@ fn remove_repeated_keys(conn: &Connection, stage: &str, t: Table) -> ImportResul
 
 fn stage_stats(conn: &Connection, stage: &str, table: Table, op: Op) -> ImportResult<StageStats> {
     let (rows, end): (i64, Option<i64>) = conn
-        .query_row(&format!("SELECT count(*), max(rowid) + 1 FROM {stage}"), [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row(
+            &format!("SELECT count(*), max(rowid) + 1 FROM {stage}"),
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .map_err(db_error("counting staged rows"))?;
     Ok(StageStats {
         table,
@@ -234,19 +296,34 @@ mod tests {
     #[test]
     fn insert_select_renames_then_derives() {
         let sql = insert_select(Table::Denomination);
-        assert!(sql.contains("\"TypeOfDenomination\" AS denomination_type"), "{sql}");
+        assert!(
+            sql.contains("\"TypeOfDenomination\" AS denomination_type"),
+            "{sql}"
+        );
         assert!(sql.contains("left(md5(denomination), 8) AS id"), "{sql}");
         assert!(!sql.contains("primary_name"));
         let sql = insert_select(Table::Enterprise);
-        assert!(!sql.contains("primary_name"), "names are derived at finalize: {sql}");
+        assert!(
+            !sql.contains("primary_name"),
+            "names are derived at finalize: {sql}"
+        );
     }
 
     #[test]
     fn rules_cover_not_null_dates_and_allowed_values() {
         let r = rules(Table::Address);
-        assert!(r.iter().any(|r| r.header == "EntityNumber" && r.violated == "entity_number IS NULL"));
-        assert!(r.iter().any(|r| r.header == "DateStrikingOff" && r.violated.contains("try_strptime")));
-        assert!(r.iter().any(|r| r.header == "TypeOfAddress" && r.violated.contains("'OBAD'")));
+        assert!(
+            r.iter()
+                .any(|r| r.header == "EntityNumber" && r.violated == "entity_number IS NULL")
+        );
+        assert!(
+            r.iter()
+                .any(|r| r.header == "DateStrikingOff" && r.violated.contains("try_strptime"))
+        );
+        assert!(
+            r.iter()
+                .any(|r| r.header == "TypeOfAddress" && r.violated.contains("'OBAD'"))
+        );
         assert!(columns(Table::Branch).iter().any(|c| c.ty == SqlType::Date));
     }
 }

@@ -50,7 +50,9 @@ impl Unpacked {
 #[derive(Debug, Error)]
 pub enum ArchiveError {
     /// The file is not a readable ZIP archive (or is truncated).
-    #[error("the extract is not a valid ZIP archive ({0}); check that the URL serves a KBO Open Data ZIP file and that the download is complete")]
+    #[error(
+        "the extract is not a valid ZIP archive ({0}); check that the URL serves a KBO Open Data ZIP file and that the download is complete"
+    )]
     NotZip(String),
     /// A member could not be decompressed (corrupt data, bad checksum, truncated).
     #[error("ZIP member {member} is corrupt: {reason}")]
@@ -67,7 +69,9 @@ pub enum ArchiveError {
     #[error("ZIP holds {0} twice")]
     Duplicate(String),
     /// A member or the whole archive exceeds the configured bounds.
-    #[error("ZIP member {member} is refused: {reason} (a zip bomb or not a KBO extract; the bounds are KBO_MAX_MEMBER_BYTES, KBO_MAX_TOTAL_BYTES and KBO_MAX_COMPRESSION_RATIO)")]
+    #[error(
+        "ZIP member {member} is refused: {reason} (a zip bomb or not a KBO extract; the bounds are KBO_MAX_MEMBER_BYTES, KBO_MAX_TOTAL_BYTES and KBO_MAX_COMPRESSION_RATIO)"
+    )]
     TooLarge {
         /// The member's name in the archive.
         member: String,
@@ -279,7 +283,10 @@ fn read_small_text(path: &Path, member: Member) -> Result<String, ArchiveError> 
         })?;
     String::from_utf8(bytes).map_err(|e| ArchiveError::Text {
         member,
-        reason: format!("not UTF-8 text (invalid byte at offset {})", e.utf8_error().valid_up_to()),
+        reason: format!(
+            "not UTF-8 text (invalid byte at offset {})",
+            e.utf8_error().valid_up_to()
+        ),
     })
 }
 
@@ -340,31 +347,46 @@ mod tests {
     }
 
     fn meta(kind: &str) -> String {
-        format!("\"Variable\",\"Value\"\n\"SnapshotDate\",\"04-10-2025\"\n\"ExtractTimestamp\",\"05-10-2025 07:31:02\"\n\"ExtractType\",\"{kind}\"\n\"ExtractNumber\",\"140\"\n\"Version\",\"1.0.0\"\n")
+        format!(
+            "\"Variable\",\"Value\"\n\"SnapshotDate\",\"04-10-2025\"\n\"ExtractTimestamp\",\"05-10-2025 07:31:02\"\n\"ExtractType\",\"{kind}\"\n\"ExtractNumber\",\"140\"\n\"Version\",\"1.0.0\"\n"
+        )
     }
 
     fn full_members(meta_text: &str) -> Vec<(String, Vec<u8>)> {
         let mut members = vec![
             ("meta.csv".to_string(), meta_text.as_bytes().to_vec()),
-            ("code.csv".to_string(), b"\xef\xbb\xbf\"Category\",\"Code\",\"Language\",\"Description\"\r\n".to_vec()),
+            (
+                "code.csv".to_string(),
+                b"\xef\xbb\xbf\"Category\",\"Code\",\"Language\",\"Description\"\r\n".to_vec(),
+            ),
         ];
         for t in Table::ALL {
             let header: Vec<String> = t.columns().iter().map(|c| format!("\"{c}\"")).collect();
-            members.push((format!("{t}.csv"), format!("{}\n", header.join(",")).into_bytes()));
+            members.push((
+                format!("{t}.csv"),
+                format!("{}\n", header.join(",")).into_bytes(),
+            ));
         }
         members
     }
 
     fn unpack_members(members: &[(String, Vec<u8>)]) -> Result<Unpacked, ArchiveError> {
-        let refs: Vec<(&str, &[u8])> = members.iter().map(|(n, c)| (n.as_str(), c.as_slice())).collect();
+        unpack_into(members, tempfile::tempdir().unwrap().path())
+    }
+
+    fn unpack_into(members: &[(String, Vec<u8>)], dir: &Path) -> Result<Unpacked, ArchiveError> {
+        let refs: Vec<(&str, &[u8])> = members
+            .iter()
+            .map(|(n, c)| (n.as_str(), c.as_slice()))
+            .collect();
         let zip = zip_with(&refs);
-        let dir = tempfile::tempdir().unwrap();
-        unpack(zip.path(), dir.path(), &Limits::default())
+        unpack(zip.path(), dir, &Limits::default())
     }
 
     #[test]
     fn unpacks_a_well_formed_full_extract() {
-        let unpacked = unpack_members(&full_members(&meta("full"))).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let unpacked = unpack_into(&full_members(&meta("full")), dir.path()).unwrap();
         assert_eq!(unpacked.meta.extract_number, 140);
         assert_eq!(unpacked.files.len(), 9);
         assert!(unpacked.path(Member::Full(Table::Activity)).exists());
@@ -374,7 +396,10 @@ mod tests {
     fn refuses_a_full_without_meta_or_a_table() {
         let mut members = full_members(&meta("full"));
         members.retain(|(n, _)| n != "meta.csv");
-        assert!(matches!(unpack_members(&members), Err(ArchiveError::NoMeta)));
+        assert!(matches!(
+            unpack_members(&members),
+            Err(ArchiveError::NoMeta)
+        ));
         let mut members = full_members(&meta("full"));
         members.retain(|(n, _)| n != "branch.csv");
         let err = unpack_members(&members).unwrap_err();
@@ -392,13 +417,27 @@ mod tests {
             }
         }
         let err = unpack_members(&members).unwrap_err();
-        assert!(matches!(err, ArchiveError::Header { member: Member::Full(Table::Address), .. }));
-        assert!(err.to_string().starts_with("address.csv: the header is"), "{err}");
+        assert!(matches!(
+            err,
+            ArchiveError::Header {
+                member: Member::Full(Table::Address),
+                ..
+            }
+        ));
+        assert!(
+            err.to_string().starts_with("address.csv: the header is"),
+            "{err}"
+        );
     }
 
     #[test]
     fn refuses_unsafe_member_names() {
-        for name in ["../meta.csv", "/etc/meta.csv", "a/../../meta.csv", "C:\\meta.csv"] {
+        for name in [
+            "../meta.csv",
+            "/etc/meta.csv",
+            "a/../../meta.csv",
+            "C:\\meta.csv",
+        ] {
             let mut members = full_members(&meta("full"));
             members.push((name.to_string(), b"x".to_vec()));
             let err = unpack_members(&members).unwrap_err();
@@ -414,12 +453,19 @@ mod tests {
                 content.extend(std::iter::repeat_n(b'a', 4 << 20));
             }
         }
-        let refs: Vec<(&str, &[u8])> = members.iter().map(|(n, c)| (n.as_str(), c.as_slice())).collect();
+        let refs: Vec<(&str, &[u8])> = members
+            .iter()
+            .map(|(n, c)| (n.as_str(), c.as_slice()))
+            .collect();
         let zip = zip_with(&refs);
         let dir = tempfile::tempdir().unwrap();
         let err = unpack(zip.path(), dir.path(), &Limits::default()).unwrap_err();
         assert!(matches!(err, ArchiveError::TooLarge { .. }), "{err}");
-        let tight = Limits { max_member_bytes: 1000, max_total_bytes: 1 << 40, max_ratio: 1 << 40 };
+        let tight = Limits {
+            max_member_bytes: 1000,
+            max_total_bytes: 1 << 40,
+            max_ratio: 1 << 40,
+        };
         let err = unpack(zip.path(), dir.path(), &tight).unwrap_err();
         assert!(err.to_string().contains("activity.csv"), "{err}");
     }
@@ -429,10 +475,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let not_zip = dir.path().join("x.zip");
         std::fs::write(&not_zip, b"<html>404</html>").unwrap();
-        assert!(matches!(unpack(&not_zip, dir.path(), &Limits::default()), Err(ArchiveError::NotZip(_))));
+        assert!(matches!(
+            unpack(&not_zip, dir.path(), &Limits::default()),
+            Err(ArchiveError::NotZip(_))
+        ));
 
         let members = full_members(&meta("full"));
-        let refs: Vec<(&str, &[u8])> = members.iter().map(|(n, c)| (n.as_str(), c.as_slice())).collect();
+        let refs: Vec<(&str, &[u8])> = members
+            .iter()
+            .map(|(n, c)| (n.as_str(), c.as_slice()))
+            .collect();
         let zip = zip_with(&refs);
         let bytes = std::fs::read(zip.path()).unwrap();
         let truncated = dir.path().join("t.zip");

@@ -46,11 +46,22 @@ impl Date {
     /// The day after this one.
     pub fn next_day(&self) -> Date {
         if self.day < days_in_month(self.year, self.month) {
-            Date { day: self.day + 1, ..*self }
+            Date {
+                day: self.day + 1,
+                ..*self
+            }
         } else if self.month < 12 {
-            Date { month: self.month + 1, day: 1, ..*self }
+            Date {
+                month: self.month + 1,
+                day: 1,
+                ..*self
+            }
         } else {
-            Date { year: self.year + 1, month: 1, day: 1 }
+            Date {
+                year: self.year + 1,
+                month: 1,
+                day: 1,
+            }
         }
     }
 }
@@ -127,7 +138,9 @@ fn days_in_month(year: u16, month: u8) -> u8 {
     match month {
         1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
         4 | 6 | 9 | 11 => 30,
-        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
+        2 if (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400) => {
+            29
+        }
         2 => 28,
         _ => 0,
     }
@@ -140,8 +153,19 @@ mod tests {
     #[test]
     fn parses_kbo_dates_and_refuses_impossible_ones() {
         assert_eq!(Date::parse_kbo("01-01-1922"), Date::new(1922, 1, 1));
-        assert_eq!(Date::parse_kbo("29-02-2024").map(|d| d.iso()), Some("2024-02-29".into()));
-        for bad in ["29-02-2023", "31-04-2020", "2020-01-01", "1-1-2020", "aa-01-2020", "00-01-2020", "+1-01-2020"] {
+        assert_eq!(
+            Date::parse_kbo("29-02-2024").map(|d| d.iso()),
+            Some("2024-02-29".into())
+        );
+        for bad in [
+            "29-02-2023",
+            "31-04-2020",
+            "2020-01-01",
+            "1-1-2020",
+            "aa-01-2020",
+            "00-01-2020",
+            "+1-01-2020",
+        ] {
             assert_eq!(Date::parse_kbo(bad), None, "{bad}");
         }
     }
@@ -157,7 +181,13 @@ mod tests {
 
     #[test]
     fn next_day_rolls_over() {
-        assert_eq!(Date::new(2024, 2, 28).unwrap().next_day(), Date::new(2024, 2, 29).unwrap());
-        assert_eq!(Date::new(2023, 12, 31).unwrap().next_day(), Date::new(2024, 1, 1).unwrap());
+        assert_eq!(
+            Date::new(2024, 2, 28).unwrap().next_day(),
+            Date::new(2024, 2, 29).unwrap()
+        );
+        assert_eq!(
+            Date::new(2023, 12, 31).unwrap().next_day(),
+            Date::new(2024, 1, 1).unwrap()
+        );
     }
 }

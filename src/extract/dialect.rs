@@ -115,10 +115,7 @@ mod tests {
 
     #[test]
     fn quoted_empty_is_null_and_trailing_empty_value_counts() {
-        assert_eq!(
-            split_line(r#""a","","#).unwrap(),
-            vec![s("a"), None, None]
-        );
+        assert_eq!(split_line(r#""a","","#).unwrap(), vec![s("a"), None, None]);
     }
 
     #[test]

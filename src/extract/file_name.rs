@@ -21,11 +21,7 @@ pub struct ExtractFileName {
 impl ExtractFileName {
     /// Parses a file name, or the last path segment of a URL.
     pub fn parse(name_or_url: &str) -> Option<ExtractFileName> {
-        let name = name_or_url
-            .split(['?', '#'])
-            .next()?
-            .rsplit('/')
-            .next()?;
+        let name = name_or_url.split(['?', '#']).next()?.rsplit('/').next()?;
         let stem = name.strip_prefix("KboOpenData_")?.strip_suffix(".zip")?;
         let parts: Vec<&str> = stem.split('_').collect();
         let (kind, numbers) = parts.split_last()?;
@@ -34,7 +30,11 @@ impl ExtractFileName {
             "Update" => ExtractType::Update,
             _ => return None,
         };
-        let digits = |s: &str, len: usize| (s.len() == len && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse::<u32>().ok()).flatten();
+        let digits = |s: &str, len: usize| {
+            (s.len() == len && s.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| s.parse::<u32>().ok())
+                .flatten()
+        };
         let (extract, year, month, day) = match numbers {
             [e, y, m] => (e, y, m, None),
             [e, y, m, d] => (e, y, m, Some(digits(d, 2)? as u8)),
@@ -60,7 +60,11 @@ impl ExtractFileName {
 
 impl fmt::Display for ExtractFileName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "KboOpenData_{:04}_{:04}_{:02}", self.extract_number, self.year, self.month)?;
+        write!(
+            f,
+            "KboOpenData_{:04}_{:04}_{:02}",
+            self.extract_number, self.year, self.month
+        )?;
         if let Some(day) = self.day {
             write!(f, "_{day:02}")?;
         }
@@ -78,18 +82,31 @@ mod tests {
 
     #[test]
     fn parses_portal_names_and_urls() {
-        let u = ExtractFileName::parse("https://x/files/KboOpenData_0140_2025_10_05_Update.zip?a=1").unwrap();
-        assert_eq!((u.extract_number, u.year, u.month, u.day, u.kind), (140, 2025, 10, Some(5), ExtractType::Update));
+        let u =
+            ExtractFileName::parse("https://x/files/KboOpenData_0140_2025_10_05_Update.zip?a=1")
+                .unwrap();
+        assert_eq!(
+            (u.extract_number, u.year, u.month, u.day, u.kind),
+            (140, 2025, 10, Some(5), ExtractType::Update)
+        );
         assert_eq!(u.to_string(), "KboOpenData_0140_2025_10_05_Update.zip");
         assert_eq!(u.workflow_id(), "kbo-0140-update");
         let f = ExtractFileName::parse("KboOpenData_0139_2025_10_Full.zip").unwrap();
-        assert_eq!((f.extract_number, f.day, f.kind), (139, None, ExtractType::Full));
+        assert_eq!(
+            (f.extract_number, f.day, f.kind),
+            (139, None, ExtractType::Full)
+        );
         assert_eq!(f.to_string(), "KboOpenData_0139_2025_10_Full.zip");
     }
 
     #[test]
     fn refuses_other_names() {
-        for name in ["KboOpenData_0140_2025_10_Update.zip", "KboOpenData_140_2025_10_05_Full.zip", "Kbo_0140_2025_10_05_Full.zip", "KboOpenData_0140_2025_10_05_Full.tar"] {
+        for name in [
+            "KboOpenData_0140_2025_10_Update.zip",
+            "KboOpenData_140_2025_10_05_Full.zip",
+            "Kbo_0140_2025_10_05_Full.zip",
+            "KboOpenData_0140_2025_10_05_Full.tar",
+        ] {
             assert_eq!(ExtractFileName::parse(name), None, "{name}");
         }
     }

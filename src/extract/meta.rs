@@ -83,8 +83,14 @@ impl Meta {
         let mut lines = text.lines().enumerate();
         let header = lines.next().map(|(_, l)| l).unwrap_or("");
         let header_values = split_line(header).map_err(|_| MetaError::Header(header.into()))?;
-        if header_values.iter().map(|v| v.as_deref().unwrap_or("")).ne(META_COLUMNS.iter().copied()) {
-            return Err(MetaError::Header(header.trim_start_matches('\u{feff}').into()));
+        if header_values
+            .iter()
+            .map(|v| v.as_deref().unwrap_or(""))
+            .ne(META_COLUMNS.iter().copied())
+        {
+            return Err(MetaError::Header(
+                header.trim_start_matches('\u{feff}').into(),
+            ));
         }
         let mut vars: Vec<(String, String)> = Vec::new();
         for (i, line) in lines {
@@ -100,7 +106,10 @@ impl Meta {
                 _ => {
                     return Err(MetaError::Line {
                         line: i + 1,
-                        reason: format!("expected a variable and a value, found {} values", values.len()),
+                        reason: format!(
+                            "expected a variable and a value, found {} values",
+                            values.len()
+                        ),
                     });
                 }
             }
@@ -118,7 +127,8 @@ impl Meta {
         };
 
         let v = get("SnapshotDate")?;
-        let snapshot_date = Date::parse_kbo(v).ok_or_else(|| invalid("SnapshotDate", v, "a dd-mm-yyyy date"))?;
+        let snapshot_date =
+            Date::parse_kbo(v).ok_or_else(|| invalid("SnapshotDate", v, "a dd-mm-yyyy date"))?;
         let v = get("ExtractTimestamp")?;
         let extract_timestamp = Timestamp::parse_kbo(v)
             .ok_or_else(|| invalid("ExtractTimestamp", v, "a dd-mm-yyyy HH:MM:SS timestamp"))?;
@@ -176,11 +186,35 @@ mod tests {
     #[test]
     fn refuses_what_cannot_be_imported() {
         let with = |from: &str, to: &str| Meta::parse(&REAL.replace(from, to)).unwrap_err();
-        assert!(matches!(with("\"update\"", "\"delta\""), MetaError::Invalid { variable: "ExtractType", .. }));
-        assert!(matches!(with("\"0140\"", "\"14O\""), MetaError::Invalid { variable: "ExtractNumber", .. }));
-        assert!(matches!(with("\"04-10-2025\"", "\"2025-10-04\""), MetaError::Invalid { variable: "SnapshotDate", .. }));
-        assert_eq!(with("\"SnapshotDate\",\"04-10-2025\"\r\n", ""), MetaError::Missing("SnapshotDate"));
-        assert!(matches!(with("\"Variable\",\"Value\"", "\"Name\",\"Value\""), MetaError::Header(_)));
+        assert!(matches!(
+            with("\"update\"", "\"delta\""),
+            MetaError::Invalid {
+                variable: "ExtractType",
+                ..
+            }
+        ));
+        assert!(matches!(
+            with("\"0140\"", "\"14O\""),
+            MetaError::Invalid {
+                variable: "ExtractNumber",
+                ..
+            }
+        ));
+        assert!(matches!(
+            with("\"04-10-2025\"", "\"2025-10-04\""),
+            MetaError::Invalid {
+                variable: "SnapshotDate",
+                ..
+            }
+        ));
+        assert_eq!(
+            with("\"SnapshotDate\",\"04-10-2025\"\r\n", ""),
+            MetaError::Missing("SnapshotDate")
+        );
+        assert!(matches!(
+            with("\"Variable\",\"Value\"", "\"Name\",\"Value\""),
+            MetaError::Header(_)
+        ));
         assert!(matches!(Meta::parse(""), Err(MetaError::Header(_))));
     }
 }

@@ -59,10 +59,19 @@ impl Options {
     }
 
     fn meta(&self, version: u8, kind: ExtractType) -> Meta {
-        let snapshot = if version == 0 { self.snapshot } else { self.snapshot.next_day() };
+        let snapshot = if version == 0 {
+            self.snapshot
+        } else {
+            self.snapshot.next_day()
+        };
         Meta {
             snapshot_date: snapshot,
-            extract_timestamp: Timestamp { date: snapshot.next_day(), hour: 7, minute: 31, second: 2 },
+            extract_timestamp: Timestamp {
+                date: snapshot.next_day(),
+                hour: 7,
+                minute: 31,
+                second: 2,
+            },
             extract_type: kind,
             extract_number: self.extract_number + u32::from(version),
             version: "1.0.0".into(),
@@ -130,8 +139,16 @@ pub fn update(dir: &Path, options: &Options) -> io::Result<PathBuf> {
         for t in Table::ALL {
             let (del, ins) = (&mut deletes[table_index(t)], &mut inserts[table_index(t)]);
             for entity in entities(before.table(t), after.table(t)) {
-                let old: Vec<&Line> = before.table(t).iter().filter(|l| l.entity == entity).collect();
-                let new: Vec<&Line> = after.table(t).iter().filter(|l| l.entity == entity).collect();
+                let old: Vec<&Line> = before
+                    .table(t)
+                    .iter()
+                    .filter(|l| l.entity == entity)
+                    .collect();
+                let new: Vec<&Line> = after
+                    .table(t)
+                    .iter()
+                    .filter(|l| l.entity == entity)
+                    .collect();
                 if old == new {
                     continue;
                 }
@@ -141,7 +158,7 @@ pub fn update(dir: &Path, options: &Options) -> io::Result<PathBuf> {
                 for (k, line) in new.iter().enumerate() {
                     ins.line(&line.values)?;
                     // An insert file may repeat a line.
-                    if k == 0 && changed % 7 == 0 {
+                    if k == 0 && changed.is_multiple_of(7) {
                         ins.line(&line.values)?;
                     }
                 }
@@ -184,11 +201,23 @@ impl CsvFile {
     fn create(dir: &Path, member: Member, crlf: bool) -> io::Result<CsvFile> {
         let path = dir.join(member.file_name());
         let out = BufWriter::with_capacity(1 << 20, File::create(&path)?);
-        let mut file = CsvFile { member, path, out, crlf, nulls: 0, buf: String::new() };
+        let mut file = CsvFile {
+            member,
+            path,
+            out,
+            crlf,
+            nulls: 0,
+            buf: String::new(),
+        };
         if member == Member::Code {
-            file.out.write_all(crate::extract::dialect::BOM.as_bytes())?;
+            file.out
+                .write_all(crate::extract::dialect::BOM.as_bytes())?;
         }
-        let header: Vec<Value> = member.columns().iter().map(|c| Value::Text((*c).to_string())).collect();
+        let header: Vec<Value> = member
+            .columns()
+            .iter()
+            .map(|c| Value::Text((*c).to_string()))
+            .collect();
         file.line(&header)?;
         Ok(file)
     }
@@ -205,7 +234,7 @@ impl CsvFile {
                 Value::Null => {
                     // Real extracts write NULL both ways.
                     self.nulls += 1;
-                    if self.nulls % 3 == 0 {
+                    if self.nulls.is_multiple_of(3) {
                         self.buf.push_str("\"\"");
                     }
                 }
@@ -228,16 +257,23 @@ impl ExtractWriter {
             extract_number: meta.extract_number,
             year: meta.snapshot_date.year,
             month: meta.snapshot_date.month,
-            day: (with_day || meta.extract_type == ExtractType::Update).then_some(meta.snapshot_date.day),
+            day: (with_day || meta.extract_type == ExtractType::Update)
+                .then_some(meta.snapshot_date.day),
             kind: meta.extract_type,
         };
         let scratch = dir.join(format!(".scratch-{}", name.workflow_id()));
         std::fs::create_dir_all(&scratch)?;
-        Ok(ExtractWriter { scratch, target: dir.join(name.to_string()) })
+        Ok(ExtractWriter {
+            scratch,
+            target: dir.join(name.to_string()),
+        })
     }
 
     fn table_files(&self, member: fn(Table) -> Member) -> io::Result<Vec<CsvFile>> {
-        Table::ALL.iter().map(|t| CsvFile::create(&self.scratch, member(*t), false)).collect()
+        Table::ALL
+            .iter()
+            .map(|t| CsvFile::create(&self.scratch, member(*t), false))
+            .collect()
     }
 
     fn finish(self, meta: &Meta, version: u8, files: Vec<CsvFile>) -> io::Result<PathBuf> {
@@ -271,17 +307,94 @@ impl ExtractWriter {
 fn write_codes(file: &mut CsvFile, version: u8) -> io::Result<()> {
     let languages = ["NL", "FR", "DE", "EN"];
     let fixed: &[(&str, &[(&str, &str)])] = &[
-        ("ActivityGroup", &[("001", "BTW-activiteiten"), ("003", "RSZ-activiteiten"), ("006", "Activiteiten van de onderneming")]),
-        ("Classification", &[("MAIN", "Hoofdactiviteit"), ("SECO", "Nevenactiviteit"), ("ANCI", "Hulpactiviteit")]),
-        ("ContactType", &[("TEL", "Telefoonnummer"), ("EMAIL", "E-mail"), ("WEB", "Webadres")]),
-        ("EntityContact", &[("ENT", "Onderneming"), ("EST", "Vestigingseenheid"), ("BRA", "Bijkantoor")]),
-        ("JuridicalForm", &[("014", "Naamloze vennootschap"), ("015", "Besloten vennootschap"), ("016", "Coöperatieve vennootschap"), ("017", "Vereniging zonder winstoogmerk"), ("019", "Stichting van openbaar nut"), ("610", "Buitenlandse entiteit"), ("030", "Buitenlandse onderneming"), ("011", "Vennootschap onder firma"), ("706", "Commanditaire vennootschap"), ("612", "Europese vennootschap")]),
-        ("JuridicalSituation", &[("000", "Normale toestand"), ("012", "Opening faillissement"), ("100", "Gerechtelijke reorganisatie")]),
-        ("Language", &[("0", "Onbekend"), ("1", "Frans"), ("2", "Nederlands"), ("3", "Duits"), ("4", "Engels")]),
+        (
+            "ActivityGroup",
+            &[
+                ("001", "BTW-activiteiten"),
+                ("003", "RSZ-activiteiten"),
+                ("006", "Activiteiten van de onderneming"),
+            ],
+        ),
+        (
+            "Classification",
+            &[
+                ("MAIN", "Hoofdactiviteit"),
+                ("SECO", "Nevenactiviteit"),
+                ("ANCI", "Hulpactiviteit"),
+            ],
+        ),
+        (
+            "ContactType",
+            &[
+                ("TEL", "Telefoonnummer"),
+                ("EMAIL", "E-mail"),
+                ("WEB", "Webadres"),
+            ],
+        ),
+        (
+            "EntityContact",
+            &[
+                ("ENT", "Onderneming"),
+                ("EST", "Vestigingseenheid"),
+                ("BRA", "Bijkantoor"),
+            ],
+        ),
+        (
+            "JuridicalForm",
+            &[
+                ("014", "Naamloze vennootschap"),
+                ("015", "Besloten vennootschap"),
+                ("016", "Coöperatieve vennootschap"),
+                ("017", "Vereniging zonder winstoogmerk"),
+                ("019", "Stichting van openbaar nut"),
+                ("610", "Buitenlandse entiteit"),
+                ("030", "Buitenlandse onderneming"),
+                ("011", "Vennootschap onder firma"),
+                ("706", "Commanditaire vennootschap"),
+                ("612", "Europese vennootschap"),
+            ],
+        ),
+        (
+            "JuridicalSituation",
+            &[
+                ("000", "Normale toestand"),
+                ("012", "Opening faillissement"),
+                ("100", "Gerechtelijke reorganisatie"),
+            ],
+        ),
+        (
+            "Language",
+            &[
+                ("0", "Onbekend"),
+                ("1", "Frans"),
+                ("2", "Nederlands"),
+                ("3", "Duits"),
+                ("4", "Engels"),
+            ],
+        ),
         ("Status", &[("AC", "Actief")]),
-        ("TypeOfAddress", &[("REGO", "Maatschappelijke zetel"), ("BAET", "Vestigingseenheid"), ("ABBR", "Bijkantoor"), ("OBAD", "Oudste actieve vestiging")]),
-        ("TypeOfDenomination", &[("001", "Naam"), ("002", "Afkorting"), ("003", "Commerciële naam"), ("004", "Naam van het bijkantoor")]),
-        ("TypeOfEnterprise", &[("1", "Natuurlijk persoon"), ("2", "Rechtspersoon")]),
+        (
+            "TypeOfAddress",
+            &[
+                ("REGO", "Maatschappelijke zetel"),
+                ("BAET", "Vestigingseenheid"),
+                ("ABBR", "Bijkantoor"),
+                ("OBAD", "Oudste actieve vestiging"),
+            ],
+        ),
+        (
+            "TypeOfDenomination",
+            &[
+                ("001", "Naam"),
+                ("002", "Afkorting"),
+                ("003", "Commerciële naam"),
+                ("004", "Naam van het bijkantoor"),
+            ],
+        ),
+        (
+            "TypeOfEnterprise",
+            &[("1", "Natuurlijk persoon"), ("2", "Rechtspersoon")],
+        ),
     ];
     let text = |s: String| Value::Text(s);
     for (category, codes) in fixed {
@@ -293,10 +406,19 @@ fn write_codes(file: &mut CsvFile, version: u8) -> io::Result<()> {
                     "DE" => format!("{nl} (DE: Bezeichnung „{code}“)"),
                     _ => format!("{nl} (EN: \"{code}\", description)"),
                 };
-                if version == 1 && *category == "JuridicalForm" && *code == "014" && language == "NL" {
+                if version == 1
+                    && *category == "JuridicalForm"
+                    && *code == "014"
+                    && language == "NL"
+                {
                     description.push_str(" (NV)");
                 }
-                file.line(&[text(category.to_string()), text(code.to_string()), text(language.into()), text(description)])?;
+                file.line(&[
+                    text(category.to_string()),
+                    text(code.to_string()),
+                    text(language.into()),
+                    text(description),
+                ])?;
             }
         }
     }
@@ -310,7 +432,12 @@ fn write_codes(file: &mut CsvFile, version: u8) -> io::Result<()> {
                     "DE" => format!("Herstellung von Artikel {code}, a.n.g."),
                     _ => format!("Manufacture of \"article {code}\", n.e.c."),
                 };
-                file.line(&[text(category.into()), text(code.clone()), text(language.into()), text(description)])?;
+                file.line(&[
+                    text(category.into()),
+                    text(code.clone()),
+                    text(language.into()),
+                    text(description),
+                ])?;
             }
         }
     }
@@ -325,19 +452,47 @@ mod tests {
     #[test]
     fn a_generated_chain_unpacks_and_is_deterministic() {
         let dir = tempfile::tempdir().unwrap();
-        let options = Options { scale: 0.0002, ..Options::default() };
+        let options = Options {
+            scale: 0.0002,
+            ..Options::default()
+        };
         let chain = chain(dir.path(), &options).unwrap();
-        assert!(chain.full.ends_with("KboOpenData_0140_2025_10_Full.zip"), "{}", chain.full.display());
-        assert!(chain.update.ends_with("KboOpenData_0141_2025_10_05_Update.zip"));
-        assert!(chain.next_full.ends_with("KboOpenData_0141_2025_10_05_Full.zip"));
-        let update = archive::unpack(&chain.update, &dir.path().join("u"), &Limits::default()).unwrap();
+        assert!(
+            chain.full.ends_with("KboOpenData_0140_2025_10_Full.zip"),
+            "{}",
+            chain.full.display()
+        );
+        assert!(
+            chain
+                .update
+                .ends_with("KboOpenData_0141_2025_10_05_Update.zip")
+        );
+        assert!(
+            chain
+                .next_full
+                .ends_with("KboOpenData_0141_2025_10_05_Full.zip")
+        );
+        let update =
+            archive::unpack(&chain.update, &dir.path().join("u"), &Limits::default()).unwrap();
         assert_eq!(update.meta.extract_type, ExtractType::Update);
         assert_eq!(update.meta.extract_number, 141);
-        let inserts = std::fs::read_to_string(update.path(Member::Insert(Table::Denomination))).unwrap();
-        assert!(inserts.lines().count() > 1, "an update at 2% changes renames something");
+        let inserts =
+            std::fs::read_to_string(update.path(Member::Insert(Table::Denomination))).unwrap();
+        assert!(
+            inserts.lines().count() > 1,
+            "an update at 2% changes renames something"
+        );
         let full = archive::unpack(&chain.full, &dir.path().join("f"), &Limits::default()).unwrap();
-        let enterprises = std::fs::read_to_string(full.path(Member::Full(Table::Enterprise))).unwrap();
-        assert!(enterprises.lines().nth(1).unwrap().ends_with(|c: char| c.is_ascii_digit()), "dates are unquoted");
+        let enterprises =
+            std::fs::read_to_string(full.path(Member::Full(Table::Enterprise))).unwrap();
+        assert!(
+            enterprises
+                .lines()
+                .nth(1)
+                .unwrap()
+                .ends_with(|c: char| c.is_ascii_digit()),
+            "dates are unquoted"
+        );
         let codes = std::fs::read(full.path(Member::Code)).unwrap();
         assert!(codes.starts_with(b"\xef\xbb\xbf") && codes.windows(2).any(|w| w == b"\r\n"));
 

@@ -79,10 +79,15 @@ struct Timed<T> {
 }
 
 /// Runs a step's work, timing it; its error keeps its class (terminal or retryable).
-async fn timed<T>(work: impl Future<Output = Result<T, ImportError>>) -> HandlerResult<Json<Timed<T>>> {
+async fn timed<T>(
+    work: impl Future<Output = Result<T, ImportError>>,
+) -> HandlerResult<Json<Timed<T>>> {
     let start = Instant::now();
     let value = work.await.map_err(ImportError::into_handler_error)?;
-    Ok(Json(Timed { value, ms: start.elapsed().as_millis() as u64 }))
+    Ok(Json(Timed {
+        value,
+        ms: start.elapsed().as_millis() as u64,
+    }))
 }
 
 #[restate_sdk::workflow]
@@ -90,10 +95,17 @@ impl KboImport {
     /// Imports one KBO extract. Body: the extract's URL as a JSON string, or
     /// `{"url": "…", "sha256": "<optional hex>"}`.
     #[handler(name = "run")]
-    async fn run(&self, ctx: WorkflowContext<'_>, body: Json<serde_json::Value>) -> HandlerResult<Json<RunResult>> {
+    async fn run(
+        &self,
+        ctx: WorkflowContext<'_>,
+        body: Json<serde_json::Value>,
+    ) -> HandlerResult<Json<RunResult>> {
         let job_id = job_id(ctx.key());
         let mut progress = Progress::pending(&job_id);
-        let outcome = match ImportRequest::from_json(&body.into_inner(), self.importer.config().allow_file_urls) {
+        let outcome = match ImportRequest::from_json(
+            &body.into_inner(),
+            self.importer.config().allow_file_urls,
+        ) {
             Ok(request) => self.import(&ctx, &job_id, &request, &mut progress).await,
             Err(e) => Err(TerminalError::new(e.message)),
         };

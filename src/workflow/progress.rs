@@ -1,9 +1,9 @@
 //! The progress record `getProgress` answers with (the old service's shape, and more).
 
+use crate::db::schema::table_name;
 use crate::extract::ExtractType;
 use crate::importer::Prepared;
 use crate::plan::Batch;
-use crate::db::schema::table_name;
 use serde::{Deserialize, Serialize};
 
 /// The phase of an import.
@@ -65,7 +65,10 @@ pub struct Progress {
 impl Progress {
     /// The progress of a job that has not started.
     pub fn pending(job_id: &str) -> Progress {
-        Progress { job_id: job_id.to_string(), ..Progress::default() }
+        Progress {
+            job_id: job_id.to_string(),
+            ..Progress::default()
+        }
     }
 
     /// The plan is known: batches and rows to do.

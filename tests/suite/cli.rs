@@ -17,7 +17,11 @@ fn kbo_import(restate: &Restate, args: &[&str]) -> Output {
 }
 
 fn text(output: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -25,14 +29,28 @@ async fn register_start_watch_and_status_drive_an_import() {
     let chain = chain();
     let dir = tempfile::tempdir().unwrap();
     let restate = Restate::start(dir.path());
-    let service = Service::start(dir.path(), &dir.path().join("kbo.duckdb"), &[("LOG_FORMAT", "json")]);
+    let service = Service::start(
+        dir.path(),
+        &dir.path().join("kbo.duckdb"),
+        &[("LOG_FORMAT", "json")],
+    );
 
     // register: the service appears in the admin API's service list.
     let endpoint = format!("http://127.0.0.1:{}", service.port);
     let out = kbo_import(&restate, &["register", &endpoint]);
     assert!(out.status.success(), "{}", text(&out));
-    let services: Value = reqwest::get(format!("{}/services", restate.admin_url())).await.unwrap().json().await.unwrap();
-    let names: Vec<&str> = services["services"].as_array().unwrap().iter().filter_map(|s| s["name"].as_str()).collect();
+    let services: Value = reqwest::get(format!("{}/services", restate.admin_url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> = services["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
     assert!(names.contains(&"KboImport"), "{services}");
 
     // start + watch: exit code 0 and a final line with the counts; the id comes from the file name.
@@ -40,8 +58,14 @@ async fn register_start_watch_and_status_drive_an_import() {
     assert!(out.status.success(), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let last = stdout.lines().last().unwrap_or_default();
-    assert!(last.starts_with("kbo-0140-full: completed extract 140 (full):"), "{stdout}");
-    assert!(last.contains("rows inserted") && !last.contains(" 0 rows inserted"), "{last}");
+    assert!(
+        last.starts_with("kbo-0140-full: completed extract 140 (full):"),
+        "{stdout}"
+    );
+    assert!(
+        last.contains("rows inserted") && !last.contains(" 0 rows inserted"),
+        "{last}"
+    );
 
     // status: one JSON line.
     let out = kbo_import(&restate, &["status", "kbo-0140-full"]);
@@ -50,12 +74,33 @@ async fn register_start_watch_and_status_drive_an_import() {
     assert_eq!(status["status"], "completed");
 
     // watch of a failing import: non-zero, with the error.
-    let out = kbo_import(&restate, &["start", &file_url(&chain.update), "--id", "replayed-141"]);
+    let out = kbo_import(
+        &restate,
+        &[
+            "start",
+            &file_url(&chain.update),
+            "--id",
+            "update-141",
+            "--watch",
+        ],
+    );
     assert!(out.status.success(), "{}", text(&out));
-    let out = kbo_import(&restate, &["start", &file_url(&chain.update), "--id", "again-141", "--watch"]);
+    let out = kbo_import(
+        &restate,
+        &[
+            "start",
+            &file_url(&chain.update),
+            "--id",
+            "again-141",
+            "--watch",
+        ],
+    );
     assert!(!out.status.success(), "a second import of 141 fails");
     let out_text = text(&out);
-    assert!(out_text.contains("failed") && out_text.contains("141"), "{out_text}");
+    assert!(
+        out_text.contains("failed") && out_text.contains("141"),
+        "{out_text}"
+    );
     let out = kbo_import(&restate, &["watch", "again-141"]);
     assert!(!out.status.success());
     assert!(text(&out).contains("already completed"), "{}", text(&out));
@@ -72,15 +117,25 @@ async fn register_start_watch_and_status_drive_an_import() {
         .find(|l| l["message"] == "batch applied")
         .unwrap_or_else(|| panic!("a 'batch applied' line: {log}"));
     assert_eq!(batch["span"]["extract"], 140, "{batch}");
-    assert!(batch["span"]["table"].is_string() && batch["span"]["batch"].is_number() && batch["rows"].is_number(), "{batch}");
+    assert!(
+        batch["span"]["table"].is_string()
+            && batch["span"]["batch"].is_number()
+            && batch["rows"].is_number(),
+        "{batch}"
+    );
     drop(service);
 }
 
 #[test]
 fn help_explains_the_commands_with_examples() {
-    let out = Command::new(env!("CARGO_BIN_EXE_kbo-import")).arg("--help").output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_kbo-import"))
+        .arg("--help")
+        .output()
+        .unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
-    for word in ["serve", "start", "watch", "status", "register", "generate", "inspect", "Examples"] {
+    for word in [
+        "serve", "start", "watch", "status", "register", "generate", "inspect", "Examples",
+    ] {
         assert!(help.contains(word), "--help mentions {word}: {help}");
     }
 }
@@ -90,15 +145,49 @@ fn the_dockerfile_builds_with_the_commands_and_profile_ci_uses() {
     let root = crate::harness::project_dir();
     let dockerfile = std::fs::read_to_string(root.join("Dockerfile")).unwrap();
     let test_script = std::fs::read_to_string(root.join("scripts/test.sh")).unwrap();
-    assert!(dockerfile.contains("cargo build --locked"), "the image builds like CI");
-    assert!(test_script.contains("--locked"), "CI builds with the lock file too");
-    assert!(dockerfile.contains("target/debug/kbo-import"), "the one build profile");
+    assert!(
+        dockerfile.contains("cargo build --locked"),
+        "the image builds like CI"
+    );
+    assert!(
+        test_script.contains("--locked"),
+        "CI builds with the lock file too"
+    );
+    assert!(
+        dockerfile.contains("target/debug/kbo-import"),
+        "the one build profile"
+    );
     assert!(dockerfile.contains("USER kbo") && dockerfile.contains("EXPOSE 9080"));
-    assert!(dockerfile.contains("install-extensions"), "the MotherDuck extension is installed at build time");
-    let rust = dockerfile.lines().find(|l| l.starts_with("FROM rust:")).unwrap();
+    assert!(
+        dockerfile.contains("install-extensions"),
+        "the MotherDuck extension is installed at build time"
+    );
+    let rust = dockerfile
+        .lines()
+        .find(|l| l.starts_with("FROM rust:"))
+        .unwrap();
     let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
-    let wanted = manifest.lines().find(|l| l.starts_with("rust-version")).unwrap();
-    let min: Vec<u32> = wanted.split('"').nth(1).unwrap().split('.').map(|p| p.parse().unwrap()).collect();
-    let have: Vec<u32> = rust.trim_start_matches("FROM rust:").split('-').next().unwrap().split('.').map(|p| p.parse().unwrap()).collect();
-    assert!(have >= min, "the image's Rust {have:?} meets rust-version {min:?}");
+    let wanted = manifest
+        .lines()
+        .find(|l| l.starts_with("rust-version"))
+        .unwrap();
+    let min: Vec<u32> = wanted
+        .split('"')
+        .nth(1)
+        .unwrap()
+        .split('.')
+        .map(|p| p.parse().unwrap())
+        .collect();
+    let have: Vec<u32> = rust
+        .trim_start_matches("FROM rust:")
+        .split('-')
+        .next()
+        .unwrap()
+        .split('.')
+        .map(|p| p.parse().unwrap())
+        .collect();
+    assert!(
+        have >= min,
+        "the image's Rust {have:?} meets rust-version {min:?}"
+    );
 }

@@ -7,14 +7,20 @@ use std::sync::OnceLock;
 
 /// The options of the shared chain: about 3 900 enterprises, 90 000 rows, 5% changed.
 pub fn options() -> Options {
-    Options { scale: 0.002, seed: 2025, change_rate: 0.05, ..Options::default() }
+    Options {
+        scale: 0.002,
+        seed: 2025,
+        change_rate: 0.05,
+        ..Options::default()
+    }
 }
 
 /// Full(140), Update(141), Full(141), generated on first use.
 pub fn chain() -> &'static Chain {
     static CHAIN: OnceLock<Chain> = OnceLock::new();
     CHAIN.get_or_init(|| {
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("fixtures-{}", std::process::id()));
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("fixtures-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         generator::chain(&dir, &options()).expect("the generator writes the chain")
@@ -23,16 +29,21 @@ pub fn chain() -> &'static Chain {
 
 /// Copies the ZIP `src` to `dst`, passing each member through `edit` (which may rename,
 /// change or drop it by returning `None`).
-pub fn rewrite_zip(src: &Path, dst: &Path, edit: impl Fn(&str, Vec<u8>) -> Option<(String, Vec<u8>)>) {
+pub fn rewrite_zip(
+    src: &Path,
+    dst: &Path,
+    edit: impl Fn(&str, Vec<u8>) -> Option<(String, Vec<u8>)>,
+) {
     let mut archive = zip::ZipArchive::new(std::fs::File::open(src).unwrap()).unwrap();
     let mut out = zip::ZipWriter::new(std::fs::File::create(dst).unwrap());
     for i in 0..archive.len() {
         let mut member = archive.by_index(i).unwrap();
-        let name = member.name().to_string();
+        let name = String::from_utf8_lossy(member.name_raw()).into_owned();
         let mut bytes = Vec::new();
         member.read_to_end(&mut bytes).unwrap();
         if let Some((name, bytes)) = edit(&name, bytes) {
-            out.start_file(name, zip::write::SimpleFileOptions::default()).unwrap();
+            out.start_file(name, zip::write::SimpleFileOptions::default())
+                .unwrap();
             out.write_all(&bytes).unwrap();
         }
     }

@@ -26,13 +26,20 @@ fn tool(name: &str) -> PathBuf {
 
 /// A free TCP port on loopback (bound, then released).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn wait_until(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
     let start = Instant::now();
     while !ready() {
-        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -50,8 +57,13 @@ pub struct Process {
 impl Process {
     fn spawn(mut command: Command, log: PathBuf) -> Process {
         let out = std::fs::File::create(&log).unwrap();
-        command.stdout(out.try_clone().unwrap()).stderr(out).stdin(Stdio::null());
-        let child = command.spawn().unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
+        command
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .stdin(Stdio::null());
+        let child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
         Process { child, log }
     }
 
@@ -95,16 +107,34 @@ impl Restate {
 
     /// Starts a server with its data in `dir` and extra environment `env`.
     pub fn start_with(dir: &Path, env: &[(&str, &str)]) -> Restate {
-        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let (ingress, admin, node) = (free_port(), free_port(), free_port());
         let base_dir = dir.join("restate-data");
         let process = Restate::spawn(dir, &base_dir, ingress, admin, node, &env);
-        let restate = Restate { process, ingress, admin, node, base_dir, env, http: reqwest::Client::new() };
+        let restate = Restate {
+            process,
+            ingress,
+            admin,
+            node,
+            base_dir,
+            env,
+            http: reqwest::Client::new(),
+        };
         restate.wait_ready();
         restate
     }
 
-    fn spawn(dir: &Path, base_dir: &Path, ingress: u16, admin: u16, node: u16, env: &[(String, String)]) -> Process {
+    fn spawn(
+        dir: &Path,
+        base_dir: &Path,
+        ingress: u16,
+        admin: u16,
+        node: u16,
+        env: &[(String, String)],
+    ) -> Process {
         let mut command = Command::new(tool("restate-server"));
         command.envs(env.iter().cloned());
         command
@@ -112,22 +142,39 @@ impl Restate {
             .arg(project_dir().join("restate.toml"))
             .arg("--no-logo")
             .env("RESTATE_BASE_DIR", base_dir)
-            .env("RESTATE_INGRESS__BIND_ADDRESS", format!("127.0.0.1:{ingress}"))
+            .env(
+                "RESTATE_INGRESS__BIND_ADDRESS",
+                format!("127.0.0.1:{ingress}"),
+            )
             .env("RESTATE_ADMIN__BIND_ADDRESS", format!("127.0.0.1:{admin}"))
             .env("RESTATE_BIND_ADDRESS", format!("127.0.0.1:{node}"))
-            .env("RESTATE_ADVERTISED_ADDRESS", format!("http://127.0.0.1:{node}"));
+            .env(
+                "RESTATE_ADVERTISED_ADDRESS",
+                format!("http://127.0.0.1:{node}"),
+            );
         Process::spawn(command, dir.join(format!("restate-{}.log", free_port())))
     }
 
     fn wait_ready(&self) {
         let (ingress, admin) = (self.ingress, self.admin);
-        wait_until("the Restate server to listen", Duration::from_secs(60), || port_open(ingress) && port_open(admin));
+        wait_until(
+            "the Restate server to listen",
+            Duration::from_secs(60),
+            || port_open(ingress) && port_open(admin),
+        );
     }
 
     /// kill -9 the server and start it again on the same ports and data directory.
     pub fn restart(&mut self, dir: &Path) {
         self.process.kill();
-        self.process = Restate::spawn(dir, &self.base_dir, self.ingress, self.admin, self.node, &self.env);
+        self.process = Restate::spawn(
+            dir,
+            &self.base_dir,
+            self.ingress,
+            self.admin,
+            self.node,
+            &self.env,
+        );
         self.wait_ready();
     }
 
@@ -162,10 +209,19 @@ impl Restate {
     /// Waits for the server's log to show a word starting with `prefix`, and returns it.
     pub fn wait_log_token(&self, prefix: &str) -> String {
         let mut found = None;
-        wait_until(&format!("{prefix}… in the server log"), Duration::from_secs(30), || {
-            found = self.process.log().split(|c: char| !c.is_ascii_alphanumeric() && c != '_').find(|w| w.starts_with(prefix)).map(String::from);
-            found.is_some()
-        });
+        wait_until(
+            &format!("{prefix}… in the server log"),
+            Duration::from_secs(30),
+            || {
+                found = self
+                    .process
+                    .log()
+                    .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+                    .find(|w| w.starts_with(prefix))
+                    .map(String::from);
+                found.is_some()
+            },
+        );
         found.unwrap()
     }
 
@@ -189,20 +245,29 @@ impl Restate {
     pub async fn start_import_id(&self, workflow_id: &str, body: Value) -> String {
         let response = self
             .http
-            .post(format!("{}/KboImport/{workflow_id}/run/send", self.ingress_url()))
+            .post(format!(
+                "{}/KboImport/{workflow_id}/run/send",
+                self.ingress_url()
+            ))
             .json(&body)
             .send()
             .await
             .expect("ingress answers");
         let answer: Value = response.json().await.unwrap();
-        answer["invocationId"].as_str().unwrap_or_else(|| panic!("run/send answers an invocation id: {answer}")).to_string()
+        answer["invocationId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("run/send answers an invocation id: {answer}"))
+            .to_string()
     }
 
     /// `POST /KboImport/<id>/run/send`: starts an import.
     pub async fn start_import(&self, workflow_id: &str, body: Value) {
         let response = self
             .http
-            .post(format!("{}/KboImport/{workflow_id}/run/send", self.ingress_url()))
+            .post(format!(
+                "{}/KboImport/{workflow_id}/run/send",
+                self.ingress_url()
+            ))
             .json(&body)
             .send()
             .await
@@ -216,7 +281,10 @@ impl Restate {
     pub async fn progress(&self, workflow_id: &str) -> Value {
         let response = self
             .http
-            .post(format!("{}/KboImport/{workflow_id}/getProgress", self.ingress_url()))
+            .post(format!(
+                "{}/KboImport/{workflow_id}/getProgress",
+                self.ingress_url()
+            ))
             .header("content-type", "application/json")
             .body("null")
             .send()
@@ -225,18 +293,26 @@ impl Restate {
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
         assert!(status.is_success(), "getProgress answered {status}: {text}");
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("getProgress is not JSON ({e}): {text}"))
+        serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("getProgress is not JSON ({e}): {text}"))
     }
 
     /// `POST /KboImport/<id>/getProgress` with no body at all.
     pub async fn progress_without_body(&self, workflow_id: &str) -> Value {
         let response = self
             .http
-            .post(format!("{}/KboImport/{workflow_id}/getProgress", self.ingress_url()))
+            .post(format!(
+                "{}/KboImport/{workflow_id}/getProgress",
+                self.ingress_url()
+            ))
             .send()
             .await
             .expect("ingress answers");
-        assert!(response.status().is_success(), "getProgress without a body answered {}", response.status());
+        assert!(
+            response.status().is_success(),
+            "getProgress without a body answered {}",
+            response.status()
+        );
         response.json().await.unwrap()
     }
 
@@ -248,7 +324,10 @@ impl Restate {
             if matches!(progress["status"].as_str(), Some("completed" | "failed")) {
                 return progress;
             }
-            assert!(start.elapsed() < timeout, "import {workflow_id} not finished after {timeout:?}: {progress}");
+            assert!(
+                start.elapsed() < timeout,
+                "import {workflow_id} not finished after {timeout:?}: {progress}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -257,7 +336,10 @@ impl Restate {
     pub async fn run_output(&self, workflow_id: &str) -> (u16, Value) {
         let response = self
             .http
-            .get(format!("{}/restate/workflow/KboImport/{workflow_id}/output", self.ingress_url()))
+            .get(format!(
+                "{}/restate/workflow/KboImport/{workflow_id}/output",
+                self.ingress_url()
+            ))
             .send()
             .await
             .expect("ingress answers");
@@ -282,11 +364,22 @@ pub struct Service {
 impl Service {
     /// Starts the service with `database` and extra environment `env`.
     pub fn start(dir: &Path, database: &Path, env: &[(&str, &str)]) -> Service {
-        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let port = free_port();
         let process = Service::spawn(dir, database, port, &env);
-        let service = Service { process, port, database: database.to_path_buf(), env, dir: dir.to_path_buf() };
-        wait_until("the service to listen", Duration::from_secs(30), || port_open(port));
+        let service = Service {
+            process,
+            port,
+            database: database.to_path_buf(),
+            env,
+            dir: dir.to_path_buf(),
+        };
+        wait_until("the service to listen", Duration::from_secs(30), || {
+            port_open(port)
+        });
         service
     }
 
@@ -302,7 +395,10 @@ impl Service {
         for (k, v) in env {
             command.env(k, v);
         }
-        Process::spawn(command, dir.join(format!("service-{port}-{}.log", free_port())))
+        Process::spawn(
+            command,
+            dir.join(format!("service-{port}-{}.log", free_port())),
+        )
     }
 
     /// kill -9 the service and start it again on the same port and database.
@@ -310,7 +406,11 @@ impl Service {
         self.process.kill();
         self.process = Service::spawn(&self.dir, &self.database, self.port, &self.env);
         let port = self.port;
-        wait_until("the service to listen again", Duration::from_secs(30), || port_open(port));
+        wait_until(
+            "the service to listen again",
+            Duration::from_secs(30),
+            || port_open(port),
+        );
     }
 }
 

@@ -38,7 +38,9 @@ impl FileServer {
         let script = Arc::new(Mutex::new(script));
         let task = tokio::spawn(async move {
             loop {
-                let Ok((mut socket, _)) = listener.accept().await else { return };
+                let Ok((mut socket, _)) = listener.accept().await else {
+                    return;
+                };
                 counter.fetch_add(1, Ordering::SeqCst);
                 let script = Arc::clone(&script);
                 tokio::spawn(async move {
@@ -77,7 +79,11 @@ impl FileServer {
                 });
             }
         });
-        FileServer { port, requests, task }
+        FileServer {
+            port,
+            requests,
+            task,
+        }
     }
 
     /// The URL of a path on this server.

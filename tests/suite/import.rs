@@ -16,12 +16,20 @@ async fn full_then_update_gives_the_same_register_as_the_next_full() {
     let restate = Restate::start(dir.path());
 
     // Database A: Full(140), then Update(141).
-    let a = Service::start(dir.path(), &dir.path().join("a.duckdb"), &[("KBO_BATCH_ROWS", "20000")]);
+    let a = Service::start(
+        dir.path(),
+        &dir.path().join("a.duckdb"),
+        &[("KBO_BATCH_ROWS", "20000")],
+    );
     restate.register(a.port);
-    restate.start_import("full-140", json!(file_url(&chain.full))).await;
+    restate
+        .start_import("full-140", json!(file_url(&chain.full)))
+        .await;
     let done = restate.wait_finished("full-140", MINUTE).await;
     assert_eq!(done["status"], "completed", "{done}");
-    restate.start_import("update-141", json!({ "url": file_url(&chain.update) })).await;
+    restate
+        .start_import("update-141", json!({ "url": file_url(&chain.update) }))
+        .await;
     let done = restate.wait_finished("update-141", MINUTE).await;
     assert_eq!(done["status"], "completed", "{done}");
     assert_eq!(done["extract_number"], 141);
@@ -35,47 +43,130 @@ async fn full_then_update_gives_the_same_register_as_the_next_full() {
     drop(a);
 
     // Database B: Full(141) alone.
-    let b = Service::start(dir.path(), &dir.path().join("b.duckdb"), &[("KBO_BATCH_ROWS", "20000")]);
+    let b = Service::start(
+        dir.path(),
+        &dir.path().join("b.duckdb"),
+        &[("KBO_BATCH_ROWS", "20000")],
+    );
     restate.register(b.port);
-    restate.start_import("full-141", json!(file_url(&chain.next_full))).await;
+    restate
+        .start_import("full-141", json!(file_url(&chain.next_full)))
+        .await;
     let done = restate.wait_finished("full-141", MINUTE).await;
     assert_eq!(done["status"], "completed", "{done}");
     drop(b);
 
-    let (a, b) = (open(&dir.path().join("a.duckdb")), open(&dir.path().join("b.duckdb")));
+    let (a, b) = (
+        open(&dir.path().join("a.duckdb")),
+        open(&dir.path().join("b.duckdb")),
+    );
     for table in DATA_TABLES {
         let left = current(&a, table);
         assert!(!left.is_empty(), "{table} has current rows");
-        assert_same_rows(&format!("current {table}: Full(140)+Update(141) vs Full(141)"), &left, &current(&b, table));
+        assert_same_rows(
+            &format!("current {table}: Full(140)+Update(141) vs Full(141)"),
+            &left,
+            &current(&b, table),
+        );
     }
     for table in ["codes", "nace_codes"] {
-        assert_same_rows(table, &rows(&a, &format!("SELECT * FROM {table}")), &rows(&b, &format!("SELECT * FROM {table}")));
+        assert_same_rows(
+            table,
+            &rows(&a, &format!("SELECT * FROM {table}")),
+            &rows(&b, &format!("SELECT * FROM {table}")),
+        );
     }
 
     // The update really changed things, names included.
-    assert!(count(&a, "SELECT count(*) FROM enterprises WHERE _is_current AND primary_name LIKE '%(nieuw)%'") > 0);
-    assert!(count(&a, "SELECT count(*) FROM enterprises WHERE NOT _is_current AND _deleted_at_extract = 141") > 0);
-    assert!(count(&a, "SELECT count(*) FROM establishments WHERE _is_current AND commercial_name LIKE '% II'") > 0);
-    assert!(count(&a, "SELECT count(*) FROM enterprises WHERE _is_current AND primary_name = enterprise_number") > 0, "fallback");
-    assert!(count(&a, "SELECT count(*) FROM enterprises WHERE _is_current AND primary_name_language = '1' AND primary_name_nl IS NULL") > 0);
-    assert_eq!(count(&a, "SELECT count(*) FROM codes WHERE category = 'JuridicalForm' AND code = '014' AND language = 'NL' AND description LIKE '%(NV)'"), 1, "code list replaced");
-    assert!(count(&a, "SELECT count(*) FROM nace_codes WHERE nace_version = '2025' AND description_fr LIKE 'Fabrication%'") > 1000);
+    assert!(
+        count(
+            &a,
+            "SELECT count(*) FROM enterprises WHERE _is_current AND primary_name LIKE '%(nieuw)%'"
+        ) > 0
+    );
+    assert!(
+        count(
+            &a,
+            "SELECT count(*) FROM enterprises WHERE NOT _is_current AND _deleted_at_extract = 141"
+        ) > 0
+    );
+    assert!(
+        count(
+            &a,
+            "SELECT count(*) FROM establishments WHERE _is_current AND commercial_name LIKE '% II'"
+        ) > 0
+    );
+    assert!(
+        count(
+            &a,
+            "SELECT count(*) FROM enterprises WHERE _is_current AND primary_name = enterprise_number"
+        ) > 0,
+        "fallback"
+    );
+    assert!(
+        count(
+            &a,
+            "SELECT count(*) FROM enterprises WHERE _is_current AND primary_name_language = '1' AND primary_name_nl IS NULL"
+        ) > 0
+    );
+    assert_eq!(
+        count(
+            &a,
+            "SELECT count(*) FROM codes WHERE category = 'JuridicalForm' AND code = '014' AND language = 'NL' AND description LIKE '%(NV)'"
+        ),
+        1,
+        "code list replaced"
+    );
+    assert!(
+        count(
+            &a,
+            "SELECT count(*) FROM nace_codes WHERE nace_version = '2025' AND description_fr LIKE 'Fabrication%'"
+        ) > 1000
+    );
 
     // Names that look like SQL arrive verbatim.
-    assert!(count(&a, "SELECT count(*) FROM denominations WHERE denomination = 'Robert''); DROP TABLE enterprises;--'") > 0);
+    assert!(
+        count(
+            &a,
+            "SELECT count(*) FROM denominations WHERE denomination = 'Robert''); DROP TABLE enterprises;--'"
+        ) > 0
+    );
 
     // Uniqueness: the key among current rows, and (key, snapshot, extract) over all rows.
-    for (table, key) in [("enterprises", "enterprise_number"), ("establishments", "establishment_number"), ("branches", "id"), ("denominations", "id"), ("addresses", "id"), ("contacts", "id"), ("activities", "id")] {
-        assert_eq!(count(&a, &format!("SELECT count(*) - count(DISTINCT {key}) FROM {table} WHERE _is_current")), 0, "{table}");
+    for (table, key) in [
+        ("enterprises", "enterprise_number"),
+        ("establishments", "establishment_number"),
+        ("branches", "id"),
+        ("denominations", "id"),
+        ("addresses", "id"),
+        ("contacts", "id"),
+        ("activities", "id"),
+    ] {
         assert_eq!(
-            count(&a, &format!("SELECT count(*) - count(DISTINCT ({key}, _snapshot_date, _extract_number)) FROM {table}")),
+            count(
+                &a,
+                &format!("SELECT count(*) - count(DISTINCT {key}) FROM {table} WHERE _is_current")
+            ),
+            0,
+            "{table}"
+        );
+        assert_eq!(
+            count(
+                &a,
+                &format!(
+                    "SELECT count(*) - count(DISTINCT ({key}, _snapshot_date, _extract_number)) FROM {table}"
+                )
+            ),
             0,
             "{table}"
         );
     }
 
     // The ledger: one completed job per extract, processed = inserted + deleted.
-    let jobs = rows(&a, "SELECT id, extract_number, extract_type, status, records_processed = records_inserted + records_deleted AS balanced, records_updated, worker_type FROM import_jobs");
+    let jobs = rows(
+        &a,
+        "SELECT id, extract_number, extract_type, status, records_processed = records_inserted + records_deleted AS balanced, records_updated, worker_type FROM import_jobs",
+    );
     assert_eq!(
         jobs,
         [
@@ -83,8 +174,17 @@ async fn full_then_update_gives_the_same_register_as_the_next_full() {
             "{'id': update-141, 'extract_number': 141, 'extract_type': update, 'status': completed, 'balanced': true, 'records_updated': 0, 'worker_type': local}",
         ]
     );
-    assert_eq!(count(&a, "SELECT count(*) FROM import_job_batches WHERE status <> 'completed'"), 0);
-    let staging: i64 = count(&a, "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'kbo_staging'");
+    assert_eq!(
+        count(
+            &a,
+            "SELECT count(*) FROM import_job_batches WHERE status <> 'completed'"
+        ),
+        0
+    );
+    let staging: i64 = count(
+        &a,
+        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'kbo_staging'",
+    );
     assert_eq!(staging, 0, "staging is removed by finalize");
 }
 
@@ -93,7 +193,11 @@ async fn get_progress_moves_while_batches_run_and_reports_the_end() {
     let chain = chain();
     let dir = tempfile::tempdir().unwrap();
     let restate = Restate::start(dir.path());
-    let service = Service::start(dir.path(), &dir.path().join("kbo.duckdb"), &[("KBO_BATCH_ROWS", "1500")]);
+    let service = Service::start(
+        dir.path(),
+        &dir.path().join("kbo.duckdb"),
+        &[("KBO_BATCH_ROWS", "1500")],
+    );
     restate.register(service.port);
 
     // Before the run: pending, to the old web app's request and to one without a body.
@@ -101,13 +205,30 @@ async fn get_progress_moves_while_batches_run_and_reports_the_end() {
     assert_eq!(before["status"], "pending");
     assert_eq!(before["job_id"], "progress-140");
     assert_eq!(before["completed_batches"], 0);
-    assert_eq!(restate.progress_without_body("progress-140").await["status"], "pending");
+    assert_eq!(
+        restate.progress_without_body("progress-140").await["status"],
+        "pending"
+    );
 
-    restate.start_import("progress-140", json!(file_url(&chain.full))).await;
+    restate
+        .start_import("progress-140", json!(file_url(&chain.full)))
+        .await;
     let mut seen = Vec::new();
     let last = loop {
         let p = restate.progress("progress-140").await;
-        for field in ["status", "job_id", "completed_batches", "total_batches", "current_table", "current_batch", "error", "extract_number", "extract_type", "rows_done", "rows_total"] {
+        for field in [
+            "status",
+            "job_id",
+            "completed_batches",
+            "total_batches",
+            "current_table",
+            "current_batch",
+            "error",
+            "extract_number",
+            "extract_type",
+            "rows_done",
+            "rows_total",
+        ] {
             assert!(p.get(field).is_some(), "getProgress has {field}: {p}");
         }
         if p["status"] == "processing" {
@@ -120,16 +241,32 @@ async fn get_progress_moves_while_batches_run_and_reports_the_end() {
     };
     assert_eq!(last["status"], "completed", "{last}");
     let total = last["total_batches"].as_u64().unwrap();
-    assert!(total > 20, "a small KBO_BATCH_ROWS makes many batches: {total}");
+    assert!(
+        total > 20,
+        "a small KBO_BATCH_ROWS makes many batches: {total}"
+    );
     assert_eq!(last["completed_batches"].as_u64(), Some(total));
     assert_eq!(last["rows_done"], last["rows_total"]);
     assert_eq!(last["extract_number"], 140);
     assert_eq!(last["extract_type"], "full");
     assert!(last["error"].is_null());
-    let moving: std::collections::BTreeSet<u64> = seen.iter().copied().filter(|n| *n > 0 && *n < total).collect();
-    assert!(moving.len() >= 2, "completed_batches seen moving during the run: {seen:?}");
-    assert!(seen.windows(2).all(|w| w[0] <= w[1]), "never goes back: {seen:?}");
+    let moving: std::collections::BTreeSet<u64> = seen
+        .iter()
+        .copied()
+        .filter(|n| *n > 0 && *n < total)
+        .collect();
+    assert!(
+        moving.len() >= 2,
+        "completed_batches seen moving during the run: {seen:?}"
+    );
+    assert!(
+        seen.windows(2).all(|w| w[0] <= w[1]),
+        "never goes back: {seen:?}"
+    );
 
     // After the run, still answered.
-    assert_eq!(restate.progress_without_body("progress-140").await["status"], "completed");
+    assert_eq!(
+        restate.progress_without_body("progress-140").await["status"],
+        "completed"
+    );
 }

@@ -1,8 +1,8 @@
 //! End-to-end and integration tests: one test binary (each links DuckDB, and links are slow),
 //! against a real Restate server on loopback and the real service binary.
 
-mod fixtures;
 mod cli;
+mod fixtures;
 mod harness;
 mod hostile;
 mod http_server;

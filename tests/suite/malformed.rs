@@ -24,16 +24,28 @@ async fn malformed_extracts_fail_naming_the_file_and_leave_the_database_as_it_wa
     let db = dir.path().join("kbo.duckdb");
     let service = Service::start(dir.path(), &db, &[]);
     restate.register(service.port);
-    restate.start_import("base-140", json!(file_url(&chain.full))).await;
-    assert_eq!(restate.wait_finished("base-140", Duration::from_secs(60)).await["status"], "completed");
+    restate
+        .start_import("base-140", json!(file_url(&chain.full)))
+        .await;
+    assert_eq!(
+        restate
+            .wait_finished("base-140", Duration::from_secs(60))
+            .await["status"],
+        "completed"
+    );
     let before = snapshot(&db);
 
     let no_meta = dir.path().join("no-meta.zip");
-    rewrite_zip(&chain.update, &no_meta, |name, bytes| (name != "meta.csv").then(|| (name.to_string(), bytes)));
+    rewrite_zip(&chain.update, &no_meta, |name, bytes| {
+        (name != "meta.csv").then(|| (name.to_string(), bytes))
+    });
     let bad_header = dir.path().join("bad-header.zip");
     rewrite_zip(&chain.update, &bad_header, |name, bytes| {
         if name == "address_insert.csv" {
-            let text = String::from_utf8(bytes).unwrap().replacen("\"Zipcode\"", "\"PostalCode\"", 1);
+            let text =
+                String::from_utf8(bytes)
+                    .unwrap()
+                    .replacen("\"Zipcode\"", "\"PostalCode\"", 1);
             Some((name.to_string(), text.into_bytes()))
         } else {
             Some((name.to_string(), bytes))
@@ -54,24 +66,43 @@ async fn malformed_extracts_fail_naming_the_file_and_leave_the_database_as_it_wa
 
     for (id, zip, expected) in [
         ("no-meta-141", &no_meta, "meta.csv"),
-        ("bad-header-141", &bad_header, "address_insert.csv: the header is"),
+        (
+            "bad-header-141",
+            &bad_header,
+            "address_insert.csv: the header is",
+        ),
         ("bad-date-141", &bad_date, "establishment_insert.csv line"),
     ] {
         restate.start_import(id, json!(file_url(zip))).await;
         let done = restate.wait_finished(id, Duration::from_secs(60)).await;
         assert_eq!(done["status"], "failed", "{id}: {done}");
         let error = done["error"].as_str().unwrap_or_default();
-        assert!(error.contains(expected), "{id}: the error names the file: {error}");
+        assert!(
+            error.contains(expected),
+            "{id}: the error names the file: {error}"
+        );
         let (status, _) = restate.run_output(id).await;
-        assert!(status >= 400, "{id}: run ends in a failure, got HTTP {status}");
+        assert!(
+            status >= 400,
+            "{id}: run ends in a failure, got HTTP {status}"
+        );
     }
     let after = snapshot(&db);
-    for ((table, b), a) in DATA_TABLES.iter().chain(&["codes", "nace_codes"]).zip(&before).zip(&after) {
+    for ((table, b), a) in DATA_TABLES
+        .iter()
+        .chain(&["codes", "nace_codes"])
+        .zip(&before)
+        .zip(&after)
+    {
         assert_same_rows(&format!("{table} after refused extracts"), b, a);
     }
-    let jobs = rows(&open(&db), "SELECT id, status, error_message LIKE '%' || 'line' || '%' AS has_line FROM import_jobs WHERE status = 'failed'");
+    let jobs = rows(
+        &open(&db),
+        "SELECT id, status, error_message LIKE '%' || 'line' || '%' AS has_line FROM import_jobs WHERE status = 'failed'",
+    );
     assert!(
-        jobs.iter().any(|j| j.contains("bad-date-141") && j.contains("has_line': true")),
+        jobs.iter()
+            .any(|j| j.contains("bad-date-141") && j.contains("has_line': true")),
         "the failure is recorded in import_jobs: {jobs:?}"
     );
     drop(service);
@@ -81,13 +112,32 @@ async fn malformed_extracts_fail_naming_the_file_and_leave_the_database_as_it_wa
 async fn a_request_that_is_not_an_extract_url_fails_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let restate = Restate::start(dir.path());
-    let service = Service::start(dir.path(), &dir.path().join("kbo.duckdb"), &[("KBO_ALLOW_FILE_URLS", "false")]);
+    let service = Service::start(
+        dir.path(),
+        &dir.path().join("kbo.duckdb"),
+        &[("KBO_ALLOW_FILE_URLS", "false")],
+    );
     restate.register(service.port);
-    restate.start_import("file-url", json!("file:///etc/passwd")).await;
-    let done = restate.wait_finished("file-url", Duration::from_secs(30)).await;
+    restate
+        .start_import("file-url", json!("file:///etc/passwd"))
+        .await;
+    let done = restate
+        .wait_finished("file-url", Duration::from_secs(30))
+        .await;
     assert_eq!(done["status"], "failed");
-    assert!(done["error"].as_str().unwrap().contains("KBO_ALLOW_FILE_URLS"), "{done}");
+    assert!(
+        done["error"]
+            .as_str()
+            .unwrap()
+            .contains("KBO_ALLOW_FILE_URLS"),
+        "{done}"
+    );
     restate.start_import("number", json!(42)).await;
-    let done = restate.wait_finished("number", Duration::from_secs(30)).await;
-    assert!(done["error"].as_str().unwrap().contains("JSON string"), "{done}");
+    let done = restate
+        .wait_finished("number", Duration::from_secs(30))
+        .await;
+    assert!(
+        done["error"].as_str().unwrap().contains("JSON string"),
+        "{done}"
+    );
 }

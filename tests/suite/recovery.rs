@@ -15,20 +15,36 @@ async fn a_service_killed_during_the_batches_resumes_and_applies_each_batch_once
     let mut service = Service::start(dir.path(), &db, &[("KBO_BATCH_ROWS", "1000")]);
     restate.register(service.port);
 
-    restate.start_import("crash-140", json!(file_url(&chain.full))).await;
+    restate
+        .start_import("crash-140", json!(file_url(&chain.full)))
+        .await;
     let start = Instant::now();
     loop {
         let p = restate.progress("crash-140").await;
-        assert_ne!(p["status"], "completed", "the import ended before the kill; make batches smaller");
+        assert_ne!(
+            p["status"], "completed",
+            "the import ended before the kill; make batches smaller"
+        );
         if p["completed_batches"].as_u64().unwrap_or(0) >= 5 {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(60), "no batch done: {p}\n{}", service.process.log());
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no batch done: {p}\n{}",
+            service.process.log()
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     service.restart();
-    let done = restate.wait_finished("crash-140", Duration::from_secs(120)).await;
-    assert_eq!(done["status"], "completed", "{done}\n{}", service.process.log());
+    let done = restate
+        .wait_finished("crash-140", Duration::from_secs(120))
+        .await;
+    assert_eq!(
+        done["status"],
+        "completed",
+        "{done}\n{}",
+        service.process.log()
+    );
     let total = done["total_batches"].as_i64().unwrap();
     drop(service);
 
@@ -36,19 +52,42 @@ async fn a_service_killed_during_the_batches_resumes_and_applies_each_batch_once
     let reference_db = dir.path().join("reference.duckdb");
     let reference = Service::start(dir.path(), &reference_db, &[("KBO_BATCH_ROWS", "1000")]);
     restate.register(reference.port);
-    restate.start_import("reference-140", json!(file_url(&chain.full))).await;
-    assert_eq!(restate.wait_finished("reference-140", Duration::from_secs(120)).await["status"], "completed");
+    restate
+        .start_import("reference-140", json!(file_url(&chain.full)))
+        .await;
+    assert_eq!(
+        restate
+            .wait_finished("reference-140", Duration::from_secs(120))
+            .await["status"],
+        "completed"
+    );
     drop(reference);
 
     let (killed, reference) = (open(&db), open(&reference_db));
-    assert_eq!(count(&killed, "SELECT count(*) FROM import_job_batches"), total);
     assert_eq!(
-        count(&killed, "SELECT count(DISTINCT (job_id, table_name, batch_number, operation)) FROM import_job_batches"),
+        count(&killed, "SELECT count(*) FROM import_job_batches"),
+        total
+    );
+    assert_eq!(
+        count(
+            &killed,
+            "SELECT count(DISTINCT (job_id, table_name, batch_number, operation)) FROM import_job_batches"
+        ),
         total,
         "every batch row exists once"
     );
-    assert_eq!(count(&killed, "SELECT count(*) FROM import_job_batches WHERE status = 'completed'"), total);
+    assert_eq!(
+        count(
+            &killed,
+            "SELECT count(*) FROM import_job_batches WHERE status = 'completed'"
+        ),
+        total
+    );
     for table in DATA_TABLES.iter().chain(&["codes", "nace_codes"]) {
-        assert_same_rows(&format!("{table} after a kill -9"), &everything(&killed, table), &everything(&reference, table));
+        assert_same_rows(
+            &format!("{table} after a kill -9"),
+            &everything(&killed, table),
+            &everything(&reference, table),
+        );
     }
 }

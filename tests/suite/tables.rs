@@ -4,19 +4,32 @@ use duckdb::{AccessMode, Config, Connection};
 use std::path::Path;
 
 /// The seven data tables of the contract.
-pub const DATA_TABLES: [&str; 7] =
-    ["enterprises", "establishments", "branches", "denominations", "addresses", "contacts", "activities"];
+pub const DATA_TABLES: [&str; 7] = [
+    "enterprises",
+    "establishments",
+    "branches",
+    "denominations",
+    "addresses",
+    "contacts",
+    "activities",
+];
 
 /// Opens a database file read-only (the service holds no lock while idle).
 pub fn open(db: &Path) -> Connection {
     let config = Config::default().access_mode(AccessMode::ReadOnly).unwrap();
-    Connection::open_with_flags(db, config).unwrap_or_else(|e| panic!("cannot open {}: {e}", db.display()))
+    Connection::open_with_flags(db, config)
+        .unwrap_or_else(|e| panic!("cannot open {}: {e}", db.display()))
 }
 
 /// Rows of a query, each rendered as one string, in order.
 pub fn rows(conn: &Connection, sql: &str) -> Vec<String> {
-    let mut stmt = conn.prepare(&format!("SELECT q::VARCHAR AS r FROM ({sql}) q ORDER BY r")).unwrap();
-    stmt.query_map([], |r| r.get::<_, String>(0)).unwrap().map(Result::unwrap).collect()
+    let mut stmt = conn
+        .prepare(&format!("SELECT q::VARCHAR AS r FROM ({sql}) q ORDER BY r"))
+        .unwrap();
+    stmt.query_map([], |r| r.get::<_, String>(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
 }
 
 /// The current rows of a data table, every column but the temporal ones, sorted.
@@ -36,7 +49,8 @@ pub fn everything(conn: &Connection, table: &str) -> Vec<String> {
 
 /// One number from a query.
 pub fn count(conn: &Connection, sql: &str) -> i64 {
-    conn.query_row(sql, [], |r| r.get(0)).unwrap_or_else(|e| panic!("{sql}: {e}"))
+    conn.query_row(sql, [], |r| r.get(0))
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
 /// Asserts that two sorted row lists are equal, showing the first rows that differ.
@@ -44,8 +58,16 @@ pub fn assert_same_rows(what: &str, left: &[String], right: &[String]) {
     if left == right {
         return;
     }
-    let only_left: Vec<&String> = left.iter().filter(|r| right.binary_search(r).is_err()).take(5).collect();
-    let only_right: Vec<&String> = right.iter().filter(|r| left.binary_search(r).is_err()).take(5).collect();
+    let only_left: Vec<&String> = left
+        .iter()
+        .filter(|r| right.binary_search(r).is_err())
+        .take(5)
+        .collect();
+    let only_right: Vec<&String> = right
+        .iter()
+        .filter(|r| left.binary_search(r).is_err())
+        .take(5)
+        .collect();
     panic!(
         "{what}: {} rows vs {} rows\nonly on the left (first 5): {only_left:#?}\nonly on the right (first 5): {only_right:#?}",
         left.len(),
