@@ -18,6 +18,9 @@ pub struct Config {
     pub batch_rows: u64,
     /// `KBO_ALLOW_FILE_URLS`: accept `file://` extract URLs (default false).
     pub allow_file_urls: bool,
+    /// `KBO_HISTORY_MONTHS`: after a Full, retired rows from snapshots older than this many
+    /// months before it are removed (default 24).
+    pub history_months: u32,
     /// DuckDB resource bounds.
     pub duckdb: DuckDbSettings,
     /// `KBO_MAX_MEMBER_BYTES`, `KBO_MAX_TOTAL_BYTES`, `KBO_MAX_COMPRESSION_RATIO`.
@@ -136,6 +139,7 @@ impl Config {
             database,
             batch_rows,
             allow_file_urls: parse(&get, "KBO_ALLOW_FILE_URLS", false, "true or false")?,
+            history_months: parse(&get, "KBO_HISTORY_MONTHS", 24, "a whole number of months")?,
             duckdb: DuckDbSettings {
                 memory_limit: get("KBO_DUCKDB_MEMORY_LIMIT").unwrap_or_else(|| "1536MB".into()),
                 threads: match get("KBO_DUCKDB_THREADS") {
@@ -199,6 +203,7 @@ mod tests {
         assert_eq!(c.database, DatabaseTarget::File("kbo.duckdb".into()));
         assert_eq!(c.batch_rows, 500_000);
         assert!(!c.allow_file_urls);
+        assert_eq!(c.history_months, 24);
         assert!(c.identity_keys.is_empty());
         assert_eq!(c.duckdb.temp_dir, PathBuf::from("kbo-work/duckdb-tmp"));
     }

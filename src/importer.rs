@@ -8,8 +8,9 @@ use crate::db::schema::table_name;
 use crate::db::{self, Database, apply::BatchOutcome, finalize::Finalized, ledger::Job};
 use crate::download::{self, Downloaded};
 use crate::error::{ImportError, ImportResult};
-use crate::extract::archive::{self, ArchiveError};
-use crate::plan::{self, Batch, StageStats};
+use crate::extract::Member;
+use crate::extract::archive::{self, ArchiveError, Unpacked};
+use crate::plan::{self, Batch};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use tracing::Instrument;
@@ -73,14 +74,14 @@ pub struct Prepared {
     pub job: Job,
     /// The batches, in the order they are applied.
     pub batches: Vec<Batch>,
-    /// What each staged file holds.
-    pub stages: Vec<StageStats>,
+    /// Lines per chunk the extract was cut into (to cut it again the same way if needed).
+    pub chunk_lines: u64,
 }
 
 impl Prepared {
-    /// Staged lines over all files: the work the batches will do.
+    /// Lines over all batches: the work the batches will do.
     pub fn rows_total(&self) -> u64 {
-        self.stages.iter().map(|s| s.rows).sum()
+        self.batches.iter().map(|b| b.estimated_rows).sum()
     }
 }
 
@@ -167,6 +168,49 @@ impl Importer {
         request: &ImportRequest,
         downloaded: &Downloaded,
     ) -> ImportResult<Prepared> {
+        let chunk_lines = self.config.batch_rows;
+        let unpacked = self
+            .unpack(job_id, request, downloaded, chunk_lines)
+            .await?;
+        let job = Job {
+            id: job_id.to_string(),
+            meta: unpacked.meta.clone(),
+        };
+        let batches = plan::plan(&unpacked);
+        let (job_for_db, plan_for_db) = (job.clone(), batches.clone());
+        let codes = unpacked.path(Member::Code);
+        self.db
+            .run(move |conn| {
+                db::ensure_schema(conn)?;
+                db::ledger::begin_job(conn, &job_for_db)?;
+                db::staging::stage_codes(conn, &codes)?;
+                db::ledger::record_plan(conn, &job_for_db, &plan_for_db)
+            })
+            .await?;
+        let prepared = Prepared {
+            job,
+            batches,
+            chunk_lines,
+        };
+        tracing::info!(
+            extract = prepared.job.meta.extract_number,
+            kind = %prepared.job.meta.extract_type,
+            rows = prepared.rows_total(),
+            batches = prepared.batches.len(),
+            "extract checked and cut into batches"
+        );
+        Ok(prepared)
+    }
+
+    /// Unpacks the extract into the job's chunk folder, fetching it again first if it is not
+    /// on this machine (another replica, a cleaned disk): it must have the journaled SHA-256.
+    async fn unpack(
+        &self,
+        job_id: &str,
+        request: &ImportRequest,
+        downloaded: &Downloaded,
+        chunk_lines: u64,
+    ) -> ImportResult<Unpacked> {
         let zip = self.zip_path(job_id);
         if download::sha256_of(&zip).await.as_deref() != Some(downloaded.sha256.as_str()) {
             tracing::info!(
@@ -175,55 +219,35 @@ impl Importer {
             );
             download::fetch(&self.http, &request.url()?, &zip, Some(&downloaded.sha256)).await?;
         }
-        let csv_dir = self.job_dir(job_id).join("csv");
+        let dir = self.chunk_dir(job_id);
+        let _ = tokio::fs::remove_dir_all(&dir).await;
         let limits = self.config.limits;
-        let unpack_dir = csv_dir.clone();
-        let unpacked =
-            tokio::task::spawn_blocking(move || archive::unpack(&zip, &unpack_dir, &limits))
-                .await
-                .map_err(|e| ImportError::retryable(format!("unpacking failed: {e}")))?
-                .map_err(|e: ArchiveError| {
-                    if e.is_retryable() {
-                        ImportError::retryable(e.to_string())
-                    } else {
-                        ImportError::terminal(e.to_string())
-                    }
-                })?;
-        let job = Job {
-            id: job_id.to_string(),
-            meta: unpacked.meta.clone(),
-        };
-        let batch_rows = self.config.batch_rows;
-        let job_for_db = job.clone();
-        let (batches, stages) = self
-            .db
-            .run(move |conn| {
-                db::ensure_schema(conn)?;
-                db::ledger::begin_job(conn, &job_for_db)?;
-                let stages = db::staging::stage_extract(conn, &unpacked)?;
-                let batches = plan::plan(job_for_db.meta.extract_type, &stages, batch_rows);
-                db::ledger::record_plan(conn, &job_for_db, &batches)?;
-                Ok((batches, stages))
+        tokio::task::spawn_blocking(move || archive::unpack(&zip, &dir, &limits, chunk_lines))
+            .await
+            .map_err(|e| ImportError::retryable(format!("unpacking failed: {e}")))?
+            .map_err(|e: ArchiveError| {
+                if e.is_retryable() {
+                    ImportError::retryable(e.to_string())
+                } else {
+                    ImportError::terminal(e.to_string())
+                }
             })
-            .await?;
-        let _ = tokio::fs::remove_dir_all(&csv_dir).await;
-        let prepared = Prepared {
-            job,
-            batches,
-            stages,
-        };
-        tracing::info!(
-            extract = prepared.job.meta.extract_number,
-            kind = %prepared.job.meta.extract_type,
-            rows = prepared.rows_total(),
-            batches = prepared.batches.len(),
-            "extract staged"
-        );
-        Ok(prepared)
     }
 
-    /// One batch step: applies the batch exactly once.
-    pub async fn apply(&self, job: &Job, batch: &Batch) -> ImportResult<BatchOutcome> {
+    fn chunk_dir(&self, job_id: &str) -> PathBuf {
+        self.job_dir(job_id).join("chunks")
+    }
+
+    /// One batch step: applies the batch exactly once. Its chunk file is cut again from the
+    /// extract when it is not on this machine.
+    pub async fn apply(
+        &self,
+        prepared: &Prepared,
+        batch: &Batch,
+        request: &ImportRequest,
+        downloaded: &Downloaded,
+    ) -> ImportResult<BatchOutcome> {
+        let job = &prepared.job;
         let name = batch.step_name();
         let span = tracing::info_span!(
             "step",
@@ -233,39 +257,49 @@ impl Importer {
             table = table_name(batch.table),
             batch = batch.number,
         );
-        let (job, batch) = (job.clone(), batch.clone());
         async move {
+            let chunk = match &batch.chunk {
+                Some(chunk) => {
+                    let path = self.chunk_dir(&job.id).join(&chunk.file);
+                    if !tokio::fs::try_exists(&path).await.unwrap_or(false) {
+                        tracing::info!(file = %chunk.file, "the chunk is not here; unpacking the extract again");
+                        self.unpack(&job.id, request, downloaded, prepared.chunk_lines).await?;
+                    }
+                    Some(path)
+                }
+                None => None,
+            };
+            let (job, batch) = (job.clone(), batch.clone());
             let outcome = self
                 .db
-                .run(move |conn| db::apply::apply_batch(conn, &job, &batch))
-                .await
-                .map_err(|e| e.context(&name))?;
-            tracing::info!(
-                rows = outcome.rows,
-                already_done = outcome.already_done,
-                "batch applied"
-            );
+                .run(move |conn| db::apply::apply_batch(conn, &job, &batch, chunk.as_deref()))
+                .await?;
+            tracing::info!(rows = outcome.rows, already_done = outcome.already_done, "batch applied");
             Ok(outcome)
         }
         .instrument(span)
         .await
+        .map_err(|e: ImportError| if e.message.contains(&name) { e } else { e.context(&name) })
     }
 
     /// Step `finalize`: names, code tables, counts; then the job's files are removed.
     pub async fn finalize(&self, job: &Job) -> ImportResult<Finalized> {
         let span = tracing::info_span!("step", step = "finalize", job_id = %job.id, extract = job.meta.extract_number);
         let job_for_db = job.clone();
+        let history_months = self.config.history_months;
         async move {
             let finalized = self
                 .db
-                .run(move |conn| db::finalize::finalize(conn, &job_for_db))
+                .run(move |conn| db::finalize::finalize(conn, &job_for_db, history_months))
                 .await
                 .map_err(|e| e.context("finalize"))?;
+            self.db.release().await;
             let _ = tokio::fs::remove_dir_all(self.job_dir(&job.id)).await;
             tracing::info!(
                 inserted = finalized.counts.inserted,
                 deleted = finalized.counts.deleted,
                 names = finalized.names_resolved,
+                history_removed = finalized.history_removed,
                 "extract applied"
             );
             Ok(finalized)
@@ -288,6 +322,7 @@ impl Importer {
                 }
             })
             .await?;
+        self.db.release().await;
         if let Some(undone) = undone {
             tracing::warn!(
                 job_id,

@@ -1,7 +1,8 @@
 //! The batch plan: how an extract's staged rows are cut into workflow steps.
 
 use crate::db::schema::table_name;
-use crate::extract::{ExtractType, Table};
+use crate::extract::archive::Chunk;
+use crate::extract::{ExtractType, Member, Table, Unpacked};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -34,9 +35,9 @@ pub struct Batch {
     pub op: Op,
     /// 1-based number within (table, op).
     pub number: u32,
-    /// Staging rows `[start, end)` by rowid; `None` for retiring a whole table (Full).
-    pub rows: Option<(u64, u64)>,
-    /// Rows this batch covers, for progress (0 when unknown in advance).
+    /// The chunk file this batch applies; `None` for retiring a whole table (Full).
+    pub chunk: Option<Chunk>,
+    /// Lines this batch covers, for progress (0 for retiring a whole table).
     pub estimated_rows: u64,
 }
 
@@ -50,6 +51,15 @@ impl Batch {
             self.number
         )
     }
+
+    /// The member the batch's lines come from.
+    pub fn member(&self, kind: ExtractType) -> Member {
+        match (self.op, kind) {
+            (Op::Delete, _) => Member::Delete(self.table),
+            (Op::Insert, ExtractType::Full) => Member::Full(self.table),
+            (Op::Insert, ExtractType::Update) => Member::Insert(self.table),
+        }
+    }
 }
 
 impl fmt::Display for Batch {
@@ -58,58 +68,36 @@ impl fmt::Display for Batch {
     }
 }
 
-/// What staging found for one staged file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StageStats {
-    /// The data table.
-    pub table: Table,
-    /// Delete file or insert/full file.
-    pub op: Op,
-    /// Rows staged (after removing repeated lines).
-    pub rows: u64,
-    /// One past the largest rowid; rowids are below this.
-    pub rowid_end: u64,
-}
-
-/// Cuts staged files into batches of about `batch_rows` rows, tables in [`Table::ALL`] order,
-/// deletes of a table before its inserts. A Full retires each table in one step first.
-pub fn plan(kind: ExtractType, stages: &[StageStats], batch_rows: u64) -> Vec<Batch> {
-    let batch_rows = batch_rows.max(1);
+/// One batch per chunk, tables in [`Table::ALL`] order, deletes of a table before its inserts.
+/// A Full first retires each table in one step.
+pub fn plan(extract: &Unpacked) -> Vec<Batch> {
+    let kind = extract.meta.extract_type;
     let mut batches = Vec::new();
     for table in Table::ALL {
+        if kind == ExtractType::Full {
+            batches.push(Batch {
+                table,
+                op: Op::Delete,
+                number: 1,
+                chunk: None,
+                estimated_rows: 0,
+            });
+        }
         for op in [Op::Delete, Op::Insert] {
-            if kind == ExtractType::Full && op == Op::Delete {
-                batches.push(Batch {
-                    table,
-                    op,
-                    number: 1,
-                    rows: None,
-                    estimated_rows: 0,
-                });
-                continue;
-            }
-            let Some(stage) = stages.iter().find(|s| s.table == table && s.op == op) else {
-                continue;
+            let member = match (op, kind) {
+                (Op::Delete, ExtractType::Full) => continue,
+                (Op::Delete, ExtractType::Update) => Member::Delete(table),
+                (Op::Insert, ExtractType::Full) => Member::Full(table),
+                (Op::Insert, ExtractType::Update) => Member::Insert(table),
             };
-            let mut start = 0;
-            let mut number = 1;
-            let mut covered = 0;
-            while start < stage.rowid_end {
-                let end = (start + batch_rows).min(stage.rowid_end);
-                // Repeated lines removed from staging leave gaps in the rowids: spread the
-                // staged rows over the batches so that they add up exactly.
-                let until = stage.rows * end / stage.rowid_end;
-                let estimated_rows = until - covered;
-                covered = until;
+            for (i, chunk) in extract.chunks(member).iter().enumerate() {
                 batches.push(Batch {
                     table,
                     op,
-                    number,
-                    rows: Some((start, end)),
-                    estimated_rows,
+                    number: i as u32 + 1,
+                    chunk: Some(chunk.clone()),
+                    estimated_rows: chunk.lines,
                 });
-                start = end;
-                number += 1;
             }
         }
     }
@@ -119,24 +107,70 @@ pub fn plan(kind: ExtractType, stages: &[StageStats], batch_rows: u64) -> Vec<Ba
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::extract::date::{Date, Timestamp};
+    use crate::extract::{Meta, Unpacked};
+    use std::collections::BTreeMap;
 
-    fn stage(table: Table, op: Op, rows: u64) -> StageStats {
-        StageStats {
-            table,
-            op,
-            rows,
-            rowid_end: rows,
+    fn extract(kind: ExtractType, members: &[(Member, &[u64])]) -> Unpacked {
+        let date = Date::new(2025, 10, 4).unwrap();
+        let meta = Meta {
+            snapshot_date: date,
+            extract_timestamp: Timestamp {
+                date,
+                hour: 0,
+                minute: 0,
+                second: 0,
+            },
+            extract_type: kind,
+            extract_number: 140,
+            version: "1".into(),
+        };
+        let mut files = BTreeMap::new();
+        for t in Table::ALL {
+            let empty = Vec::new();
+            match kind {
+                ExtractType::Full => files.insert(Member::Full(t), empty),
+                ExtractType::Update => {
+                    files.insert(Member::Delete(t), empty.clone());
+                    files.insert(Member::Insert(t), empty)
+                }
+            };
+        }
+        for (member, sizes) in members {
+            let mut line = 2;
+            let chunks = sizes
+                .iter()
+                .enumerate()
+                .map(|(i, n)| {
+                    let c = Chunk {
+                        file: format!("{member}.{}", i + 1),
+                        first_line: line,
+                        lines: *n,
+                    };
+                    line += n;
+                    c
+                })
+                .collect();
+            files.insert(*member, chunks);
+        }
+        Unpacked {
+            dir: "x".into(),
+            meta,
+            files,
         }
     }
 
     #[test]
-    fn update_batches_cover_every_row_once_deletes_first() {
-        let stages = [
-            stage(Table::Activity, Op::Insert, 25),
-            stage(Table::Activity, Op::Delete, 3),
-            stage(Table::Enterprise, Op::Insert, 10),
-        ];
-        let batches = plan(ExtractType::Update, &stages, 10);
+    fn update_batches_follow_the_chunks_deletes_first() {
+        let e = extract(
+            ExtractType::Update,
+            &[
+                (Member::Insert(Table::Activity), &[10, 10, 5]),
+                (Member::Delete(Table::Activity), &[3]),
+                (Member::Insert(Table::Enterprise), &[10]),
+            ],
+        );
+        let batches = plan(&e);
         let names: Vec<String> = batches.iter().map(|b| b.step_name()).collect();
         assert_eq!(
             names,
@@ -148,28 +182,26 @@ mod tests {
                 "insert-activities-3"
             ]
         );
-        let act: Vec<_> = batches
-            .iter()
-            .filter(|b| b.table == Table::Activity && b.op == Op::Insert)
-            .map(|b| b.rows.unwrap())
-            .collect();
-        assert_eq!(act, [(0, 10), (10, 20), (20, 25)]);
         assert_eq!(batches.iter().map(|b| b.estimated_rows).sum::<u64>(), 38);
+        assert_eq!(batches[4].chunk.as_ref().unwrap().first_line, 22);
+        assert_eq!(
+            batches[2].member(ExtractType::Update),
+            Member::Insert(Table::Activity)
+        );
     }
 
     #[test]
     fn full_retires_each_table_before_inserting() {
-        let batches = plan(
+        let batches = plan(&extract(
             ExtractType::Full,
-            &[stage(Table::Branch, Op::Insert, 4)],
-            100,
-        );
+            &[(Member::Full(Table::Branch), &[4])],
+        ));
         assert_eq!(batches.len(), 8);
         assert!(
             batches
                 .iter()
                 .filter(|b| b.op == Op::Delete)
-                .all(|b| b.rows.is_none())
+                .all(|b| b.chunk.is_none())
         );
         let branch: Vec<String> = batches
             .iter()
@@ -181,13 +213,6 @@ mod tests {
 
     #[test]
     fn empty_files_make_no_batches() {
-        assert!(
-            plan(
-                ExtractType::Update,
-                &[stage(Table::Contact, Op::Insert, 0)],
-                10
-            )
-            .is_empty()
-        );
+        assert!(plan(&extract(ExtractType::Update, &[])).is_empty());
     }
 }

@@ -2,13 +2,14 @@
 
 use super::ledger::{self, Job};
 use super::schema::{Source, SqlType, columns, delete_match_column, key_column, table_name};
-use super::staging::{delete_stage, insert_stage};
+use super::staging::{csv_source, diagnose, insert_select, read_error};
 use super::{Connection, db_error, utc_now};
-use crate::error::ImportResult;
-use crate::extract::{ExtractType, Table};
+use crate::error::{ImportError, ImportResult};
+use crate::extract::{ExtractType, Member, Table};
 use crate::plan::{Batch, Op};
 use duckdb::params;
 use serde::{Deserialize, Serialize};
+use std::path::Path;
 
 /// What applying a batch did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -21,8 +22,15 @@ pub struct BatchOutcome {
 
 /// Applies `batch` of `job` and marks it done, in one transaction; a batch the ledger already
 /// holds as done is not applied again (a step re-run after a crash between commit and journal).
-pub fn apply_batch(conn: &mut Connection, job: &Job, batch: &Batch) -> ImportResult<BatchOutcome> {
+/// `chunk` is the path of the batch's chunk file (`None` for retiring a whole table).
+pub fn apply_batch(
+    conn: &mut Connection,
+    job: &Job,
+    batch: &Batch,
+    chunk: Option<&Path>,
+) -> ImportResult<BatchOutcome> {
     let started_at = utc_now();
+    let member = batch.member(job.meta.extract_type);
     let tx = conn
         .transaction()
         .map_err(db_error("starting the batch transaction"))?;
@@ -32,23 +40,78 @@ pub fn apply_batch(conn: &mut Connection, job: &Job, batch: &Batch) -> ImportRes
             already_done: true,
         });
     }
-    let rows = match (batch.op, job.meta.extract_type) {
-        (Op::Delete, ExtractType::Full) => retire_all(&tx, job, batch.table)?,
-        (Op::Delete, ExtractType::Update) => retire_listed(&tx, job, batch)?,
-        (Op::Insert, kind) => {
-            if kind == ExtractType::Update {
-                // A key that is current and not in the delete file is replaced, not doubled.
-                retire_replaced(&tx, job, batch)?;
-            }
-            insert_rows(&tx, job, batch)?
+    let applied = match (batch.op, job.meta.extract_type, chunk) {
+        (Op::Delete, ExtractType::Full, _) => Ok(retire_all(&tx, job, batch.table)?),
+        (_, _, None) => {
+            return Err(ImportError::terminal(format!(
+                "batch {batch} has no chunk file; the plan is broken"
+            )));
+        }
+        (Op::Delete, ExtractType::Update, Some(path)) => {
+            retire_listed(&tx, job, batch.table, &csv_source(path, member))
+        }
+        (Op::Insert, kind, Some(path)) => {
+            let source = insert_select(batch.table, &csv_source(path, member));
+            // In an Update, a key that is current and not in the delete file is replaced, not doubled.
+            let replaced = match kind {
+                ExtractType::Update => retire_replaced(&tx, job, batch.table, &source).map(|_| ()),
+                ExtractType::Full => Ok(()),
+            };
+            replaced.and_then(|()| insert_rows(&tx, job, batch.table, &source))
         }
     };
-    ledger::complete_batch(&tx, job, batch, rows, &started_at)?;
-    tx.commit().map_err(db_error("committing the batch"))?;
-    Ok(BatchOutcome {
-        rows,
-        already_done: false,
-    })
+    match applied {
+        Ok(rows) => {
+            ledger::complete_batch(&tx, job, batch, rows, &started_at)?;
+            tx.commit().map_err(db_error("committing the batch"))?;
+            Ok(BatchOutcome {
+                rows,
+                already_done: false,
+            })
+        }
+        Err(e) => {
+            // Roll back first: a failed transaction cannot run the diagnosis.
+            drop(tx);
+            Err(explain(
+                e,
+                conn,
+                batch,
+                member,
+                chunk.unwrap_or(Path::new("")),
+            ))
+        }
+    }
+}
+
+/// Turns DuckDB's refusal of a chunk into the operator's message: the first offending line
+/// when the contract's rules find one, else DuckDB's own words with the chunk's line range.
+fn explain(
+    e: duckdb::Error,
+    conn: &Connection,
+    batch: &Batch,
+    member: Member,
+    path: &Path,
+) -> ImportError {
+    let range = batch
+        .chunk
+        .as_ref()
+        .map(|c| {
+            format!(
+                "{member} lines {}-{}",
+                c.first_line,
+                c.first_line + c.lines.max(1) - 1
+            )
+        })
+        .unwrap_or_else(|| member.to_string());
+    let err = read_error(e, &range);
+    if !err.is_terminal() {
+        return err;
+    }
+    let first_line = batch.chunk.as_ref().map(|c| c.first_line).unwrap_or(2);
+    match diagnose(conn, batch.table, member, path, first_line) {
+        Some(message) => ImportError::terminal(message),
+        None => err,
+    }
 }
 
 const RETIRE: &str = "SET _is_current = false, _deleted_at_extract = ?";
@@ -65,54 +128,41 @@ fn retire_all(conn: &Connection, job: &Job, t: Table) -> ImportResult<u64> {
         .map_err(db_error("retiring the current rows"))
 }
 
-/// Update: every current row of the entities listed in this batch of the delete file.
-fn retire_listed(conn: &Connection, job: &Job, batch: &Batch) -> ImportResult<u64> {
-    let (start, end) = batch.rows.unwrap_or((0, u64::MAX));
-    let t = batch.table;
+/// Update: every current row of the entities listed in the delete file's chunk.
+fn retire_listed(
+    conn: &Connection,
+    job: &Job,
+    t: Table,
+    source: &str,
+) -> Result<u64, duckdb::Error> {
     let sql = format!(
-        "UPDATE {} {RETIRE} WHERE _is_current AND {} IN (SELECT entity_key FROM {} WHERE rowid >= ? AND rowid < ?)",
+        "UPDATE {} {RETIRE} WHERE _is_current AND {} IN (SELECT \"{}\" FROM {source})",
         table_name(t),
         delete_match_column(t),
-        delete_stage(t)
+        t.delete_column()
     );
-    conn.execute(
-        &sql,
-        params![
-            job.meta.extract_number,
-            start as i64,
-            end.min(i64::MAX as u64) as i64
-        ],
-    )
-    .map(|n| n as u64)
-    .map_err(db_error("retiring the deleted entities' rows"))
+    conn.execute(&sql, params![job.meta.extract_number])
+        .map(|n| n as u64)
 }
 
-/// Update: current rows whose key this batch inserts again.
-fn retire_replaced(conn: &Connection, job: &Job, batch: &Batch) -> ImportResult<u64> {
-    let (start, end) = batch.rows.unwrap_or((0, u64::MAX));
-    let t = batch.table;
+/// Update: current rows whose key the insert chunk brings again.
+fn retire_replaced(
+    conn: &Connection,
+    job: &Job,
+    t: Table,
+    source: &str,
+) -> Result<u64, duckdb::Error> {
     let key = key_column(t);
     let sql = format!(
-        "UPDATE {} {RETIRE} WHERE _is_current AND {key} IN (SELECT {key} FROM {} WHERE rowid >= ? AND rowid < ?)",
-        table_name(t),
-        insert_stage(t)
+        "UPDATE {} {RETIRE} WHERE _is_current AND {key} IN (SELECT {key} FROM ({source}))",
+        table_name(t)
     );
-    conn.execute(
-        &sql,
-        params![
-            job.meta.extract_number,
-            start as i64,
-            end.min(i64::MAX as u64) as i64
-        ],
-    )
-    .map(|n| n as u64)
-    .map_err(db_error("retiring rows replaced by the insert file"))
+    conn.execute(&sql, params![job.meta.extract_number])
+        .map(|n| n as u64)
 }
 
-/// Inserts this batch's staged rows as current rows of the extract.
-fn insert_rows(conn: &Connection, job: &Job, batch: &Batch) -> ImportResult<u64> {
-    let (start, end) = batch.rows.unwrap_or((0, u64::MAX));
-    let t = batch.table;
+/// Inserts the chunk's lines as current rows of the extract.
+fn insert_rows(conn: &Connection, job: &Job, t: Table, source: &str) -> Result<u64, duckdb::Error> {
     let mut names = Vec::new();
     let mut values = Vec::new();
     for c in columns(t) {
@@ -129,21 +179,14 @@ fn insert_rows(conn: &Connection, job: &Job, batch: &Batch) -> ImportResult<u64>
     }
     let sql = format!(
         "INSERT INTO {} ({}, _snapshot_date, _extract_number, _is_current, _deleted_at_extract)
-         SELECT {}, ?::DATE, ?, true, NULL FROM {} WHERE rowid >= ? AND rowid < ?",
+         SELECT {}, ?::DATE, ?, true, NULL FROM ({source})",
         table_name(t),
         names.join(", "),
-        values.join(", "),
-        insert_stage(t)
+        values.join(", ")
     );
     conn.execute(
         &sql,
-        params![
-            job.meta.snapshot_date.iso(),
-            job.meta.extract_number,
-            start as i64,
-            end.min(i64::MAX as u64) as i64
-        ],
+        params![job.meta.snapshot_date.iso(), job.meta.extract_number],
     )
     .map(|n| n as u64)
-    .map_err(db_error("inserting the staged rows"))
 }

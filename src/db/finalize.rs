@@ -1,8 +1,8 @@
 //! Finalize: derived names, code tables, the job's counts, and staging removed; one transaction.
 
 use super::ledger::{self, Job, JobCounts};
-use super::schema::table_name;
-use super::staging::{CODE_STAGE, delete_stage, drop_staging, insert_stage};
+use super::schema::{key_column, table_name};
+use super::staging::{CODE_STAGE, drop_staging};
 use super::{Connection, db_error};
 use crate::error::ImportResult;
 use crate::extract::{ExtractType, Table};
@@ -16,11 +16,14 @@ pub struct Finalized {
     pub names_resolved: u64,
     /// Rows inserted and retired by the extract.
     pub counts: JobCounts,
+    /// Retired rows past the history retention, removed (after a Full).
+    pub history_removed: u64,
 }
 
-/// Derives names, replaces the code tables, records the job completed and drops staging.
+/// Derives names, replaces the code tables, records the job completed and drops staging;
+/// after a Full, removes retired rows from snapshots more than `history_months` older.
 /// A job the ledger already holds as completed is not finalized again.
-pub fn finalize(conn: &mut Connection, job: &Job) -> ImportResult<Finalized> {
+pub fn finalize(conn: &mut Connection, job: &Job, history_months: u32) -> ImportResult<Finalized> {
     let tx = conn
         .transaction()
         .map_err(db_error("starting the finalize transaction"))?;
@@ -29,11 +32,23 @@ pub fn finalize(conn: &mut Connection, job: &Job) -> ImportResult<Finalized> {
         return Ok(Finalized {
             names_resolved: 0,
             counts,
+            history_removed: 0,
         });
+    }
+    let repeated = remove_repeated_keys(&tx, job)?;
+    if repeated > 0 {
+        tracing::info!(
+            removed = repeated,
+            "removed repeated lines (the last line of a key wins)"
+        );
     }
     let names_resolved = derive_names(&tx, job)?;
     replace_codes(&tx)?;
     let counts = count_changes(&tx, job)?;
+    let history_removed = match job.meta.extract_type {
+        ExtractType::Full => remove_old_history(&tx, job, history_months)?,
+        ExtractType::Update => 0,
+    };
     ledger::complete_job(&tx, job, counts)?;
     tx.commit().map_err(db_error("committing finalize"))?;
     // Staging goes after the commit: DuckDB refuses to commit a transaction that created a
@@ -42,26 +57,25 @@ pub fn finalize(conn: &mut Connection, job: &Job) -> ImportResult<Finalized> {
     Ok(Finalized {
         names_resolved,
         counts,
+        history_removed,
     })
 }
 
 /// The entities whose names may have changed in this extract: all current ones for a Full;
-/// for an Update, those named in the denomination files or whose own row was inserted again.
-fn affected_entities_sql(kind: ExtractType) -> String {
+/// for an Update, those whose denominations it retired or inserted, or whose own row it
+/// inserted again. Read from the register itself: the temporal columns say what changed.
+fn affected_entities_sql(kind: ExtractType) -> &'static str {
     match kind {
+        // After a Full every current row is one of its own.
         ExtractType::Full => {
-            "SELECT enterprise_number AS entity_number FROM enterprises WHERE _is_current
-             UNION SELECT establishment_number FROM establishments WHERE _is_current"
-                .to_string()
+            "SELECT enterprise_number AS entity_number FROM enterprises WHERE _is_current AND _extract_number = $1
+             UNION SELECT establishment_number FROM establishments WHERE _is_current AND _extract_number = $1"
         }
-        ExtractType::Update => format!(
-            "SELECT entity_key AS entity_number FROM {} UNION SELECT entity_number FROM {}
-             UNION SELECT enterprise_number FROM {} UNION SELECT establishment_number FROM {}",
-            delete_stage(Table::Denomination),
-            insert_stage(Table::Denomination),
-            insert_stage(Table::Enterprise),
-            insert_stage(Table::Establishment)
-        ),
+        ExtractType::Update => {
+            "SELECT entity_number FROM denominations WHERE _extract_number = $1 OR _deleted_at_extract = $1
+             UNION SELECT enterprise_number FROM enterprises WHERE _is_current AND _extract_number = $1
+             UNION SELECT establishment_number FROM establishments WHERE _is_current AND _extract_number = $1"
+        }
     }
 }
 
@@ -89,10 +103,13 @@ const LANGUAGE_OF_NAME: &str = "CASE WHEN n.nl IS NOT NULL THEN '2' WHEN n.fr IS
 
 fn derive_names(conn: &Connection, job: &Job) -> ImportResult<u64> {
     let err = db_error("deriving enterprise and establishment names");
-    conn.execute_batch(&format!(
-        "CREATE OR REPLACE TABLE kbo_staging.affected AS SELECT DISTINCT entity_number FROM ({}) WHERE entity_number IS NOT NULL",
-        affected_entities_sql(job.meta.extract_type)
-    ))
+    conn.execute(
+        &format!(
+            "CREATE OR REPLACE TABLE kbo_staging.affected AS SELECT DISTINCT entity_number FROM ({}) WHERE entity_number IS NOT NULL",
+            affected_entities_sql(job.meta.extract_type)
+        ),
+        params![job.meta.extract_number],
+    )
     .map_err(&err)?;
     let enterprises = conn
         .execute(
@@ -141,6 +158,49 @@ fn replace_codes(conn: &Connection) -> ImportResult<()> {
              GROUP BY category, code;"
     ))
     .map_err(db_error("replacing codes and nace_codes"))
+}
+
+/// Among the rows the extract made current, keeps one per key: the last one inserted (the
+/// last line of the file wins). A hash narrows the search so that a Full without repeated
+/// lines costs one aggregation over its keys.
+fn remove_repeated_keys(conn: &Connection, job: &Job) -> ImportResult<u64> {
+    let mut removed = 0;
+    for t in Table::ALL {
+        let (table, key) = (table_name(t), key_column(t));
+        removed += conn
+            .execute(
+                &format!(
+                    "DELETE FROM {table} WHERE rowid IN (
+                        SELECT rowid FROM (
+                            SELECT rowid, row_number() OVER (PARTITION BY {key} ORDER BY rowid DESC) AS n
+                            FROM {table}
+                            WHERE _is_current AND _extract_number = $1 AND hash({key}) IN (
+                                SELECT hash({key}) FROM {table} WHERE _is_current AND _extract_number = $1
+                                GROUP BY 1 HAVING count(*) > 1))
+                        WHERE n > 1)"
+                ),
+                params![job.meta.extract_number],
+            )
+            .map_err(db_error("removing repeated lines"))? as u64;
+    }
+    Ok(removed)
+}
+
+/// Removes retired rows inserted by snapshots more than `months` before this extract's.
+fn remove_old_history(conn: &Connection, job: &Job, months: u32) -> ImportResult<u64> {
+    let mut removed = 0;
+    for t in Table::ALL {
+        removed += conn
+            .execute(
+                &format!(
+                    "DELETE FROM {} WHERE NOT _is_current AND _snapshot_date < ?::DATE - to_months(?)",
+                    table_name(t)
+                ),
+                params![job.meta.snapshot_date.iso(), months],
+            )
+            .map_err(db_error("removing history past the retention"))? as u64;
+    }
+    Ok(removed)
 }
 
 /// Rows the extract inserted and retired, over the seven tables.

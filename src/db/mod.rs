@@ -20,25 +20,44 @@ pub mod staging;
 use crate::config::{DatabaseTarget, DuckDbSettings};
 use crate::error::{ImportError, ImportResult};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 pub use duckdb::Connection;
 
 /// The register's database, and the means to run work against it one step at a time.
+///
+/// The connection is kept open between the steps of an import (closing a DuckDB file
+/// checkpoints it, which costs seconds on a large register) and closed when the import ends
+/// ([`Database::release`]) or after [`IDLE_CLOSE`] without use, so that no write lock is held
+/// on a local file while no import runs.
 #[derive(Clone)]
 pub struct Database {
     target: DatabaseTarget,
     settings: DuckDbSettings,
-    /// One step at a time in this process: two DuckDB instances must not write one file.
-    lock: Arc<tokio::sync::Mutex<()>>,
+    /// One step at a time in this process, and the connection kept between steps.
+    open: Arc<tokio::sync::Mutex<Option<Open>>>,
+}
+
+/// How long an unused connection stays open.
+pub const IDLE_CLOSE: Duration = Duration::from_secs(10);
+
+struct Open {
+    conn: Connection,
+    last_used: Instant,
 }
 
 impl Database {
-    /// A handle; nothing is opened until [`Database::run`].
+    /// A handle; nothing is opened until [`Database::run`]. Inside a Tokio runtime, a task
+    /// closes the connection once it has been idle for [`IDLE_CLOSE`].
     pub fn new(target: DatabaseTarget, settings: DuckDbSettings) -> Database {
+        let open = Arc::new(tokio::sync::Mutex::new(None));
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(close_when_idle(Arc::downgrade(&open)));
+        }
         Database {
             target,
             settings,
-            lock: Arc::new(tokio::sync::Mutex::new(())),
+            open,
         }
     }
 
@@ -47,21 +66,68 @@ impl Database {
         &self.target
     }
 
-    /// Runs `work` on a blocking thread with a fresh connection, closed when it returns.
+    /// Runs `work` on a blocking thread with the connection (opened if need be). A failed
+    /// step closes the connection, so that the next one starts afresh.
     pub async fn run<T, F>(&self, work: F) -> ImportResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> ImportResult<T> + Send + 'static,
     {
-        let _guard = self.lock.lock().await;
+        let mut open = self.open.lock().await;
+        let kept = open.take();
         let target = self.target.clone();
         let settings = self.settings.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut conn = connect(&target, &settings)?;
-            work(&mut conn)
+        let (result, conn) = tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
+            let mut conn = match kept {
+                Some(open) => open.conn,
+                None => match connect(&target, &settings) {
+                    Ok(conn) => conn,
+                    Err(e) => return (Err(e), None),
+                },
+            };
+            let opened = started.elapsed();
+            let result = work(&mut conn);
+            tracing::debug!(
+                open_ms = opened.as_millis() as u64,
+                work_ms = (started.elapsed() - opened).as_millis() as u64,
+                "database step"
+            );
+            let keep = result.is_ok().then_some(conn);
+            (result, keep)
         })
         .await
-        .map_err(|e| ImportError::retryable(format!("database task failed: {e}")))?
+        .map_err(|e| ImportError::retryable(format!("database task failed: {e}")))?;
+        *open = conn.map(|conn| Open {
+            conn,
+            last_used: Instant::now(),
+        });
+        result
+    }
+
+    /// Closes the connection now (checkpointing the database), releasing the file.
+    pub async fn release(&self) {
+        let mut open = self.open.lock().await;
+        if let Some(open) = open.take() {
+            let _ = tokio::task::spawn_blocking(move || drop(open.conn)).await;
+        }
+    }
+}
+
+async fn close_when_idle(open: std::sync::Weak<tokio::sync::Mutex<Option<Open>>>) {
+    loop {
+        tokio::time::sleep(IDLE_CLOSE / 4).await;
+        let Some(open) = open.upgrade() else { return };
+        let Ok(mut guard) = open.try_lock() else {
+            continue;
+        };
+        if guard
+            .as_ref()
+            .is_some_and(|o| o.last_used.elapsed() >= IDLE_CLOSE)
+            && let Some(idle) = guard.take()
+        {
+            let _ = tokio::task::spawn_blocking(move || drop(idle.conn)).await;
+        }
     }
 }
 

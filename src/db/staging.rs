@@ -1,78 +1,44 @@
-//! Staging: an extract's CSV files loaded by DuckDB's own CSV reader into `kbo_staging`,
-//! checked against the contract, with repeated lines removed, ready to be applied in batches.
+//! Reading an extract's CSV files with DuckDB's own CSV reader, in the KBO dialect.
 //!
-//! Staging tables are named after the file: `kbo_staging.enterprise_insert` holds
-//! `enterprise.csv` (Full) or `enterprise_insert.csv` (Update), `kbo_staging.enterprise_delete`
-//! holds `enterprise_delete.csv`, `kbo_staging.code` holds `code.csv`.
+//! Data files are never copied into the database twice: each batch reads its chunk file
+//! (see [`crate::extract::archive::Chunk`]) straight into the register. Only `code.csv` is
+//! staged, as `kbo_staging.code`, for finalize. When a chunk breaks the contract, [`diagnose`]
+//! finds the first offending line for the error message.
 
-use super::schema::{Source, SqlType, allowed_values, columns, derived_expression, key_column};
+use super::schema::{Source, SqlType, allowed_values, columns, derived_expression};
 use super::{Connection, db_error, sql_literal};
 use crate::error::{ImportError, ImportResult};
-use crate::extract::{ExtractType, Member, Table, Unpacked};
-use crate::plan::{Op, StageStats};
+use crate::extract::{Member, Table};
 use std::path::Path;
-
-/// The staging table of a table's delete file.
-pub fn delete_stage(t: Table) -> String {
-    format!("kbo_staging.{}_delete", t.stem())
-}
-
-/// The staging table of a table's full or insert file.
-pub fn insert_stage(t: Table) -> String {
-    format!("kbo_staging.{}_insert", t.stem())
-}
 
 /// The staging table of `code.csv`.
 pub const CODE_STAGE: &str = "kbo_staging.code";
 
-/// Stages every member of `extract` and returns what each staged file holds.
-///
-/// Terminal errors name the file and line: a file DuckDB cannot read as the KBO dialect, an
-/// empty value where the contract forbids NULL, a value outside the allowed lists, a bad date.
-pub fn stage_extract(conn: &Connection, extract: &Unpacked) -> ImportResult<Vec<StageStats>> {
-    conn.execute_batch("CREATE SCHEMA IF NOT EXISTS kbo_staging;")
-        .map_err(db_error("creating the staging schema"))?;
-    load(
-        conn,
-        CODE_STAGE,
-        extract.path(Member::Code),
-        Member::Code,
-        &code_select(),
-    )?;
-    let mut stats = Vec::new();
-    for table in Table::ALL {
-        let insert_member = match extract.meta.extract_type {
-            ExtractType::Full => Member::Full(table),
-            ExtractType::Update => Member::Insert(table),
-        };
-        let stage = insert_stage(table);
-        load(
-            conn,
-            &stage,
-            extract.path(insert_member),
-            insert_member,
-            &insert_select(table),
-        )?;
-        validate(conn, &stage, insert_member, table)?;
-        let removed = remove_repeated_keys(conn, &stage, table)?;
-        if removed > 0 {
-            tracing::info!(file = %insert_member, removed, "removed repeated lines (the last line of a key wins)");
-        }
-        stats.push(stage_stats(conn, &stage, table, Op::Insert)?);
+/// `read_csv(…)` of a member's file in the KBO dialect, every column VARCHAR, header skipped.
+pub fn csv_source(path: &Path, member: Member) -> String {
+    let columns: Vec<String> = member
+        .columns()
+        .iter()
+        .map(|c| format!("{}: 'VARCHAR'", sql_literal(c)))
+        .collect();
+    format!(
+        "read_csv({}, header = true, delim = ',', quote = '\"', escape = '\"', auto_detect = false, \
+         strict_mode = true, null_padding = false, encoding = 'utf-8', columns = {{{}}})",
+        sql_literal(&path.to_string_lossy()),
+        columns.join(", ")
+    )
+}
 
-        if extract.meta.extract_type == ExtractType::Update {
-            let member = Member::Delete(table);
-            let stage = delete_stage(table);
-            let select = format!(
-                "SELECT \"{}\" AS entity_key FROM {{source}} WHERE \"{}\" IS NOT NULL",
-                table.delete_column(),
-                table.delete_column()
-            );
-            load(conn, &stage, extract.path(member), member, &select)?;
-            stats.push(stage_stats(conn, &stage, table, Op::Delete)?);
-        }
-    }
-    Ok(stats)
+/// Stages `code.csv` as `kbo_staging.code`.
+pub fn stage_codes(conn: &Connection, path: &Path) -> ImportResult<()> {
+    let sql = format!(
+        "CREATE SCHEMA IF NOT EXISTS kbo_staging;
+         CREATE OR REPLACE TABLE {CODE_STAGE} AS SELECT \"Category\" AS category, \"Code\" AS code,
+             \"Language\" AS language, \"Description\" AS description FROM {}",
+        csv_source(path, Member::Code)
+    );
+    conn.execute_batch(&sql)
+        .map_err(|e| read_error(e, &format!("{}", Member::Code)))
 }
 
 /// Drops every staging table.
@@ -81,55 +47,27 @@ pub fn drop_staging(conn: &Connection) -> ImportResult<()> {
         .map_err(db_error("dropping the staging tables"))
 }
 
-/// `CREATE OR REPLACE TABLE <stage> AS <select>`, where `{source}` in `select` is the file
-/// read by DuckDB's CSV reader in the KBO dialect, every column VARCHAR.
-fn load(
-    conn: &Connection,
-    stage: &str,
-    path: &Path,
-    member: Member,
-    select: &str,
-) -> ImportResult<()> {
-    let columns: Vec<String> = member
-        .columns()
-        .iter()
-        .map(|c| format!("{}: 'VARCHAR'", sql_literal(c)))
-        .collect();
-    let source = format!(
-        "read_csv({}, header = true, delim = ',', quote = '\"', escape = '\"', auto_detect = false, \
-         strict_mode = true, null_padding = false, encoding = 'utf-8', columns = {{{}}})",
-        sql_literal(&path.to_string_lossy()),
-        columns.join(", ")
-    );
-    let sql = format!(
-        "CREATE OR REPLACE TABLE {stage} AS {}",
-        select.replace("{source}", &source)
-    );
-    conn.execute_batch(&sql).map_err(|e| {
-        let text = e.to_string();
-        let first = text
-            .split("\n\n")
-            .next()
-            .unwrap_or(&text)
-            .trim()
-            .to_string();
-        let passing =
-            (text.contains("IO Error") && !text.contains("CSV")) || text.contains("Out of Memory");
-        if passing {
-            ImportError::retryable(format!("loading {member}: {first}"))
-        } else {
-            ImportError::terminal(format!("{member} is not a valid KBO CSV file: {first}"))
-        }
-    })
+/// Classifies an error of DuckDB reading a CSV file: passing (I/O, memory) or the file's fault.
+pub fn read_error(e: duckdb::Error, what: &str) -> ImportError {
+    let text = e.to_string();
+    let first = text
+        .split("\n\n")
+        .next()
+        .unwrap_or(&text)
+        .trim()
+        .to_string();
+    let passing =
+        (text.contains("IO Error") && !text.contains("CSV")) || text.contains("Out of Memory");
+    if passing {
+        ImportError::retryable(format!("reading {what}: {first}"))
+    } else {
+        ImportError::terminal(format!("{what} is not a valid KBO CSV file: {first}"))
+    }
 }
 
-fn code_select() -> String {
-    "SELECT \"Category\" AS category, \"Code\" AS code, \"Language\" AS language, \"Description\" AS description FROM {source}".to_string()
-}
-
-/// The staging SELECT of a table's full or insert file: CSV columns under their database
-/// names (still text), then the derived `id` and `entity_type`.
-fn insert_select(t: Table) -> String {
+/// The SELECT of a table's full or insert file over `source`: CSV columns under their
+/// database names (still text), then the derived `id` and `entity_type`.
+pub fn insert_select(t: Table, source: &str) -> String {
     let renamed: Vec<String> = columns(t)
         .iter()
         .filter_map(|c| match c.source {
@@ -146,7 +84,7 @@ fn insert_select(t: Table) -> String {
         })
         .collect();
     format!(
-        "SELECT {} FROM (SELECT {} FROM {{source}})",
+        "SELECT {} FROM (SELECT {} FROM {source})",
         outer.join(", "),
         renamed.join(", ")
     )
@@ -207,11 +145,18 @@ fn rules(t: Table) -> Vec<Rule> {
     rules
 }
 
-/// Refuses the first staged line that breaks a rule of the contract, naming file and line.
-fn validate(conn: &Connection, stage: &str, member: Member, t: Table) -> ImportResult<()> {
+/// Finds the first line of a chunk that breaks a rule of the contract, as an operator's message
+/// naming the member and the line; `None` if every line keeps the rules.
+pub fn diagnose(
+    conn: &Connection,
+    t: Table,
+    member: Member,
+    path: &Path,
+    first_line: u64,
+) -> Option<String> {
     let rules = rules(t);
     if rules.is_empty() {
-        return Ok(());
+        return None;
     }
     let which: Vec<String> = rules
         .iter()
@@ -224,9 +169,10 @@ fn validate(conn: &Connection, stage: &str, member: Member, t: Table) -> ImportR
         .collect();
     let any: Vec<String> = rules.iter().map(|r| format!("({})", r.violated)).collect();
     let sql = format!(
-        "SELECT rowid, CASE {} END, CASE {} END FROM {stage} WHERE {} ORDER BY rowid LIMIT 1",
+        "SELECT n, CASE {} END, CASE {} END FROM (SELECT row_number() OVER () AS n, * FROM ({})) WHERE {} ORDER BY n LIMIT 1",
         which.join(" "),
         value.join(" "),
+        insert_select(t, &csv_source(path, member)),
         any.join(" OR ")
     );
     let found = conn
@@ -242,51 +188,16 @@ fn validate(conn: &Connection, stage: &str, member: Member, t: Table) -> ImportR
                 None => Ok(None),
             }
         })
-        .map_err(db_error("checking the staged rows"))?;
-    match found {
-        None => Ok(()),
-        Some((rowid, rule, value)) => {
-            let rule = &rules[rule as usize];
-            let shown = value.map(|v| format!(" {v:?}")).unwrap_or_default();
-            Err(ImportError::terminal(format!(
-                "{member} line {}: {}{shown} {}",
-                rowid + 2,
-                rule.header,
-                rule.explain
-            )))
-        }
-    }
-}
-
-/// Removes all but the last line of each repeated key; returns how many lines went.
-fn remove_repeated_keys(conn: &Connection, stage: &str, t: Table) -> ImportResult<u64> {
-    let key = key_column(t);
-    let sql = format!(
-        "DELETE FROM {stage} WHERE rowid IN (
-            SELECT rowid FROM (
-                SELECT rowid, row_number() OVER (PARTITION BY {key} ORDER BY rowid DESC) AS n
-                FROM {stage} WHERE {key} IN (SELECT {key} FROM {stage} GROUP BY {key} HAVING count(*) > 1))
-            WHERE n > 1)"
-    );
-    conn.execute(&sql, [])
-        .map(|n| n as u64)
-        .map_err(db_error("removing repeated lines"))
-}
-
-fn stage_stats(conn: &Connection, stage: &str, table: Table, op: Op) -> ImportResult<StageStats> {
-    let (rows, end): (i64, Option<i64>) = conn
-        .query_row(
-            &format!("SELECT count(*), max(rowid) + 1 FROM {stage}"),
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .map_err(db_error("counting staged rows"))?;
-    Ok(StageStats {
-        table,
-        op,
-        rows: rows as u64,
-        rowid_end: end.unwrap_or(0) as u64,
-    })
+        .ok()??;
+    let (n, rule, value) = found;
+    let rule = &rules[rule as usize];
+    let shown = value.map(|v| format!(" {v:?}")).unwrap_or_default();
+    Some(format!(
+        "{member} line {}: {}{shown} {}",
+        first_line + n as u64 - 1,
+        rule.header,
+        rule.explain
+    ))
 }
 
 #[cfg(test)]
@@ -295,14 +206,14 @@ mod tests {
 
     #[test]
     fn insert_select_renames_then_derives() {
-        let sql = insert_select(Table::Denomination);
+        let sql = insert_select(Table::Denomination, "src");
         assert!(
             sql.contains("\"TypeOfDenomination\" AS denomination_type"),
             "{sql}"
         );
         assert!(sql.contains("left(md5(denomination), 8) AS id"), "{sql}");
         assert!(!sql.contains("primary_name"));
-        let sql = insert_select(Table::Enterprise);
+        let sql = insert_select(Table::Enterprise, "src");
         assert!(
             !sql.contains("primary_name"),
             "names are derived at finalize: {sql}"

@@ -5,7 +5,7 @@ use super::meta::{ExtractType, Meta, MetaError};
 use super::tables::{Member, Table};
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Component, Path, PathBuf};
 use thiserror::Error;
 
@@ -30,19 +30,39 @@ impl Default for Limits {
     }
 }
 
-/// An extract unpacked to disk and checked: its meta data and the path of every member.
+/// One piece of a data member: a CSV file of its own, header first, then whole lines.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Chunk {
+    /// File name in the unpack folder, e.g. `activity.3.csv`.
+    pub file: String,
+    /// Line number, in the member, of the chunk's first line after the header (the member's
+    /// header is line 1).
+    pub first_line: u64,
+    /// Lines in the chunk after the header.
+    pub lines: u64,
+}
+
+/// An extract unpacked to disk and checked: its meta data and every member, data members cut
+/// into chunks of at most `chunk_lines` lines.
 #[derive(Debug, Clone)]
 pub struct Unpacked {
+    /// The folder the files are in.
+    pub dir: PathBuf,
     /// The content of `meta.csv`.
     pub meta: Meta,
-    /// Every known member, unpacked.
-    pub files: BTreeMap<Member, PathBuf>,
+    /// Every known member: one chunk for `meta.csv` and `code.csv`, none for an empty file.
+    pub files: BTreeMap<Member, Vec<Chunk>>,
 }
 
 impl Unpacked {
-    /// The path of a member the extract must hold (checked by [`unpack`]).
-    pub fn path(&self, member: Member) -> &Path {
+    /// The chunks of a member the extract must hold (checked by [`unpack`]).
+    pub fn chunks(&self, member: Member) -> &[Chunk] {
         &self.files[&member]
+    }
+
+    /// The path of `meta.csv` or `code.csv` (kept whole).
+    pub fn path(&self, member: Member) -> PathBuf {
+        self.dir.join(member.file_name())
     }
 }
 
@@ -129,7 +149,12 @@ impl ArchiveError {
 
 /// Unpacks the known members of `zip_path` into `dest` (streaming, never the whole archive in
 /// memory), then checks `meta.csv`, the set of members its kind requires, and every header.
-pub fn unpack(zip_path: &Path, dest: &Path, limits: &Limits) -> Result<Unpacked, ArchiveError> {
+pub fn unpack(
+    zip_path: &Path,
+    dest: &Path,
+    limits: &Limits,
+    chunk_lines: u64,
+) -> Result<Unpacked, ArchiveError> {
     let file = File::open(zip_path).map_err(|e| ArchiveError::NotZip(e.to_string()))?;
     let mut archive = zip::ZipArchive::new(BufReader::new(file))
         .map_err(|e| ArchiveError::NotZip(e.to_string()))?;
@@ -139,6 +164,7 @@ pub fn unpack(zip_path: &Path, dest: &Path, limits: &Limits) -> Result<Unpacked,
     })?;
 
     let mut files = BTreeMap::new();
+    let mut headers = BTreeMap::new();
     let mut total: u64 = 0;
     for index in 0..archive.len() {
         let mut entry = archive.by_index(index).map_err(|e| ArchiveError::Corrupt {
@@ -177,35 +203,40 @@ pub fn unpack(zip_path: &Path, dest: &Path, limits: &Limits) -> Result<Unpacked,
             )));
         }
 
-        let path = dest.join(member.file_name());
-        let write_err = |source| ArchiveError::Write {
-            path: path.clone(),
-            source,
-        };
-        let out = File::create(&path).map_err(write_err)?;
-        let mut out = BufWriter::with_capacity(1 << 20, out);
         let budget = limits
             .max_member_bytes
             .min(limits.max_total_bytes.saturating_sub(total));
+        let whole = matches!(member, Member::Meta | Member::Code);
+        let mut out = ChunkWriter::new(
+            dest,
+            member,
+            if whole { u64::MAX } else { chunk_lines.max(1) },
+        );
         let copied = copy_bounded(&mut entry, &mut out, budget).map_err(|e| match e {
             CopyError::Read(e) => ArchiveError::Corrupt {
                 member: raw_name.clone(),
                 reason: e.to_string(),
             },
-            CopyError::Write(e) => write_err(e),
+            CopyError::Write(e) => out.write_error(e),
         })?;
-        out.flush().map_err(write_err)?;
         if copied > budget {
             return Err(too_large(format!(
                 "it expands beyond {budget} bytes, past the member or total bound"
             )));
         }
         total += copied;
-        files.insert(member, path);
+        let (header, chunks) = out.finish().map_err(|e| ArchiveError::Write {
+            path: dest.to_path_buf(),
+            source: e,
+        })?;
+        headers.insert(member, header);
+        files.insert(member, chunks);
     }
 
-    let meta_path = files.get(&Member::Meta).ok_or(ArchiveError::NoMeta)?;
-    let meta_text = read_small_text(meta_path, Member::Meta)?;
+    if !files.contains_key(&Member::Meta) {
+        return Err(ArchiveError::NoMeta);
+    }
+    let meta_text = read_small_text(&dest.join(Member::Meta.file_name()), Member::Meta)?;
     let meta = Meta::parse(&meta_text)?;
     for member in required_members(meta.extract_type) {
         if !files.contains_key(&member) {
@@ -215,10 +246,14 @@ pub fn unpack(zip_path: &Path, dest: &Path, limits: &Limits) -> Result<Unpacked,
             });
         }
     }
-    for (member, path) in &files {
-        check_header(*member, path)?;
+    for (member, header) in &headers {
+        check_header(*member, header)?;
     }
-    Ok(Unpacked { meta, files })
+    Ok(Unpacked {
+        dir: dest.to_path_buf(),
+        meta,
+        files,
+    })
 }
 
 /// The members an extract of `kind` must hold.
@@ -291,20 +326,8 @@ fn read_small_text(path: &Path, member: Member) -> Result<String, ArchiveError> 
 }
 
 /// Checks that the member's first line is exactly the header FORMAT.md gives.
-fn check_header(member: Member, path: &Path) -> Result<(), ArchiveError> {
-    let file = File::open(path).map_err(|source| ArchiveError::Write {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let mut line = Vec::new();
-    BufReader::new(file)
-        .take(64 * 1024)
-        .read_until(b'\n', &mut line)
-        .map_err(|source| ArchiveError::Write {
-            path: path.to_path_buf(),
-            source,
-        })?;
-    let text = String::from_utf8(line).map_err(|_| ArchiveError::Text {
+fn check_header(member: Member, header: &[u8]) -> Result<(), ArchiveError> {
+    let text = std::str::from_utf8(header).map_err(|_| ArchiveError::Text {
         member,
         reason: "the header line is not UTF-8 text".into(),
     })?;
@@ -327,6 +350,147 @@ fn check_header(member: Member, path: &Path) -> Result<(), ArchiveError> {
             found: text.trim_start_matches('\u{feff}').to_string(),
             expected: expected.join(","),
         })
+    }
+}
+
+/// Writes a member as chunk files of at most `lines_per_chunk` lines each, every chunk
+/// starting with the member's header. Lines end at a newline outside quotes, so a quoted value
+/// holding a newline stays whole.
+struct ChunkWriter {
+    dir: PathBuf,
+    member: Member,
+    lines_per_chunk: u64,
+    header: Vec<u8>,
+    header_done: bool,
+    in_quotes: bool,
+    out: Option<BufWriter<File>>,
+    partial: bool,
+    chunks: Vec<Chunk>,
+    next_line: u64,
+}
+
+impl ChunkWriter {
+    fn new(dir: &Path, member: Member, lines_per_chunk: u64) -> ChunkWriter {
+        ChunkWriter {
+            dir: dir.to_path_buf(),
+            member,
+            lines_per_chunk,
+            header: Vec::new(),
+            header_done: false,
+            in_quotes: false,
+            out: None,
+            partial: false,
+            chunks: Vec::new(),
+            next_line: 2,
+        }
+    }
+
+    fn file_name(&self, number: usize) -> String {
+        if self.lines_per_chunk == u64::MAX {
+            self.member.file_name()
+        } else {
+            let name = self.member.file_name();
+            let stem = name.trim_end_matches(".csv");
+            format!("{stem}.{number}.csv")
+        }
+    }
+
+    fn write_error(&self, source: std::io::Error) -> ArchiveError {
+        ArchiveError::Write {
+            path: self.dir.join(self.file_name(self.chunks.len())),
+            source,
+        }
+    }
+
+    /// Writes bytes of the current line, opening a chunk (header first) when none is open.
+    fn body(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        if self.out.is_none() {
+            let file = self.file_name(self.chunks.len() + 1);
+            let mut out = BufWriter::with_capacity(1 << 20, File::create(self.dir.join(&file))?);
+            out.write_all(&self.header)?;
+            self.chunks.push(Chunk {
+                file,
+                first_line: self.next_line,
+                lines: 0,
+            });
+            self.out = Some(out);
+        }
+        self.partial = true;
+        self.out.as_mut().expect("opened above").write_all(bytes)
+    }
+
+    /// A line ended.
+    fn end_line(&mut self) -> std::io::Result<()> {
+        self.partial = false;
+        self.next_line += 1;
+        let chunk = self
+            .chunks
+            .last_mut()
+            .expect("a line was written to a chunk");
+        chunk.lines += 1;
+        if chunk.lines >= self.lines_per_chunk
+            && let Some(mut out) = self.out.take()
+        {
+            out.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Closes the last chunk; returns the header line and the chunks.
+    fn finish(mut self) -> std::io::Result<(Vec<u8>, Vec<Chunk>)> {
+        if self.partial {
+            self.end_line()?;
+        }
+        if let Some(mut out) = self.out.take() {
+            out.flush()?;
+        }
+        if self.lines_per_chunk == u64::MAX && self.chunks.is_empty() {
+            // A whole file (meta.csv, code.csv) exists even when it holds only its header.
+            let file = self.file_name(1);
+            std::fs::write(self.dir.join(&file), &self.header)?;
+            self.chunks.push(Chunk {
+                file,
+                first_line: 2,
+                lines: 0,
+            });
+        }
+        Ok((self.header, self.chunks))
+    }
+}
+
+impl Write for ChunkWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut start = 0;
+        for (i, &b) in buf.iter().enumerate() {
+            if b == b'"' {
+                self.in_quotes = !self.in_quotes;
+            } else if b == b'\n' && !self.in_quotes {
+                if self.header_done {
+                    self.body(&buf[start..=i])?;
+                    self.end_line()?;
+                } else {
+                    self.header.extend_from_slice(&buf[start..=i]);
+                    self.header_done = true;
+                }
+                start = i + 1;
+            }
+        }
+        if self.header_done {
+            self.body(&buf[start..])?;
+        } else {
+            self.header.extend_from_slice(&buf[start..]);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self.out.as_mut() {
+            Some(out) => out.flush(),
+            None => Ok(()),
+        }
     }
 }
 
@@ -380,7 +544,7 @@ mod tests {
             .map(|(n, c)| (n.as_str(), c.as_slice()))
             .collect();
         let zip = zip_with(&refs);
-        unpack(zip.path(), dir, &Limits::default())
+        unpack(zip.path(), dir, &Limits::default(), 1000)
     }
 
     #[test]
@@ -389,7 +553,50 @@ mod tests {
         let unpacked = unpack_into(&full_members(&meta("full")), dir.path()).unwrap();
         assert_eq!(unpacked.meta.extract_number, 140);
         assert_eq!(unpacked.files.len(), 9);
-        assert!(unpacked.path(Member::Full(Table::Activity)).exists());
+        assert!(
+            unpacked.chunks(Member::Full(Table::Activity)).is_empty(),
+            "a header alone makes no chunk"
+        );
+        assert!(unpacked.path(Member::Code).exists());
+    }
+
+    #[test]
+    fn cuts_data_members_into_chunks_of_whole_lines() {
+        let mut members = full_members(&meta("full"));
+        for (name, content) in members.iter_mut() {
+            if name == "denomination.csv" {
+                content.extend_from_slice(b"\"0200.000.097\",\"2\",\"001\",\"A\"\n\"0200.000.097\",\"2\",\"003\",\"two\nlines, \"\"quoted\"\"\"\r\n\"0200.000.097\",\"1\",\"001\",\"C\"\n\"0200.000.196\",\"2\",\"001\",\"D\"");
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let refs: Vec<(&str, &[u8])> = members
+            .iter()
+            .map(|(n, c)| (n.as_str(), c.as_slice()))
+            .collect();
+        let unpacked = unpack(zip_with(&refs).path(), dir.path(), &Limits::default(), 2).unwrap();
+        let chunks = unpacked.chunks(Member::Full(Table::Denomination));
+        let shape: Vec<(&str, u64, u64)> = chunks
+            .iter()
+            .map(|c| (c.file.as_str(), c.first_line, c.lines))
+            .collect();
+        assert_eq!(
+            shape,
+            [("denomination.1.csv", 2, 2), ("denomination.2.csv", 4, 2)]
+        );
+        let second = std::fs::read_to_string(dir.path().join("denomination.2.csv")).unwrap();
+        assert!(
+            second.starts_with("\"EntityNumber\",\"Language\""),
+            "every chunk has the header: {second}"
+        );
+        assert!(
+            second.ends_with("\"D\""),
+            "the last line needs no newline: {second}"
+        );
+        let first = std::fs::read_to_string(dir.path().join("denomination.1.csv")).unwrap();
+        assert!(
+            first.contains("two\nlines"),
+            "a quoted newline stays inside its line: {first}"
+        );
     }
 
     #[test]
@@ -459,14 +666,14 @@ mod tests {
             .collect();
         let zip = zip_with(&refs);
         let dir = tempfile::tempdir().unwrap();
-        let err = unpack(zip.path(), dir.path(), &Limits::default()).unwrap_err();
+        let err = unpack(zip.path(), dir.path(), &Limits::default(), 1000).unwrap_err();
         assert!(matches!(err, ArchiveError::TooLarge { .. }), "{err}");
         let tight = Limits {
             max_member_bytes: 1000,
             max_total_bytes: 1 << 40,
             max_ratio: 1 << 40,
         };
-        let err = unpack(zip.path(), dir.path(), &tight).unwrap_err();
+        let err = unpack(zip.path(), dir.path(), &tight, 1000).unwrap_err();
         assert!(err.to_string().contains("activity.csv"), "{err}");
     }
 
@@ -476,7 +683,7 @@ mod tests {
         let not_zip = dir.path().join("x.zip");
         std::fs::write(&not_zip, b"<html>404</html>").unwrap();
         assert!(matches!(
-            unpack(&not_zip, dir.path(), &Limits::default()),
+            unpack(&not_zip, dir.path(), &Limits::default(), 1000),
             Err(ArchiveError::NotZip(_))
         ));
 
@@ -489,6 +696,6 @@ mod tests {
         let bytes = std::fs::read(zip.path()).unwrap();
         let truncated = dir.path().join("t.zip");
         std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
-        assert!(unpack(&truncated, dir.path(), &Limits::default()).is_err());
+        assert!(unpack(&truncated, dir.path(), &Limits::default(), 1000).is_err());
     }
 }

@@ -472,19 +472,28 @@ mod tests {
                 .next_full
                 .ends_with("KboOpenData_0141_2025_10_05_Full.zip")
         );
-        let update =
-            archive::unpack(&chain.update, &dir.path().join("u"), &Limits::default()).unwrap();
+        let update = archive::unpack(
+            &chain.update,
+            &dir.path().join("u"),
+            &Limits::default(),
+            u64::MAX,
+        )
+        .unwrap();
         assert_eq!(update.meta.extract_type, ExtractType::Update);
         assert_eq!(update.meta.extract_number, 141);
-        let inserts =
-            std::fs::read_to_string(update.path(Member::Insert(Table::Denomination))).unwrap();
+        let inserts = std::fs::read_to_string(update.dir.join("denomination_insert.csv")).unwrap();
         assert!(
             inserts.lines().count() > 1,
             "an update at 2% changes renames something"
         );
-        let full = archive::unpack(&chain.full, &dir.path().join("f"), &Limits::default()).unwrap();
-        let enterprises =
-            std::fs::read_to_string(full.path(Member::Full(Table::Enterprise))).unwrap();
+        let full = archive::unpack(
+            &chain.full,
+            &dir.path().join("f"),
+            &Limits::default(),
+            u64::MAX,
+        )
+        .unwrap();
+        let enterprises = std::fs::read_to_string(full.dir.join("enterprise.csv")).unwrap();
         assert!(
             enterprises
                 .lines()

@@ -176,12 +176,14 @@ impl KboImport {
         ctx.set(PROGRESS, Json(progress.clone()));
 
         let job = &prepared.job;
+        let plan = &prepared;
+        let fetched = &downloaded.value;
         for batch in &prepared.batches {
             progress.starting(batch);
             ctx.set(PROGRESS, Json(progress.clone()));
             let importer = Arc::clone(&self.importer);
             let applied = ctx
-                .run(|| async move { timed(importer.apply(job, batch)).await })
+                .run(|| async move { timed(importer.apply(plan, batch, request, fetched)).await })
                 .name(batch.step_name())
                 .retry_policy(local_retries())
                 .await?

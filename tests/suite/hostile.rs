@@ -250,7 +250,14 @@ async fn extracts_apply_only_in_order_and_one_import_at_a_time() {
         &conn,
         "SELECT extract_number FROM import_jobs WHERE status = 'completed'",
     );
-    assert_eq!(applied, ["{'extract_number': 140}", "{'extract_number': 141}", "{'extract_number': 142}"]);
+    assert_eq!(
+        applied,
+        [
+            "{'extract_number': 140}",
+            "{'extract_number': 141}",
+            "{'extract_number': 142}"
+        ]
+    );
     drop(service);
 }
 

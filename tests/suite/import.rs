@@ -270,3 +270,149 @@ async fn get_progress_moves_while_batches_run_and_reports_the_end() {
         "completed"
     );
 }
+
+/// Distinct lines (parsed, so that `""` and an empty value are the same NULL) per data file.
+fn distinct_lines(zip: &std::path::Path, member: &str) -> usize {
+    use std::io::Read;
+    let mut archive = zip::ZipArchive::new(std::fs::File::open(zip).unwrap()).unwrap();
+    let mut text = String::new();
+    archive
+        .by_name(member)
+        .unwrap()
+        .read_to_string(&mut text)
+        .unwrap();
+    let lines: std::collections::HashSet<Vec<Option<String>>> = text
+        .lines()
+        .skip(1)
+        .map(|l| kbo_import::extract::dialect::split_line(l).unwrap())
+        .collect();
+    lines.len()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_holds_exactly_its_lines_and_the_next_full_retires_every_row_of_it() {
+    let chain = chain();
+    let dir = tempfile::tempdir().unwrap();
+    let restate = Restate::start(dir.path());
+    let db = dir.path().join("kbo.duckdb");
+    let service = Service::start(dir.path(), &db, &[]);
+    restate.register(service.port);
+    restate
+        .start_import("full-140", json!(file_url(&chain.full)))
+        .await;
+    assert_eq!(
+        restate.wait_finished("full-140", MINUTE).await["status"],
+        "completed"
+    );
+
+    let files = [
+        "enterprise",
+        "establishment",
+        "branch",
+        "denomination",
+        "address",
+        "contact",
+        "activity",
+    ];
+    {
+        let conn = open(&db);
+        for (table, file) in DATA_TABLES.iter().zip(files) {
+            let expected = distinct_lines(&chain.full, &format!("{file}.csv")) as i64;
+            let got = count(
+                &conn,
+                &format!(
+                    "SELECT count(*) FROM {table} WHERE _is_current AND _extract_number = 140"
+                ),
+            );
+            assert_eq!(
+                got, expected,
+                "{table}: one current row per distinct line of {file}.csv"
+            );
+        }
+    }
+
+    restate
+        .start_import("full-141", json!(file_url(&chain.next_full)))
+        .await;
+    assert_eq!(
+        restate.wait_finished("full-141", MINUTE).await["status"],
+        "completed"
+    );
+    {
+        let conn = open(&db);
+        for table in DATA_TABLES {
+            let first = count(
+                &conn,
+                &format!("SELECT count(*) FROM {table} WHERE _extract_number = 140"),
+            );
+            assert!(
+                first > 0,
+                "{table}: the first Full's rows are kept as history"
+            );
+            let still = count(
+                &conn,
+                &format!(
+                    "SELECT count(*) FROM {table} WHERE _extract_number = 140 AND (_is_current OR _deleted_at_extract IS DISTINCT FROM 141)"
+                ),
+            );
+            assert_eq!(
+                still, 0,
+                "{table}: every row of Full(140) is retired by Full(141)"
+            );
+            assert_eq!(
+                count(
+                    &conn,
+                    &format!(
+                        "SELECT count(*) FROM {table} WHERE _is_current AND _extract_number <> 141"
+                    )
+                ),
+                0
+            );
+        }
+    }
+    drop(service);
+
+    // With no history kept, the next Full removes the retired rows of older snapshots.
+    let service = Service::start(dir.path(), &db, &[("KBO_HISTORY_MONTHS", "0")]);
+    restate.register(service.port);
+    let full_142 = dir.path().join("full-142.zip");
+    crate::fixtures::rewrite_zip(&chain.next_full, &full_142, |member, bytes| {
+        let bytes = if member == "meta.csv" {
+            String::from_utf8(bytes)
+                .unwrap()
+                .replace("\"141\"", "\"142\"")
+                .into_bytes()
+        } else {
+            bytes
+        };
+        Some((member.to_string(), bytes))
+    });
+    restate
+        .start_import("full-142", json!(file_url(&full_142)))
+        .await;
+    assert_eq!(
+        restate.wait_finished("full-142", MINUTE).await["status"],
+        "completed"
+    );
+    drop(service);
+    let conn = open(&db);
+    for table in DATA_TABLES {
+        assert_eq!(
+            count(
+                &conn,
+                &format!("SELECT count(*) FROM {table} WHERE _extract_number = 140")
+            ),
+            0,
+            "{table}: history past retention removed"
+        );
+        assert!(
+            count(
+                &conn,
+                &format!(
+                    "SELECT count(*) FROM {table} WHERE _extract_number = 141 AND NOT _is_current"
+                )
+            ) > 0,
+            "{table}: recent history kept"
+        );
+    }
+}
