@@ -28,10 +28,12 @@ pub fn parse_url(raw: &str, allow_file_urls: bool) -> ImportResult<Url> {
         "http" | "https" => Ok(url),
         "file" if allow_file_urls => Ok(url),
         "file" => Err(ImportError::terminal(format!(
-            "the extract URL {raw:?} is a file:// URL, which this service refuses unless KBO_ALLOW_FILE_URLS=true"
+            "the extract URL {:?} is a file:// URL, which this service refuses unless KBO_ALLOW_FILE_URLS=true",
+            redacted(&url)
         ))),
         other => Err(ImportError::terminal(format!(
-            "the extract URL {raw:?} has scheme {other:?}; only http and https are accepted"
+            "the extract URL {:?} has scheme {other:?}; only http and https are accepted",
+            redacted(&url)
         ))),
     }
 }
@@ -46,6 +48,14 @@ pub fn parse_sha256(raw: &str) -> ImportResult<String> {
             "sha256 {raw:?} is not 64 hexadecimal digits"
         )))
     }
+}
+
+/// The URL without the user name and password it may carry, for messages and logs.
+pub fn redacted(url: &Url) -> String {
+    let mut shown = url.clone();
+    let _ = shown.set_username("");
+    let _ = shown.set_password(None);
+    shown.to_string()
 }
 
 /// Fetches `url` to `dest`, hashing as it streams; checks `expected_sha256` when given.
@@ -71,11 +81,12 @@ pub async fn fetch(
         |e: std::io::Error| ImportError::retryable(format!("cannot write {}: {e}", part.display()));
     let mut hasher = Sha256::new();
     let mut bytes: u64 = 0;
+    let shown = redacted(url);
 
     if url.scheme() == "file" {
         let source = url
             .to_file_path()
-            .map_err(|_| ImportError::terminal(format!("{url} is not a local file path")))?;
+            .map_err(|_| ImportError::terminal(format!("{shown} is not a local file path")))?;
         let mut file = tokio::fs::File::open(&source).await.map_err(|e| {
             ImportError::terminal(format!("cannot open the extract {}: {e}", source.display()))
         })?;
@@ -92,14 +103,12 @@ pub async fn fetch(
             bytes += n as u64;
         }
     } else {
-        let response = client
-            .get(url.clone())
-            .send()
-            .await
-            .map_err(|e| ImportError::retryable(format!("cannot reach {url}: {e}")))?;
+        let response = client.get(url.clone()).send().await.map_err(|e| {
+            ImportError::retryable(format!("cannot reach {shown}: {}", without_url(&e)))
+        })?;
         let status = response.status();
         if !status.is_success() {
-            let message = format!("downloading {url} answered HTTP {status}");
+            let message = format!("downloading {shown} answered HTTP {status}");
             return Err(
                 if status.is_client_error() && status.as_u16() != 408 && status.as_u16() != 429 {
                     ImportError::terminal(format!(
@@ -112,8 +121,12 @@ pub async fn fetch(
         }
         let mut body = response.bytes_stream();
         while let Some(chunk) = body.next().await {
-            let chunk = chunk
-                .map_err(|e| ImportError::retryable(format!("download of {url} broke off: {e}")))?;
+            let chunk = chunk.map_err(|e| {
+                ImportError::retryable(format!(
+                    "download of {shown} broke off: {}",
+                    without_url(&e)
+                ))
+            })?;
             hasher.update(&chunk);
             out.write_all(&chunk).await.map_err(write_err)?;
             bytes += chunk.len() as u64;
@@ -129,7 +142,7 @@ pub async fn fetch(
     {
         let _ = tokio::fs::remove_file(&part).await;
         return Err(ImportError::terminal(format!(
-            "the extract from {url} has sha256 {sha256}, but {expected} was expected; the file is not the one requested"
+            "the extract from {shown} has sha256 {sha256}, but {expected} was expected; the file is not the one requested"
         )));
     }
     tokio::fs::rename(&part, dest).await.map_err(|e| {
@@ -143,6 +156,15 @@ pub async fn fetch(
         sha256,
         bytes,
     })
+}
+
+/// A reqwest error's words without the URL it carries (which may hold credentials).
+fn without_url(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    if let Some(url) = e.url() {
+        text = text.replace(url.as_str(), &redacted(url));
+    }
+    text
 }
 
 /// SHA-256 of a file on disk, or `None` when it is not there.
@@ -176,6 +198,12 @@ mod tests {
                 .is_terminal()
         );
         assert!(parse_url("not a url", true).unwrap_err().is_terminal());
+    }
+
+    #[test]
+    fn credentials_never_reach_messages() {
+        let url = Url::parse("https://user:secret@portal.example/x.zip?a=1").unwrap();
+        assert_eq!(redacted(&url), "https://portal.example/x.zip?a=1");
     }
 
     #[test]

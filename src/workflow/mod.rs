@@ -112,10 +112,8 @@ impl KboImport {
         match outcome {
             Ok(result) => Ok(Json(result)),
             Err(error) => {
+                // Undo the extract first: `failed` means the database is as it was before.
                 let message = error.message().to_string();
-                progress.status = Status::Failed;
-                progress.error = Some(message.clone());
-                ctx.set(PROGRESS, Json(progress));
                 let importer = Arc::clone(&self.importer);
                 let failed_job = job_id.clone();
                 let failure = message.clone();
@@ -123,6 +121,9 @@ impl KboImport {
                     .name("rollback")
                     .retry_policy(local_retries())
                     .await?;
+                progress.status = Status::Failed;
+                progress.error = Some(message.clone());
+                ctx.set(PROGRESS, Json(progress));
                 Err(TerminalError::new(message).into())
             }
         }
