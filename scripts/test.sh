@@ -11,4 +11,4 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/kbo-import/target}"
 npm ci --prefix tools --no-audit --no-fund --loglevel=error
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
-cargo test --locked -- --test-threads 2
+cargo test --locked --all-targets -- --test-threads 2

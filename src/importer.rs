@@ -318,7 +318,14 @@ impl Importer {
                 db::ensure_schema(conn)?;
                 match db::rollback::fail_and_roll_back(conn, &id, &msg)? {
                     Some(undone) => Ok(Some(undone)),
-                    None => db::ledger::record_early_failure(conn, &id, &msg).map(|_| None),
+                    None => {
+                        // A ledger that refuses a row without an extract (an old database's
+                        // constraints) does not keep the failure from being reported.
+                        if let Err(e) = db::ledger::record_early_failure(conn, &id, &msg) {
+                            tracing::warn!(job_id = %id, error = %e, "could not record the failure in import_jobs");
+                        }
+                        Ok(None)
+                    }
                 }
             })
             .await?;

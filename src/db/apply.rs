@@ -161,6 +161,17 @@ fn retire_replaced(
         .map(|n| n as u64)
 }
 
+/// Whether the table carries a primary key or unique constraint (databases of the old system).
+fn has_unique_index(conn: &Connection, t: Table) -> Result<bool, duckdb::Error> {
+    conn.query_row(
+        "SELECT count(*) > 0 FROM duckdb_constraints()
+         WHERE database_name = current_database() AND table_name = ?
+           AND constraint_type IN ('PRIMARY KEY', 'UNIQUE')",
+        params![table_name(t)],
+        |r| r.get(0),
+    )
+}
+
 /// Inserts the chunk's lines as current rows of the extract.
 fn insert_rows(conn: &Connection, job: &Job, t: Table, source: &str) -> Result<u64, duckdb::Error> {
     let mut names = Vec::new();
@@ -177,9 +188,21 @@ fn insert_rows(conn: &Connection, job: &Job, t: Table, source: &str) -> Result<u
         names.push(c.name);
         values.push(value);
     }
+    // A database created by the old system may enforce its uniqueness key with an index: there
+    // a line repeated within the chunk must not reach the table twice (the last one wins).
+    // Without such an index finalize removes repeats over the whole extract at once.
+    let rows = if has_unique_index(conn, t)? {
+        format!(
+            "SELECT * EXCLUDE (_line) FROM (SELECT row_number() OVER () AS _line, * FROM ({source}))
+             QUALIFY row_number() OVER (PARTITION BY {} ORDER BY _line DESC) = 1",
+            key_column(t)
+        )
+    } else {
+        source.to_string()
+    };
     let sql = format!(
         "INSERT INTO {} ({}, _snapshot_date, _extract_number, _is_current, _deleted_at_extract)
-         SELECT {}, ?::DATE, ?, true, NULL FROM ({source})",
+         SELECT {}, ?::DATE, ?, true, NULL FROM ({rows})",
         table_name(t),
         names.join(", "),
         values.join(", ")

@@ -2,6 +2,7 @@
 //! against a real Restate server on loopback and the real service binary.
 
 mod cli;
+mod existing;
 mod fixtures;
 mod harness;
 mod hostile;

@@ -1,0 +1,110 @@
+//! A database created by the old system: its own DDL (other column order, primary keys on the
+//! uniqueness keys, the contract's CHECK constraints), used unchanged.
+
+use crate::fixtures::chain;
+use crate::harness::{Restate, Service, file_url};
+use crate::tables::{DATA_TABLES, assert_same_rows, count, open, rows};
+use kbo_import::db::schema::columns;
+use kbo_import::extract::Table;
+use serde_json::json;
+use std::time::Duration;
+
+const TEMPORAL: &str = "_is_current BOOLEAN NOT NULL DEFAULT true, _deleted_at_extract INTEGER, _extract_number INTEGER NOT NULL, _snapshot_date DATE NOT NULL";
+
+fn old_system_ddl() -> String {
+    format!(
+        "CREATE TABLE enterprises ({TEMPORAL}, primary_name_de VARCHAR, primary_name_fr VARCHAR, primary_name_nl VARCHAR,
+            primary_name_language VARCHAR, primary_name VARCHAR NOT NULL, start_date DATE, juridical_form_cac VARCHAR,
+            juridical_form VARCHAR, type_of_enterprise VARCHAR, juridical_situation VARCHAR, status VARCHAR NOT NULL,
+            enterprise_number VARCHAR NOT NULL, PRIMARY KEY (enterprise_number, _snapshot_date, _extract_number));
+         CREATE TABLE establishments ({TEMPORAL}, commercial_name_language VARCHAR, commercial_name VARCHAR, start_date DATE,
+            enterprise_number VARCHAR NOT NULL, establishment_number VARCHAR NOT NULL,
+            PRIMARY KEY (establishment_number, _snapshot_date, _extract_number));
+         CREATE TABLE branches ({TEMPORAL}, start_date DATE, enterprise_number VARCHAR, id VARCHAR NOT NULL,
+            PRIMARY KEY (id, _snapshot_date, _extract_number));
+         CREATE TABLE denominations ({TEMPORAL}, denomination VARCHAR NOT NULL, language VARCHAR NOT NULL CHECK (language IN ('0','1','2','3','4')),
+            denomination_type VARCHAR NOT NULL, entity_type VARCHAR NOT NULL CHECK (entity_type IN ('enterprise','establishment')),
+            entity_number VARCHAR NOT NULL, id VARCHAR NOT NULL, PRIMARY KEY (id, _snapshot_date, _extract_number));
+         CREATE TABLE addresses ({TEMPORAL}, date_striking_off DATE, extra_address_info VARCHAR, box VARCHAR, house_number VARCHAR,
+            street_fr VARCHAR, street_nl VARCHAR, municipality_fr VARCHAR, municipality_nl VARCHAR, zipcode VARCHAR, country_fr VARCHAR,
+            country_nl VARCHAR, type_of_address VARCHAR NOT NULL CHECK (type_of_address IN ('REGO','BAET','ABBR','OBAD')),
+            entity_type VARCHAR NOT NULL CHECK (entity_type IN ('enterprise','establishment')), entity_number VARCHAR NOT NULL,
+            id VARCHAR NOT NULL, PRIMARY KEY (id, _snapshot_date, _extract_number));
+         CREATE TABLE contacts ({TEMPORAL}, contact_value VARCHAR NOT NULL, contact_type VARCHAR NOT NULL, entity_contact VARCHAR NOT NULL,
+            entity_type VARCHAR NOT NULL CHECK (entity_type IN ('enterprise','establishment')), entity_number VARCHAR NOT NULL,
+            id VARCHAR NOT NULL, PRIMARY KEY (id, _snapshot_date, _extract_number));
+         CREATE TABLE activities ({TEMPORAL}, classification VARCHAR NOT NULL CHECK (classification IN ('MAIN','SECO','ANCI')),
+            nace_code VARCHAR NOT NULL, nace_version VARCHAR NOT NULL CHECK (nace_version IN ('2003','2008','2025')),
+            activity_group VARCHAR NOT NULL, entity_type VARCHAR NOT NULL CHECK (entity_type IN ('enterprise','establishment')),
+            entity_number VARCHAR NOT NULL, id VARCHAR NOT NULL, PRIMARY KEY (id, _snapshot_date, _extract_number));
+         CREATE TABLE codes (description VARCHAR, language VARCHAR, code VARCHAR, category VARCHAR, PRIMARY KEY (category, code, language));
+         CREATE TABLE nace_codes (description_fr VARCHAR, description_nl VARCHAR, nace_code VARCHAR, nace_version VARCHAR,
+            PRIMARY KEY (nace_version, nace_code));
+         CREATE TABLE import_jobs (id VARCHAR PRIMARY KEY, extract_number INTEGER UNIQUE, extract_type VARCHAR, snapshot_date DATE,
+            extract_timestamp TIMESTAMP, status VARCHAR CHECK (status IN ('pending','running','completed','failed')),
+            started_at TIMESTAMP, completed_at TIMESTAMP, error_message VARCHAR, records_processed BIGINT, records_inserted BIGINT,
+            records_updated BIGINT, records_deleted BIGINT, worker_type VARCHAR CHECK (worker_type IN ('local','vercel','backfill','web_manual')));
+         CREATE TABLE import_job_batches (job_id VARCHAR, table_name VARCHAR, batch_number INTEGER, operation VARCHAR,
+            status VARCHAR CHECK (status IN ('pending','processing','completed','failed')), records_count BIGINT,
+            started_at TIMESTAMP, completed_at TIMESTAMP, error_message VARCHAR,
+            PRIMARY KEY (job_id, table_name, batch_number, operation));"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_database_created_by_the_old_system_is_used_as_it_is() {
+    let chain = chain();
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("old.duckdb");
+    duckdb::Connection::open(&old)
+        .unwrap()
+        .execute_batch(&old_system_ddl())
+        .unwrap();
+
+    let restate = Restate::start(dir.path());
+    let service = Service::start(dir.path(), &old, &[]);
+    restate.register(service.port);
+    for (id, zip) in [("full-140", &chain.full), ("update-141", &chain.update)] {
+        restate.start_import(id, json!(file_url(zip))).await;
+        let done = restate.wait_finished(id, Duration::from_secs(60)).await;
+        assert_eq!(
+            done["status"], "completed",
+            "{id} into the old database: {done}"
+        );
+    }
+    drop(service);
+    let fresh = dir.path().join("fresh.duckdb");
+    let service = Service::start(dir.path(), &fresh, &[]);
+    restate.register(service.port);
+    restate
+        .start_import("full-141", json!(file_url(&chain.next_full)))
+        .await;
+    assert_eq!(
+        restate
+            .wait_finished("full-141", Duration::from_secs(60))
+            .await["status"],
+        "completed"
+    );
+    drop(service);
+
+    let (old, fresh) = (open(&old), open(&fresh));
+    for (t, table) in Table::ALL.into_iter().zip(DATA_TABLES) {
+        // The column order differs: select the contract's columns by name from both.
+        let names: Vec<&str> = columns(t).iter().map(|c| c.name).collect();
+        let sql = format!("SELECT {} FROM {table} WHERE _is_current", names.join(", "));
+        let left = rows(&old, &sql);
+        assert!(!left.is_empty(), "{table}");
+        assert_same_rows(
+            &format!("{table} in the old database vs a fresh one"),
+            &left,
+            &rows(&fresh, &sql),
+        );
+    }
+    assert_eq!(
+        count(
+            &old,
+            "SELECT count(*) FROM import_jobs WHERE status = 'completed'"
+        ),
+        2
+    );
+}
