@@ -49,3 +49,18 @@ pub fn rewrite_zip(
     }
     out.finish().unwrap();
 }
+
+/// A copy of the extract `src` at `dst` whose `meta.csv` has `from` replaced by `to` (for an
+/// extract with another number, type or date).
+pub fn with_meta(src: &Path, dst: &Path, from: &str, to: &str) -> PathBuf {
+    rewrite_zip(src, dst, |member, bytes| {
+        if member == "meta.csv" {
+            let text = String::from_utf8(bytes).unwrap();
+            assert!(text.contains(from), "meta.csv holds {from}");
+            Some((member.to_string(), text.replace(from, to).into_bytes()))
+        } else {
+            Some((member.to_string(), bytes))
+        }
+    });
+    dst.to_path_buf()
+}

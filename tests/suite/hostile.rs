@@ -1,6 +1,6 @@
 //! Hostile and broken input, ordering, one import at a time, rollback on cancel, the network.
 
-use crate::fixtures::{chain, rewrite_zip};
+use crate::fixtures::{chain, rewrite_zip, with_meta};
 use crate::harness::{Restate, Service, file_url};
 use crate::http_server::{Answer, FileServer};
 use crate::tables::{DATA_TABLES, assert_same_rows, count, everything, open, rows};
@@ -28,18 +28,8 @@ fn assert_unchanged(before: &[(String, Vec<String>)], db: &Path, why: &str) {
 }
 
 /// The update with `meta.csv`'s `from` replaced by `to`.
-fn with_meta(dir: &Path, name: &str, from: &str, to: &str) -> PathBuf {
-    let out = dir.join(name);
-    rewrite_zip(&chain().update, &out, |member, bytes| {
-        if member == "meta.csv" {
-            let text = String::from_utf8(bytes).unwrap();
-            assert!(text.contains(from), "meta.csv holds {from}");
-            Some((member.to_string(), text.replace(from, to).into_bytes()))
-        } else {
-            Some((member.to_string(), bytes))
-        }
-    });
-    out
+fn update_with_meta(dir: &Path, name: &str, from: &str, to: &str) -> PathBuf {
+    with_meta(&chain().update, &dir.join(name), from, to)
 }
 
 async fn import_base(restate: &Restate, id: &str, zip: &Path) {
@@ -76,8 +66,8 @@ async fn hostile_extracts_are_refused_and_the_database_is_unchanged() {
     let truncated = d.join("truncated.zip");
     let bytes = std::fs::read(&chain.update).unwrap();
     std::fs::write(&truncated, &bytes[..bytes.len() * 2 / 3]).unwrap();
-    let unknown_type = with_meta(d, "type.zip", "\"update\"", "\"delta\"");
-    let bad_number = with_meta(d, "number.zip", "\"141\"", "\"14I\"");
+    let unknown_type = update_with_meta(d, "type.zip", "\"update\"", "\"delta\"");
+    let bad_number = update_with_meta(d, "number.zip", "\"141\"", "\"14I\"");
     let bad_utf8 = d.join("utf8.zip");
     rewrite_zip(&chain.update, &bad_utf8, |member, mut bytes| {
         if member == "denomination_insert.csv" {
@@ -174,7 +164,7 @@ async fn extracts_apply_only_in_order_and_one_import_at_a_time() {
         "extract 140 is already completed",
     )
     .await;
-    let skipping = with_meta(d, "skip.zip", "\"141\"", "\"143\"");
+    let skipping = update_with_meta(d, "skip.zip", "\"141\"", "\"143\"");
     expect_failure(
         &restate,
         "update-143",
@@ -190,18 +180,7 @@ async fn extracts_apply_only_in_order_and_one_import_at_a_time() {
         "extract 141 is already completed",
     )
     .await;
-    let older_full = d.join("full-139.zip");
-    rewrite_zip(&chain.full, &older_full, |member, bytes| {
-        let bytes = if member == "meta.csv" {
-            String::from_utf8(bytes)
-                .unwrap()
-                .replace("\"140\"", "\"139\"")
-                .into_bytes()
-        } else {
-            bytes
-        };
-        Some((member.to_string(), bytes))
-    });
+    let older_full = with_meta(&chain.full, &d.join("full-139.zip"), "\"140\"", "\"139\"");
     expect_failure(
         &restate,
         "full-139",
@@ -211,19 +190,13 @@ async fn extracts_apply_only_in_order_and_one_import_at_a_time() {
     .await;
 
     // Two imports at once: Full(142) and Update(142) — one runs, the other is refused.
-    let full_142 = d.join("full-142.zip");
-    rewrite_zip(&chain.next_full, &full_142, |member, bytes| {
-        let bytes = if member == "meta.csv" {
-            String::from_utf8(bytes)
-                .unwrap()
-                .replace("\"141\"", "\"142\"")
-                .into_bytes()
-        } else {
-            bytes
-        };
-        Some((member.to_string(), bytes))
-    });
-    let update_142 = with_meta(d, "update-142.zip", "\"141\"", "\"142\"");
+    let full_142 = with_meta(
+        &chain.next_full,
+        &d.join("full-142.zip"),
+        "\"141\"",
+        "\"142\"",
+    );
+    let update_142 = update_with_meta(d, "update-142.zip", "\"141\"", "\"142\"");
     restate
         .start_import("full-142", json!(file_url(&full_142)))
         .await;

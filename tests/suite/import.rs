@@ -375,18 +375,12 @@ async fn a_full_holds_exactly_its_lines_and_the_next_full_retires_every_row_of_i
     // With no history kept, the next Full removes the retired rows of older snapshots.
     let service = Service::start(dir.path(), &db, &[("KBO_HISTORY_MONTHS", "0")]);
     restate.register(service.port);
-    let full_142 = dir.path().join("full-142.zip");
-    crate::fixtures::rewrite_zip(&chain.next_full, &full_142, |member, bytes| {
-        let bytes = if member == "meta.csv" {
-            String::from_utf8(bytes)
-                .unwrap()
-                .replace("\"141\"", "\"142\"")
-                .into_bytes()
-        } else {
-            bytes
-        };
-        Some((member.to_string(), bytes))
-    });
+    let full_142 = crate::fixtures::with_meta(
+        &chain.next_full,
+        &dir.path().join("full-142.zip"),
+        "\"141\"",
+        "\"142\"",
+    );
     restate
         .start_import("full-142", json!(file_url(&full_142)))
         .await;
