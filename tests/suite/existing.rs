@@ -76,15 +76,7 @@ async fn a_database_created_by_the_old_system_is_used_as_it_is() {
     let fresh = dir.path().join("fresh.duckdb");
     let service = Service::start(dir.path(), &fresh, &[]);
     restate.register(service.port);
-    restate
-        .start_import("full-141", json!(file_url(&chain.next_full)))
-        .await;
-    assert_eq!(
-        restate
-            .wait_finished("full-141", Duration::from_secs(60))
-            .await["status"],
-        "completed"
-    );
+    restate.import_completed("full-141", &chain.next_full).await;
     drop(service);
 
     let (old, fresh) = (open(&old), open(&fresh));

@@ -316,6 +316,14 @@ impl Restate {
         response.json().await.unwrap()
     }
 
+    /// Imports the extract at `zip` as workflow `id` and asserts that it completes.
+    pub async fn import_completed(&self, id: &str, zip: &Path) -> Value {
+        self.start_import(id, json!(file_url(zip))).await;
+        let done = self.wait_finished(id, Duration::from_secs(120)).await;
+        assert_eq!(done["status"], "completed", "{id}: {done}");
+        done
+    }
+
     /// Polls `getProgress` until the import is completed or failed; returns the last answer.
     pub async fn wait_finished(&self, workflow_id: &str, timeout: Duration) -> Value {
         let start = Instant::now();

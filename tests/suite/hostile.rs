@@ -32,12 +32,6 @@ fn update_with_meta(dir: &Path, name: &str, from: &str, to: &str) -> PathBuf {
     with_meta(&chain().update, &dir.join(name), from, to)
 }
 
-async fn import_base(restate: &Restate, id: &str, zip: &Path) {
-    restate.start_import(id, json!(file_url(zip))).await;
-    let done = restate.wait_finished(id, MINUTE).await;
-    assert_eq!(done["status"], "completed", "{id}: {done}");
-}
-
 async fn expect_failure(restate: &Restate, id: &str, body: serde_json::Value, expected: &str) {
     restate.start_import(id, body).await;
     let done = restate.wait_finished(id, MINUTE).await;
@@ -58,7 +52,7 @@ async fn hostile_extracts_are_refused_and_the_database_is_unchanged() {
     let db = d.join("kbo.duckdb");
     let service = Service::start(d, &db, &[]);
     restate.register(service.port);
-    import_base(&restate, "base-140", &chain.full).await;
+    restate.import_completed("base-140", &chain.full).await;
     let before = snapshot(&db);
 
     let not_zip = d.join("not-a-zip.zip");
@@ -156,7 +150,7 @@ async fn extracts_apply_only_in_order_and_one_import_at_a_time() {
         "import a Full first",
     )
     .await;
-    import_base(&restate, "full-140", &chain.full).await;
+    restate.import_completed("full-140", &chain.full).await;
     expect_failure(
         &restate,
         "full-140-again",
@@ -172,7 +166,7 @@ async fn extracts_apply_only_in_order_and_one_import_at_a_time() {
         "import extracts 141 to 142 first",
     )
     .await;
-    import_base(&restate, "update-141", &chain.update).await;
+    restate.import_completed("update-141", &chain.update).await;
     expect_failure(
         &restate,
         "update-141-again",
@@ -243,7 +237,7 @@ async fn a_cancelled_import_is_rolled_back() {
     let db = d.join("kbo.duckdb");
     let service = Service::start(d, &db, &[("KBO_BATCH_ROWS", "1000")]);
     restate.register(service.port);
-    import_base(&restate, "full-140", &chain.full).await;
+    restate.import_completed("full-140", &chain.full).await;
     let before = snapshot(&db);
 
     let invocation = restate
@@ -274,7 +268,9 @@ async fn a_cancelled_import_is_rolled_back() {
     );
     assert_eq!(job, ["{'id': full-141, 'status': failed}"]);
     // The register takes the extract again afterwards.
-    import_base(&restate, "full-141-again", &chain.next_full).await;
+    restate
+        .import_completed("full-141-again", &chain.next_full)
+        .await;
     drop(service);
 }
 
@@ -358,7 +354,7 @@ async fn a_restate_server_killed_mid_import_resumes_with_the_right_data() {
     let reference_db = d.join("reference.duckdb");
     let reference = Service::start(d, &reference_db, &[]);
     restate.register(reference.port);
-    import_base(&restate, "reference-140", &chain.full).await;
+    restate.import_completed("reference-140", &chain.full).await;
     drop(reference);
     let (a, b) = (open(&db), open(&reference_db));
     for table in DATA_TABLES {
@@ -428,6 +424,6 @@ async fn with_identity_keys_the_endpoint_serves_only_requests_signed_by_restate(
 
     // The real server, signing with the matching private key, registers and imports.
     restate.register(service.port);
-    import_base(&restate, "signed-140", &chain.full).await;
+    restate.import_completed("signed-140", &chain.full).await;
     drop(service);
 }

@@ -297,13 +297,7 @@ async fn a_full_holds_exactly_its_lines_and_the_next_full_retires_every_row_of_i
     let db = dir.path().join("kbo.duckdb");
     let service = Service::start(dir.path(), &db, &[]);
     restate.register(service.port);
-    restate
-        .start_import("full-140", json!(file_url(&chain.full)))
-        .await;
-    assert_eq!(
-        restate.wait_finished("full-140", MINUTE).await["status"],
-        "completed"
-    );
+    restate.import_completed("full-140", &chain.full).await;
 
     let files = [
         "enterprise",
@@ -331,13 +325,7 @@ async fn a_full_holds_exactly_its_lines_and_the_next_full_retires_every_row_of_i
         }
     }
 
-    restate
-        .start_import("full-141", json!(file_url(&chain.next_full)))
-        .await;
-    assert_eq!(
-        restate.wait_finished("full-141", MINUTE).await["status"],
-        "completed"
-    );
+    restate.import_completed("full-141", &chain.next_full).await;
     {
         let conn = open(&db);
         for table in DATA_TABLES {
@@ -381,13 +369,7 @@ async fn a_full_holds_exactly_its_lines_and_the_next_full_retires_every_row_of_i
         "\"141\"",
         "\"142\"",
     );
-    restate
-        .start_import("full-142", json!(file_url(&full_142)))
-        .await;
-    assert_eq!(
-        restate.wait_finished("full-142", MINUTE).await["status"],
-        "completed"
-    );
+    restate.import_completed("full-142", &full_142).await;
     drop(service);
     let conn = open(&db);
     for table in DATA_TABLES {

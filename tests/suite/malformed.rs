@@ -24,15 +24,7 @@ async fn malformed_extracts_fail_naming_the_file_and_leave_the_database_as_it_wa
     let db = dir.path().join("kbo.duckdb");
     let service = Service::start(dir.path(), &db, &[]);
     restate.register(service.port);
-    restate
-        .start_import("base-140", json!(file_url(&chain.full)))
-        .await;
-    assert_eq!(
-        restate
-            .wait_finished("base-140", Duration::from_secs(60))
-            .await["status"],
-        "completed"
-    );
+    restate.import_completed("base-140", &chain.full).await;
     let before = snapshot(&db);
 
     let no_meta = dir.path().join("no-meta.zip");

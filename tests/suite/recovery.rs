@@ -52,15 +52,7 @@ async fn a_service_killed_during_the_batches_resumes_and_applies_each_batch_once
     let reference_db = dir.path().join("reference.duckdb");
     let reference = Service::start(dir.path(), &reference_db, &[("KBO_BATCH_ROWS", "1000")]);
     restate.register(reference.port);
-    restate
-        .start_import("reference-140", json!(file_url(&chain.full)))
-        .await;
-    assert_eq!(
-        restate
-            .wait_finished("reference-140", Duration::from_secs(120))
-            .await["status"],
-        "completed"
-    );
+    restate.import_completed("reference-140", &chain.full).await;
     drop(reference);
 
     let (killed, reference) = (open(&db), open(&reference_db));
