@@ -61,11 +61,6 @@ impl Database {
         }
     }
 
-    /// Where the register is.
-    pub fn target(&self) -> &DatabaseTarget {
-        &self.target
-    }
-
     /// Runs `work` on a blocking thread with the connection (opened if need be). A failed
     /// step closes the connection, so that the next one starts afresh.
     pub async fn run<T, F>(&self, work: F) -> ImportResult<T>

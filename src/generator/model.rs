@@ -734,30 +734,14 @@ mod tests {
         let per = |t: Table| counts[table_index(t)] as f64 / 20_000.0;
         // FORMAT.md, Oct 2025, per enterprise: establishments 0.86, names 1.71, addresses 1.47,
         // contacts 0.36, activities 18.7.
-        assert!(
-            (0.7..1.0).contains(&per(Table::Establishment)),
-            "{}",
-            per(Table::Establishment)
-        );
-        assert!(
-            (1.4..2.0).contains(&per(Table::Denomination)),
-            "{}",
-            per(Table::Denomination)
-        );
-        assert!(
-            (1.2..1.7).contains(&per(Table::Address)),
-            "{}",
-            per(Table::Address)
-        );
-        assert!(
-            (0.25..0.5).contains(&per(Table::Contact)),
-            "{}",
-            per(Table::Contact)
-        );
-        assert!(
-            (14.0..24.0).contains(&per(Table::Activity)),
-            "{}",
-            per(Table::Activity)
-        );
+        for (t, expected) in [
+            (Table::Establishment, 0.7..1.0),
+            (Table::Denomination, 1.4..2.0),
+            (Table::Address, 1.2..1.7),
+            (Table::Contact, 0.25..0.5),
+            (Table::Activity, 14.0..24.0),
+        ] {
+            assert!(expected.contains(&per(t)), "{t}: {} per enterprise", per(t));
+        }
     }
 }

@@ -2,7 +2,7 @@
 //! uniqueness keys, the contract's CHECK constraints), used unchanged.
 
 use crate::fixtures::chain;
-use crate::harness::{Restate, Service, file_url};
+use crate::harness::{Restate, file_url};
 use crate::tables::{DATA_TABLES, assert_same_rows, count, open, rows};
 use kbo_import::db::schema::columns;
 use kbo_import::extract::Table;
@@ -62,8 +62,7 @@ async fn a_database_created_by_the_old_system_is_used_as_it_is() {
         .unwrap();
 
     let restate = Restate::start(dir.path());
-    let service = Service::start(dir.path(), &old, &[]);
-    restate.register(service.port);
+    let service = restate.serve(dir.path(), &old, &[]);
     for (id, zip) in [("full-140", &chain.full), ("update-141", &chain.update)] {
         restate.start_import(id, json!(file_url(zip))).await;
         let done = restate.wait_finished(id, Duration::from_secs(60)).await;
@@ -74,8 +73,7 @@ async fn a_database_created_by_the_old_system_is_used_as_it_is() {
     }
     drop(service);
     let fresh = dir.path().join("fresh.duckdb");
-    let service = Service::start(dir.path(), &fresh, &[]);
-    restate.register(service.port);
+    let service = restate.serve(dir.path(), &fresh, &[]);
     restate.import_completed("full-141", &chain.next_full).await;
     drop(service);
 

@@ -188,6 +188,13 @@ impl Restate {
         format!("http://127.0.0.1:{}", self.admin)
     }
 
+    /// Starts the service (see [`Service::start`]) and registers it with this server.
+    pub fn serve(&self, dir: &Path, database: &Path, env: &[(&str, &str)]) -> Service {
+        let service = Service::start(dir, database, env);
+        self.register(service.port);
+        service
+    }
+
     /// `restate deployments register <service>` with the real CLI.
     pub fn register(&self, service_port: u16) {
         let output = Command::new(tool("restate"))

@@ -50,8 +50,7 @@ async fn hostile_extracts_are_refused_and_the_database_is_unchanged() {
     let d = dir.path();
     let restate = Restate::start(d);
     let db = d.join("kbo.duckdb");
-    let service = Service::start(d, &db, &[]);
-    restate.register(service.port);
+    let service = restate.serve(d, &db, &[]);
     restate.import_completed("base-140", &chain.full).await;
     let before = snapshot(&db);
 
@@ -140,8 +139,7 @@ async fn extracts_apply_only_in_order_and_one_import_at_a_time() {
     let d = dir.path();
     let restate = Restate::start(d);
     let db = d.join("kbo.duckdb");
-    let service = Service::start(d, &db, &[("KBO_BATCH_ROWS", "2000")]);
-    restate.register(service.port);
+    let service = restate.serve(d, &db, &[("KBO_BATCH_ROWS", "2000")]);
 
     expect_failure(
         &restate,
@@ -235,8 +233,7 @@ async fn a_cancelled_import_is_rolled_back() {
     let d = dir.path();
     let restate = Restate::start(d);
     let db = d.join("kbo.duckdb");
-    let service = Service::start(d, &db, &[("KBO_BATCH_ROWS", "1000")]);
-    restate.register(service.port);
+    let service = restate.serve(d, &db, &[("KBO_BATCH_ROWS", "1000")]);
     restate.import_completed("full-140", &chain.full).await;
     let before = snapshot(&db);
 
@@ -281,8 +278,7 @@ async fn http_404_fails_at_once_and_server_errors_are_retried_until_the_server_r
     let d = dir.path();
     let restate = Restate::start(d);
     let db = d.join("kbo.duckdb");
-    let service = Service::start(d, &db, &[("KBO_ALLOW_FILE_URLS", "false")]);
-    restate.register(service.port);
+    let service = restate.serve(d, &db, &[("KBO_ALLOW_FILE_URLS", "false")]);
     let script = HashMap::from([(
         "/KboOpenData_0140_2025_10_Full.zip".to_string(),
         vec![
@@ -331,8 +327,7 @@ async fn a_restate_server_killed_mid_import_resumes_with_the_right_data() {
     let d = dir.path();
     let mut restate = Restate::start(d);
     let db = d.join("kbo.duckdb");
-    let service = Service::start(d, &db, &[("KBO_BATCH_ROWS", "1000")]);
-    restate.register(service.port);
+    let service = restate.serve(d, &db, &[("KBO_BATCH_ROWS", "1000")]);
     restate
         .start_import("full-140", json!(file_url(&chain.full)))
         .await;
@@ -352,8 +347,7 @@ async fn a_restate_server_killed_mid_import_resumes_with_the_right_data() {
     drop(service);
 
     let reference_db = d.join("reference.duckdb");
-    let reference = Service::start(d, &reference_db, &[]);
-    restate.register(reference.port);
+    let reference = restate.serve(d, &reference_db, &[]);
     restate.import_completed("reference-140", &chain.full).await;
     drop(reference);
     let (a, b) = (open(&db), open(&reference_db));

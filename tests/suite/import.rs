@@ -2,7 +2,7 @@
 //! progress reported on the way.
 
 use crate::fixtures::chain;
-use crate::harness::{Restate, Service, file_url};
+use crate::harness::{Restate, file_url};
 use crate::tables::{DATA_TABLES, assert_same_rows, count, current, open, rows};
 use serde_json::json;
 use std::time::Duration;
@@ -16,12 +16,11 @@ async fn full_then_update_gives_the_same_register_as_the_next_full() {
     let restate = Restate::start(dir.path());
 
     // Database A: Full(140), then Update(141).
-    let a = Service::start(
+    let a = restate.serve(
         dir.path(),
         &dir.path().join("a.duckdb"),
         &[("KBO_BATCH_ROWS", "20000")],
     );
-    restate.register(a.port);
     restate
         .start_import("full-140", json!(file_url(&chain.full)))
         .await;
@@ -43,12 +42,11 @@ async fn full_then_update_gives_the_same_register_as_the_next_full() {
     drop(a);
 
     // Database B: Full(141) alone.
-    let b = Service::start(
+    let b = restate.serve(
         dir.path(),
         &dir.path().join("b.duckdb"),
         &[("KBO_BATCH_ROWS", "20000")],
     );
-    restate.register(b.port);
     restate
         .start_import("full-141", json!(file_url(&chain.next_full)))
         .await;
@@ -193,12 +191,11 @@ async fn get_progress_moves_while_batches_run_and_reports_the_end() {
     let chain = chain();
     let dir = tempfile::tempdir().unwrap();
     let restate = Restate::start(dir.path());
-    let service = Service::start(
+    let _service = restate.serve(
         dir.path(),
         &dir.path().join("kbo.duckdb"),
         &[("KBO_BATCH_ROWS", "1500")],
     );
-    restate.register(service.port);
 
     // Before the run: pending, to the old web app's request and to one without a body.
     let before = restate.progress("progress-140").await;
@@ -295,8 +292,7 @@ async fn a_full_holds_exactly_its_lines_and_the_next_full_retires_every_row_of_i
     let dir = tempfile::tempdir().unwrap();
     let restate = Restate::start(dir.path());
     let db = dir.path().join("kbo.duckdb");
-    let service = Service::start(dir.path(), &db, &[]);
-    restate.register(service.port);
+    let service = restate.serve(dir.path(), &db, &[]);
     restate.import_completed("full-140", &chain.full).await;
 
     let files = [
@@ -361,8 +357,7 @@ async fn a_full_holds_exactly_its_lines_and_the_next_full_retires_every_row_of_i
     drop(service);
 
     // With no history kept, the next Full removes the retired rows of older snapshots.
-    let service = Service::start(dir.path(), &db, &[("KBO_HISTORY_MONTHS", "0")]);
-    restate.register(service.port);
+    let service = restate.serve(dir.path(), &db, &[("KBO_HISTORY_MONTHS", "0")]);
     let full_142 = crate::fixtures::with_meta(
         &chain.next_full,
         &dir.path().join("full-142.zip"),

@@ -1,7 +1,7 @@
 //! Bad input: refused with a message naming the file, the database left as it was.
 
 use crate::fixtures::{chain, rewrite_zip};
-use crate::harness::{Restate, Service, file_url};
+use crate::harness::{Restate, file_url};
 use crate::tables::{DATA_TABLES, assert_same_rows, everything, open, rows};
 use serde_json::json;
 use std::path::Path;
@@ -22,8 +22,7 @@ async fn malformed_extracts_fail_naming_the_file_and_leave_the_database_as_it_wa
     let dir = tempfile::tempdir().unwrap();
     let restate = Restate::start(dir.path());
     let db = dir.path().join("kbo.duckdb");
-    let service = Service::start(dir.path(), &db, &[]);
-    restate.register(service.port);
+    let service = restate.serve(dir.path(), &db, &[]);
     restate.import_completed("base-140", &chain.full).await;
     let before = snapshot(&db);
 
@@ -104,12 +103,11 @@ async fn malformed_extracts_fail_naming_the_file_and_leave_the_database_as_it_wa
 async fn a_request_that_is_not_an_extract_url_fails_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let restate = Restate::start(dir.path());
-    let service = Service::start(
+    let _service = restate.serve(
         dir.path(),
         &dir.path().join("kbo.duckdb"),
         &[("KBO_ALLOW_FILE_URLS", "false")],
     );
-    restate.register(service.port);
     restate
         .start_import("file-url", json!("file:///etc/passwd"))
         .await;

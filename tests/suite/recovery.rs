@@ -1,7 +1,7 @@
 //! Crashes: the service killed with SIGKILL in the middle of the batches.
 
 use crate::fixtures::chain;
-use crate::harness::{Restate, Service, file_url};
+use crate::harness::{Restate, file_url};
 use crate::tables::{DATA_TABLES, assert_same_rows, count, everything, open};
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -12,8 +12,7 @@ async fn a_service_killed_during_the_batches_resumes_and_applies_each_batch_once
     let dir = tempfile::tempdir().unwrap();
     let restate = Restate::start(dir.path());
     let db = dir.path().join("killed.duckdb");
-    let mut service = Service::start(dir.path(), &db, &[("KBO_BATCH_ROWS", "1000")]);
-    restate.register(service.port);
+    let mut service = restate.serve(dir.path(), &db, &[("KBO_BATCH_ROWS", "1000")]);
 
     restate
         .start_import("crash-140", json!(file_url(&chain.full)))
@@ -50,8 +49,7 @@ async fn a_service_killed_during_the_batches_resumes_and_applies_each_batch_once
 
     // A reference: the same extract, uninterrupted, into another database.
     let reference_db = dir.path().join("reference.duckdb");
-    let reference = Service::start(dir.path(), &reference_db, &[("KBO_BATCH_ROWS", "1000")]);
-    restate.register(reference.port);
+    let reference = restate.serve(dir.path(), &reference_db, &[("KBO_BATCH_ROWS", "1000")]);
     restate.import_completed("reference-140", &chain.full).await;
     drop(reference);
 
