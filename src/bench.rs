@@ -253,7 +253,9 @@ struct Imported {
 async fn import(client: &RestateClient, id: &str, zip: &Path) -> anyhow::Result<Imported> {
     let url = url::Url::from_file_path(zip).map_err(|_| anyhow::anyhow!("not an absolute path"))?;
     let started = Instant::now();
-    client.start(id, url.as_str(), None).await?;
+    client
+        .start(id, &serde_json::json!({ "url": url.as_str() }))
+        .await?;
     let progress = client.watch(id).await?;
     let seconds = started.elapsed().as_secs_f64();
     Ok(Imported {

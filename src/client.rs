@@ -35,21 +35,16 @@ impl RestateClient {
         }
     }
 
-    /// Starts `KboImport/<id>/run` with the extract's URL; returns Restate's answer.
-    pub async fn start(
-        &self,
-        workflow_id: &str,
-        url: &str,
-        sha256: Option<&str>,
-    ) -> anyhow::Result<Value> {
-        let body = json!({ "url": url, "sha256": sha256 });
+    /// Starts `KboImport/<id>/run` with `body` (`{"url": …}` or `{"portalFile": …}`, and an
+    /// optional `sha256`); returns Restate's answer.
+    pub async fn start(&self, workflow_id: &str, body: &Value) -> anyhow::Result<Value> {
         let response = self
             .post(format!(
                 "{}/KboImport/{}/run/send",
                 self.ingress,
                 encode(workflow_id)
             ))
-            .json(&body)
+            .json(body)
             .send()
             .await
             .with_context(|| format!("cannot reach Restate ingress at {}", self.ingress))?;
@@ -135,6 +130,40 @@ impl RestateClient {
                 _ => tokio::time::sleep(Duration::from_millis(250)).await,
             }
         }
+    }
+
+    /// Calls handler `handler` of `KboSync/<key>` (with `body`, or none) and returns its answer.
+    pub async fn sync(
+        &self,
+        key: &str,
+        handler: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
+        let mut request = self
+            .post(format!(
+                "{}/KboSync/{}/{handler}",
+                self.ingress,
+                encode(key)
+            ))
+            .header("content-type", "application/json");
+        request = match body {
+            Some(body) => request.json(&body),
+            None => request.body("null"),
+        };
+        let response = request
+            .send()
+            .await
+            .with_context(|| format!("cannot reach Restate ingress at {}", self.ingress))?;
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        if !status.is_success() {
+            bail!(
+                "KboSync/{key}/{handler} answered HTTP {status}: {text}; is the service registered (kbo-import register)?"
+            );
+        }
+        serde_json::from_str(&text).with_context(|| {
+            format!("KboSync/{key}/{handler} answered something else than JSON: {text}")
+        })
     }
 
     /// Registers the service endpoint at `endpoint_url` with the admin API (like

@@ -28,6 +28,54 @@ pub struct Config {
     /// `RESTATE_IDENTITY_KEYS`: comma-separated `publickeyv1_…` keys; when set, only requests
     /// signed by Restate are served.
     pub identity_keys: Vec<String>,
+    /// The KBO Open Data portal, for `KboSync` and portal file imports.
+    pub portal: PortalSettings,
+    /// When `KboSync`'s schedule runs unless the operator says otherwise.
+    pub sync: SyncSettings,
+}
+
+/// The real KBO Open Data portal.
+pub const DEFAULT_PORTAL_URL: &str = "https://kbopub.economie.fgov.be/kbo-open-data";
+
+/// Where the KBO Open Data portal is and who logs in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortalSettings {
+    /// `KBO_PORTAL_URL`: the portal's base URL, without a trailing slash (default the real portal).
+    pub url: String,
+    /// `KBO_USERNAME`.
+    pub username: Option<String>,
+    /// `KBO_PASSWORD` (never shown by `Debug`).
+    pub password: Option<Secret>,
+}
+
+/// A value that is never printed: `Debug` and `Display` show `***`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// The value, for the one place that must send it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// The default schedule of `KboSync`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncSettings {
+    /// `KBO_SYNC_AT` (`HH:MM`, UTC, default `07:00`) or `KBO_SYNC_EVERY` (`90s`, `15m`, `6h`):
+    /// daily at a time of day, or at a fixed interval.
+    pub schedule: crate::sync::schedule::Schedule,
 }
 
 /// Bounds on DuckDB's resources while an import runs.
@@ -178,9 +226,41 @@ impl Config {
                         .collect()
                 })
                 .unwrap_or_default(),
+            portal: PortalSettings {
+                url: get("KBO_PORTAL_URL")
+                    .unwrap_or_else(|| DEFAULT_PORTAL_URL.into())
+                    .trim()
+                    .trim_end_matches('/')
+                    .to_string(),
+                username: get("KBO_USERNAME"),
+                password: get("KBO_PASSWORD").map(Secret),
+            },
+            sync: SyncSettings {
+                schedule: sync_schedule(&get)?,
+            },
             work_dir,
         })
     }
+}
+
+/// `KBO_SYNC_EVERY` when set, else `KBO_SYNC_AT`, else daily at 07:00 UTC.
+fn sync_schedule(
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<crate::sync::schedule::Schedule, ConfigError> {
+    use crate::sync::schedule::Schedule;
+    if let Some(every) = get("KBO_SYNC_EVERY") {
+        return Schedule::every(&every).map_err(|expected| ConfigError {
+            var: "KBO_SYNC_EVERY",
+            value: every,
+            expected,
+        });
+    }
+    let at = get("KBO_SYNC_AT").unwrap_or_else(|| "07:00".into());
+    Schedule::daily_at(&at).map_err(|expected| ConfigError {
+        var: "KBO_SYNC_AT",
+        value: at,
+        expected,
+    })
 }
 
 #[cfg(test)]
@@ -206,6 +286,38 @@ mod tests {
         assert_eq!(c.history_months, 24);
         assert!(c.identity_keys.is_empty());
         assert_eq!(c.duckdb.temp_dir, PathBuf::from("kbo-work/duckdb-tmp"));
+        assert_eq!(c.portal.url, DEFAULT_PORTAL_URL);
+        assert_eq!(c.portal.username, None);
+        assert_eq!(c.sync.schedule.to_string(), "daily at 07:00 UTC");
+    }
+
+    #[test]
+    fn portal_password_is_never_shown() {
+        let c = config(&[
+            ("KBO_PORTAL_URL", "http://127.0.0.1:8000/portal/"),
+            ("KBO_USERNAME", "me"),
+            ("KBO_PASSWORD", "hunter2"),
+        ])
+        .unwrap();
+        assert_eq!(c.portal.url, "http://127.0.0.1:8000/portal");
+        assert_eq!(c.portal.password.as_ref().unwrap().expose(), "hunter2");
+        assert!(!format!("{c:?}").contains("hunter2"), "{c:?}");
+    }
+
+    #[test]
+    fn sync_schedule_is_a_time_of_day_or_an_interval() {
+        let c = config(&[("KBO_SYNC_AT", "05:30")]).unwrap();
+        assert_eq!(c.sync.schedule.to_string(), "daily at 05:30 UTC");
+        let c = config(&[("KBO_SYNC_AT", "05:30"), ("KBO_SYNC_EVERY", "90s")]).unwrap();
+        assert_eq!(c.sync.schedule.to_string(), "every 90s");
+        assert_eq!(
+            config(&[("KBO_SYNC_AT", "25:00")]).unwrap_err().var,
+            "KBO_SYNC_AT"
+        );
+        assert_eq!(
+            config(&[("KBO_SYNC_EVERY", "soon")]).unwrap_err().var,
+            "KBO_SYNC_EVERY"
+        );
     }
 
     #[test]

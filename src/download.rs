@@ -68,6 +68,72 @@ pub async fn fetch(
     dest: &Path,
     expected_sha256: Option<&str>,
 ) -> ImportResult<Downloaded> {
+    let shown = redacted(url);
+    if url.scheme() == "file" {
+        let source = url
+            .to_file_path()
+            .map_err(|_| ImportError::terminal(format!("{shown} is not a local file path")))?;
+        let file = tokio::fs::File::open(&source).await.map_err(|e| {
+            ImportError::terminal(format!("cannot open the extract {}: {e}", source.display()))
+        })?;
+        let chunks = futures_util::stream::try_unfold(file, |mut file| async move {
+            let mut buf = vec![0u8; 1 << 20];
+            let n = file.read(&mut buf).await?;
+            buf.truncate(n);
+            Ok::<_, std::io::Error>((n > 0).then_some((buf, file)))
+        })
+        .map(move |chunk| {
+            chunk.map_err(|e| {
+                ImportError::retryable(format!("cannot read {}: {e}", source.display()))
+            })
+        });
+        return save(chunks, &shown, dest, expected_sha256).await;
+    }
+    let response = client.get(url.clone()).send().await.map_err(|e| {
+        ImportError::retryable(format!("cannot reach {shown}: {}", without_url(&e)))
+    })?;
+    let status = response.status();
+    if !status.is_success() {
+        let message = format!("downloading {shown} answered HTTP {status}");
+        return Err(
+            if status.is_client_error() && status.as_u16() != 408 && status.as_u16() != 429 {
+                ImportError::terminal(format!(
+                    "{message}; check the URL (the portal keeps only the last few extracts)"
+                ))
+            } else {
+                ImportError::retryable(message)
+            },
+        );
+    }
+    save_response(response, &shown, dest, expected_sha256).await
+}
+
+/// Streams the body of a successful `response` (from `shown`, a URL fit for messages) to
+/// `dest`, hashing it; checks `expected_sha256` when given.
+pub async fn save_response(
+    response: reqwest::Response,
+    shown: &str,
+    dest: &Path,
+    expected_sha256: Option<&str>,
+) -> ImportResult<Downloaded> {
+    let chunks = response.bytes_stream().map(|chunk| {
+        chunk.map_err(|e| {
+            ImportError::retryable(format!(
+                "download of {shown} broke off: {}",
+                without_url(&e)
+            ))
+        })
+    });
+    save(chunks, shown, dest, expected_sha256).await
+}
+
+/// Writes `chunks` to `dest` through a `.part` file renamed at the end, hashing on the way.
+async fn save<B: AsRef<[u8]>>(
+    chunks: impl futures_util::Stream<Item = ImportResult<B>>,
+    shown: &str,
+    dest: &Path,
+    expected_sha256: Option<&str>,
+) -> ImportResult<Downloaded> {
     if let Some(dir) = dest.parent() {
         tokio::fs::create_dir_all(dir)
             .await
@@ -81,56 +147,13 @@ pub async fn fetch(
         |e: std::io::Error| ImportError::retryable(format!("cannot write {}: {e}", part.display()));
     let mut hasher = Sha256::new();
     let mut bytes: u64 = 0;
-    let shown = redacted(url);
-
-    if url.scheme() == "file" {
-        let source = url
-            .to_file_path()
-            .map_err(|_| ImportError::terminal(format!("{shown} is not a local file path")))?;
-        let mut file = tokio::fs::File::open(&source).await.map_err(|e| {
-            ImportError::terminal(format!("cannot open the extract {}: {e}", source.display()))
-        })?;
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = file.read(&mut buf).await.map_err(|e| {
-                ImportError::retryable(format!("cannot read {}: {e}", source.display()))
-            })?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
-            out.write_all(&buf[..n]).await.map_err(write_err)?;
-            bytes += n as u64;
-        }
-    } else {
-        let response = client.get(url.clone()).send().await.map_err(|e| {
-            ImportError::retryable(format!("cannot reach {shown}: {}", without_url(&e)))
-        })?;
-        let status = response.status();
-        if !status.is_success() {
-            let message = format!("downloading {shown} answered HTTP {status}");
-            return Err(
-                if status.is_client_error() && status.as_u16() != 408 && status.as_u16() != 429 {
-                    ImportError::terminal(format!(
-                        "{message}; check the URL (the portal keeps only the last few extracts)"
-                    ))
-                } else {
-                    ImportError::retryable(message)
-                },
-            );
-        }
-        let mut body = response.bytes_stream();
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| {
-                ImportError::retryable(format!(
-                    "download of {shown} broke off: {}",
-                    without_url(&e)
-                ))
-            })?;
-            hasher.update(&chunk);
-            out.write_all(&chunk).await.map_err(write_err)?;
-            bytes += chunk.len() as u64;
-        }
+    let mut chunks = std::pin::pin!(chunks);
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk?;
+        let chunk = chunk.as_ref();
+        hasher.update(chunk);
+        out.write_all(chunk).await.map_err(write_err)?;
+        bytes += chunk.len() as u64;
     }
     out.flush().await.map_err(write_err)?;
     out.sync_all().await.map_err(write_err)?;
@@ -159,7 +182,7 @@ pub async fn fetch(
 }
 
 /// A reqwest error's words without the URL it carries (which may hold credentials).
-fn without_url(e: &reqwest::Error) -> String {
+pub fn without_url(e: &reqwest::Error) -> String {
     let mut text = e.to_string();
     if let Some(url) = e.url() {
         text = text.replace(url.as_str(), &redacted(url));

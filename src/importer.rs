@@ -10,33 +10,47 @@ use crate::download::{self, Downloaded};
 use crate::error::{ImportError, ImportResult};
 use crate::extract::Member;
 use crate::extract::archive::{self, ArchiveError, Unpacked};
+use crate::extract::file_name::ExtractFileName;
 use crate::plan::{self, Batch};
+use crate::portal::Portal;
 use serde::{Deserialize, Serialize};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use tracing::Instrument;
 use url::Url;
 
-/// What the caller asked for: an extract by URL, optionally with its SHA-256.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// What the caller asked for: an extract by URL or by its name on the KBO portal, optionally
+/// with its SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImportRequest {
     /// Where the extract ZIP is.
-    pub url: String,
+    pub source: Source,
     /// Lowercase hex SHA-256 the download must have, if given.
     pub sha256: Option<String>,
 }
 
+/// Where an extract comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// An `http`, `https` (or allowed `file`) URL.
+    Url(Url),
+    /// A file of the KBO Open Data portal (`KBO_PORTAL_URL`), fetched with the portal account.
+    Portal(ExtractFileName),
+}
+
 impl ImportRequest {
-    /// Reads the `run` handler's body: a JSON string (the URL) or `{"url": …, "sha256": …}`.
+    /// Reads the `run` handler's body: a JSON string (the URL), `{"url": …, "sha256": …}` or
+    /// `{"portalFile": "KboOpenData_…zip", "sha256": …}`.
     pub fn from_json(
         body: &serde_json::Value,
         allow_file_urls: bool,
     ) -> ImportResult<ImportRequest> {
-        let (url, sha256) = match body {
-            serde_json::Value::String(url) => (url.as_str(), None),
+        const SHAPES: &str = "send a JSON string (the extract's URL), {\"url\": \"…\", \"sha256\": \"…\"} or {\"portalFile\": \"KboOpenData_…zip\"}";
+        let (source, sha256) = match body {
+            serde_json::Value::String(url) => (
+                Source::Url(download::parse_url(url, allow_file_urls)?),
+                None,
+            ),
             serde_json::Value::Object(map) => {
-                let url = map.get("url").and_then(|u| u.as_str()).ok_or_else(|| {
-                    ImportError::terminal("the request has no \"url\": send a JSON string or {\"url\": \"…\", \"sha256\": \"…\"}")
-                })?;
                 let sha256 = match map.get("sha256") {
                     None | Some(serde_json::Value::Null) => None,
                     Some(serde_json::Value::String(s)) => Some(download::parse_sha256(s)?),
@@ -46,24 +60,37 @@ impl ImportRequest {
                         )));
                     }
                 };
-                (url, sha256)
+                let source = match (map.get("url"), map.get("portalFile")) {
+                    (Some(serde_json::Value::String(url)), None) => {
+                        Source::Url(download::parse_url(url, allow_file_urls)?)
+                    }
+                    (None, Some(serde_json::Value::String(name))) => {
+                        Source::Portal(ExtractFileName::parse(name.trim()).filter(|f| f.to_string() == name.trim()).ok_or_else(|| {
+                            ImportError::terminal(format!(
+                                "\"portalFile\" {name:?} is not a KBO extract file name (KboOpenData_<nnnn>_<yyyy>_<mm>[_<dd>]_<Full|Update>.zip)"
+                            ))
+                        })?)
+                    }
+                    (Some(_), Some(_)) => {
+                        return Err(ImportError::terminal(format!(
+                            "the request has both \"url\" and \"portalFile\": {SHAPES}"
+                        )));
+                    }
+                    _ => {
+                        return Err(ImportError::terminal(format!(
+                            "the request has no \"url\" or \"portalFile\" string: {SHAPES}"
+                        )));
+                    }
+                };
+                (source, sha256)
             }
             other => {
                 return Err(ImportError::terminal(format!(
-                    "the request must be a JSON string (the extract's URL) or an object with \"url\", found {other}"
+                    "the request must name the extract: {SHAPES}; found {other}"
                 )));
             }
         };
-        download::parse_url(url, allow_file_urls)?;
-        Ok(ImportRequest {
-            url: url.trim().to_string(),
-            sha256,
-        })
-    }
-
-    fn url(&self) -> ImportResult<Url> {
-        Url::parse(&self.url)
-            .map_err(|e| ImportError::terminal(format!("bad URL {}: {e}", self.url)))
+        Ok(ImportRequest { source, sha256 })
     }
 }
 
@@ -90,6 +117,7 @@ pub struct Importer {
     config: Config,
     db: Database,
     http: reqwest::Client,
+    portal: Portal,
 }
 
 impl Importer {
@@ -102,7 +130,13 @@ impl Importer {
             .user_agent(concat!("kbo-import/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("the HTTP client's settings are valid");
-        Importer { config, db, http }
+        let portal = Portal::new(config.portal.clone());
+        Importer {
+            config,
+            db,
+            http,
+            portal,
+        }
     }
 
     /// The configuration.
@@ -137,13 +171,44 @@ impl Importer {
     ) -> ImportResult<Downloaded> {
         let span = tracing::info_span!("step", step = "download", job_id);
         async move {
-            let downloaded =
-                download::fetch(&self.http, &request.url()?, &self.zip_path(job_id), request.sha256.as_deref()).await?;
+            let expected = request.sha256.as_deref();
+            let downloaded = self.fetch(request, &self.zip_path(job_id), expected).await?;
             tracing::info!(bytes = downloaded.bytes, sha256 = %downloaded.sha256, "extract downloaded");
             Ok(downloaded)
         }
         .instrument(span)
         .await
+    }
+
+    /// Fetches the extract of `request` to `dest`, from its URL or from the portal.
+    async fn fetch(
+        &self,
+        request: &ImportRequest,
+        dest: &Path,
+        expected_sha256: Option<&str>,
+    ) -> ImportResult<Downloaded> {
+        match &request.source {
+            Source::Url(url) => download::fetch(&self.http, url, dest, expected_sha256).await,
+            Source::Portal(name) => self.portal.download(name, dest, expected_sha256).await,
+        }
+    }
+
+    /// The KBO portal client (one session for the process).
+    pub fn portal(&self) -> &Portal {
+        &self.portal
+    }
+
+    /// The last extract applied to the register (the newest completed job), if any.
+    pub async fn last_applied(&self) -> ImportResult<Option<u32>> {
+        let last = self
+            .db
+            .run(|conn| {
+                db::ensure_schema(conn)?;
+                db::ledger::last_applied(conn)
+            })
+            .await;
+        self.db.release().await;
+        last
     }
 
     /// Step `prepare`: checks the extract, records the job, stages the files and plans batches.
@@ -217,7 +282,7 @@ impl Importer {
                 job_id,
                 "the downloaded extract is not here; fetching it again"
             );
-            download::fetch(&self.http, &request.url()?, &zip, Some(&downloaded.sha256)).await?;
+            self.fetch(request, &zip, Some(&downloaded.sha256)).await?;
         }
         let dir = self.chunk_dir(job_id);
         let _ = tokio::fs::remove_dir_all(&dir).await;
@@ -356,6 +421,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(r.sha256, None);
+        assert!(matches!(r.source, Source::Url(ref u) if u.host_str() == Some("x")));
         let sha = "ab".repeat(32);
         let r = ImportRequest::from_json(
             &json!({"url": "http://x/a.zip", "sha256": sha.to_uppercase()}),
@@ -363,12 +429,25 @@ mod tests {
         )
         .unwrap();
         assert_eq!(r.sha256.as_deref(), Some(sha.as_str()));
+        let r = ImportRequest::from_json(
+            &json!({"portalFile": "KboOpenData_0141_2025_10_05_Update.zip"}),
+            false,
+        )
+        .unwrap();
+        assert!(
+            matches!(r.source, Source::Portal(ref f) if f.workflow_id() == "kbo-0141-update"),
+            "{r:?}"
+        );
         for bad in [
             json!(null),
             json!(42),
             json!({"sha256": sha}),
             json!({"url": "http://x", "sha256": 1}),
             json!("file:///x.zip"),
+            json!({"portalFile": "../../etc/KboOpenData_0141_2025_10_05_Update.zip"}),
+            json!({"portalFile": "KboOpenData_0141_2025_10_05_Update.zip?x=1"}),
+            json!({"portalFile": "secrets.zip"}),
+            json!({"portalFile": "KboOpenData_0141_2025_10_05_Update.zip", "url": "http://x/a.zip"}),
         ] {
             let err = ImportRequest::from_json(&bad, false).unwrap_err();
             assert!(err.is_terminal(), "{bad}: {err}");

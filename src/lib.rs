@@ -6,13 +6,15 @@
 //! - [`importer`]: the work of each step;
 //! - [`extract`]: KBO extract knowledge (ZIP, `meta.csv`, CSV dialect, tables), pure code;
 //! - [`db`]: DuckDB behind a few functions (schema, staging, batches, finalize, ledger);
+//! - [`sync`]: the `KboSync` object, keeping the register current from the [`portal`] by itself;
 //! - [`download`], [`plan`]: fetching extracts, cutting them into batches;
 //! - [`generator`]: realistic synthetic extracts for tests, demos and benchmarks;
-//! - [`config`], [`telemetry`], [`server`]: how the service is set up and served;
+//! - [`config`], [`telemetry`], [`server`], [`clock`]: how the service is set up and served;
 //! - [`client`]: Restate ingress and admin calls for the operator's commands; [`bench`]: the benchmark.
 
 pub mod bench;
 pub mod client;
+pub mod clock;
 pub mod config;
 pub mod db;
 pub mod download;
@@ -21,6 +23,8 @@ pub mod extract;
 pub mod generator;
 pub mod importer;
 pub mod plan;
+pub mod portal;
 pub mod server;
+pub mod sync;
 pub mod telemetry;
 pub mod workflow;

@@ -8,6 +8,7 @@ use kbo_import::db::{self, Database};
 use kbo_import::extract::date::Date;
 use kbo_import::extract::file_name::ExtractFileName;
 use kbo_import::{bench, generator, server, telemetry};
+use serde_json::json;
 use std::path::PathBuf;
 
 /// Imports the Belgian company register (KBO Open Data) into DuckDB or MotherDuck as a durable
@@ -89,7 +90,9 @@ enum Command {
     Inspect,
     /// Start importing an extract through Restate ingress.
     Start {
-        /// The extract's URL (http, https; file:// when the service allows it).
+        /// The extract's URL (http, https; file:// when the service allows it), or the name of a
+        /// file on the KBO portal (KboOpenData_0141_2025_10_05_Update.zip), fetched with the
+        /// service's KBO_USERNAME and KBO_PASSWORD.
         url: String,
         /// Workflow id (default: from the file name, e.g. kbo-0140-full, so that the same extract
         /// started twice is the same workflow).
@@ -118,6 +121,24 @@ enum Command {
         #[command(flatten)]
         restate: RestateArgs,
     },
+    /// Keep the register current from the KBO portal: the KboSync object.
+    #[command(after_help = "\
+Examples:
+  kbo-import sync now                    import every extract the register misses, now
+  kbo-import sync schedule               sync daily at KBO_SYNC_AT (07:00 UTC by default)
+  kbo-import sync schedule --every 6h    or at an interval
+  kbo-import sync pause                  stop the schedule until `sync schedule`
+  kbo-import sync status                 the schedule, a sync under way, the last report
+  kbo-import sync list                   what the portal offers (no Restate needed)")]
+    Sync {
+        #[command(subcommand)]
+        action: SyncAction,
+        /// The KboSync object's key: one per register.
+        #[arg(long, global = true, default_value = "default")]
+        key: String,
+        #[command(flatten)]
+        restate: RestateArgs,
+    },
     /// Register the service endpoint with Restate's admin API (like `restate deployments register`).
     Register {
         /// The endpoint's URL as the Restate server reaches it.
@@ -128,12 +149,36 @@ enum Command {
     },
 }
 
+/// What to do with the KboSync object.
+#[derive(Subcommand)]
+enum SyncAction {
+    /// Run one sync now and print its report; exits non-zero if it reports errors.
+    Now,
+    /// Arm (or change) the schedule: daily at a time, or at an interval.
+    Schedule {
+        /// Daily at HH:MM UTC (default: the service's KBO_SYNC_AT / KBO_SYNC_EVERY).
+        #[arg(long)]
+        at: Option<String>,
+        /// At an interval instead: 90s, 15m, 6h, 1d.
+        #[arg(long, conflicts_with = "at")]
+        every: Option<String>,
+    },
+    /// Stop the schedule until `sync schedule` is run again.
+    Pause,
+    /// Print the schedule, the sync under way and the last report as JSON.
+    Status,
+    /// List the extracts on the portal with this machine's KBO_PORTAL_URL, KBO_USERNAME and
+    /// KBO_PASSWORD (checks the account; Restate is not involved).
+    List,
+}
+
 /// Where Restate is.
 #[derive(clap::Args)]
 struct RestateArgs {
     /// Restate ingress URL.
     #[arg(
         long,
+        global = true,
         env = "RESTATE_INGRESS_URL",
         default_value = "http://localhost:8080"
     )]
@@ -141,12 +186,18 @@ struct RestateArgs {
     /// Restate admin API URL.
     #[arg(
         long,
+        global = true,
         env = "RESTATE_ADMIN_URL",
         default_value = "http://localhost:9070"
     )]
     admin_url: String,
     /// Bearer token for Restate Cloud (never printed).
-    #[arg(long, env = "RESTATE_AUTH_TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "RESTATE_AUTH_TOKEN",
+        hide_env_values = true
+    )]
     token: Option<String>,
 }
 
@@ -174,8 +225,14 @@ async fn main() -> anyhow::Result<()> {
                     .map(|name| name.workflow_id())
                     .context("the URL does not end in a KBO file name (KboOpenData_<n>_<yyyy>_<mm>[_<dd>]_<Full|Update>.zip); give --id")?,
             };
+            let body = match ExtractFileName::parse(&url) {
+                Some(name) if !url.contains('/') => {
+                    json!({ "portalFile": name.to_string(), "sha256": sha256 })
+                }
+                _ => json!({ "url": url, "sha256": sha256 }),
+            };
             let client = restate.client();
-            client.start(&id, &url, sha256.as_deref()).await?;
+            client.start(&id, &body).await?;
             println!("started {id}");
             if watch {
                 report(&id, client.watch(&id).await?);
@@ -193,6 +250,11 @@ async fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Sync {
+            action,
+            key,
+            restate,
+        } => sync_command(action, &key, restate.client()).await,
         Command::Register { endpoint, restate } => {
             let answer = restate.client().register(&endpoint).await?;
             let services: Vec<&str> = answer["services"]
@@ -282,6 +344,45 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+async fn sync_command(action: SyncAction, key: &str, client: RestateClient) -> anyhow::Result<()> {
+    let answer = match action {
+        SyncAction::List => {
+            let config = Config::from_env()?;
+            let portal = kbo_import::portal::Portal::new(config.portal);
+            for file in portal.list().await? {
+                println!("{file}");
+            }
+            return Ok(());
+        }
+        SyncAction::Now => {
+            eprintln!(
+                "syncing {key} (imports run one after the other; `kbo-import sync status` shows the one under way)"
+            );
+            let report = client.sync(key, "syncNow", None).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            let errors = report["errors"].as_array().map(Vec::len).unwrap_or(0);
+            anyhow::ensure!(
+                errors == 0,
+                "the sync reported {errors} error(s): {}",
+                report["errors"]
+            );
+            return Ok(());
+        }
+        SyncAction::Schedule { at, every } => {
+            let body = match (at, every) {
+                (Some(at), _) => Some(json!({ "at": at })),
+                (None, Some(every)) => Some(json!({ "every": every })),
+                (None, None) => None,
+            };
+            client.sync(key, "schedule", body).await?
+        }
+        SyncAction::Pause => client.sync(key, "pause", None).await?,
+        SyncAction::Status => client.sync(key, "getStatus", None).await?,
+    };
+    println!("{}", serde_json::to_string_pretty(&answer)?);
+    Ok(())
 }
 
 fn report(id: &str, p: kbo_import::workflow::progress::Progress) {

@@ -1,7 +1,9 @@
-//! The Restate endpoint: the `restate-sdk` crate's own HTTP server, serving `KboImport`.
+//! The Restate endpoint: the `restate-sdk` crate's own HTTP server, serving `KboImport` and
+//! `KboSync`.
 
 use crate::config::Config;
 use crate::importer::Importer;
+use crate::sync::KboSync;
 use crate::workflow::KboImport;
 use restate_sdk::prelude::{Endpoint, HttpServer};
 use std::net::SocketAddr;
@@ -24,10 +26,16 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         work_dir = %config.work_dir.display(),
         batch_rows = config.batch_rows,
         request_identity = !config.identity_keys.is_empty(),
-        "serving the KboImport workflow"
+        portal = %config.portal.url,
+        portal_account = config.portal.username.is_some(),
+        sync_schedule = %config.sync.schedule,
+        "serving the KboImport workflow and the KboSync object"
     );
+    let schedule = config.sync.schedule;
+    let importer = Arc::new(Importer::new(config));
     let endpoint = builder
-        .bind(KboImport::new(Arc::new(Importer::new(config))))
+        .bind(KboImport::new(Arc::clone(&importer)))
+        .bind(KboSync::new(importer, schedule))
         .build();
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
         anyhow::anyhow!("cannot listen on {addr}: {e}; is another process using PORT?")

@@ -294,3 +294,14 @@ pub fn fail_job(conn: &Connection, job_id: &str, message: &str) -> ImportResult<
     .map_err(db_error("marking the job failed in import_jobs"))?;
     Ok(())
 }
+
+/// The newest extract applied to the register: the highest extract number of a completed job.
+pub fn last_applied(conn: &Connection) -> ImportResult<Option<u32>> {
+    conn.query_row(
+        "SELECT max(extract_number) FROM import_jobs WHERE status = 'completed'",
+        [],
+        |r| r.get::<_, Option<i64>>(0),
+    )
+    .map(|n| n.map(|n| n as u32))
+    .map_err(db_error("reading import_jobs"))
+}

@@ -1,0 +1,476 @@
+//! The `KboSync` virtual object: keeps the register current from the KBO portal by itself.
+//!
+//! A sync lists the portal, reads which extract the register is at, works out the missing
+//! extracts ([`plan`]) and runs one `KboImport` workflow per extract, in extract order, waiting
+//! for each. Workflow ids come from the file names (`kbo-0141-update`), so an extract is never
+//! imported twice, whoever starts it. `schedule` arms a run that re-arms itself with a Restate
+//! delayed call ([`schedule`]); `pause` disarms it; `getStatus` and `lastReport` answer at any
+//! time. One object key (`default` in the docs) is one register's sync.
+
+pub mod plan;
+pub mod schedule;
+
+use crate::clock;
+use crate::error::ImportError;
+use crate::extract::ExtractType;
+use crate::extract::file_name::ExtractFileName;
+use crate::importer::Importer;
+use crate::workflow::{KboImportClient, RunResult};
+use plan::Skipped;
+use restate_sdk::prelude::*;
+use schedule::Schedule;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// State key of the last finished sync's report.
+const LAST_REPORT: &str = "lastReport";
+/// State key of the sync under way (cleared when it ends).
+const CURRENT: &str = "current";
+/// State key of the schedule.
+const SCHEDULE: &str = "schedule";
+
+/// What one sync did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncReport {
+    /// `manual` (`syncNow`) or `schedule`.
+    pub trigger: String,
+    /// When it started (UTC).
+    pub started_at: String,
+    /// When it ended (UTC); `None` while it runs.
+    pub finished_at: Option<String>,
+    /// The extract the register was at before (none: empty).
+    pub register_before: Option<u32>,
+    /// The extract the register is at after.
+    pub register_after: Option<u32>,
+    /// The extract files the portal listed.
+    pub listed: Vec<String>,
+    /// The extracts imported, in order.
+    pub imported: Vec<Imported>,
+    /// Listed extracts not imported, and why.
+    pub skipped: Vec<Skipped>,
+    /// What the operator should know about the path taken (a restart from a Full).
+    pub note: Option<String>,
+    /// What went wrong; empty when the register is up to date with the portal.
+    pub errors: Vec<String>,
+}
+
+/// One extract a sync imported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Imported {
+    /// The portal's file name.
+    pub file: String,
+    /// The `KboImport` workflow that imported it.
+    pub workflow_id: String,
+    /// Its extract number.
+    pub extract_number: u32,
+    /// `full` or `update`.
+    pub extract_type: ExtractType,
+    /// Rows it inserted.
+    pub records_inserted: u64,
+    /// Rows it retired.
+    pub records_deleted: u64,
+}
+
+/// The schedule's state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct ScheduleState {
+    schedule: Option<Schedule>,
+    paused: bool,
+    /// Bumped whenever the schedule changes: a delayed run of an older generation does nothing.
+    generation: u64,
+    /// The pending delayed run's invocation id.
+    pending: Option<String>,
+    next_run_at: Option<String>,
+    scheduled_runs: u64,
+}
+
+/// What `getStatus`, `schedule` and `pause` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncStatus {
+    /// The schedule, e.g. `daily at 07:00 UTC`; `None` if never scheduled.
+    pub schedule: Option<String>,
+    /// True when the schedule is armed (scheduled and not paused).
+    pub active: bool,
+    /// When the next scheduled run fires (UTC).
+    pub next_run_at: Option<String>,
+    /// How many scheduled runs have fired.
+    pub scheduled_runs: u64,
+    /// The sync under way, if one is.
+    pub running: Option<SyncReport>,
+    /// The last finished sync's report.
+    pub last_report: Option<SyncReport>,
+}
+
+/// The `KboSync` virtual object.
+pub struct KboSync {
+    importer: Arc<Importer>,
+    default_schedule: Schedule,
+}
+
+impl KboSync {
+    /// The object, importing with `importer`; `schedule` without a body arms `default_schedule`.
+    pub fn new(importer: Arc<Importer>, default_schedule: Schedule) -> KboSync {
+        KboSync {
+            importer,
+            default_schedule,
+        }
+    }
+}
+
+/// Retries for talking to the portal: about five minutes, then the sync reports the error.
+fn portal_retries() -> RunRetryPolicy {
+    RunRetryPolicy::new()
+        .initial_delay(Duration::from_secs(1))
+        .exponentiation_factor(2.0)
+        .max_delay(Duration::from_secs(30))
+        .max_attempts(12)
+}
+
+/// Retries for reading the register.
+fn local_retries() -> RunRetryPolicy {
+    RunRetryPolicy::new()
+        .initial_delay(Duration::from_millis(500))
+        .exponentiation_factor(2.0)
+        .max_delay(Duration::from_secs(10))
+        .max_attempts(10)
+}
+
+#[restate_sdk::object]
+impl KboSync {
+    /// Runs one sync now and returns its report (also kept as the last report). The schedule
+    /// is left as it is.
+    #[handler(name = "syncNow")]
+    async fn sync_now(
+        &self,
+        ctx: ObjectContext<'_>,
+        _body: Option<Json<Value>>,
+    ) -> HandlerResult<Json<SyncReport>> {
+        Ok(Json(self.sync(&ctx, "manual").await?))
+    }
+
+    /// Arms the schedule and returns the status. Body: none (the service's `KBO_SYNC_AT` /
+    /// `KBO_SYNC_EVERY`), `{"at": "HH:MM"}` (daily, UTC) or `{"every": "90s"}`.
+    #[handler(name = "schedule")]
+    async fn schedule(
+        &self,
+        ctx: ObjectContext<'_>,
+        body: Option<Json<Value>>,
+    ) -> HandlerResult<Json<SyncStatus>> {
+        let schedule = match body.map(Json::into_inner) {
+            None | Some(Value::Null) => self.default_schedule,
+            Some(body) => parse_schedule(&body).map_err(TerminalError::new)?,
+        };
+        let mut state = load(&ctx).await?;
+        disarm(&ctx, &mut state);
+        state.schedule = Some(schedule);
+        state.paused = false;
+        arm(&ctx, &mut state).await?;
+        ctx.set(SCHEDULE, Json(state.clone()));
+        let last = ctx.get::<Json<SyncReport>>(LAST_REPORT).await?;
+        Ok(Json(status_of(state, None, last)))
+    }
+
+    /// Disarms the schedule until `schedule` is called again; returns the status.
+    #[handler(name = "pause")]
+    async fn pause(
+        &self,
+        ctx: ObjectContext<'_>,
+        _body: Option<Json<Value>>,
+    ) -> HandlerResult<Json<SyncStatus>> {
+        let mut state = load(&ctx).await?;
+        disarm(&ctx, &mut state);
+        state.paused = true;
+        ctx.set(SCHEDULE, Json(state.clone()));
+        let last = ctx.get::<Json<SyncReport>>(LAST_REPORT).await?;
+        Ok(Json(status_of(state, None, last)))
+    }
+
+    /// The delayed call of the schedule: one sync, then the next run is armed. A call of a
+    /// schedule since changed or paused (an older `generation`) does nothing.
+    #[handler(name = "scheduledRun")]
+    async fn scheduled_run(
+        &self,
+        ctx: ObjectContext<'_>,
+        generation: Json<u64>,
+    ) -> HandlerResult<()> {
+        let state = load(&ctx).await?;
+        if state.paused || state.schedule.is_none() || state.generation != generation.into_inner() {
+            return Ok(());
+        }
+        self.sync(&ctx, "schedule").await?;
+        // Read again: the sync does not change the schedule, but keep the state's one writer.
+        let mut state = load(&ctx).await?;
+        state.scheduled_runs += 1;
+        state.pending = None;
+        arm(&ctx, &mut state).await?;
+        ctx.set(SCHEDULE, Json(state));
+        Ok(())
+    }
+
+    /// The schedule, the sync under way and the last report.
+    #[handler(name = "getStatus")]
+    async fn get_status(
+        &self,
+        ctx: SharedObjectContext<'_>,
+        _body: Option<Json<Value>>,
+    ) -> HandlerResult<Json<SyncStatus>> {
+        let state = ctx.get::<Json<ScheduleState>>(SCHEDULE).await?;
+        let running = ctx.get::<Json<SyncReport>>(CURRENT).await?;
+        let last = ctx.get::<Json<SyncReport>>(LAST_REPORT).await?;
+        let state = state.map(Json::into_inner).unwrap_or_default();
+        Ok(Json(status_of(state, running, last)))
+    }
+
+    /// The last finished sync's report, or `null` before the first one.
+    #[handler(name = "lastReport")]
+    async fn last_report(
+        &self,
+        ctx: SharedObjectContext<'_>,
+        _body: Option<Json<Value>>,
+    ) -> HandlerResult<Json<Option<SyncReport>>> {
+        Ok(Json(
+            ctx.get::<Json<SyncReport>>(LAST_REPORT)
+                .await?
+                .map(Json::into_inner),
+        ))
+    }
+}
+
+impl KboSync {
+    /// The story of a sync: list the portal, read the register, plan, import each missing
+    /// extract in order, report.
+    async fn sync(
+        &self,
+        ctx: &ObjectContext<'_>,
+        trigger: &str,
+    ) -> Result<SyncReport, HandlerError> {
+        let mut report = SyncReport {
+            trigger: trigger.to_string(),
+            started_at: now(ctx, "started").await?,
+            ..SyncReport::default()
+        };
+        ctx.set(CURRENT, Json(report.clone()));
+
+        match self.list_portal(ctx).await {
+            Ok(listed) => report.listed = listed,
+            Err(e) => {
+                return self
+                    .finish(ctx, report, Some(e.message().to_string()))
+                    .await;
+            }
+        }
+        let importer = Arc::clone(&self.importer);
+        let applied = ctx
+            .run(|| async move {
+                importer
+                    .last_applied()
+                    .await
+                    .map(Json)
+                    .map_err(ImportError::into_handler_error)
+            })
+            .name("read-register")
+            .retry_policy(local_retries())
+            .await;
+        let applied = match applied {
+            Ok(applied) => applied.into_inner(),
+            Err(e) => {
+                return self
+                    .finish(ctx, report, Some(e.message().to_string()))
+                    .await;
+            }
+        };
+        report.register_before = applied;
+        report.register_after = applied;
+
+        let files: Vec<ExtractFileName> = report
+            .listed
+            .iter()
+            .filter_map(|name| ExtractFileName::parse(name))
+            .collect();
+        let plan = plan::plan(applied, &files);
+        report.skipped = plan.skipped;
+        report.note = plan.note;
+        ctx.set(CURRENT, Json(report.clone()));
+
+        for file in &plan.imports {
+            let workflow_id = file.workflow_id();
+            let outcome = ctx
+                .workflow_client::<KboImportClient>(workflow_id.clone())
+                .run(Json(json!({ "portalFile": file.to_string() })))
+                .call()
+                .await;
+            match outcome {
+                Ok(Json(done)) => {
+                    report.register_after = Some(done.extract_number);
+                    report.imported.push(imported(file, &workflow_id, &done));
+                    ctx.set(CURRENT, Json(report.clone()));
+                }
+                Err(e) => {
+                    let error = format!("{file} (workflow {workflow_id}): {}", e.message());
+                    return self.finish(ctx, report, Some(error)).await;
+                }
+            }
+        }
+        self.finish(ctx, report, plan.problem).await
+    }
+
+    /// The portal's extract file names, listed in a journaled step.
+    async fn list_portal(&self, ctx: &ObjectContext<'_>) -> Result<Vec<String>, TerminalError> {
+        let importer = Arc::clone(&self.importer);
+        ctx.run(|| async move {
+            let files = importer
+                .portal()
+                .list()
+                .await
+                .map_err(ImportError::into_handler_error)?;
+            Ok(Json(
+                files.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            ))
+        })
+        .name("list-portal")
+        .retry_policy(portal_retries())
+        .await
+        .map(Json::into_inner)
+    }
+
+    /// Ends a sync: records `error` if any, stamps the end, keeps the report as the last one.
+    async fn finish(
+        &self,
+        ctx: &ObjectContext<'_>,
+        mut report: SyncReport,
+        error: Option<String>,
+    ) -> Result<SyncReport, HandlerError> {
+        report.errors.extend(error);
+        report.finished_at = Some(now(ctx, "finished").await?);
+        if report.errors.is_empty() {
+            tracing::info!(imported = report.imported.len(), register = ?report.register_after, "sync done");
+        } else {
+            tracing::warn!(imported = report.imported.len(), errors = ?report.errors, "sync ended with errors");
+        }
+        ctx.clear(CURRENT);
+        ctx.set(LAST_REPORT, Json(report.clone()));
+        Ok(report)
+    }
+}
+
+fn imported(file: &ExtractFileName, workflow_id: &str, done: &RunResult) -> Imported {
+    Imported {
+        file: file.to_string(),
+        workflow_id: workflow_id.to_string(),
+        extract_number: done.extract_number,
+        extract_type: done.extract_type,
+        records_inserted: done.records_inserted,
+        records_deleted: done.records_deleted,
+    }
+}
+
+/// `{"at": "HH:MM"}` or `{"every": "90s"}`.
+fn parse_schedule(body: &Value) -> Result<Schedule, String> {
+    let text = |key: &str| body.get(key).and_then(Value::as_str);
+    match (text("at"), text("every")) {
+        (Some(at), None) => {
+            Schedule::daily_at(at).map_err(|e| format!("\"at\" {at:?}: expected {e}"))
+        }
+        (None, Some(every)) => {
+            Schedule::every(every).map_err(|e| format!("\"every\" {every:?}: expected {e}"))
+        }
+        _ => Err(format!(
+            "a schedule is {{\"at\": \"HH:MM\"}} (daily, UTC) or {{\"every\": \"90s\"}}, found {body}"
+        )),
+    }
+}
+
+/// The current time (UTC), journaled so that a replay sees the same value.
+async fn now(ctx: &ObjectContext<'_>, name: &str) -> Result<String, TerminalError> {
+    ctx.run(|| async { Ok(clock::utc_timestamp(clock::now_unix())) })
+        .name(name)
+        .await
+}
+
+async fn load(ctx: &ObjectContext<'_>) -> Result<ScheduleState, TerminalError> {
+    Ok(ctx
+        .get::<Json<ScheduleState>>(SCHEDULE)
+        .await?
+        .map(Json::into_inner)
+        .unwrap_or_default())
+}
+
+/// Cancels the pending delayed run and makes any other one of this generation a no-op.
+fn disarm(ctx: &ObjectContext<'_>, state: &mut ScheduleState) {
+    if let Some(pending) = state.pending.take() {
+        ctx.invocation_handle(pending).cancel();
+    }
+    state.generation += 1;
+    state.next_run_at = None;
+}
+
+/// Sends the delayed call of the next run of `state`'s schedule.
+async fn arm(ctx: &ObjectContext<'_>, state: &mut ScheduleState) -> Result<(), TerminalError> {
+    let Some(schedule) = state.schedule else {
+        return Ok(());
+    };
+    let (delay, at) = ctx
+        .run(|| async move {
+            let now = clock::now_unix();
+            let delay = schedule.seconds_until_next(now);
+            Ok(Json((delay, clock::utc_timestamp(now + delay))))
+        })
+        .name("next-run")
+        .await?
+        .into_inner();
+    let handle = ctx
+        .object_client::<KboSyncClient>(ctx.key())
+        .scheduled_run(Json(state.generation))
+        .send_after(Duration::from_secs(delay))
+        .await?;
+    state.pending = Some(handle.invocation_id().to_string());
+    state.next_run_at = Some(at);
+    tracing::info!(schedule = %schedule, next_run_at = %state.next_run_at.as_deref().unwrap_or(""), "sync scheduled");
+    Ok(())
+}
+
+/// The status of a schedule, a sync under way and the last report.
+fn status_of(
+    state: ScheduleState,
+    running: Option<Json<SyncReport>>,
+    last_report: Option<Json<SyncReport>>,
+) -> SyncStatus {
+    SyncStatus {
+        schedule: state.schedule.map(|s| s.to_string()),
+        active: state.schedule.is_some() && !state.paused,
+        next_run_at: state.next_run_at,
+        scheduled_runs: state.scheduled_runs,
+        running: running.map(Json::into_inner),
+        last_report: last_report.map(Json::into_inner),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedule_bodies_are_a_time_of_day_or_an_interval() {
+        assert_eq!(
+            parse_schedule(&json!({"at": "06:15"})).unwrap(),
+            Schedule::DailyAt {
+                hour: 6,
+                minute: 15
+            }
+        );
+        assert_eq!(
+            parse_schedule(&json!({"every": "2s"})).unwrap(),
+            Schedule::Every { seconds: 2 }
+        );
+        for bad in [
+            json!({}),
+            json!({"at": "6"}),
+            json!({"at": "06:00", "every": "1h"}),
+            json!("daily"),
+        ] {
+            assert!(parse_schedule(&bad).is_err(), "{bad}");
+        }
+    }
+}
