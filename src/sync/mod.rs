@@ -139,15 +139,24 @@ fn local_retries() -> RunRetryPolicy {
 
 #[restate_sdk::object]
 impl KboSync {
-    /// Runs one sync now and returns its report (also kept as the last report). The schedule
-    /// is left as it is.
+    /// Runs one sync now and returns its report (also kept as the last report). The first
+    /// sync of an object that was never scheduled nor paused also arms the default schedule,
+    /// so that the register stays current from then on; otherwise the schedule is left as it is.
     #[handler(name = "syncNow")]
     async fn sync_now(
         &self,
         ctx: ObjectContext<'_>,
         _body: Option<Json<Value>>,
     ) -> HandlerResult<Json<SyncReport>> {
-        Ok(Json(self.sync(&ctx, "manual").await?))
+        let report = self.sync(&ctx, "manual").await?;
+        let mut state = load(&ctx).await?;
+        if state.schedule.is_none() && !state.paused {
+            state.schedule = Some(self.default_schedule);
+            state.generation += 1;
+            arm(&ctx, &mut state).await?;
+            ctx.set(SCHEDULE, Json(state));
+        }
+        Ok(Json(report))
     }
 
     /// Arms the schedule and returns the status. Body: none (the service's `KBO_SYNC_AT` /

@@ -347,6 +347,27 @@ impl Restate {
         }
     }
 
+    /// `POST /KboSync/<key>/<handler>` with `body` (JSON `null` when `None`); returns the
+    /// answer, asserting success.
+    pub async fn sync(&self, key: &str, handler: &str, body: Option<Value>) -> Value {
+        let response = self
+            .http
+            .post(format!("{}/KboSync/{key}/{handler}", self.ingress_url()))
+            .header("content-type", "application/json")
+            .body(body.unwrap_or(Value::Null).to_string())
+            .send()
+            .await
+            .expect("ingress answers");
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        assert!(
+            status.is_success(),
+            "KboSync/{key}/{handler} answered {status}: {text}"
+        );
+        serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{handler} is not JSON ({e}): {text}"))
+    }
+
     /// The output of a finished `run`, through ingress (`/restate/workflow/…/output`).
     pub async fn run_output(&self, workflow_id: &str) -> (u16, Value) {
         let response = self

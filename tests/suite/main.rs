@@ -9,5 +9,7 @@ mod hostile;
 mod http_server;
 mod import;
 mod malformed;
+mod portal_server;
 mod recovery;
+mod sync;
 mod tables;
