@@ -48,6 +48,9 @@ pub struct SyncReport {
     pub listed: Vec<String>,
     /// The extracts imported, in order.
     pub imported: Vec<Imported>,
+    /// The `KboImport` workflow under way (follow it with `kbo-import watch <id>`), while the
+    /// sync runs.
+    pub importing: Option<String>,
     /// Listed extracts not imported, and why.
     pub skipped: Vec<Skipped>,
     /// What the operator should know about the path taken (a restart from a Full).
@@ -305,11 +308,14 @@ impl KboSync {
 
         for file in &plan.imports {
             let workflow_id = file.workflow_id();
+            report.importing = Some(workflow_id.clone());
+            ctx.set(CURRENT, Json(report.clone()));
             let outcome = ctx
                 .workflow_client::<KboImportClient>(workflow_id.clone())
                 .run(Json(json!({ "portalFile": file.to_string() })))
                 .call()
                 .await;
+            report.importing = None;
             match outcome {
                 Ok(Json(done)) => {
                     report.register_after = Some(done.extract_number);

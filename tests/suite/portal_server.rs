@@ -85,6 +85,11 @@ impl Portal {
             .insert(name.to_string(), path.to_path_buf());
     }
 
+    /// Stops offering the file `name`, as the portal drops old extracts.
+    pub fn withdraw(&self, name: &str) {
+        self.state.lock().unwrap().files.remove(name);
+    }
+
     /// Ends every session, as the real portal does without notice.
     pub fn expire_sessions(&self) {
         self.state.lock().unwrap().sessions.clear();

@@ -179,6 +179,47 @@ async fn expired_sessions_are_recovered_by_logging_in_again() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn when_an_update_is_gone_the_sync_continues_from_the_newest_full_and_says_so() {
+    let chain = chain();
+    let dir = tempfile::tempdir().unwrap();
+    let portal = Portal::start().await;
+    portal.offer(&chain.full);
+    let restate = Restate::start(dir.path());
+    let portal_env = portal.env();
+    let database = dir.path().join("kbo.duckdb");
+    let service = restate.serve(dir.path(), &database, &env(&portal_env));
+    let first = restate.sync("default", "syncNow", None).await;
+    assert_eq!(first["register_after"], 140, "{first}");
+
+    // Update 141 came and went while the sync was not running; Full 141 is there.
+    portal.withdraw(&file_name(&chain.full));
+    portal.offer(&chain.next_full);
+    let report = restate.sync("default", "syncNow", None).await;
+    assert_eq!(report["errors"], json!([]), "{report}");
+    assert_eq!(
+        imported(&report),
+        [(file_name(&chain.next_full), "kbo-0141-full".to_string())],
+        "{report}"
+    );
+    let note = report["note"].as_str().unwrap_or_default();
+    assert!(
+        note.contains("update 141") && note.contains("Full 141"),
+        "{report}"
+    );
+    assert_eq!(report["register_after"], 141);
+    drop(service);
+    let db = open(&database);
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM enterprises WHERE _is_current AND _extract_number <> 141"
+        ),
+        0,
+        "every current row comes from Full 141"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn wrong_credentials_fail_with_a_clear_message_and_import_nothing() {
     let chain = chain();
     let dir = tempfile::tempdir().unwrap();
