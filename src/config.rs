@@ -87,6 +87,10 @@ pub struct DuckDbSettings {
     pub threads: Option<u32>,
     /// `KBO_DUCKDB_TEMP_DIR`: where DuckDB spills (default `<work dir>/duckdb-tmp`).
     pub temp_dir: PathBuf,
+    /// `KBO_DUCKDB_CHECKPOINT_WAL_MB`: after an Update, a local database file is checkpointed
+    /// only once its write-ahead log has grown past this many MiB (default 64); after a Full,
+    /// always.
+    pub checkpoint_wal_mb: u64,
 }
 
 /// Where the register lives: a local DuckDB file or a MotherDuck database.
@@ -197,6 +201,12 @@ impl Config {
                 temp_dir: get("KBO_DUCKDB_TEMP_DIR")
                     .map(PathBuf::from)
                     .unwrap_or_else(|| work_dir.join("duckdb-tmp")),
+                checkpoint_wal_mb: parse(
+                    &get,
+                    "KBO_DUCKDB_CHECKPOINT_WAL_MB",
+                    64,
+                    "a number of MiB",
+                )?,
             },
             limits: Limits {
                 max_member_bytes: parse(

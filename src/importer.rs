@@ -358,6 +358,12 @@ impl Importer {
                 .run(move |conn| db::finalize::finalize(conn, &job_for_db, history_months))
                 .await
                 .map_err(|e| e.context("finalize"))?;
+            let full = job.meta.extract_type == crate::extract::ExtractType::Full;
+            let checkpointed = self
+                .db
+                .checkpoint_if_due(full)
+                .await
+                .map_err(|e| e.context("finalize"))?;
             self.db.release().await;
             let _ = tokio::fs::remove_dir_all(self.job_dir(&job.id)).await;
             tracing::info!(
@@ -365,6 +371,7 @@ impl Importer {
                 deleted = finalized.counts.deleted,
                 names = finalized.names_resolved,
                 history_removed = finalized.history_removed,
+                checkpointed,
                 "extract applied"
             );
             Ok(finalized)
@@ -394,6 +401,7 @@ impl Importer {
                 }
             })
             .await?;
+        self.db.checkpoint_if_due(false).await?;
         self.db.release().await;
         if let Some(undone) = undone {
             tracing::warn!(

@@ -100,7 +100,33 @@ impl Database {
         result
     }
 
-    /// Closes the connection now (checkpointing the database), releasing the file.
+    /// Folds DuckDB's write-ahead log into a local database file (a checkpoint) when `always`
+    /// (after a Full) or when the log has grown past `KBO_DUCKDB_CHECKPOINT_WAL_MB`.
+    ///
+    /// After an Update the log is usually left as it is: a checkpoint after retirements spread
+    /// over the large tables rewrites most of their row groups (seconds), while the log of a
+    /// daily Update is a few hundred KB that every reader replays in milliseconds. It is
+    /// durable either way. Returns whether a checkpoint ran.
+    pub async fn checkpoint_if_due(&self, always: bool) -> ImportResult<bool> {
+        let DatabaseTarget::File(path) = &self.target else {
+            return Ok(false);
+        };
+        let mut wal = path.clone().into_os_string();
+        wal.push(".wal");
+        let wal_bytes = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+        if !always && wal_bytes <= self.settings.checkpoint_wal_mb << 20 {
+            return Ok(false);
+        }
+        self.run(|conn| {
+            conn.execute_batch("CHECKPOINT")
+                .map_err(db_error("checkpointing the database"))
+        })
+        .await?;
+        Ok(true)
+    }
+
+    /// Closes the connection now, releasing the file (a local file keeps its write-ahead log;
+    /// see [`Database::checkpoint_if_due`]).
     pub async fn release(&self) {
         let mut open = self.open.lock().await;
         if let Some(open) = open.take() {
@@ -148,6 +174,14 @@ pub fn connect(target: &DatabaseTarget, settings: &DuckDbSettings) -> ImportResu
             "DuckDB settings refused (check KBO_DUCKDB_MEMORY_LIMIT and KBO_DUCKDB_THREADS): {e}"
         ))
     })?;
+    if let DatabaseTarget::File(_) = target {
+        // Checkpoints are the service's decision (`Database::checkpoint_if_due`), not a side
+        // effect of a commit or of closing the connection.
+        conn.execute_batch(
+            "PRAGMA disable_checkpoint_on_shutdown; SET checkpoint_threshold = '1GB';",
+        )
+        .map_err(db_error("setting DuckDB's checkpoint policy"))?;
+    }
     if let DatabaseTarget::File(path) = target
         && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
     {
@@ -233,6 +267,64 @@ mod tests {
         assert!(now.starts_with("20"), "{now}");
     }
 
+    #[tokio::test]
+    async fn a_local_file_is_checkpointed_after_a_full_or_a_long_log_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("kbo.duckdb");
+        let wal = dir.path().join("kbo.duckdb.wal");
+        let settings = DuckDbSettings {
+            memory_limit: "256MB".into(),
+            threads: Some(1),
+            temp_dir: dir.path().join("tmp"),
+            checkpoint_wal_mb: 1,
+        };
+        let db = Database::new(DatabaseTarget::File(file.clone()), settings);
+        let write = |rows: u32| {
+            let db = db.clone();
+            async move {
+                db.run(move |conn| {
+                    conn.execute_batch("CREATE TABLE IF NOT EXISTS t (x VARCHAR)")
+                        .unwrap();
+                    conn.execute(
+                        "INSERT INTO t SELECT repeat('x', 100) || i FROM range(?) r(i)",
+                        [rows],
+                    )
+                    .unwrap();
+                    Ok(())
+                })
+                .await
+                .unwrap();
+            }
+        };
+        // A small change: the log stays, closing does not checkpoint, readers see the rows.
+        write(100).await;
+        assert!(!db.checkpoint_if_due(false).await.unwrap());
+        db.release().await;
+        assert!(
+            std::fs::metadata(&wal).unwrap().len() > 0,
+            "the log is kept"
+        );
+        let reader = duckdb::Connection::open_with_flags(
+            &file,
+            duckdb::Config::default()
+                .access_mode(duckdb::AccessMode::ReadOnly)
+                .unwrap(),
+        )
+        .unwrap();
+        let n: i64 = reader
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 100);
+        drop(reader);
+        // A log past the bound, or a Full: checkpointed.
+        write(20_000).await;
+        assert!(db.checkpoint_if_due(false).await.unwrap());
+        assert!(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0) < 1 << 20);
+        write(10).await;
+        assert!(db.checkpoint_if_due(true).await.unwrap());
+        db.release().await;
+    }
+
     #[test]
     fn attaches_a_local_file_and_releases_it_on_close() {
         let dir = tempfile::tempdir().unwrap();
@@ -241,6 +333,7 @@ mod tests {
             memory_limit: "256MB".into(),
             threads: Some(1),
             temp_dir: dir.path().join("tmp"),
+            checkpoint_wal_mb: 64,
         };
         let conn = connect(&target, &settings).unwrap();
         conn.execute_batch("CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (1);")
