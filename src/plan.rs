@@ -68,12 +68,28 @@ impl fmt::Display for Batch {
     }
 }
 
-/// One batch per chunk, tables in [`Table::ALL`] order, deletes of a table before its inserts.
-/// A Full first retires each table in one step.
+/// The order a Full applies its tables in: denominations first, so that enterprises and
+/// establishments are named as they are inserted.
+const FULL_ORDER: [Table; 7] = [
+    Table::Denomination,
+    Table::Enterprise,
+    Table::Establishment,
+    Table::Branch,
+    Table::Address,
+    Table::Contact,
+    Table::Activity,
+];
+
+/// One batch per chunk, deletes of a table before its inserts; an Update takes the tables in
+/// [`Table::ALL`] order, a Full in [`FULL_ORDER`] and first retires each table in one step.
 pub fn plan(extract: &Unpacked) -> Vec<Batch> {
     let kind = extract.meta.extract_type;
+    let order = match kind {
+        ExtractType::Full => FULL_ORDER,
+        ExtractType::Update => Table::ALL,
+    };
     let mut batches = Vec::new();
-    for table in Table::ALL {
+    for table in order {
         if kind == ExtractType::Full {
             batches.push(Batch {
                 table,

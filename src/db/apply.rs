@@ -1,6 +1,7 @@
 //! Applying one batch: its rows and its mark in the ledger in one transaction, exactly once.
 
 use super::ledger::{self, Job};
+use super::names;
 use super::schema::{Source, SqlType, columns, delete_match_column, key_column, table_name};
 use super::staging::{csv_source, diagnose, insert_select, read_error};
 use super::{Connection, db_error, utc_now};
@@ -179,39 +180,74 @@ fn has_unique_index(conn: &Connection, t: Table) -> Result<bool, duckdb::Error> 
     )
 }
 
-/// Inserts the chunk's lines as current rows of the extract.
+/// Inserts the chunk's lines as current rows of the extract. A Full names enterprises and
+/// establishments on the way (its denominations are already loaded, see [`crate::plan`]); an
+/// Update leaves their names to finalize.
 fn insert_rows(conn: &Connection, job: &Job, t: Table, source: &str) -> Result<u64, duckdb::Error> {
-    let mut names = Vec::new();
-    let mut values = Vec::new();
-    for c in columns(t) {
-        let value = match (c.source, c.ty) {
-            (Source::Csv(_), SqlType::Date) => format!("strptime({}, '%d-%m-%Y')::DATE", c.name),
-            (Source::Csv(_), SqlType::Text) => c.name.to_string(),
-            // Until finalize derives it, an enterprise is named by its number (never NULL).
-            (Source::Derived, _) if c.name == "primary_name" => "enterprise_number".to_string(),
-            (Source::Derived, _) if c.name == "id" || c.name == "entity_type" => c.name.to_string(),
-            (Source::Derived, _) => "NULL".to_string(),
-        };
-        names.push(c.name);
-        values.push(value);
-    }
     // A database created by the old system may enforce its uniqueness key with an index: there
     // a line repeated within the chunk must not reach the table twice (the last one wins).
     // Without such an index finalize removes repeats over the whole extract at once.
-    let rows = if has_unique_index(conn, t)? {
-        format!(
-            "SELECT * EXCLUDE (_line) FROM (SELECT row_number() OVER () AS _line, * FROM ({source}))
-             QUALIFY row_number() OVER (PARTITION BY {} ORDER BY _line DESC) = 1",
-            key_column(t)
-        )
+    let unique = has_unique_index(conn, t)?;
+    let naming = match job.meta.extract_type {
+        ExtractType::Full => names::naming(t),
+        ExtractType::Update => None,
+    };
+    // The file's order decides which repeated line wins: kept explicitly through a join.
+    let ordered = unique || naming.is_some();
+    let mut rows = if ordered {
+        format!("SELECT row_number() OVER () AS _line, * FROM ({source})")
     } else {
         source.to_string()
     };
+    if unique {
+        rows = format!(
+            "SELECT * FROM ({rows}) QUALIFY row_number() OVER (PARTITION BY {} ORDER BY _line DESC) = 1",
+            key_column(t)
+        );
+    }
+    let name_values = naming
+        .as_ref()
+        .map(|n| names::name_values(t, &format!("c.{}", n.number)))
+        .unwrap_or_default();
+    let mut columns_sql = Vec::new();
+    let mut values = Vec::new();
+    for c in columns(t) {
+        let named = name_values.iter().find(|(column, _)| *column == c.name);
+        let value = match (c.source, c.ty, named) {
+            (_, _, Some((_, value))) => value.clone(),
+            (Source::Csv(_), SqlType::Date, _) => {
+                format!("strptime(c.{}, '%d-%m-%Y')::DATE", c.name)
+            }
+            (Source::Csv(_), SqlType::Text, _) => format!("c.{}", c.name),
+            // Until finalize derives it, an enterprise is named by its number (never NULL).
+            (Source::Derived, _, _) if c.name == "primary_name" => {
+                "c.enterprise_number".to_string()
+            }
+            (Source::Derived, _, _) if c.name == "id" || c.name == "entity_type" => {
+                format!("c.{}", c.name)
+            }
+            (Source::Derived, _, _) => "NULL".to_string(),
+        };
+        columns_sql.push(c.name);
+        values.push(value);
+    }
+    let from = match &naming {
+        Some(n) => format!(
+            "({rows}) c LEFT JOIN ({}) n ON n.entity_number = c.{}",
+            names::names_by_language(
+                n.denomination_type,
+                &format!("SELECT {} FROM ({source})", n.number)
+            ),
+            n.number
+        ),
+        None => format!("({rows}) c"),
+    };
+    let order = if ordered { " ORDER BY c._line" } else { "" };
     let sql = format!(
         "INSERT INTO {} ({}, _snapshot_date, _extract_number, _is_current, _deleted_at_extract)
-         SELECT {}, ?::DATE, ?, true, NULL FROM ({rows})",
+         SELECT {}, ?::DATE, ?, true, NULL FROM {from}{order}",
         table_name(t),
-        names.join(", "),
+        columns_sql.join(", "),
         values.join(", ")
     );
     conn.execute(

@@ -1,7 +1,8 @@
 //! Finalize: derived names, code tables, the job's counts, and staging removed; one transaction.
 
 use super::ledger::{self, Job, JobCounts};
-use super::schema::{key_column, table_name};
+use super::names;
+use super::schema::{key_column, key_parts, table_name};
 use super::staging::{CODE_STAGE, drop_staging};
 use super::{Connection, db_error};
 use crate::error::ImportResult;
@@ -42,7 +43,10 @@ pub fn finalize(conn: &mut Connection, job: &Job, history_months: u32) -> Import
             "removed repeated lines (the last line of a key wins)"
         );
     }
-    let names_resolved = derive_names(&tx, job)?;
+    let names_resolved = match job.meta.extract_type {
+        ExtractType::Full => named_by_full(&tx, job)?,
+        ExtractType::Update => derive_names(&tx, job)?,
+    };
     replace_codes(&tx)?;
     let counts = count_changes(&tx, job)?;
     let history_removed = match job.meta.extract_type {
@@ -61,84 +65,66 @@ pub fn finalize(conn: &mut Connection, job: &Job, history_months: u32) -> Import
     })
 }
 
-/// The entities whose names may have changed in this extract: all current ones for a Full;
-/// for an Update, those whose denominations it retired or inserted, or whose own row it
-/// inserted again. Read from the register itself: the temporal columns say what changed.
-fn affected_entities_sql(kind: ExtractType) -> &'static str {
-    match kind {
-        // After a Full every current row is one of its own.
-        ExtractType::Full => {
-            "SELECT enterprise_number AS entity_number FROM enterprises WHERE _is_current AND _extract_number = $1
-             UNION SELECT establishment_number FROM establishments WHERE _is_current AND _extract_number = $1"
-        }
-        ExtractType::Update => {
-            "SELECT entity_number FROM denominations WHERE _extract_number = $1 OR _deleted_at_extract = $1
-             UNION SELECT enterprise_number FROM enterprises WHERE _is_current AND _extract_number = $1
-             UNION SELECT establishment_number FROM establishments WHERE _is_current AND _extract_number = $1"
-        }
-    }
-}
+/// The entities whose names an Update may have changed: those whose denominations it retired
+/// or inserted, or whose own row it inserted again. Read from the register itself: the
+/// temporal columns say what changed.
+const AFFECTED_BY_UPDATE: &str = "SELECT entity_number FROM denominations WHERE _extract_number = $1 OR _deleted_at_extract = $1
+     UNION SELECT enterprise_number FROM enterprises WHERE _is_current AND _extract_number = $1
+     UNION SELECT establishment_number FROM establishments WHERE _is_current AND _extract_number = $1";
 
-/// The names of SCHEMA.md, for the affected entities, over their current denominations of
-/// `denomination_type`: per language the greatest string.
-fn names_sql(denomination_type: &str) -> String {
-    format!(
-        "SELECT a.entity_number, d.nl, d.fr, d.unknown, d.de, d.en FROM kbo_staging.affected a LEFT JOIN (
-            SELECT entity_number,
-                max(denomination) FILTER (WHERE language = '2') AS nl,
-                max(denomination) FILTER (WHERE language = '1') AS fr,
-                max(denomination) FILTER (WHERE language = '0') AS unknown,
-                max(denomination) FILTER (WHERE language = '3') AS de,
-                max(denomination) FILTER (WHERE language = '4') AS en
-            FROM denominations
-            WHERE _is_current AND denomination_type = '{denomination_type}'
-              AND entity_number IN (SELECT entity_number FROM kbo_staging.affected)
-            GROUP BY entity_number) d ON d.entity_number = a.entity_number"
-    )
-}
-
-/// Which language a name came from: the first present of 2, 1, 0, 3, 4.
-const LANGUAGE_OF_NAME: &str = "CASE WHEN n.nl IS NOT NULL THEN '2' WHEN n.fr IS NOT NULL THEN '1'
-    WHEN n.unknown IS NOT NULL THEN '0' WHEN n.de IS NOT NULL THEN '3' WHEN n.en IS NOT NULL THEN '4' END";
-
+/// Derives the names of the affected entities again (after an Update; a Full derived them as
+/// it inserted the rows).
 fn derive_names(conn: &Connection, job: &Job) -> ImportResult<u64> {
     let err = db_error("deriving enterprise and establishment names");
     conn.execute(
         &format!(
-            "CREATE OR REPLACE TABLE kbo_staging.affected AS SELECT DISTINCT entity_number FROM ({}) WHERE entity_number IS NOT NULL",
-            affected_entities_sql(job.meta.extract_type)
+            "CREATE OR REPLACE TABLE kbo_staging.affected AS SELECT DISTINCT entity_number FROM ({AFFECTED_BY_UPDATE}) WHERE entity_number IS NOT NULL"
         ),
         params![job.meta.extract_number],
     )
     .map_err(&err)?;
-    let enterprises = conn
-        .execute(
-            &format!(
-                "UPDATE enterprises SET
-                    primary_name = coalesce(n.nl, n.fr, n.unknown, n.de, n.en, enterprises.enterprise_number),
-                    primary_name_language = {LANGUAGE_OF_NAME},
-                    primary_name_nl = n.nl, primary_name_fr = n.fr, primary_name_de = n.de
-                 FROM ({}) n
-                 WHERE enterprises._is_current AND enterprises.enterprise_number = n.entity_number",
-                names_sql("001")
-            ),
-            [],
+    let mut derived = 0;
+    for t in [Table::Enterprise, Table::Establishment] {
+        let Some(naming) = names::naming(t) else {
+            continue;
+        };
+        let table = table_name(t);
+        let number = format!("{table}.{}", naming.number);
+        let set: Vec<String> = names::name_values(t, &number)
+            .into_iter()
+            .map(|(column, value)| format!("{column} = {value}"))
+            .collect();
+        derived += conn
+            .execute(
+                &format!(
+                    "UPDATE {table} SET {}
+                     FROM (SELECT a.entity_number, d.nl, d.fr, d.unknown, d.de, d.en
+                           FROM kbo_staging.affected a LEFT JOIN ({}) d ON d.entity_number = a.entity_number) n
+                     WHERE {table}._is_current AND {number} = n.entity_number",
+                    set.join(", "),
+                    names::names_by_language(
+                        naming.denomination_type,
+                        "SELECT entity_number FROM kbo_staging.affected"
+                    )
+                ),
+                [],
+            )
+            .map_err(&err)?;
+    }
+    Ok(derived as u64)
+}
+
+/// Enterprises and establishments a Full inserted (and named on the way).
+fn named_by_full(conn: &Connection, job: &Job) -> ImportResult<u64> {
+    let n: i64 = conn
+        .query_row(
+            "SELECT (SELECT count(*) FROM enterprises WHERE _is_current AND _extract_number = $1)
+                  + (SELECT count(*) FROM establishments WHERE _is_current AND _extract_number = $1)",
+            params![job.meta.extract_number],
+            |r| r.get(0),
         )
-        .map_err(&err)?;
-    let establishments = conn
-        .execute(
-            &format!(
-                "UPDATE establishments SET
-                    commercial_name = coalesce(n.nl, n.fr, n.unknown, n.de, n.en),
-                    commercial_name_language = {LANGUAGE_OF_NAME}
-                 FROM ({}) n
-                 WHERE establishments._is_current AND establishments.establishment_number = n.entity_number",
-                names_sql("003")
-            ),
-            [],
-        )
-        .map_err(&err)?;
-    Ok((enterprises + establishments) as u64)
+        .map_err(db_error("counting the named enterprises and establishments"))?;
+    Ok(n as u64)
 }
 
 /// Replaces `codes` and `nace_codes` with the extract's `code.csv` (the last line of a key wins).
@@ -166,7 +152,7 @@ fn replace_codes(conn: &Connection) -> ImportResult<()> {
 fn remove_repeated_keys(conn: &Connection, job: &Job) -> ImportResult<u64> {
     let mut removed = 0;
     for t in Table::ALL {
-        let (table, key) = (table_name(t), key_column(t));
+        let (table, key, parts) = (table_name(t), key_column(t), key_parts(t));
         removed += conn
             .execute(
                 &format!(
@@ -174,8 +160,8 @@ fn remove_repeated_keys(conn: &Connection, job: &Job) -> ImportResult<u64> {
                         SELECT rowid FROM (
                             SELECT rowid, row_number() OVER (PARTITION BY {key} ORDER BY rowid DESC) AS n
                             FROM {table}
-                            WHERE _is_current AND _extract_number = $1 AND hash({key}) IN (
-                                SELECT hash({key}) FROM {table} WHERE _is_current AND _extract_number = $1
+                            WHERE _is_current AND _extract_number = $1 AND hash({parts}) IN (
+                                SELECT hash({parts}) FROM {table} WHERE _is_current AND _extract_number = $1
                                 GROUP BY 1 HAVING count(*) > 1))
                         WHERE n > 1)"
                 ),

@@ -13,6 +13,7 @@ pub mod apply;
 pub mod finalize;
 pub mod inspect;
 pub mod ledger;
+pub mod names;
 pub mod rollback;
 pub mod schema;
 pub mod staging;

@@ -82,6 +82,17 @@ pub fn key_column(t: Table) -> &'static str {
     }
 }
 
+/// What a table's key is built from, for hashing many keys fast: the key itself, or for ids
+/// that join plain columns with `_` (addresses, activities), those columns (hashing them skips
+/// building 36 M strings; KBO codes and numbers hold no `_`, so equal ids have equal columns).
+pub fn key_parts(t: Table) -> &'static str {
+    match t {
+        Table::Address => "entity_number, type_of_address",
+        Table::Activity => "entity_number, activity_group, nace_version, nace_code, classification",
+        _ => key_column(t),
+    }
+}
+
 /// The column a `_delete.csv` file's values are matched against.
 pub fn delete_match_column(t: Table) -> &'static str {
     match t {
