@@ -100,7 +100,7 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work)?;
     let (ingress, admin, node, port) = (free_port()?, free_port()?, free_port()?, free_port()?);
-    let mut restate = Command::new(&options.restate_server);
+    let mut restate = Command::new(crate::tools::native_binary(&options.restate_server));
     restate
         .arg("--no-logo")
         .env("RESTATE_BASE_DIR", work.join("restate-data"))

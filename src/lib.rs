@@ -10,7 +10,8 @@
 //! - [`download`], [`plan`]: fetching extracts, cutting them into batches;
 //! - [`generator`]: realistic synthetic extracts for tests, demos and benchmarks;
 //! - [`config`], [`telemetry`], [`server`], [`clock`]: how the service is set up and served;
-//! - [`client`]: Restate ingress and admin calls for the operator's commands; [`bench`]: the benchmark.
+//! - [`client`]: Restate ingress and admin calls for the operator's commands; [`bench`]: the
+//!   benchmark; [`tools`]: the pinned Restate binaries.
 
 pub mod bench;
 pub mod client;
@@ -27,4 +28,5 @@ pub mod portal;
 pub mod server;
 pub mod sync;
 pub mod telemetry;
+pub mod tools;
 pub mod workflow;

@@ -13,6 +13,8 @@ pub fn project_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// A pinned Restate tool: its native binary, so that killing it kills the tool itself (the
+/// npm launcher would leave the server running as an orphan).
 fn tool(name: &str) -> PathBuf {
     let path = project_dir().join("tools/node_modules/.bin").join(name);
     assert!(
@@ -21,7 +23,7 @@ fn tool(name: &str) -> PathBuf {
          Install them with `npm ci --prefix tools` (the README's test command does this).",
         path.display()
     );
-    path
+    kbo_import::tools::native_binary(&path)
 }
 
 /// A free TCP port on loopback (bound, then released).
