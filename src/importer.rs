@@ -94,6 +94,15 @@ impl ImportRequest {
     }
 }
 
+/// Where the register stands, for a sync.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegisterState {
+    /// The newest extract applied, if any.
+    pub last_applied: Option<u32>,
+    /// Ids of the jobs that failed (and were rolled back).
+    pub failed_jobs: Vec<String>,
+}
+
 /// The outcome of `prepare`: the job and its batch plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Prepared {
@@ -198,17 +207,21 @@ impl Importer {
         &self.portal
     }
 
-    /// The last extract applied to the register (the newest completed job), if any.
-    pub async fn last_applied(&self) -> ImportResult<Option<u32>> {
-        let last = self
+    /// Where the register stands: the last extract applied (the newest completed job), and
+    /// the jobs that failed.
+    pub async fn register_state(&self) -> ImportResult<RegisterState> {
+        let state = self
             .db
             .run(|conn| {
                 db::ensure_schema(conn)?;
-                db::ledger::last_applied(conn)
+                Ok(RegisterState {
+                    last_applied: db::ledger::last_applied(conn)?,
+                    failed_jobs: db::ledger::failed_jobs(conn)?,
+                })
             })
             .await;
         self.db.release().await;
-        last
+        state
     }
 
     /// Step `prepare`: checks the extract, records the job, stages the files and plans batches.

@@ -305,3 +305,16 @@ pub fn last_applied(conn: &Connection) -> ImportResult<Option<u32>> {
     .map(|n| n.map(|n| n as u32))
     .map_err(db_error("reading import_jobs"))
 }
+
+/// The ids of the jobs recorded as failed (their extracts were rolled back).
+pub fn failed_jobs(conn: &Connection) -> ImportResult<Vec<String>> {
+    let mut stmt = conn
+        .prepare("SELECT id FROM import_jobs WHERE status = 'failed' ORDER BY id")
+        .map_err(db_error("reading import_jobs"))?;
+    let ids = stmt
+        .query_map([], |r| r.get::<_, String>(0))
+        .map_err(db_error("reading import_jobs"))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(db_error("reading import_jobs"))?;
+    Ok(ids)
+}

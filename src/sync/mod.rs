@@ -274,10 +274,10 @@ impl KboSync {
             }
         }
         let importer = Arc::clone(&self.importer);
-        let applied = ctx
+        let register = ctx
             .run(|| async move {
                 importer
-                    .last_applied()
+                    .register_state()
                     .await
                     .map(Json)
                     .map_err(ImportError::into_handler_error)
@@ -285,14 +285,15 @@ impl KboSync {
             .name("read-register")
             .retry_policy(local_retries())
             .await;
-        let applied = match applied {
-            Ok(applied) => applied.into_inner(),
+        let register = match register {
+            Ok(register) => register.into_inner(),
             Err(e) => {
                 return self
                     .finish(ctx, report, Some(e.message().to_string()))
                     .await;
             }
         };
+        let applied = register.last_applied;
         report.register_before = applied;
         report.register_after = applied;
 
@@ -307,7 +308,7 @@ impl KboSync {
         ctx.set(CURRENT, Json(report.clone()));
 
         for file in &plan.imports {
-            let workflow_id = file.workflow_id();
+            let workflow_id = attempt_id(&file.workflow_id(), &register.failed_jobs);
             report.importing = Some(workflow_id.clone());
             ctx.set(CURRENT, Json(report.clone()));
             let outcome = ctx
@@ -367,6 +368,30 @@ impl KboSync {
         ctx.clear(CURRENT);
         ctx.set(LAST_REPORT, Json(report.clone()));
         Ok(report)
+    }
+}
+
+/// The workflow id for importing an extract whose plain id is `base`: `base` itself, unless a
+/// job of that id failed (a broken file the portal has since replaced, retries run out), then
+/// `base-attempt-2`, `-3`, …: a failed attempt applied nothing, and Restate keeps a workflow's
+/// failure for its id, so a new attempt needs a new id. Still deterministic: the same ledger
+/// gives the same id, so two syncs never import an extract twice.
+/// The ledger keeps one row per extract, so an attempt's failure replaces the one before it:
+/// the next attempt follows the highest failed one.
+fn attempt_id(base: &str, failed: &[String]) -> String {
+    let attempt = |id: &str| -> Option<u32> {
+        if id == base {
+            Some(1)
+        } else {
+            id.strip_prefix(base)?
+                .strip_prefix("-attempt-")?
+                .parse()
+                .ok()
+        }
+    };
+    match failed.iter().filter_map(|id| attempt(id)).max() {
+        None => base.to_string(),
+        Some(last) => format!("{base}-attempt-{}", last + 1),
     }
 }
 
@@ -465,6 +490,36 @@ fn status_of(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_attempt_gets_a_new_workflow_id() {
+        let failed = |ids: &[&str]| ids.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(attempt_id("kbo-0141-update", &[]), "kbo-0141-update");
+        assert_eq!(
+            attempt_id("kbo-0141-update", &failed(&["kbo-0140-full"])),
+            "kbo-0141-update"
+        );
+        assert_eq!(
+            attempt_id("kbo-0141-update", &failed(&["kbo-0141-update"])),
+            "kbo-0141-update-attempt-2"
+        );
+        assert_eq!(
+            attempt_id(
+                "kbo-0141-update",
+                &failed(&["kbo-0141-update", "kbo-0141-update-attempt-2"])
+            ),
+            "kbo-0141-update-attempt-3"
+        );
+        // The ledger replaced the first failure with the second's.
+        assert_eq!(
+            attempt_id("kbo-0141-update", &failed(&["kbo-0141-update-attempt-2"])),
+            "kbo-0141-update-attempt-3"
+        );
+        assert_eq!(
+            attempt_id("kbo-0141-update", &failed(&["kbo-0141-update-attempt-x"])),
+            "kbo-0141-update"
+        );
+    }
 
     #[test]
     fn schedule_bodies_are_a_time_of_day_or_an_interval() {

@@ -220,6 +220,49 @@ async fn when_an_update_is_gone_the_sync_continues_from_the_newest_full_and_says
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_broken_file_is_refused_and_its_replacement_imported_by_a_later_sync() {
+    let chain = chain();
+    let dir = tempfile::tempdir().unwrap();
+    let portal = Portal::start().await;
+    portal.offer(&chain.full);
+    let broken = dir.path().join("broken.zip");
+    std::fs::write(&broken, b"PK\x03\x04 this is not the update").unwrap();
+    portal.offer_as(&file_name(&chain.update), &broken);
+    let restate = Restate::start(dir.path());
+    let portal_env = portal.env();
+    let database = dir.path().join("kbo.duckdb");
+    let _service = restate.serve(dir.path(), &database, &env(&portal_env));
+
+    let first = restate.sync("default", "syncNow", None).await;
+    assert_eq!(
+        imported(&first),
+        [(file_name(&chain.full), "kbo-0140-full".to_string())],
+        "{first}"
+    );
+    let errors = first["errors"].to_string();
+    assert!(
+        errors.contains(&file_name(&chain.update)) && errors.contains("kbo-0141-update"),
+        "the error names the file and the workflow: {first}"
+    );
+    assert_eq!(first["register_after"], 140, "{first}");
+
+    // The portal publishes the file again, complete: the next sync imports it under a new
+    // attempt id (the failed workflow keeps its failure).
+    portal.offer(&chain.update);
+    let second = restate.sync("default", "syncNow", None).await;
+    assert_eq!(second["errors"], json!([]), "{second}");
+    assert_eq!(
+        imported(&second),
+        [(
+            file_name(&chain.update),
+            "kbo-0141-update-attempt-2".to_string()
+        )],
+        "{second}"
+    );
+    assert_eq!(second["register_after"], 141, "{second}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn wrong_credentials_fail_with_a_clear_message_and_import_nothing() {
     let chain = chain();
     let dir = tempfile::tempdir().unwrap();
