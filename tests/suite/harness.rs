@@ -370,6 +370,27 @@ impl Restate {
             .unwrap_or_else(|e| panic!("{handler} is not JSON ({e}): {text}"))
     }
 
+    /// `POST /KboSync/<key>/<handler>/send`: starts a handler without waiting for it.
+    pub async fn sync_send(&self, key: &str, handler: &str) {
+        let response = self
+            .http
+            .post(format!(
+                "{}/KboSync/{key}/{handler}/send",
+                self.ingress_url()
+            ))
+            .header("content-type", "application/json")
+            .body("null")
+            .send()
+            .await
+            .expect("ingress answers");
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        assert!(
+            status.is_success(),
+            "KboSync/{key}/{handler}/send answered {status}: {text}"
+        );
+    }
+
     /// The output of a finished `run`, through ingress (`/restate/workflow/…/output`).
     pub async fn run_output(&self, workflow_id: &str) -> (u16, Value) {
         let response = self

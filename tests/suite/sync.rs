@@ -263,6 +263,63 @@ async fn a_broken_file_is_refused_and_its_replacement_imported_by_a_later_sync()
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_sync_survives_the_service_killed_in_the_middle_of_an_import() {
+    let chain = chain();
+    let dir = tempfile::tempdir().unwrap();
+    let portal = Portal::start().await;
+    portal.offer(&chain.full);
+    portal.offer(&chain.update);
+    let restate = Restate::start(dir.path());
+    let portal_env = portal.env();
+    let mut env = env(&portal_env);
+    env.retain(|(k, _)| *k != "KBO_BATCH_ROWS");
+    env.push(("KBO_BATCH_ROWS", "2000"));
+    let database = dir.path().join("kbo.duckdb");
+    let mut service = restate.serve(dir.path(), &database, &env);
+
+    restate.sync_send("default", "syncNow").await;
+    let start = Instant::now();
+    loop {
+        let p = restate.progress("kbo-0140-full").await;
+        if p["completed_batches"].as_u64().unwrap_or(0) >= 5 {
+            assert_ne!(p["status"], "completed", "too late to kill: {p}");
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no batch done: {p}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    service.restart();
+
+    let status = wait_status(&restate, "the sync to finish after the kill", |s| {
+        s["last_report"]["register_after"] == 141
+    })
+    .await;
+    let report = &status["last_report"];
+    assert_eq!(report["errors"], json!([]), "{status}");
+    assert_eq!(
+        imported(report),
+        [
+            (file_name(&chain.full), "kbo-0140-full".to_string()),
+            (file_name(&chain.update), "kbo-0141-update".to_string()),
+        ],
+        "{status}"
+    );
+    drop(service);
+    let db = open(&database);
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM import_jobs WHERE status = 'completed'"
+        ),
+        2
+    );
+    assert_eq!(count(&db, "SELECT count(*) FROM import_jobs"), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn wrong_credentials_fail_with_a_clear_message_and_import_nothing() {
     let chain = chain();
     let dir = tempfile::tempdir().unwrap();
