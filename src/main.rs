@@ -63,7 +63,7 @@ enum Command {
         #[arg(long, default_value = "bench-data")]
         dir: PathBuf,
         /// Rows per batch step.
-        #[arg(long, default_value_t = 500_000)]
+        #[arg(long, default_value_t = 1_000_000)]
         batch_rows: u64,
         /// DuckDB memory cap for both runs.
         #[arg(long, default_value = "1536MB")]
