@@ -81,7 +81,9 @@ pub struct Imported {
 struct ScheduleState {
     schedule: Option<Schedule>,
     paused: bool,
-    /// Bumped whenever the schedule changes: a delayed run of an older generation does nothing.
+    /// Bumped whenever a run is armed or the schedule disarmed: only the delayed call of the
+    /// current generation runs, any other (older, cancelled too late, or sent by hand) does
+    /// nothing, so there is never more than one chain of runs.
     generation: u64,
     /// The pending delayed run's invocation id.
     pending: Option<String>,
@@ -155,7 +157,6 @@ impl KboSync {
         let mut state = load(&ctx).await?;
         if state.schedule.is_none() && !state.paused {
             state.schedule = Some(self.default_schedule);
-            state.generation += 1;
             arm(&ctx, &mut state).await?;
             ctx.set(SCHEDULE, Json(state));
         }
@@ -437,7 +438,7 @@ async fn load(ctx: &ObjectContext<'_>) -> Result<ScheduleState, TerminalError> {
         .unwrap_or_default())
 }
 
-/// Cancels the pending delayed run and makes any other one of this generation a no-op.
+/// Cancels the pending delayed run and makes any other one a no-op.
 fn disarm(ctx: &ObjectContext<'_>, state: &mut ScheduleState) {
     if let Some(pending) = state.pending.take() {
         ctx.invocation_handle(pending).cancel();
@@ -451,6 +452,7 @@ async fn arm(ctx: &ObjectContext<'_>, state: &mut ScheduleState) -> Result<(), T
     let Some(schedule) = state.schedule else {
         return Ok(());
     };
+    state.generation += 1;
     let (delay, at) = ctx
         .run(|| async move {
             let now = clock::now_unix();
