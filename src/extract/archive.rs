@@ -355,7 +355,9 @@ fn check_header(member: Member, header: &[u8]) -> Result<(), ArchiveError> {
 
 /// Writes a member as chunk files of at most `lines_per_chunk` lines each, every chunk
 /// starting with the member's header. Lines end at a newline outside quotes, so a quoted value
-/// holding a newline stays whole.
+/// holding a newline stays whole. Line ends are written as `\n` whether the file has LF, CRLF
+/// or both (DuckDB's strict CSV reader refuses a file that mixes them); inside quotes, bytes
+/// are kept as they are.
 struct ChunkWriter {
     dir: PathBuf,
     member: Member,
@@ -363,6 +365,8 @@ struct ChunkWriter {
     header: Vec<u8>,
     header_done: bool,
     in_quotes: bool,
+    /// A `\r` outside quotes ended the last buffer: dropped if a `\n` follows.
+    pending_cr: bool,
     out: Option<BufWriter<File>>,
     partial: bool,
     chunks: Vec<Chunk>,
@@ -378,6 +382,7 @@ impl ChunkWriter {
             header: Vec::new(),
             header_done: false,
             in_quotes: false,
+            pending_cr: false,
             out: None,
             partial: false,
             chunks: Vec::new(),
@@ -422,6 +427,28 @@ impl ChunkWriter {
         self.out.as_mut().expect("opened above").write_all(bytes)
     }
 
+    /// Bytes of the current line (header or data).
+    fn push(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        if self.header_done {
+            self.body(bytes)
+        } else {
+            self.header.extend_from_slice(bytes);
+            Ok(())
+        }
+    }
+
+    /// The current line ends (outside quotes): written with `\n`.
+    fn line_end(&mut self) -> std::io::Result<()> {
+        if self.header_done {
+            self.body(b"\n")?;
+            self.end_line()
+        } else {
+            self.header.push(b'\n');
+            self.header_done = true;
+            Ok(())
+        }
+    }
+
     /// A line ended.
     fn end_line(&mut self) -> std::io::Result<()> {
         self.partial = false;
@@ -441,6 +468,8 @@ impl ChunkWriter {
 
     /// Closes the last chunk; returns the header line and the chunks.
     fn finish(mut self) -> std::io::Result<(Vec<u8>, Vec<Chunk>)> {
+        // A `\r` at the very end ended the last line: dropped.
+        self.pending_cr = false;
         if self.partial {
             self.end_line()?;
         }
@@ -463,25 +492,31 @@ impl ChunkWriter {
 
 impl Write for ChunkWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if std::mem::take(&mut self.pending_cr) && buf[0] != b'\n' {
+            // A lone `\r`, not a line end: kept.
+            self.push(b"\r")?;
+        }
         let mut start = 0;
         for (i, &b) in buf.iter().enumerate() {
             if b == b'"' {
                 self.in_quotes = !self.in_quotes;
             } else if b == b'\n' && !self.in_quotes {
-                if self.header_done {
-                    self.body(&buf[start..=i])?;
-                    self.end_line()?;
-                } else {
-                    self.header.extend_from_slice(&buf[start..=i]);
-                    self.header_done = true;
-                }
+                let line = &buf[start..i];
+                self.push(line.strip_suffix(b"\r").unwrap_or(line))?;
+                self.line_end()?;
                 start = i + 1;
             }
         }
-        if self.header_done {
-            self.body(&buf[start..])?;
-        } else {
-            self.header.extend_from_slice(&buf[start..]);
+        let rest = &buf[start..];
+        match rest.strip_suffix(b"\r") {
+            Some(before) if !self.in_quotes => {
+                self.push(before)?;
+                self.pending_cr = true;
+            }
+            _ => self.push(rest)?,
         }
         Ok(buf.len())
     }
@@ -597,6 +632,31 @@ mod tests {
             first.contains("two\nlines"),
             "a quoted newline stays inside its line: {first}"
         );
+        assert!(
+            !first.contains('\r') && !second.contains('\r'),
+            "CRLF line ends become LF: {first:?}"
+        );
+    }
+
+    #[test]
+    fn line_ends_become_lf_wherever_the_buffers_break() {
+        let text: &[u8] =
+            b"\"A\",\"B\"\r\n\"1\",\"x\r\ny\"\r\n\"2\",\"z\"\n\"3\",\"a\rb\"\r\n\"4\",\"w\"\r";
+        for split in 0..text.len() {
+            let dir = tempfile::tempdir().unwrap();
+            let mut writer = ChunkWriter::new(dir.path(), Member::Code, u64::MAX);
+            writer.write_all(&text[..split]).unwrap();
+            writer.write_all(&text[split..]).unwrap();
+            let (header, chunks) = writer.finish().unwrap();
+            assert_eq!(header, b"\"A\",\"B\"\n", "split at {split}");
+            assert_eq!(chunks[0].lines, 4, "split at {split}");
+            let body = std::fs::read(dir.path().join(&chunks[0].file)).unwrap();
+            assert_eq!(
+                String::from_utf8(body).unwrap(),
+                "\"A\",\"B\"\n\"1\",\"x\r\ny\"\n\"2\",\"z\"\n\"3\",\"a\rb\"\n\"4\",\"w\"",
+                "split at {split}: quoted bytes kept, line ends LF"
+            );
+        }
     }
 
     #[test]

@@ -502,7 +502,15 @@ mod tests {
                 .ends_with(|c: char| c.is_ascii_digit()),
             "dates are unquoted"
         );
-        let codes = std::fs::read(full.path(Member::Code)).unwrap();
+        // As written in the ZIP (unpacking turns line ends into LF).
+        use std::io::Read;
+        let mut codes = Vec::new();
+        zip::ZipArchive::new(std::fs::File::open(&chain.full).unwrap())
+            .unwrap()
+            .by_name("code.csv")
+            .unwrap()
+            .read_to_end(&mut codes)
+            .unwrap();
         assert!(codes.starts_with(b"\xef\xbb\xbf") && codes.windows(2).any(|w| w == b"\r\n"));
 
         let again = tempfile::tempdir().unwrap();

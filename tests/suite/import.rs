@@ -387,3 +387,91 @@ async fn a_full_holds_exactly_its_lines_and_the_next_full_retires_every_row_of_i
         );
     }
 }
+
+/// The first two fields of the first data line of a member.
+fn first_key(zip: &std::path::Path, member: &str) -> (String, String) {
+    use std::io::Read;
+    let mut archive = zip::ZipArchive::new(std::fs::File::open(zip).unwrap()).unwrap();
+    let mut text = String::new();
+    archive
+        .by_name(member)
+        .unwrap()
+        .read_to_string(&mut text)
+        .unwrap();
+    let fields = kbo_import::extract::dialect::split_line(text.lines().nth(1).unwrap()).unwrap();
+    (
+        fields[0].clone().unwrap(),
+        fields[1].clone().unwrap_or_default(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_repeated_with_other_values_keeps_its_last_line_across_batches() {
+    let chain = chain();
+    let dir = tempfile::tempdir().unwrap();
+    // The first enterprise and the first address come again at the end of their files, with
+    // other values (and CRLF line ends in LF files): the last line is the register's.
+    let (enterprise, _) = first_key(&chain.full, "enterprise.csv");
+    let (entity, address_type) = first_key(&chain.full, "address.csv");
+    let zip = dir.path().join("KboOpenData_0140_2025_10_Full.zip");
+    crate::fixtures::rewrite_zip(&chain.full, &zip, |member, bytes| {
+        let mut text = String::from_utf8(bytes).unwrap();
+        let line = match member {
+            "enterprise.csv" => Some(format!(
+                "\"{enterprise}\",\"ST\",\"012\",\"2\",\"014\",\"\",01-02-2003"
+            )),
+            "address.csv" => Some(format!(
+                "\"{entity}\",\"{address_type}\",,,\"1000\",\"Brussel\",\"Bruxelles\",\"Laatste Straat\",\"Dernière Rue\",\"9\",,,"
+            )),
+            _ => None,
+        };
+        if let Some(line) = line {
+            // CRLF, whatever the file uses: a file mixing line ends is read all the same.
+            let newline = "\r\n";
+            if !text.ends_with('\n') {
+                text.push_str(newline);
+            }
+            text.push_str(&line);
+            text.push_str(newline);
+        }
+        Some((member.to_string(), text.into_bytes()))
+    });
+    let restate = Restate::start(dir.path());
+    let db = dir.path().join("kbo.duckdb");
+    let service = restate.serve(dir.path(), &db, &[("KBO_BATCH_ROWS", "1000")]);
+    restate.import_completed("repeated-140", &zip).await;
+    drop(service);
+
+    let conn = open(&db);
+    assert_eq!(
+        rows(
+            &conn,
+            &format!(
+                "SELECT status, juridical_form, start_date FROM enterprises WHERE _is_current AND enterprise_number = '{enterprise}'"
+            )
+        ),
+        ["{'status': ST, 'juridical_form': 014, 'start_date': 2003-02-01}"]
+    );
+    assert_eq!(
+        rows(
+            &conn,
+            &format!(
+                "SELECT street_nl, house_number FROM addresses WHERE _is_current AND id = '{entity}_{address_type}'"
+            )
+        ),
+        ["{'street_nl': Laatste Straat, 'house_number': 9}"]
+    );
+    // Its name still comes from its denominations (derived while inserting the Full).
+    assert_eq!(
+        count(
+            &conn,
+            &format!(
+                "SELECT count(*) FROM enterprises e WHERE _is_current AND enterprise_number = '{enterprise}'
+                   AND primary_name = coalesce((SELECT max(denomination) FROM denominations d
+                       WHERE d._is_current AND d.entity_number = e.enterprise_number
+                         AND d.denomination_type = '001' AND d.language = '2'), primary_name)"
+            )
+        ),
+        1
+    );
+}
