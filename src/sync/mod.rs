@@ -407,15 +407,19 @@ fn imported(file: &ExtractFileName, workflow_id: &str, done: &RunResult) -> Impo
     }
 }
 
-/// `{"at": "HH:MM"}` or `{"every": "90s"}`.
+/// `{"at": "HH:MM"}` or `{"every": "90s"}` (a bare number of seconds is taken too).
 fn parse_schedule(body: &Value) -> Result<Schedule, String> {
-    let text = |key: &str| body.get(key).and_then(Value::as_str);
-    match (text("at"), text("every")) {
+    let every = match body.get("every") {
+        Some(Value::Number(n)) => Some(format!("{n}s")),
+        Some(Value::String(s)) => Some(s.clone()),
+        _ => None,
+    };
+    match (body.get("at").and_then(Value::as_str), every) {
         (Some(at), None) => {
             Schedule::daily_at(at).map_err(|e| format!("\"at\" {at:?}: expected {e}"))
         }
         (None, Some(every)) => {
-            Schedule::every(every).map_err(|e| format!("\"every\" {every:?}: expected {e}"))
+            Schedule::every(&every).map_err(|e| format!("\"every\" {every:?}: expected {e}"))
         }
         _ => Err(format!(
             "a schedule is {{\"at\": \"HH:MM\"}} (daily, UTC) or {{\"every\": \"90s\"}}, found {body}"
@@ -535,6 +539,10 @@ mod tests {
         assert_eq!(
             parse_schedule(&json!({"every": "2s"})).unwrap(),
             Schedule::Every { seconds: 2 }
+        );
+        assert_eq!(
+            parse_schedule(&json!({"every": 3})).unwrap(),
+            Schedule::Every { seconds: 3 }
         );
         for bad in [
             json!({}),
