@@ -27,55 +27,56 @@ impl RestateClient {
         }
     }
 
-    fn post(&self, url: String) -> reqwest::RequestBuilder {
-        let request = self.http.post(url);
-        match &self.token {
-            Some(token) => request.bearer_auth(token),
-            None => request,
+    /// POSTs `body` as JSON to `url` (ingress or admin) and returns the answer's text; a
+    /// failure says `what` answered which HTTP status and words, followed by `hint`.
+    async fn call(
+        &self,
+        url: String,
+        body: &Value,
+        what: &str,
+        hint: &str,
+    ) -> anyhow::Result<String> {
+        let mut request = self.http.post(&url).json(body);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
         }
+        let response = request.send().await.with_context(|| {
+            if url.starts_with(&self.admin) {
+                format!("cannot reach the Restate admin API at {}", self.admin)
+            } else {
+                format!("cannot reach Restate ingress at {}", self.ingress)
+            }
+        })?;
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        if !status.is_success() {
+            bail!("{what} answered HTTP {status}: {text}{hint}");
+        }
+        Ok(text)
     }
 
     /// Starts `KboImport/<id>/run` with `body` (`{"url": …}` or `{"portalFile": …}`, and an
     /// optional `sha256`); returns Restate's answer.
     pub async fn start(&self, workflow_id: &str, body: &Value) -> anyhow::Result<Value> {
-        let response = self
-            .post(format!(
-                "{}/KboImport/{}/run/send",
-                self.ingress,
-                encode(workflow_id)
-            ))
-            .json(body)
-            .send()
-            .await
-            .with_context(|| format!("cannot reach Restate ingress at {}", self.ingress))?;
-        let status = response.status();
-        let text = response.text().await.unwrap_or_default();
-        if !status.is_success() {
-            bail!("starting the import answered HTTP {status}: {text}");
-        }
+        let url = format!(
+            "{}/KboImport/{}/run/send",
+            self.ingress,
+            encode(workflow_id)
+        );
+        let text = self.call(url, body, "starting the import", "").await?;
         Ok(serde_json::from_str(&text).unwrap_or(Value::String(text)))
     }
 
     /// `KboImport/<id>/getProgress`.
     pub async fn progress(&self, workflow_id: &str) -> anyhow::Result<Progress> {
-        let response = self
-            .post(format!(
-                "{}/KboImport/{}/getProgress",
-                self.ingress,
-                encode(workflow_id)
-            ))
-            .header("content-type", "application/json")
-            .body("null")
-            .send()
-            .await
-            .with_context(|| format!("cannot reach Restate ingress at {}", self.ingress))?;
-        let status = response.status();
-        let text = response.text().await.unwrap_or_default();
-        if !status.is_success() {
-            bail!(
-                "getProgress answered HTTP {status}: {text}; is the service registered (kbo-import register)?"
-            );
-        }
+        let url = format!(
+            "{}/KboImport/{}/getProgress",
+            self.ingress,
+            encode(workflow_id)
+        );
+        let text = self
+            .call(url, &Value::Null, "getProgress", NOT_REGISTERED)
+            .await?;
         serde_json::from_str(&text)
             .with_context(|| format!("getProgress answered something else than progress: {text}"))
     }
@@ -139,50 +140,29 @@ impl RestateClient {
         handler: &str,
         body: Option<Value>,
     ) -> anyhow::Result<Value> {
-        let mut request = self
-            .post(format!(
-                "{}/KboSync/{}/{handler}",
-                self.ingress,
-                encode(key)
-            ))
-            .header("content-type", "application/json");
-        request = match body {
-            Some(body) => request.json(&body),
-            None => request.body("null"),
-        };
-        let response = request
-            .send()
-            .await
-            .with_context(|| format!("cannot reach Restate ingress at {}", self.ingress))?;
-        let status = response.status();
-        let text = response.text().await.unwrap_or_default();
-        if !status.is_success() {
-            bail!(
-                "KboSync/{key}/{handler} answered HTTP {status}: {text}; is the service registered (kbo-import register)?"
-            );
-        }
-        serde_json::from_str(&text).with_context(|| {
-            format!("KboSync/{key}/{handler} answered something else than JSON: {text}")
-        })
+        let url = format!("{}/KboSync/{}/{handler}", self.ingress, encode(key));
+        let what = format!("KboSync/{key}/{handler}");
+        let text = self
+            .call(url, &body.unwrap_or(Value::Null), &what, NOT_REGISTERED)
+            .await?;
+        serde_json::from_str(&text)
+            .with_context(|| format!("{what} answered something else than JSON: {text}"))
     }
 
     /// Registers the service endpoint at `endpoint_url` with the admin API (like
     /// `restate deployments register`), replacing an earlier registration of the same URL.
     pub async fn register(&self, endpoint_url: &str) -> anyhow::Result<Value> {
-        let response = self
-            .post(format!("{}/deployments", self.admin))
-            .json(&json!({ "uri": endpoint_url, "force": true }))
-            .send()
-            .await
-            .with_context(|| format!("cannot reach the Restate admin API at {}", self.admin))?;
-        let status = response.status();
-        let text = response.text().await.unwrap_or_default();
-        if !status.is_success() {
-            bail!("registering {endpoint_url} answered HTTP {status}: {text}");
-        }
+        let body = json!({ "uri": endpoint_url, "force": true });
+        let what = format!("registering {endpoint_url}");
+        let text = self
+            .call(format!("{}/deployments", self.admin), &body, &what, "")
+            .await?;
         Ok(serde_json::from_str(&text).unwrap_or(Value::String(text)))
     }
 }
+
+/// What a failed ingress call most often means.
+const NOT_REGISTERED: &str = "; is the service registered (kbo-import register)?";
 
 fn encode(segment: &str) -> String {
     url::form_urlencoded::byte_serialize(segment.as_bytes())

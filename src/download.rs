@@ -73,21 +73,21 @@ pub async fn fetch(
         let source = url
             .to_file_path()
             .map_err(|_| ImportError::terminal(format!("{shown} is not a local file path")))?;
-        let file = tokio::fs::File::open(&source).await.map_err(|e| {
+        let mut file = tokio::fs::File::open(&source).await.map_err(|e| {
             ImportError::terminal(format!("cannot open the extract {}: {e}", source.display()))
         })?;
-        let chunks = futures_util::stream::try_unfold(file, |mut file| async move {
-            let mut buf = vec![0u8; 1 << 20];
-            let n = file.read(&mut buf).await?;
-            buf.truncate(n);
-            Ok::<_, std::io::Error>((n > 0).then_some((buf, file)))
-        })
-        .map(move |chunk| {
-            chunk.map_err(|e| {
+        let mut part = Part::create(dest).await?;
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = file.read(&mut buf).await.map_err(|e| {
                 ImportError::retryable(format!("cannot read {}: {e}", source.display()))
-            })
-        });
-        return save(chunks, &shown, dest, expected_sha256).await;
+            })?;
+            if n == 0 {
+                break;
+            }
+            part.write(&buf[..n]).await?;
+        }
+        return part.finish(&shown, dest, expected_sha256).await;
     }
     let response = client.get(url.clone()).send().await.map_err(|e| {
         ImportError::retryable(format!("cannot reach {shown}: {}", without_url(&e)))
@@ -116,69 +116,102 @@ pub async fn save_response(
     dest: &Path,
     expected_sha256: Option<&str>,
 ) -> ImportResult<Downloaded> {
-    let chunks = response.bytes_stream().map(|chunk| {
-        chunk.map_err(|e| {
+    let mut part = Part::create(dest).await?;
+    let mut body = response.bytes_stream();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| {
             ImportError::retryable(format!(
                 "download of {shown} broke off: {}",
                 without_url(&e)
             ))
-        })
-    });
-    save(chunks, shown, dest, expected_sha256).await
+        })?;
+        part.write(&chunk).await?;
+    }
+    part.finish(shown, dest, expected_sha256).await
 }
 
-/// Writes `chunks` to `dest` through a `.part` file renamed at the end, hashing on the way.
-async fn save<B: AsRef<[u8]>>(
-    chunks: impl futures_util::Stream<Item = ImportResult<B>>,
-    shown: &str,
-    dest: &Path,
-    expected_sha256: Option<&str>,
-) -> ImportResult<Downloaded> {
-    if let Some(dir) = dest.parent() {
-        tokio::fs::create_dir_all(dir)
-            .await
-            .map_err(|e| ImportError::retryable(format!("cannot create {}: {e}", dir.display())))?;
-    }
-    let part = dest.with_extension("part");
-    let mut out = tokio::fs::File::create(&part)
-        .await
-        .map_err(|e| ImportError::retryable(format!("cannot create {}: {e}", part.display())))?;
-    let write_err =
-        |e: std::io::Error| ImportError::retryable(format!("cannot write {}: {e}", part.display()));
-    let mut hasher = Sha256::new();
-    let mut bytes: u64 = 0;
-    let mut chunks = std::pin::pin!(chunks);
-    while let Some(chunk) = chunks.next().await {
-        let chunk = chunk?;
-        let chunk = chunk.as_ref();
-        hasher.update(chunk);
-        out.write_all(chunk).await.map_err(write_err)?;
-        bytes += chunk.len() as u64;
-    }
-    out.flush().await.map_err(write_err)?;
-    out.sync_all().await.map_err(write_err)?;
-    drop(out);
+/// A download in progress: a `.part` file next to its destination, hashed as it is written,
+/// renamed into place once complete and checked.
+struct Part {
+    path: PathBuf,
+    file: tokio::fs::File,
+    hasher: Sha256,
+    bytes: u64,
+}
 
-    let sha256 = hex::encode(hasher.finalize());
-    if let Some(expected) = expected_sha256
-        && !expected.eq_ignore_ascii_case(&sha256)
-    {
-        let _ = tokio::fs::remove_file(&part).await;
-        return Err(ImportError::terminal(format!(
-            "the extract from {shown} has sha256 {sha256}, but {expected} was expected; the file is not the one requested"
-        )));
+impl Part {
+    async fn create(dest: &Path) -> ImportResult<Part> {
+        if let Some(dir) = dest.parent() {
+            tokio::fs::create_dir_all(dir).await.map_err(|e| {
+                ImportError::retryable(format!("cannot create {}: {e}", dir.display()))
+            })?;
+        }
+        let path = dest.with_extension("part");
+        let file = tokio::fs::File::create(&path).await.map_err(|e| {
+            ImportError::retryable(format!("cannot create {}: {e}", path.display()))
+        })?;
+        Ok(Part {
+            path,
+            file,
+            hasher: Sha256::new(),
+            bytes: 0,
+        })
     }
-    tokio::fs::rename(&part, dest).await.map_err(|e| {
-        ImportError::retryable(format!(
-            "cannot move the download to {}: {e}",
-            dest.display()
-        ))
-    })?;
-    Ok(Downloaded {
-        path: dest.to_path_buf(),
-        sha256,
-        bytes,
-    })
+
+    fn write_error(&self, e: std::io::Error) -> ImportError {
+        ImportError::retryable(format!("cannot write {}: {e}", self.path.display()))
+    }
+
+    async fn write(&mut self, chunk: &[u8]) -> ImportResult<()> {
+        self.hasher.update(chunk);
+        self.bytes += chunk.len() as u64;
+        match self.file.write_all(chunk).await {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.write_error(e)),
+        }
+    }
+
+    /// Flushes, checks `expected_sha256` (the part is removed if it differs) and moves the
+    /// file to `dest`.
+    async fn finish(
+        mut self,
+        shown: &str,
+        dest: &Path,
+        expected_sha256: Option<&str>,
+    ) -> ImportResult<Downloaded> {
+        let synced = match self.file.flush().await {
+            Ok(()) => self.file.sync_all().await,
+            Err(e) => Err(e),
+        };
+        synced.map_err(|e| self.write_error(e))?;
+        let Part {
+            path,
+            file,
+            hasher,
+            bytes,
+        } = self;
+        drop(file);
+        let sha256 = hex::encode(hasher.finalize());
+        if let Some(expected) = expected_sha256
+            && !expected.eq_ignore_ascii_case(&sha256)
+        {
+            let _ = tokio::fs::remove_file(&path).await;
+            return Err(ImportError::terminal(format!(
+                "the extract from {shown} has sha256 {sha256}, but {expected} was expected; the file is not the one requested"
+            )));
+        }
+        tokio::fs::rename(&path, dest).await.map_err(|e| {
+            ImportError::retryable(format!(
+                "cannot move the download to {}: {e}",
+                dest.display()
+            ))
+        })?;
+        Ok(Downloaded {
+            path: dest.to_path_buf(),
+            sha256,
+            bytes,
+        })
+    }
 }
 
 /// A reqwest error's words without the URL it carries (which may hold credentials).

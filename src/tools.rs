@@ -17,18 +17,7 @@ pub fn native_binary(launcher: &Path) -> PathBuf {
     let Some(modules) = launcher.parent().and_then(Path::parent) else {
         return launcher.to_path_buf();
     };
-    let platform = format!(
-        "{name}-{}-{}",
-        match std::env::consts::OS {
-            "macos" => "darwin",
-            os => os,
-        },
-        match std::env::consts::ARCH {
-            "x86_64" => "x64",
-            "aarch64" => "arm64",
-            arch => arch,
-        }
-    );
+    let platform = format!("{name}-{}", npm_platform());
     let native = modules
         .join("@restatedev")
         .join(platform)
@@ -41,9 +30,33 @@ pub fn native_binary(launcher: &Path) -> PathBuf {
     }
 }
 
+/// How npm packages name this platform: `linux-x64`, `darwin-arm64`, …
+fn npm_platform() -> String {
+    let os = match std::env::consts::OS {
+        "macos" => "darwin",
+        os => os,
+    };
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "x64",
+        "aarch64" => "arm64",
+        arch => arch,
+    };
+    format!("{os}-{arch}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_the_platform_as_npm_does() {
+        if cfg!(all(target_os = "linux", target_arch = "x86_64")) {
+            assert_eq!(npm_platform(), "linux-x64");
+        }
+        if cfg!(all(target_os = "macos", target_arch = "aarch64")) {
+            assert_eq!(npm_platform(), "darwin-arm64");
+        }
+    }
 
     #[test]
     fn finds_the_native_binary_next_to_the_launcher() {
@@ -57,17 +70,9 @@ mod tests {
             launcher,
             "no native package: the launcher"
         );
-        let arch = match std::env::consts::ARCH {
-            "x86_64" => "x64",
-            "aarch64" => "arm64",
-            a => a,
-        };
-        let os = match std::env::consts::OS {
-            "macos" => "darwin",
-            o => o,
-        };
         let native = dir.path().join(format!(
-            "node_modules/@restatedev/restate-server-{os}-{arch}/bin"
+            "node_modules/@restatedev/restate-server-{}/bin",
+            npm_platform()
         ));
         std::fs::create_dir_all(&native).unwrap();
         std::fs::write(native.join("restate-server"), "ELF").unwrap();

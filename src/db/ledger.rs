@@ -119,13 +119,7 @@ fn check_order(conn: &Connection, job: &Job) -> ImportResult<()> {
             number.map(|n| n.to_string()).unwrap_or_else(|| "?".into())
         )));
     }
-    let last: Option<i64> = conn
-        .query_row(
-            "SELECT max(extract_number) FROM import_jobs WHERE status = 'completed'",
-            [],
-            |r| r.get(0),
-        )
-        .map_err(&err)?;
+    let last = last_applied(conn)?.map(i64::from);
     let n = i64::from(n);
     match (job.meta.extract_type, last) {
         (ExtractType::Full, None) => Ok(()),

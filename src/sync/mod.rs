@@ -15,7 +15,7 @@ use crate::error::ImportError;
 use crate::extract::ExtractType;
 use crate::extract::file_name::ExtractFileName;
 use crate::importer::Importer;
-use crate::workflow::{KboImportClient, RunResult};
+use crate::workflow::{KboImportClient, RunResult, local_retries, network_retries};
 use plan::Skipped;
 use restate_sdk::prelude::*;
 use schedule::Schedule;
@@ -122,24 +122,6 @@ impl KboSync {
             default_schedule,
         }
     }
-}
-
-/// Retries for talking to the portal: about five minutes, then the sync reports the error.
-fn portal_retries() -> RunRetryPolicy {
-    RunRetryPolicy::new()
-        .initial_delay(Duration::from_secs(1))
-        .exponentiation_factor(2.0)
-        .max_delay(Duration::from_secs(30))
-        .max_attempts(12)
-}
-
-/// Retries for reading the register.
-fn local_retries() -> RunRetryPolicy {
-    RunRetryPolicy::new()
-        .initial_delay(Duration::from_millis(500))
-        .exponentiation_factor(2.0)
-        .max_delay(Duration::from_secs(10))
-        .max_attempts(10)
 }
 
 #[restate_sdk::object]
@@ -347,7 +329,7 @@ impl KboSync {
             ))
         })
         .name("list-portal")
-        .retry_policy(portal_retries())
+        .retry_policy(network_retries())
         .await
         .map(Json::into_inner)
     }

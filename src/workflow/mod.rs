@@ -53,8 +53,9 @@ impl KboImport {
     }
 }
 
-/// Retries for steps that talk to the network: about five minutes, then the import fails.
-fn network_retries() -> RunRetryPolicy {
+/// Retries for steps that talk to the network (the extract's server, the KBO portal): about
+/// five minutes, then the step fails.
+pub(crate) fn network_retries() -> RunRetryPolicy {
     RunRetryPolicy::new()
         .initial_delay(Duration::from_secs(1))
         .exponentiation_factor(2.0)
@@ -63,7 +64,7 @@ fn network_retries() -> RunRetryPolicy {
 }
 
 /// Retries for steps that work on the database and local files.
-fn local_retries() -> RunRetryPolicy {
+pub(crate) fn local_retries() -> RunRetryPolicy {
     RunRetryPolicy::new()
         .initial_delay(Duration::from_millis(500))
         .exponentiation_factor(2.0)

@@ -2,26 +2,12 @@
 //! the service's JSON logs.
 
 use crate::fixtures::chain;
-use crate::harness::{Restate, Service, file_url};
+use crate::harness::{Restate, Service, file_url, output_text};
 use serde_json::Value;
 use std::process::{Command, Output};
 
 fn kbo_import(restate: &Restate, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kbo-import"))
-        .args(args)
-        .env("RESTATE_INGRESS_URL", restate.ingress_url())
-        .env("RESTATE_ADMIN_URL", restate.admin_url())
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("kbo-import runs")
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
+    restate.kbo_import(args, &[])
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -38,7 +24,7 @@ async fn register_start_watch_and_status_drive_an_import() {
     // register: the service appears in the admin API's service list.
     let endpoint = format!("http://127.0.0.1:{}", service.port);
     let out = kbo_import(&restate, &["register", &endpoint]);
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     let services: Value = reqwest::get(format!("{}/services", restate.admin_url()))
         .await
         .unwrap()
@@ -55,7 +41,7 @@ async fn register_start_watch_and_status_drive_an_import() {
 
     // start + watch: exit code 0 and a final line with the counts; the id comes from the file name.
     let out = kbo_import(&restate, &["start", &file_url(&chain.full), "--watch"]);
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let last = stdout.lines().last().unwrap_or_default();
     assert!(
@@ -69,7 +55,7 @@ async fn register_start_watch_and_status_drive_an_import() {
 
     // status: one JSON line.
     let out = kbo_import(&restate, &["status", "kbo-0140-full"]);
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     let status: Value = serde_json::from_slice(&out.stdout).expect("status prints JSON");
     assert_eq!(status["status"], "completed");
 
@@ -84,7 +70,7 @@ async fn register_start_watch_and_status_drive_an_import() {
             "--watch",
         ],
     );
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     let out = kbo_import(
         &restate,
         &[
@@ -96,14 +82,18 @@ async fn register_start_watch_and_status_drive_an_import() {
         ],
     );
     assert!(!out.status.success(), "a second import of 141 fails");
-    let out_text = text(&out);
+    let out_text = output_text(&out);
     assert!(
         out_text.contains("failed") && out_text.contains("141"),
         "{out_text}"
     );
     let out = kbo_import(&restate, &["watch", "again-141"]);
     assert!(!out.status.success());
-    assert!(text(&out).contains("already completed"), "{}", text(&out));
+    assert!(
+        output_text(&out).contains("already completed"),
+        "{}",
+        output_text(&out)
+    );
 
     // JSON logs: every line parses, and the batch steps carry their fields.
     let log = service.process.log();

@@ -3,7 +3,7 @@
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -215,6 +215,18 @@ impl Restate {
         );
     }
 
+    /// Runs the `kbo-import` binary with this server's URLs and extra environment `env`.
+    pub fn kbo_import(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_kbo-import"))
+            .args(args)
+            .env("RESTATE_INGRESS_URL", self.ingress_url())
+            .env("RESTATE_ADMIN_URL", self.admin_url())
+            .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
+            .output()
+            .expect("kbo-import runs")
+    }
+
     /// Waits for the server's log to show a word starting with `prefix`, and returns it.
     pub fn wait_log_token(&self, prefix: &str) -> String {
         let mut found = None;
@@ -250,19 +262,30 @@ impl Restate {
         );
     }
 
+    /// `POST <ingress><path>` with `body` as JSON (no body at all when `None`); asserts a
+    /// success and returns the answer's text.
+    async fn post_ok(&self, path: &str, body: Option<&Value>) -> String {
+        let mut request = self.http.post(format!("{}{path}", self.ingress_url()));
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.expect("ingress answers");
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        assert!(status.is_success(), "{path} answered {status}: {text}");
+        text
+    }
+
+    /// `POST <ingress><path>` as [`Restate::post_ok`], its answer read as JSON.
+    async fn post_json(&self, path: &str, body: Option<&Value>) -> Value {
+        let text = self.post_ok(path, body).await;
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path} is not JSON ({e}): {text}"))
+    }
+
     /// Starts an import and returns its invocation id.
     pub async fn start_import_id(&self, workflow_id: &str, body: Value) -> String {
-        let response = self
-            .http
-            .post(format!(
-                "{}/KboImport/{workflow_id}/run/send",
-                self.ingress_url()
-            ))
-            .json(&body)
-            .send()
-            .await
-            .expect("ingress answers");
-        let answer: Value = response.json().await.unwrap();
+        let path = format!("/KboImport/{workflow_id}/run/send");
+        let answer = self.post_json(&path, Some(&body)).await;
         answer["invocationId"]
             .as_str()
             .unwrap_or_else(|| panic!("run/send answers an invocation id: {answer}"))
@@ -271,58 +294,20 @@ impl Restate {
 
     /// `POST /KboImport/<id>/run/send`: starts an import.
     pub async fn start_import(&self, workflow_id: &str, body: Value) {
-        let response = self
-            .http
-            .post(format!(
-                "{}/KboImport/{workflow_id}/run/send",
-                self.ingress_url()
-            ))
-            .json(&body)
-            .send()
-            .await
-            .expect("ingress answers");
-        let status = response.status();
-        let text = response.text().await.unwrap_or_default();
-        assert!(status.is_success(), "run/send answered {status}: {text}");
+        let path = format!("/KboImport/{workflow_id}/run/send");
+        self.post_ok(&path, Some(&body)).await;
     }
 
     /// `POST /KboImport/<id>/getProgress` with the old web app's body (`null`, JSON).
     pub async fn progress(&self, workflow_id: &str) -> Value {
-        let response = self
-            .http
-            .post(format!(
-                "{}/KboImport/{workflow_id}/getProgress",
-                self.ingress_url()
-            ))
-            .header("content-type", "application/json")
-            .body("null")
-            .send()
-            .await
-            .expect("ingress answers");
-        let status = response.status();
-        let text = response.text().await.unwrap_or_default();
-        assert!(status.is_success(), "getProgress answered {status}: {text}");
-        serde_json::from_str(&text)
-            .unwrap_or_else(|e| panic!("getProgress is not JSON ({e}): {text}"))
+        let path = format!("/KboImport/{workflow_id}/getProgress");
+        self.post_json(&path, Some(&Value::Null)).await
     }
 
     /// `POST /KboImport/<id>/getProgress` with no body at all.
     pub async fn progress_without_body(&self, workflow_id: &str) -> Value {
-        let response = self
-            .http
-            .post(format!(
-                "{}/KboImport/{workflow_id}/getProgress",
-                self.ingress_url()
-            ))
-            .send()
-            .await
-            .expect("ingress answers");
-        assert!(
-            response.status().is_success(),
-            "getProgress without a body answered {}",
-            response.status()
-        );
-        response.json().await.unwrap()
+        let path = format!("/KboImport/{workflow_id}/getProgress");
+        self.post_json(&path, None).await
     }
 
     /// Imports the extract at `zip` as workflow `id` and asserts that it completes.
@@ -352,43 +337,15 @@ impl Restate {
     /// `POST /KboSync/<key>/<handler>` with `body` (JSON `null` when `None`); returns the
     /// answer, asserting success.
     pub async fn sync(&self, key: &str, handler: &str, body: Option<Value>) -> Value {
-        let response = self
-            .http
-            .post(format!("{}/KboSync/{key}/{handler}", self.ingress_url()))
-            .header("content-type", "application/json")
-            .body(body.unwrap_or(Value::Null).to_string())
-            .send()
+        let body = body.unwrap_or(Value::Null);
+        self.post_json(&format!("/KboSync/{key}/{handler}"), Some(&body))
             .await
-            .expect("ingress answers");
-        let status = response.status();
-        let text = response.text().await.unwrap_or_default();
-        assert!(
-            status.is_success(),
-            "KboSync/{key}/{handler} answered {status}: {text}"
-        );
-        serde_json::from_str(&text)
-            .unwrap_or_else(|e| panic!("{handler} is not JSON ({e}): {text}"))
     }
 
     /// `POST /KboSync/<key>/<handler>/send`: starts a handler without waiting for it.
     pub async fn sync_send(&self, key: &str, handler: &str) {
-        let response = self
-            .http
-            .post(format!(
-                "{}/KboSync/{key}/{handler}/send",
-                self.ingress_url()
-            ))
-            .header("content-type", "application/json")
-            .body("null")
-            .send()
-            .await
-            .expect("ingress answers");
-        let status = response.status();
-        let text = response.text().await.unwrap_or_default();
-        assert!(
-            status.is_success(),
-            "KboSync/{key}/{handler}/send answered {status}: {text}"
-        );
+        let path = format!("/KboSync/{key}/{handler}/send");
+        self.post_ok(&path, Some(&Value::Null)).await;
     }
 
     /// The output of a finished `run`, through ingress (`/restate/workflow/…/output`).
@@ -476,4 +433,13 @@ impl Service {
 /// A `file://` URL for a local extract.
 pub fn file_url(path: &Path) -> String {
     url::Url::from_file_path(path).unwrap().to_string()
+}
+
+/// A command's standard output and error, for messages.
+pub fn output_text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
 }

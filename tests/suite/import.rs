@@ -21,11 +21,7 @@ async fn full_then_update_gives_the_same_register_as_the_next_full() {
         &dir.path().join("a.duckdb"),
         &[("KBO_BATCH_ROWS", "20000")],
     );
-    restate
-        .start_import("full-140", json!(file_url(&chain.full)))
-        .await;
-    let done = restate.wait_finished("full-140", MINUTE).await;
-    assert_eq!(done["status"], "completed", "{done}");
+    restate.import_completed("full-140", &chain.full).await;
     restate
         .start_import("update-141", json!({ "url": file_url(&chain.update) }))
         .await;
@@ -47,11 +43,7 @@ async fn full_then_update_gives_the_same_register_as_the_next_full() {
         &dir.path().join("b.duckdb"),
         &[("KBO_BATCH_ROWS", "20000")],
     );
-    restate
-        .start_import("full-141", json!(file_url(&chain.next_full)))
-        .await;
-    let done = restate.wait_finished("full-141", MINUTE).await;
-    assert_eq!(done["status"], "completed", "{done}");
+    restate.import_completed("full-141", &chain.next_full).await;
     drop(b);
 
     let (a, b) = (

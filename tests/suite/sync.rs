@@ -3,19 +3,53 @@
 //! credentials, and the schedule firing by itself.
 
 use crate::fixtures::chain;
-use crate::harness::Restate;
+use crate::harness::{Restate, Service, output_text};
 use crate::portal_server::{self, Portal};
 use crate::tables::{DATA_TABLES, assert_same_rows, count, current, open};
 use serde_json::{Value, json};
-use std::path::Path;
-use std::process::{Command, Output};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// The service's environment: small batches, and the stand-in portal with `password`.
-fn env<'a>(portal: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
-    let mut env: Vec<(&str, &str)> = portal.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    env.push(("KBO_BATCH_ROWS", "20000"));
-    env
+/// What a sync test runs against: the portal stand-in offering `files`, a real Restate server,
+/// and the service with its own database, small batches and the stand-in's account.
+struct World {
+    portal: Portal,
+    restate: Restate,
+    service: Service,
+    database: PathBuf,
+    /// Dropped last: the processes above work in it.
+    dir: tempfile::TempDir,
+}
+
+impl World {
+    /// Starts it all; `env` comes after the defaults, so it may replace them.
+    async fn start(files: &[&Path], env: &[(&str, &str)]) -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let portal = Portal::start().await;
+        for file in files {
+            portal.offer(file);
+        }
+        let restate = Restate::start(dir.path());
+        let portal_env = portal.env();
+        let mut service_env: Vec<(&str, &str)> =
+            portal_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        service_env.push(("KBO_BATCH_ROWS", "20000"));
+        service_env.extend_from_slice(env);
+        let database = dir.path().join("kbo.duckdb");
+        let service = restate.serve(dir.path(), &database, &service_env);
+        World {
+            portal,
+            restate,
+            service,
+            database,
+            dir,
+        }
+    }
+
+    /// `KboSync/default/syncNow`: one sync, its report.
+    async fn sync_now(&self) -> Value {
+        self.restate.sync("default", "syncNow", None).await
+    }
 }
 
 /// Names and workflow ids of a report's imports, in order.
@@ -37,40 +71,16 @@ fn file_name(path: &Path) -> String {
     path.file_name().unwrap().to_string_lossy().into_owned()
 }
 
-fn kbo_import(restate: &Restate, args: &[&str], env: &[(&str, &str)]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kbo-import"))
-        .args(args)
-        .env("RESTATE_INGRESS_URL", restate.ingress_url())
-        .env("RESTATE_ADMIN_URL", restate.admin_url())
-        .env("RUST_LOG", "warn")
-        .envs(env.iter().copied())
-        .output()
-        .expect("kbo-import runs")
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_sync_catches_up_an_empty_register_in_extract_order_and_never_imports_twice() {
     let chain = chain();
-    let dir = tempfile::tempdir().unwrap();
-    let portal = Portal::start().await;
-    portal.offer(&chain.full);
-    portal.offer(&chain.update);
+    let world = World::start(&[&chain.full, &chain.update], &[]).await;
+    let (portal, restate) = (&world.portal, &world.restate);
     // An older update the newest Full replaces: never downloaded (its bytes are not even
     // an extract 139).
     portal.offer_as("KboOpenData_0139_2025_10_02_Update.zip", &chain.update);
-    let restate = Restate::start(dir.path());
-    let portal_env = portal.env();
-    let service = restate.serve(dir.path(), &dir.path().join("a.duckdb"), &env(&portal_env));
 
-    let report = restate.sync("default", "syncNow", None).await;
+    let report = world.sync_now().await;
     assert_eq!(report["errors"], json!([]), "{report}");
     assert_eq!(
         imported(&report),
@@ -104,7 +114,7 @@ async fn a_sync_catches_up_an_empty_register_in_extract_order_and_never_imports_
 
     // The newest Full appears: the register is already there, so nothing is imported.
     portal.offer(&chain.next_full);
-    let again = restate.sync("default", "syncNow", None).await;
+    let again = world.sync_now().await;
     assert_eq!(again["errors"], json!([]), "{again}");
     assert_eq!(imported(&again), [], "{again}");
     assert_eq!(again["register_before"], 141);
@@ -116,16 +126,17 @@ async fn a_sync_catches_up_an_empty_register_in_extract_order_and_never_imports_
     assert_eq!(portal.downloads(), 2, "the second sync downloads nothing");
     let last = restate.sync("default", "lastReport", None).await;
     assert_eq!(last, again, "lastReport answers the last sync's report");
-    drop(service);
+    drop(world.service);
 
     // The register equals Full(141) imported on its own.
-    let reference = restate.serve(dir.path(), &dir.path().join("b.duckdb"), &[]);
-    restate.import_completed("full-141", &chain.next_full).await;
+    let reference_db = world.dir.path().join("reference.duckdb");
+    let reference = world.restate.serve(world.dir.path(), &reference_db, &[]);
+    world
+        .restate
+        .import_completed("full-141", &chain.next_full)
+        .await;
     drop(reference);
-    let (a, b) = (
-        open(&dir.path().join("a.duckdb")),
-        open(&dir.path().join("b.duckdb")),
-    );
+    let (a, b) = (open(&world.database), open(&reference_db));
     assert_eq!(
         count(
             &a,
@@ -146,18 +157,10 @@ async fn a_sync_catches_up_an_empty_register_in_extract_order_and_never_imports_
 #[tokio::test(flavor = "multi_thread")]
 async fn expired_sessions_are_recovered_by_logging_in_again() {
     let chain = chain();
-    let dir = tempfile::tempdir().unwrap();
-    let portal = Portal::start().await;
-    portal.offer(&chain.full);
-    let restate = Restate::start(dir.path());
-    let portal_env = portal.env();
-    let _service = restate.serve(
-        dir.path(),
-        &dir.path().join("kbo.duckdb"),
-        &env(&portal_env),
-    );
+    let world = World::start(&[&chain.full], &[]).await;
+    let portal = &world.portal;
 
-    let first = restate.sync("default", "syncNow", None).await;
+    let first = world.sync_now().await;
     assert_eq!(imported(&first).len(), 1, "{first}");
     assert_eq!(portal.logins(), 1);
 
@@ -166,7 +169,7 @@ async fn expired_sessions_are_recovered_by_logging_in_again() {
     portal.offer(&chain.update);
     portal.expire_sessions();
     portal.expire_after_next_listing();
-    let second = restate.sync("default", "syncNow", None).await;
+    let second = world.sync_now().await;
     assert_eq!(second["errors"], json!([]), "{second}");
     assert_eq!(
         imported(&second),
@@ -181,20 +184,14 @@ async fn expired_sessions_are_recovered_by_logging_in_again() {
 #[tokio::test(flavor = "multi_thread")]
 async fn when_an_update_is_gone_the_sync_continues_from_the_newest_full_and_says_so() {
     let chain = chain();
-    let dir = tempfile::tempdir().unwrap();
-    let portal = Portal::start().await;
-    portal.offer(&chain.full);
-    let restate = Restate::start(dir.path());
-    let portal_env = portal.env();
-    let database = dir.path().join("kbo.duckdb");
-    let service = restate.serve(dir.path(), &database, &env(&portal_env));
-    let first = restate.sync("default", "syncNow", None).await;
+    let world = World::start(&[&chain.full], &[]).await;
+    let first = world.sync_now().await;
     assert_eq!(first["register_after"], 140, "{first}");
 
     // Update 141 came and went while the sync was not running; Full 141 is there.
-    portal.withdraw(&file_name(&chain.full));
-    portal.offer(&chain.next_full);
-    let report = restate.sync("default", "syncNow", None).await;
+    world.portal.withdraw(&file_name(&chain.full));
+    world.portal.offer(&chain.next_full);
+    let report = world.sync_now().await;
     assert_eq!(report["errors"], json!([]), "{report}");
     assert_eq!(
         imported(&report),
@@ -207,8 +204,8 @@ async fn when_an_update_is_gone_the_sync_continues_from_the_newest_full_and_says
         "{report}"
     );
     assert_eq!(report["register_after"], 141);
-    drop(service);
-    let db = open(&database);
+    drop(world.service);
+    let db = open(&world.database);
     assert_eq!(
         count(
             &db,
@@ -222,18 +219,12 @@ async fn when_an_update_is_gone_the_sync_continues_from_the_newest_full_and_says
 #[tokio::test(flavor = "multi_thread")]
 async fn a_broken_file_is_refused_and_its_replacement_imported_by_a_later_sync() {
     let chain = chain();
-    let dir = tempfile::tempdir().unwrap();
-    let portal = Portal::start().await;
-    portal.offer(&chain.full);
-    let broken = dir.path().join("broken.zip");
+    let world = World::start(&[&chain.full], &[]).await;
+    let broken = world.dir.path().join("broken.zip");
     std::fs::write(&broken, b"PK\x03\x04 this is not the update").unwrap();
-    portal.offer_as(&file_name(&chain.update), &broken);
-    let restate = Restate::start(dir.path());
-    let portal_env = portal.env();
-    let database = dir.path().join("kbo.duckdb");
-    let _service = restate.serve(dir.path(), &database, &env(&portal_env));
+    world.portal.offer_as(&file_name(&chain.update), &broken);
 
-    let first = restate.sync("default", "syncNow", None).await;
+    let first = world.sync_now().await;
     assert_eq!(
         imported(&first),
         [(file_name(&chain.full), "kbo-0140-full".to_string())],
@@ -248,8 +239,8 @@ async fn a_broken_file_is_refused_and_its_replacement_imported_by_a_later_sync()
 
     // The portal publishes the file again, complete: the next sync imports it under a new
     // attempt id (the failed workflow keeps its failure).
-    portal.offer(&chain.update);
-    let second = restate.sync("default", "syncNow", None).await;
+    world.portal.offer(&chain.update);
+    let second = world.sync_now().await;
     assert_eq!(second["errors"], json!([]), "{second}");
     assert_eq!(
         imported(&second),
@@ -265,17 +256,9 @@ async fn a_broken_file_is_refused_and_its_replacement_imported_by_a_later_sync()
 #[tokio::test(flavor = "multi_thread")]
 async fn a_sync_survives_the_service_killed_in_the_middle_of_an_import() {
     let chain = chain();
-    let dir = tempfile::tempdir().unwrap();
-    let portal = Portal::start().await;
-    portal.offer(&chain.full);
-    portal.offer(&chain.update);
-    let restate = Restate::start(dir.path());
-    let portal_env = portal.env();
-    let mut env = env(&portal_env);
-    env.retain(|(k, _)| *k != "KBO_BATCH_ROWS");
-    env.push(("KBO_BATCH_ROWS", "2000"));
-    let database = dir.path().join("kbo.duckdb");
-    let mut service = restate.serve(dir.path(), &database, &env);
+    let mut world =
+        World::start(&[&chain.full, &chain.update], &[("KBO_BATCH_ROWS", "2000")]).await;
+    let restate = &world.restate;
 
     restate.sync_send("default", "syncNow").await;
     let start = Instant::now();
@@ -291,9 +274,10 @@ async fn a_sync_survives_the_service_killed_in_the_middle_of_an_import() {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    service.restart();
+    world.service.restart();
+    let restate = &world.restate;
 
-    let status = wait_status(&restate, "the sync to finish after the kill", |s| {
+    let status = wait_status(restate, "the sync to finish after the kill", |s| {
         s["last_report"]["register_after"] == 141
     })
     .await;
@@ -307,8 +291,8 @@ async fn a_sync_survives_the_service_killed_in_the_middle_of_an_import() {
         ],
         "{status}"
     );
-    drop(service);
-    let db = open(&database);
+    drop(world.service);
+    let db = open(&world.database);
     assert_eq!(
         count(
             &db,
@@ -322,20 +306,11 @@ async fn a_sync_survives_the_service_killed_in_the_middle_of_an_import() {
 #[tokio::test(flavor = "multi_thread")]
 async fn wrong_credentials_fail_with_a_clear_message_and_import_nothing() {
     let chain = chain();
-    let dir = tempfile::tempdir().unwrap();
-    let portal = Portal::start().await;
-    portal.offer(&chain.full);
-    let restate = Restate::start(dir.path());
-    let url = portal.url();
-    let env = [
-        ("KBO_PORTAL_URL", url.as_str()),
-        ("KBO_USERNAME", portal_server::USERNAME),
-        ("KBO_PASSWORD", "not-the-password"),
-    ];
-    let database = dir.path().join("kbo.duckdb");
-    let service = restate.serve(dir.path(), &database, &env);
+    let wrong = [("KBO_PASSWORD", "not-the-password")];
+    let world = World::start(&[&chain.full], &wrong).await;
+    let (portal, restate) = (&world.portal, &world.restate);
 
-    let report = restate.sync("default", "syncNow", None).await;
+    let report = world.sync_now().await;
     let errors = report["errors"].to_string();
     assert!(
         errors.contains("refused the login") && errors.contains("KBO_PASSWORD"),
@@ -348,25 +323,35 @@ async fn wrong_credentials_fail_with_a_clear_message_and_import_nothing() {
         "a refused login is not retried: {report}"
     );
     assert_eq!(portal.downloads(), 0);
-    let log = service.process.log();
+    let log = world.service.process.log();
     assert!(
         !log.contains("not-the-password"),
         "the password never reaches the log"
     );
-    drop(service);
+    drop(world.service);
     assert!(
-        !database.exists(),
+        !world.database.exists(),
         "the sync stops before touching the database"
     );
 
     // The operator's check of the account says the same, without Restate.
-    let out = kbo_import(&restate, &["sync", "list"], &env);
+    let url = portal.url();
+    let env = [
+        ("KBO_PORTAL_URL", url.as_str()),
+        ("KBO_USERNAME", portal_server::USERNAME),
+        ("KBO_PASSWORD", "not-the-password"),
+    ];
+    let out = restate.kbo_import(&["sync", "list"], &env);
     assert!(!out.status.success());
-    assert!(text(&out).contains("refused the login"), "{}", text(&out));
+    assert!(
+        output_text(&out).contains("refused the login"),
+        "{}",
+        output_text(&out)
+    );
     let good = portal.env();
     let good: Vec<(&str, &str)> = good.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let out = kbo_import(&restate, &["sync", "list"], &good);
-    assert!(out.status.success(), "{}", text(&out));
+    let out = restate.kbo_import(&["sync", "list"], &good);
+    assert!(out.status.success(), "{}", output_text(&out));
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
         file_name(&chain.full)
@@ -376,47 +361,39 @@ async fn wrong_credentials_fail_with_a_clear_message_and_import_nothing() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_schedule_fires_by_itself_until_paused() {
     let chain = chain();
-    let dir = tempfile::tempdir().unwrap();
-    let portal = Portal::start().await;
-    portal.offer(&chain.full);
-    let restate = Restate::start(dir.path());
-    let portal_env = portal.env();
-    let _service = restate.serve(
-        dir.path(),
-        &dir.path().join("kbo.duckdb"),
-        &env(&portal_env),
-    );
+    let world = World::start(&[&chain.full], &[]).await;
+    let restate = &world.restate;
 
     // Armed through the CLI, every 2 seconds.
-    let out = kbo_import(&restate, &["sync", "schedule", "--every", "2s"], &[]);
-    assert!(out.status.success(), "{}", text(&out));
+    let out = restate.kbo_import(&["sync", "schedule", "--every", "2s"], &[]);
+    assert!(out.status.success(), "{}", output_text(&out));
     let armed: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(armed["schedule"], "every 2s", "{armed}");
     assert_eq!(armed["active"], true, "{armed}");
 
     // Nobody calls syncNow: the scheduled runs import Full(140), then Update(141) once it
     // is published.
-    let status = wait_status(&restate, "Full 140 imported by a scheduled run", |s| {
+    let status = wait_status(restate, "Full 140 imported by a scheduled run", |s| {
         s["last_report"]["register_after"] == 140
     })
     .await;
     assert_eq!(status["last_report"]["trigger"], "schedule", "{status}");
-    portal.offer(&chain.update);
-    wait_status(&restate, "Update 141 imported by a scheduled run", |s| {
+    world.portal.offer(&chain.update);
+    wait_status(restate, "Update 141 imported by a scheduled run", |s| {
         s["last_report"]["register_after"] == 141
     })
     .await;
 
     // Paused: no run fires any more.
-    let out = kbo_import(&restate, &["sync", "pause"], &[]);
-    assert!(out.status.success(), "{}", text(&out));
+    let out = restate.kbo_import(&["sync", "pause"], &[]);
+    assert!(out.status.success(), "{}", output_text(&out));
     let paused: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(paused["active"], false, "{paused}");
     let runs = paused["scheduled_runs"].as_u64().unwrap();
     assert!(runs >= 2, "{paused}");
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let out = kbo_import(&restate, &["sync", "status"], &[]);
-    assert!(out.status.success(), "{}", text(&out));
+    let out = restate.kbo_import(&["sync", "status"], &[]);
+    assert!(out.status.success(), "{}", output_text(&out));
     let later: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(later["scheduled_runs"].as_u64(), Some(runs), "{later}");
     assert_eq!(later["next_run_at"], Value::Null, "{later}");
