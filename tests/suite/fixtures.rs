@@ -64,3 +64,15 @@ pub fn with_meta(src: &Path, dst: &Path, from: &str, to: &str) -> PathBuf {
     });
     dst.to_path_buf()
 }
+
+/// The text of member `member` of the extract at `zip`.
+pub fn member_text(zip: &Path, member: &str) -> String {
+    let mut archive = zip::ZipArchive::new(std::fs::File::open(zip).unwrap()).unwrap();
+    let mut text = String::new();
+    archive
+        .by_name(member)
+        .unwrap_or_else(|e| panic!("{} has no {member}: {e}", zip.display()))
+        .read_to_string(&mut text)
+        .unwrap();
+    text
+}

@@ -1,7 +1,7 @@
 //! Full and Update extracts through a real Restate server: the register they produce, and the
 //! progress reported on the way.
 
-use crate::fixtures::chain;
+use crate::fixtures::{chain, member_text};
 use crate::harness::{Restate, file_url};
 use crate::tables::{DATA_TABLES, assert_same_rows, count, current, open, rows};
 use serde_json::json;
@@ -262,14 +262,7 @@ async fn get_progress_moves_while_batches_run_and_reports_the_end() {
 
 /// Distinct lines (parsed, so that `""` and an empty value are the same NULL) per data file.
 fn distinct_lines(zip: &std::path::Path, member: &str) -> usize {
-    use std::io::Read;
-    let mut archive = zip::ZipArchive::new(std::fs::File::open(zip).unwrap()).unwrap();
-    let mut text = String::new();
-    archive
-        .by_name(member)
-        .unwrap()
-        .read_to_string(&mut text)
-        .unwrap();
+    let text = member_text(zip, member);
     let lines: std::collections::HashSet<Vec<Option<String>>> = text
         .lines()
         .skip(1)
@@ -382,14 +375,7 @@ async fn a_full_holds_exactly_its_lines_and_the_next_full_retires_every_row_of_i
 
 /// The first two fields of the first data line of a member.
 fn first_key(zip: &std::path::Path, member: &str) -> (String, String) {
-    use std::io::Read;
-    let mut archive = zip::ZipArchive::new(std::fs::File::open(zip).unwrap()).unwrap();
-    let mut text = String::new();
-    archive
-        .by_name(member)
-        .unwrap()
-        .read_to_string(&mut text)
-        .unwrap();
+    let text = member_text(zip, member);
     let fields = kbo_import::extract::dialect::split_line(text.lines().nth(1).unwrap()).unwrap();
     (
         fields[0].clone().unwrap(),
