@@ -1,13 +1,14 @@
 # syntax=docker/dockerfile:1
 # kbo-import: the Restate endpoint serving the KboImport workflow.
 #   docker build -t kbo-import .
-#   docker run -p 9080:9080 -v kbo-data:/data -e MOTHERDUCK_TOKEN=... -e KBO_DATABASE=md:kbo kbo-import
+#   docker run -p 9080:9080 -v kbo-data:/data kbo-import                        # /data/kbo.duckdb
+#   docker run -p 9080:9080 -v kbo-data:/data -e MOTHERDUCK_TOKEN=... kbo-import  # md:kbo
 
 # --- build ---------------------------------------------------------------------------------
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 # Dependencies first, in their own layer: bundled DuckDB takes long to compile and rarely changes.
-COPY Cargo.toml Cargo.lock ./
+COPY Cargo.toml Cargo.lock build.rs ./
 RUN mkdir src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
  && cargo build --locked \
  && rm -rf src
@@ -15,7 +16,8 @@ COPY src ./src
 # The project's one build profile (dev, dependencies optimised), as CI builds it.
 RUN touch src/main.rs src/lib.rs && cargo build --locked \
  && cp target/debug/kbo-import /usr/local/bin/kbo-import
-# MotherDuck's DuckDB extension, installed now so that the service never downloads it at run time.
+# MotherDuck's DuckDB extension for the pinned DuckDB, installed now so that the service never
+# downloads it at run time.
 RUN HOME=/home/kbo kbo-import install-extensions
 
 # --- run -----------------------------------------------------------------------------------
@@ -27,9 +29,10 @@ RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates
 COPY --from=build /usr/local/bin/kbo-import /usr/local/bin/kbo-import
 COPY --from=build --chown=kbo:kbo /home/kbo/.duckdb /home/kbo/.duckdb
 USER kbo
+# The working directory holds the default local database (kbo.duckdb): KBO_DATABASE is left
+# unset so that a MOTHERDUCK_TOKEN alone selects MotherDuck, as the README's table says.
 WORKDIR /data
 ENV PORT=9080 \
-    KBO_DATABASE=/data/kbo.duckdb \
     KBO_WORK_DIR=/data/work \
     RUST_LOG=info
 EXPOSE 9080

@@ -1,7 +1,6 @@
 //! Typed configuration, read from the environment once at start-up (see `.env.example`).
 
 use crate::extract::Limits;
-use std::fmt;
 use std::path::PathBuf;
 use thiserror::Error;
 
@@ -18,6 +17,10 @@ pub struct Config {
     pub batch_rows: u64,
     /// `KBO_ALLOW_FILE_URLS`: accept `file://` extract URLs (default false).
     pub allow_file_urls: bool,
+    /// `KBO_RETRY_NETWORK_ATTEMPTS`, `KBO_RETRY_LOCAL_ATTEMPTS`: how often a failing step is tried.
+    pub retries: crate::workflow::RetrySettings,
+    /// `KBO_MAX_DOWNLOAD_BYTES`, `KBO_ALLOW_PRIVATE_HOSTS`: what extract URLs may reach and bring.
+    pub download: crate::download::DownloadPolicy,
     /// `KBO_HISTORY_MONTHS`: after a Full, retired rows from snapshots older than this many
     /// months before it are removed (default 24).
     pub history_months: u32,
@@ -30,6 +33,8 @@ pub struct Config {
     pub identity_keys: Vec<String>,
     /// The KBO Open Data portal, for `KboSync` and portal file imports.
     pub portal: PortalSettings,
+    /// Vercel Blob, where the old app's start route uploads extracts (deleted after import).
+    pub blob: crate::blob::BlobSettings,
     /// When `KboSync`'s schedule runs unless the operator says otherwise.
     pub sync: SyncSettings,
 }
@@ -48,27 +53,7 @@ pub struct PortalSettings {
     pub password: Option<Secret>,
 }
 
-/// A value that is never printed: `Debug` and `Display` show `***`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret value.
-    pub fn new(value: impl Into<String>) -> Secret {
-        Secret(value.into())
-    }
-
-    /// The value, for the one place that must send it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
+pub use crate::redact::Secret;
 
 /// The default schedule of `KboSync`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,44 +78,7 @@ pub struct DuckDbSettings {
     pub checkpoint_wal_mb: u64,
 }
 
-/// Where the register lives: a local DuckDB file or a MotherDuck database.
-#[derive(Clone, PartialEq, Eq)]
-pub enum DatabaseTarget {
-    /// A DuckDB file on local disk.
-    File(PathBuf),
-    /// A MotherDuck database (`md:<name>`); the token comes from `MOTHERDUCK_TOKEN`.
-    MotherDuck(String),
-}
-
-impl DatabaseTarget {
-    /// `md:<name>` is MotherDuck, anything else a file path.
-    pub fn parse(s: &str) -> DatabaseTarget {
-        match s.strip_prefix("md:") {
-            Some(name) => DatabaseTarget::MotherDuck(name.to_string()),
-            None => DatabaseTarget::File(PathBuf::from(s)),
-        }
-    }
-
-    /// The string DuckDB's `ATTACH` takes.
-    pub fn attach_path(&self) -> String {
-        match self {
-            DatabaseTarget::File(p) => p.to_string_lossy().into_owned(),
-            DatabaseTarget::MotherDuck(name) => format!("md:{name}"),
-        }
-    }
-}
-
-impl fmt::Debug for DatabaseTarget {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{self}")
-    }
-}
-
-impl fmt::Display for DatabaseTarget {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.attach_path())
-    }
-}
+pub use crate::db::target::DatabaseTarget;
 
 /// A setting that could not be used.
 #[derive(Debug, Error)]
@@ -138,16 +86,39 @@ impl fmt::Display for DatabaseTarget {
 pub struct ConfigError {
     /// The environment variable.
     pub var: &'static str,
-    /// Its value.
+    /// Its value (secrets masked).
     pub value: String,
     /// What it should be.
-    pub expected: &'static str,
+    pub expected: String,
+}
+
+impl From<crate::db::target::TargetError> for ConfigError {
+    fn from(e: crate::db::target::TargetError) -> ConfigError {
+        ConfigError {
+            var: e.var,
+            value: e.value,
+            expected: e.expected,
+        }
+    }
 }
 
 impl Config {
-    /// Reads the configuration from the process environment.
+    /// Reads the configuration from the process environment, and registers its secrets
+    /// (tokens, passwords) with [`crate::redact`] so that no message ever shows them.
     pub fn from_env() -> Result<Config, ConfigError> {
-        Config::from_lookup(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+        let config = Config::from_lookup(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))?;
+        for secret in config.secrets() {
+            crate::redact::register(&secret);
+        }
+        Ok(config)
+    }
+
+    /// The secret values of this configuration: the MotherDuck token, the portal password.
+    pub fn secrets(&self) -> Vec<String> {
+        let mut secrets = self.database.secrets();
+        secrets.extend(self.portal.password.iter().map(|p| p.expose().to_string()));
+        secrets.extend(self.blob.token.iter().map(|t| t.expose().to_string()));
+        secrets
     }
 
     /// Reads the configuration through `get`, which answers an environment variable's value.
@@ -163,19 +134,11 @@ impl Config {
                 Some(v) => v.trim().parse().map_err(|_| ConfigError {
                     var,
                     value: v,
-                    expected,
+                    expected: expected.into(),
                 }),
             }
         }
-        let database = match (
-            get("KBO_DATABASE"),
-            get("MOTHERDUCK_DATABASE"),
-            get("MOTHERDUCK_TOKEN"),
-        ) {
-            (Some(db), _, _) => DatabaseTarget::parse(&db),
-            (None, Some(md), Some(_)) => DatabaseTarget::MotherDuck(md),
-            _ => DatabaseTarget::File(PathBuf::from("kbo.duckdb")),
-        };
+        let database = DatabaseTarget::from_environment(&get)?;
         let work_dir = PathBuf::from(get("KBO_WORK_DIR").unwrap_or_else(|| "kbo-work".into()));
         let batch_rows: u64 = parse(
             &get,
@@ -187,7 +150,7 @@ impl Config {
             return Err(ConfigError {
                 var: "KBO_BATCH_ROWS",
                 value: "0".into(),
-                expected: "a positive number of rows",
+                expected: "a positive number of rows".into(),
             });
         }
         let defaults = Limits::default();
@@ -196,6 +159,34 @@ impl Config {
             database,
             batch_rows,
             allow_file_urls: parse(&get, "KBO_ALLOW_FILE_URLS", false, "true or false")?,
+            retries: crate::workflow::RetrySettings {
+                network_attempts: parse(
+                    &get,
+                    "KBO_RETRY_NETWORK_ATTEMPTS",
+                    crate::workflow::RetrySettings::default().network_attempts,
+                    "a positive number of attempts",
+                )?,
+                local_attempts: parse(
+                    &get,
+                    "KBO_RETRY_LOCAL_ATTEMPTS",
+                    crate::workflow::RetrySettings::default().local_attempts,
+                    "a positive number of attempts",
+                )?,
+            },
+            download: crate::download::DownloadPolicy {
+                max_bytes: parse(
+                    &get,
+                    "KBO_MAX_DOWNLOAD_BYTES",
+                    crate::download::DownloadPolicy::default().max_bytes,
+                    "a number of bytes",
+                )?,
+                allow_private_hosts: parse(
+                    &get,
+                    "KBO_ALLOW_PRIVATE_HOSTS",
+                    false,
+                    "true or false",
+                )?,
+            },
             history_months: parse(&get, "KBO_HISTORY_MONTHS", 24, "a whole number of months")?,
             duckdb: DuckDbSettings {
                 memory_limit: get("KBO_DUCKDB_MEMORY_LIMIT").unwrap_or_else(|| "1536MB".into()),
@@ -233,14 +224,8 @@ impl Config {
                     "a whole number",
                 )?,
             },
-            identity_keys: get("RESTATE_IDENTITY_KEYS")
-                .map(|v| {
-                    v.split(',')
-                        .map(|k| k.trim().to_string())
-                        .filter(|k| !k.is_empty())
-                        .collect()
-                })
-                .unwrap_or_default(),
+            identity_keys: identity_keys(&get)?,
+            blob: crate::blob::BlobSettings::from_lookup(&get),
             portal: PortalSettings {
                 url: get("KBO_PORTAL_URL")
                     .unwrap_or_else(|| DEFAULT_PORTAL_URL.into())
@@ -248,7 +233,7 @@ impl Config {
                     .trim_end_matches('/')
                     .to_string(),
                 username: get("KBO_USERNAME"),
-                password: get("KBO_PASSWORD").map(Secret),
+                password: get("KBO_PASSWORD").map(Secret::new),
             },
             sync: SyncSettings {
                 schedule: sync_schedule(&get)?,
@@ -256,6 +241,37 @@ impl Config {
             work_dir,
         })
     }
+}
+
+/// The request-identity keys of `RESTATE_IDENTITY_KEYS` and of `RESTATE_SIGNING_PUBLIC_KEY`
+/// (the old app's name for the same setting), together. A value that is set but holds no
+/// well-formed key is refused: it would silently leave the endpoint unauthenticated.
+fn identity_keys(get: &impl Fn(&str) -> Option<String>) -> Result<Vec<String>, ConfigError> {
+    let mut keys = Vec::new();
+    for var in ["RESTATE_IDENTITY_KEYS", "RESTATE_SIGNING_PUBLIC_KEY"] {
+        let Some(value) = get(var) else { continue };
+        let these: Vec<String> = value
+            .split(',')
+            .map(|k| k.trim().to_string())
+            .filter(|k| !k.is_empty())
+            .collect();
+        if these.is_empty() || these.iter().any(|k| !k.starts_with("publickeyv1_")) {
+            return Err(ConfigError {
+                var,
+                value,
+                expected: "one or more comma-separated Restate request-identity public keys \
+                           (publickeyv1_…); a value that is set but holds none would leave the \
+                           endpoint open to unsigned requests"
+                    .into(),
+            });
+        }
+        for key in these {
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
+        }
+    }
+    Ok(keys)
 }
 
 /// `KBO_SYNC_EVERY` when set, else `KBO_SYNC_AT`, else daily at 07:00 UTC.
@@ -267,14 +283,14 @@ fn sync_schedule(
         return Schedule::every(&every).map_err(|expected| ConfigError {
             var: "KBO_SYNC_EVERY",
             value: every,
-            expected,
+            expected: expected.into(),
         });
     }
     let at = get("KBO_SYNC_AT").unwrap_or_else(|| "07:00".into());
     Schedule::daily_at(&at).map_err(|expected| ConfigError {
         var: "KBO_SYNC_AT",
         value: at,
-        expected,
+        expected: expected.into(),
     })
 }
 
@@ -336,22 +352,24 @@ mod tests {
     }
 
     #[test]
-    fn motherduck_from_kbo_database_or_from_token_and_name() {
-        let c = config(&[("KBO_DATABASE", "md:kbo")]).unwrap();
-        assert_eq!(c.database, DatabaseTarget::MotherDuck("kbo".into()));
-        assert_eq!(c.database.attach_path(), "md:kbo");
+    fn motherduck_from_kbo_database_or_from_a_token() {
         let c = config(&[
-            ("MOTHERDUCK_TOKEN", "secret"),
-            ("MOTHERDUCK_DATABASE", "register"),
+            ("KBO_DATABASE", "md:kbo"),
+            ("MOTHERDUCK_TOKEN", "FAKE-token-1234"),
         ])
         .unwrap();
-        assert_eq!(c.database, DatabaseTarget::MotherDuck("register".into()));
-        let c = config(&[("MOTHERDUCK_DATABASE", "register")]).unwrap();
-        assert_eq!(
-            c.database,
-            DatabaseTarget::File("kbo.duckdb".into()),
-            "no token, no MotherDuck"
-        );
+        assert!(c.database.is_motherduck());
+        assert_eq!(c.database.to_string(), "md:kbo?motherduck_token=***");
+        assert_eq!(c.secrets(), vec!["FAKE-token-1234".to_string()]);
+        assert!(!format!("{c:?}").contains("FAKE-token-1234"), "{c:?}");
+        let c = config(&[("motherduck_token", "FAKE-token-1234")]).unwrap();
+        assert!(c.database.is_motherduck(), "the token alone selects md:kbo");
+        let err = config(&[
+            ("KBO_DATABASE", "md:"),
+            ("MOTHERDUCK_TOKEN", "FAKE-token-1234"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.var, "KBO_DATABASE");
     }
 
     #[test]
@@ -362,5 +380,26 @@ mod tests {
         assert!(config(&[("PORT", "99999")]).is_err());
         let c = config(&[("RESTATE_IDENTITY_KEYS", "publickeyv1_a, publickeyv1_b")]).unwrap();
         assert_eq!(c.identity_keys, vec!["publickeyv1_a", "publickeyv1_b"]);
+    }
+
+    #[test]
+    fn identity_keys_under_either_name_and_never_silently_none() {
+        let c = config(&[("RESTATE_SIGNING_PUBLIC_KEY", "publickeyv1_old")]).unwrap();
+        assert_eq!(c.identity_keys, vec!["publickeyv1_old"]);
+        let c = config(&[
+            ("RESTATE_IDENTITY_KEYS", "publickeyv1_a"),
+            ("RESTATE_SIGNING_PUBLIC_KEY", "publickeyv1_a,publickeyv1_b"),
+        ])
+        .unwrap();
+        assert_eq!(c.identity_keys, vec!["publickeyv1_a", "publickeyv1_b"]);
+        for (var, value) in [
+            ("RESTATE_IDENTITY_KEYS", " , "),
+            ("RESTATE_IDENTITY_KEYS", "not-a-key"),
+            ("RESTATE_SIGNING_PUBLIC_KEY", ","),
+        ] {
+            let err = config(&[(var, value)]).unwrap_err();
+            assert_eq!(err.var, var, "{value:?}");
+            assert!(err.expected.contains("publickeyv1_"), "{err}");
+        }
     }
 }

@@ -26,12 +26,22 @@ pub struct ImportError {
     pub message: String,
 }
 
+/// The longest message an error carries: messages quote input (a header line, a value, a
+/// DuckDB error that quotes a line), and they are kept in Restate's journal, `getProgress` and
+/// `import_jobs`.
+pub const MAX_MESSAGE_BYTES: usize = 4096;
+
+/// A message as it may be shown: secrets masked ([`crate::redact`]) and its length capped.
+fn clean(message: String) -> String {
+    crate::redact::capped(&crate::redact::scrub(&message), MAX_MESSAGE_BYTES)
+}
+
 impl ImportError {
     /// A fault of the input or request.
     pub fn terminal(message: impl Into<String>) -> Self {
         ImportError {
             kind: ErrorKind::Terminal,
-            message: message.into(),
+            message: clean(message.into()),
         }
     }
 
@@ -39,7 +49,7 @@ impl ImportError {
     pub fn retryable(message: impl Into<String>) -> Self {
         ImportError {
             kind: ErrorKind::Retryable,
-            message: message.into(),
+            message: clean(message.into()),
         }
     }
 
@@ -52,7 +62,7 @@ impl ImportError {
     pub fn context(self, context: impl fmt::Display) -> Self {
         ImportError {
             kind: self.kind,
-            message: format!("{context}: {}", self.message),
+            message: clean(format!("{context}: {}", self.message)),
         }
     }
 }
@@ -89,3 +99,30 @@ impl std::error::Error for RetryableError {}
 
 /// Shorthand for results of import steps.
 pub type ImportResult<T> = Result<T, ImportError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_scrubbed_and_capped_when_made() {
+        let e = ImportError::retryable(
+            "cannot open the database md:kbo?motherduck_token=eyJfake.token: IO Error",
+        );
+        assert_eq!(
+            e.message,
+            "cannot open the database md:kbo?motherduck_token=***: IO Error"
+        );
+        let header = "x".repeat(30 << 20);
+        let e = ImportError::terminal(format!("enterprise.csv: the header is {header}"));
+        assert!(
+            e.message.len() < MAX_MESSAGE_BYTES + 100,
+            "{}",
+            e.message.len()
+        );
+        assert!(e.message.ends_with("more bytes not shown)"));
+        let e = e.context("prepare");
+        assert!(e.message.starts_with("prepare: enterprise.csv"));
+        assert!(e.is_terminal());
+    }
+}

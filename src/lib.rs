@@ -7,13 +7,16 @@
 //! - [`extract`]: KBO extract knowledge (ZIP, `meta.csv`, CSV dialect, tables), pure code;
 //! - [`db`]: DuckDB behind a few functions (schema, staging, batches, finalize, ledger);
 //! - [`sync`]: the `KboSync` object, keeping the register current from the [`portal`] by itself;
-//! - [`download`], [`plan`]: fetching extracts, cutting them into batches;
+//! - [`download`], [`plan`]: fetching extracts, cutting them into batches; [`blob`]: deleting
+//!   the old app's uploaded extract once imported;
 //! - [`generator`]: realistic synthetic extracts for tests, demos and benchmarks;
 //! - [`config`], [`telemetry`], [`server`], [`clock`]: how the service is set up and served;
+//!   [`redact`]: secrets kept out of every message;
 //! - [`client`]: Restate ingress and admin calls for the operator's commands; [`bench`]: the
 //!   benchmark; [`tools`]: the pinned Restate binaries.
 
 pub mod bench;
+pub mod blob;
 pub mod client;
 pub mod clock;
 pub mod config;
@@ -25,6 +28,7 @@ pub mod generator;
 pub mod importer;
 pub mod plan;
 pub mod portal;
+pub mod redact;
 pub mod server;
 pub mod sync;
 pub mod telemetry;

@@ -1,15 +1,16 @@
 //! The `kbo-import` command: serves the Restate endpoint (the default), or generates extracts.
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use kbo_import::client::RestateClient;
 use kbo_import::config::Config;
-use kbo_import::db::{self, Database};
+use kbo_import::db::{self, Database, DatabaseTarget};
 use kbo_import::extract::date::Date;
 use kbo_import::extract::file_name::ExtractFileName;
 use kbo_import::{bench, generator, server, telemetry};
 use serde_json::json;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 /// Imports the Belgian company register (KBO Open Data) into DuckDB or MotherDuck as a durable
 /// Restate workflow.
@@ -139,6 +140,19 @@ Examples:
         #[command(flatten)]
         restate: RestateArgs,
     },
+    /// Undo a job that did not complete and whose workflow no longer runs (an import killed
+    /// through Restate's admin API, one whose retries ran out, a job the old system left
+    /// `running`): deletes the rows its extract inserted, makes the rows it retired current
+    /// again, and records it failed. Refuses while the job's workflow still runs.
+    Rollback {
+        /// The job's workflow id (kbo-0141-update), or its job id (the UUID in import_jobs).
+        job: String,
+        /// Roll back without asking Restate whether the job's workflow still runs.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        restate: RestateArgs,
+    },
     /// Register the service endpoint with Restate's admin API (like `restate deployments register`).
     Register {
         /// The endpoint's URL as the Restate server reaches it.
@@ -208,9 +222,32 @@ impl RestateArgs {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
     telemetry::init();
-    match Cli::parse().command.unwrap_or(Command::Serve) {
+    // `--version` names the DuckDB this binary links, as `duckdb --version` does.
+    let version: &'static str = Box::leak(db::version::version_line().into_boxed_str());
+    let matches = Cli::command().version(version).get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    if let Ok(token) = std::env::var("RESTATE_AUTH_TOKEN") {
+        kbo_import::redact::register(&token);
+    }
+    match run(cli.command.unwrap_or(Command::Serve)).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line, secrets masked, whatever RUST_BACKTRACE says: these are expected
+            // failures (a refused setting, a failed import), not bugs.
+            eprintln!("error: {}", kbo_import::redact::scrub(&format!("{e:#}")));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs one command.
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Serve => server::serve(Config::from_env()?).await,
         Command::Start {
             url,
@@ -255,6 +292,11 @@ async fn main() -> anyhow::Result<()> {
             key,
             restate,
         } => sync_command(action, &key, restate.client()).await,
+        Command::Rollback {
+            job,
+            force,
+            restate,
+        } => rollback_command(&job, force, restate.client()).await,
         Command::Register { endpoint, restate } => {
             let answer = restate.client().register(&endpoint).await?;
             let services: Vec<&str> = answer["services"]
@@ -288,16 +330,44 @@ async fn main() -> anyhow::Result<()> {
         } => bench::floor(&db, &memory_limit, &temp_dir, &files),
         Command::InstallExtensions => {
             let conn = duckdb::Connection::open_in_memory()?;
-            conn.execute_batch("INSTALL motherduck;")
-                .context("installing the motherduck extension")?;
-            println!("installed DuckDB's motherduck extension");
+            conn.execute_batch("INSTALL motherduck; LOAD motherduck;")
+                .with_context(|| {
+                    format!(
+                        "installing DuckDB's motherduck extension for DuckDB {} (it is downloaded from extensions.duckdb.org)",
+                        db::version::linked()
+                    )
+                })?;
+            let (path, version): (Option<String>, Option<String>) = conn.query_row(
+                "SELECT install_path, extension_version FROM duckdb_extensions() WHERE extension_name = 'motherduck'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            println!(
+                "installed DuckDB's motherduck extension {} for DuckDB {} in {}",
+                version.unwrap_or_default(),
+                db::version::linked(),
+                path.unwrap_or_default()
+            );
             Ok(())
         }
         Command::Inspect => {
             let config = Config::from_env()?;
-            let db = Database::new(config.database.clone(), config.duckdb.clone());
-            let summary = db.run(|conn| db::inspect::summary(conn)).await?;
-            println!("database: {}\n\n{summary}", config.database);
+            let target = &config.database;
+            let missing_file = matches!(target, DatabaseTarget::File(path) if !path.exists());
+            let summary = if missing_file {
+                None
+            } else {
+                let db = Database::new(target.clone(), config.duckdb.clone());
+                let summary = db.run(|conn| db::inspect::summary(conn)).await;
+                db.release().await;
+                summary?
+            };
+            match summary {
+                Some(summary) => println!("database: {target}\n\n{summary}"),
+                None => println!(
+                    "no register yet in {target}: import an extract (kbo-import start <the URL of a KBO Full extract>)"
+                ),
+            }
             Ok(())
         }
         Command::Generate {
@@ -350,7 +420,7 @@ async fn sync_command(action: SyncAction, key: &str, client: RestateClient) -> a
     let answer = match action {
         SyncAction::List => {
             let config = Config::from_env()?;
-            let portal = kbo_import::portal::Portal::new(config.portal);
+            let portal = kbo_import::portal::Portal::new(config.portal, config.download.max_bytes);
             for file in portal.list().await? {
                 println!("{file}");
             }
@@ -382,6 +452,89 @@ async fn sync_command(action: SyncAction, key: &str, client: RestateClient) -> a
         SyncAction::Status => client.sync(key, "getStatus", None).await?,
     };
     println!("{}", serde_json::to_string_pretty(&answer)?);
+    Ok(())
+}
+
+/// `kbo-import rollback <job>`: undoes a job left behind (named by its workflow id or its
+/// job id), once Restate says its workflow no longer runs.
+async fn rollback_command(job: &str, force: bool, client: RestateClient) -> anyhow::Result<()> {
+    use kbo_import::db::ledger;
+    use kbo_import::db::rollback::RollbackOutcome;
+    let config = Config::from_env()?;
+    let database = Database::new(config.database.clone(), config.duckdb.clone());
+    // The service may still hold the database for a few seconds after an import ended.
+    let started = std::time::Instant::now();
+    let again = |e: &kbo_import::error::ImportError| {
+        let wait = !e.is_terminal() && started.elapsed() < std::time::Duration::from_secs(30);
+        if wait {
+            eprintln!("waiting for the database ({e})");
+        }
+        wait
+    };
+    // A workflow id is checked with Restate before the database is touched (the database
+    // is busy while that workflow runs); a job id is first looked up in the database.
+    let (job_id, workflow) = if ledger::is_job_id(job) {
+        let given = job.to_string();
+        loop {
+            let id = given.clone();
+            let found = database
+                .run(move |conn| {
+                    db::ensure_schema(conn)?;
+                    ledger::workflow_of(conn, &id)
+                })
+                .await;
+            database.release().await;
+            match found {
+                Err(e) if again(&e) => tokio::time::sleep(std::time::Duration::from_secs(1)).await,
+                found => break (given, found?),
+            }
+        }
+    } else {
+        (ledger::job_id_of(job), Some(job.to_string()))
+    };
+    if let (false, Some(workflow)) = (force, &workflow) {
+        let unfinished = client.unfinished_imports().await.with_context(|| {
+            format!(
+                "cannot ask Restate whether the workflow {workflow} still runs; pass --force if you know it does not"
+            )
+        })?;
+        if let Some((_, status)) = unfinished.iter().find(|(key, _)| key == workflow) {
+            anyhow::bail!(
+                "the workflow KboImport/{workflow} is still {status} in Restate: cancel it (restate invocations cancel …) and its own rollback step undoes the job; `kbo-import rollback` is for jobs whose workflow no longer runs"
+            );
+        }
+    }
+    let outcome = loop {
+        let id = job_id.clone();
+        let outcome = database
+            .run(move |conn| {
+                db::ensure_schema(conn)?;
+                db::rollback::fail_and_roll_back(
+                    conn,
+                    &id,
+                    "rolled back by an operator (kbo-import rollback): its workflow no longer ran",
+                )
+            })
+            .await;
+        database.release().await;
+        match outcome {
+            Err(e) if again(&e) => tokio::time::sleep(std::time::Duration::from_secs(1)).await,
+            outcome => break outcome?,
+        }
+    };
+    match outcome {
+        RollbackOutcome::RolledBack { removed, restored } => println!(
+            "rolled back job {job} ({job_id}) in {}: {removed} rows it inserted removed, {restored} rows it retired current again; it is recorded failed",
+            config.database
+        ),
+        RollbackOutcome::AlreadyCompleted(_) => anyhow::bail!(
+            "job {job} has completed: its extract is part of the register and is not rolled back"
+        ),
+        RollbackOutcome::AlreadyFailed => {
+            println!("job {job} had failed and was rolled back already: nothing to do")
+        }
+        RollbackOutcome::NotRecorded => anyhow::bail!("import_jobs has no job {job} ({job_id})"),
+    }
     Ok(())
 }
 

@@ -24,9 +24,31 @@ pub struct Summary {
     pub sample: Vec<[String; 3]>,
 }
 
-/// Reads the summary; the schema must exist (an import has run).
-pub fn summary(conn: &Connection) -> ImportResult<Summary> {
+/// Reads the summary, or `None` when the database holds no register yet (no tables, or no
+/// job and no rows).
+pub fn summary(conn: &Connection) -> ImportResult<Option<Summary>> {
     let err = db_error("reading the register");
+    let tables_present: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM duckdb_tables()
+             WHERE database_name = current_database() AND schema_name = 'main'
+               AND table_name IN ('import_jobs', 'enterprises')",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(&err)?;
+    if tables_present < 2 {
+        return Ok(None);
+    }
+    let jobs: i64 = conn
+        .query_row("SELECT count(*) FROM import_jobs", [], |r| r.get(0))
+        .map_err(&err)?;
+    let rows: i64 = conn
+        .query_row("SELECT count(*) FROM enterprises", [], |r| r.get(0))
+        .map_err(&err)?;
+    if jobs == 0 && rows == 0 {
+        return Ok(None);
+    }
     let mut tables = Vec::new();
     for t in Table::ALL {
         let name = table_name(t);
@@ -69,11 +91,11 @@ pub fn summary(conn: &Connection) -> ImportResult<Summary> {
         })
         .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
         .map_err(&err)?;
-    Ok(Summary {
+    Ok(Some(Summary {
         tables,
         jobs,
         sample,
-    })
+    }))
 }
 
 impl fmt::Display for Summary {

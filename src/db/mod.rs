@@ -17,13 +17,16 @@ pub mod names;
 pub mod rollback;
 pub mod schema;
 pub mod staging;
+pub mod target;
+pub mod version;
 
-use crate::config::{DatabaseTarget, DuckDbSettings};
+use crate::config::DuckDbSettings;
 use crate::error::{ImportError, ImportResult};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use duckdb::Connection;
+pub use target::DatabaseTarget;
 
 /// The register's database, and the means to run work against it one step at a time.
 ///
@@ -153,7 +156,8 @@ async fn close_when_idle(open: std::sync::Weak<tokio::sync::Mutex<Option<Open>>>
     }
 }
 
-/// Opens an in-memory DuckDB bounded by `settings`, attaches `target` as `kbo` and uses it.
+/// Opens an in-memory DuckDB bounded by `settings`, attaches `target` and uses it: a local
+/// file as `kbo`, a MotherDuck database under its own name (MotherDuck refuses aliases).
 pub fn connect(target: &DatabaseTarget, settings: &DuckDbSettings) -> ImportResult<Connection> {
     let conn = Connection::open_in_memory().map_err(db_error("opening DuckDB"))?;
     std::fs::create_dir_all(&settings.temp_dir).map_err(|e| {
@@ -175,38 +179,81 @@ pub fn connect(target: &DatabaseTarget, settings: &DuckDbSettings) -> ImportResu
             "DuckDB settings refused (check KBO_DUCKDB_MEMORY_LIMIT and KBO_DUCKDB_THREADS): {e}"
         ))
     })?;
-    if let DatabaseTarget::File(_) = target {
-        // Checkpoints are the service's decision (`Database::checkpoint_if_due`), not a side
-        // effect of a commit or of closing the connection.
-        conn.execute_batch(
-            "PRAGMA disable_checkpoint_on_shutdown; SET checkpoint_threshold = '1GB';",
-        )
-        .map_err(db_error("setting DuckDB's checkpoint policy"))?;
-    }
-    if let DatabaseTarget::File(path) = target
-        && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
-    {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| ImportError::retryable(format!("cannot create {}: {e}", dir.display())))?;
-    }
-    let attach = format!(
-        "ATTACH {} AS kbo; USE kbo;",
-        sql_literal(&target.attach_path())
-    );
-    conn.execute_batch(&attach).map_err(|e| {
-        let hint = match target {
-            DatabaseTarget::MotherDuck(_) => {
-                "; check MOTHERDUCK_TOKEN and that the motherduck extension is installed"
+    match target {
+        DatabaseTarget::File(path) => {
+            // Checkpoints are the service's decision (`Database::checkpoint_if_due`), not a
+            // side effect of a commit or of closing the connection.
+            conn.execute_batch(
+                "PRAGMA disable_checkpoint_on_shutdown; SET checkpoint_threshold = '1GB';",
+            )
+            .map_err(db_error("setting DuckDB's checkpoint policy"))?;
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    ImportError::retryable(format!("cannot create {}: {e}", dir.display()))
+                })?;
             }
-            DatabaseTarget::File(_) => "; another process may hold the file open for writing",
-        };
-        ImportError::retryable(format!("cannot open the database {target}: {e}{hint}"))
-    })?;
+        }
+        DatabaseTarget::MotherDuck(_) => load_motherduck(&conn)?,
+    }
+    conn.execute_batch(&target.attach_sql())
+        .map_err(|e| attach_error(target, e))?;
     Ok(conn)
 }
 
-/// Creates the contract's tables, the ledger and the staging schema where they are missing.
-/// A database created by the old system is used as it is.
+/// Loads DuckDB's `motherduck` extension, installing it first if it is missing. An extension
+/// that is neither installed nor downloadable is terminal: retrying cannot make it appear.
+fn load_motherduck(conn: &Connection) -> ImportResult<()> {
+    if conn.execute_batch("LOAD motherduck;").is_ok() {
+        return Ok(());
+    }
+    conn.execute_batch("INSTALL motherduck; LOAD motherduck;")
+        .map_err(|e| {
+            let first_line = e.to_string().lines().next().unwrap_or_default().to_string();
+            ImportError::terminal(format!(
+                "DuckDB's motherduck extension for DuckDB {} is not installed on this machine and \
+                 could not be downloaded ({first_line}): run `kbo-import install-extensions` \
+                 where the service runs, once, with access to extensions.duckdb.org (the \
+                 container image does this when it is built)",
+                version::linked()
+            ))
+        })
+}
+
+/// Explains why `target` could not be attached, and whether waiting can help.
+fn attach_error(target: &DatabaseTarget, e: duckdb::Error) -> ImportError {
+    let text = e.to_string();
+    if let DatabaseTarget::File(path) = target
+        && (text.contains("version number") || text.contains("storage version"))
+    {
+        let writer = version::written_by(path)
+            .map(|v| format!("DuckDB {v}"))
+            .unwrap_or_else(|| "a newer DuckDB".into());
+        return ImportError::terminal(format!(
+            "the database file {} was written by a newer DuckDB ({writer}) than this service's \
+             DuckDB {}, which cannot open it ({}): open it with the DuckDB that wrote it and \
+             EXPORT DATABASE, then IMPORT DATABASE with DuckDB {} (or import the register into \
+             a new file); MotherDuck accepts DuckDB {} to {} only",
+            path.display(),
+            version::linked(),
+            text.lines().next().unwrap_or_default(),
+            version::linked(),
+            version::MOTHERDUCK_WINDOW.0,
+            version::MOTHERDUCK_WINDOW.1,
+        ));
+    }
+    let hint = match target {
+        DatabaseTarget::MotherDuck(md) => format!(
+            "; check the MotherDuck token and that the database {} exists (CREATE DATABASE {} in MotherDuck)",
+            md.database, md.database
+        ),
+        DatabaseTarget::File(_) => "; another process may hold the file open for writing".into(),
+    };
+    ImportError::retryable(format!("cannot open the database {target}: {text}{hint}"))
+}
+
+/// Creates the contract's tables, the ledger, the staging schema and the `<table>_current`
+/// views the old web app's search reads, where they are missing. A database created by the
+/// old system is used as it is.
 pub fn ensure_schema(conn: &Connection) -> ImportResult<()> {
     let mut sql = String::new();
     for t in crate::extract::Table::ALL {
@@ -214,6 +261,10 @@ pub fn ensure_schema(conn: &Connection) -> ImportResult<()> {
         sql.push_str(";\n");
     }
     sql.push_str(schema::SUPPORT_TABLES_SQL);
+    for t in crate::extract::Table::ALL {
+        sql.push_str(&schema::current_view_sql(t));
+        sql.push_str(";\n");
+    }
     conn.execute_batch(&sql)
         .map_err(db_error("creating the schema"))
 }

@@ -152,6 +152,14 @@ fn the_dockerfile_builds_with_the_commands_and_profile_ci_uses() {
         dockerfile.contains("install-extensions"),
         "the MotherDuck extension is installed at build time"
     );
+    assert!(
+        !dockerfile.contains("KBO_DATABASE="),
+        "the image leaves KBO_DATABASE unset, so that MOTHERDUCK_TOKEN alone selects MotherDuck"
+    );
+    assert!(
+        dockerfile.contains("build.rs"),
+        "the dependency layer has the build script"
+    );
     let rust = dockerfile
         .lines()
         .find(|l| l.starts_with("FROM rust:"))
