@@ -161,6 +161,50 @@ impl RestateClient {
     }
 }
 
+impl RestateClient {
+    /// The workflow ids of the `KboImport` runs that Restate has not finished (running,
+    /// suspended, backing off, scheduled…), from the admin API's SQL introspection.
+    pub async fn unfinished_imports(&self) -> anyhow::Result<Vec<(String, String)>> {
+        let body = json!({
+            "query": "SELECT target_service_key, status FROM sys_invocation \
+                      WHERE target_service_name = 'KboImport' AND target_handler_name = 'run' \
+                      AND status <> 'completed'"
+        });
+        let mut request = self
+            .http
+            .post(format!("{}/query", self.admin))
+            .header("accept", "application/json")
+            .json(&body);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let response = request
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the Restate admin API at {}", self.admin))?;
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        if !status.is_success() {
+            bail!("the Restate admin API's /query answered HTTP {status}: {text}");
+        }
+        let answer: Value = serde_json::from_str(&text)
+            .with_context(|| format!("the Restate admin API's /query answered {text}"))?;
+        Ok(answer["rows"]
+            .as_array()
+            .map(|rows| {
+                rows.iter()
+                    .filter_map(|r| {
+                        Some((
+                            r["target_service_key"].as_str()?.to_string(),
+                            r["status"].as_str().unwrap_or("unknown").to_string(),
+                        ))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+}
+
 /// What a failed ingress call most often means.
 const NOT_REGISTERED: &str = "; is the service registered (kbo-import register)?";
 

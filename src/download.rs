@@ -50,11 +50,185 @@ pub fn parse_sha256(raw: &str) -> ImportResult<String> {
     }
 }
 
-/// The URL without the user name and password it may carry, for messages and logs.
+/// What an extract URL may reach, and how much it may bring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DownloadPolicy {
+    /// `KBO_MAX_DOWNLOAD_BYTES`: a download larger than this is refused (default 8 GiB; a
+    /// real Full is about 300 MB).
+    pub max_bytes: u64,
+    /// `KBO_ALLOW_PRIVATE_HOSTS`: extract URLs may reach loopback and private addresses
+    /// (10/8, 172.16/12, 192.168/16, fc00::/7). Link-local addresses (169.254/16, fe80::/10,
+    /// where cloud metadata services answer) are refused always.
+    pub allow_private_hosts: bool,
+}
+
+impl Default for DownloadPolicy {
+    fn default() -> Self {
+        DownloadPolicy {
+            max_bytes: 8 << 30,
+            allow_private_hosts: false,
+        }
+    }
+}
+
+/// An extract URL that leads where the policy forbids: terminal, retrying cannot help.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused(pub String);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+impl DownloadPolicy {
+    /// Why the address `ip` may not be reached, if it may not.
+    pub fn refuses(&self, ip: std::net::IpAddr) -> Option<&'static str> {
+        use std::net::IpAddr;
+        let link_local = match ip {
+            IpAddr::V4(v4) => v4.is_link_local(),
+            IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) == 0xfe80,
+        };
+        let private = match ip {
+            IpAddr::V4(v4) => v4.is_private() || v4.is_loopback() || v4.is_unspecified(),
+            IpAddr::V6(v6) => {
+                v6.is_loopback()
+                    || v6.is_unspecified()
+                    || (v6.segments()[0] & 0xfe00) == 0xfc00
+                    || v6
+                        .to_ipv4_mapped()
+                        .is_some_and(|v4| v4.is_private() || v4.is_loopback())
+            }
+        };
+        if link_local {
+            Some(
+                "a link-local address (where cloud metadata services answer), which is never fetched",
+            )
+        } else if private && !self.allow_private_hosts {
+            Some(
+                "a loopback or private address, which is fetched only with KBO_ALLOW_PRIVATE_HOSTS=true",
+            )
+        } else {
+            None
+        }
+    }
+
+    /// Checks a URL's scheme and, when its host is an IP address, that address (host names
+    /// are checked when they resolve, by [`DownloadPolicy::client`]'s resolver).
+    pub fn check_url(&self, url: &Url) -> Result<(), Refused> {
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(Refused(format!(
+                "{} leads to a {}: URL; only http and https are followed",
+                redacted(url),
+                url.scheme()
+            )));
+        }
+        let ip = match url.host() {
+            Some(url::Host::Ipv4(ip)) => Some(std::net::IpAddr::V4(ip)),
+            Some(url::Host::Ipv6(ip)) => Some(std::net::IpAddr::V6(ip)),
+            _ => None,
+        };
+        match ip.and_then(|ip| self.refuses(ip).map(|why| (ip, why))) {
+            Some((ip, why)) => Err(Refused(format!("{} is {ip}, {why}", redacted(url)))),
+            None => Ok(()),
+        }
+    }
+
+    /// The HTTP client for extract URLs: host names resolve only to addresses the policy
+    /// allows, and every redirect is checked again (scheme and address).
+    pub fn client(&self) -> reqwest::Client {
+        let policy = *self;
+        reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(30))
+            .read_timeout(STALL)
+            .user_agent(concat!("kbo-import/", env!("CARGO_PKG_VERSION")))
+            .dns_resolver(std::sync::Arc::new(PolicyResolver(policy)))
+            .redirect(reqwest::redirect::Policy::custom(move |attempt| {
+                if attempt.previous().len() >= 10 {
+                    return attempt.error(Refused("more than 10 redirects".into()));
+                }
+                match policy.check_url(attempt.url()) {
+                    Ok(()) => attempt.follow(),
+                    Err(refused) => attempt.error(refused),
+                }
+            }))
+            .build()
+            .expect("the HTTP client's settings are valid")
+    }
+}
+
+/// A download that brings no byte for this long is broken off (and retried).
+pub const STALL: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Resolves host names, keeping only the addresses the policy allows.
+struct PolicyResolver(DownloadPolicy);
+
+impl reqwest::dns::Resolve for PolicyResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let policy = self.0;
+        Box::pin(async move {
+            let host = name.as_str().to_string();
+            let found: Vec<std::net::SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let (allowed, refused): (Vec<_>, Vec<_>) = found
+                .into_iter()
+                .partition(|a| policy.refuses(a.ip()).is_none());
+            match (allowed.is_empty(), refused.first()) {
+                (true, Some(addr)) => Err(Box::new(Refused(format!(
+                    "{host} resolves to {}, {}",
+                    addr.ip(),
+                    policy.refuses(addr.ip()).unwrap_or("refused")
+                )))
+                    as Box<dyn std::error::Error + Send + Sync>),
+                _ => Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs),
+            }
+        })
+    }
+}
+
+/// The policy's refusal somewhere in an error's chain of causes.
+fn refusal(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if let Some(refused) = c.downcast_ref::<Refused>() {
+            return Some(refused.0.clone());
+        }
+        cause = c.source();
+    }
+    None
+}
+
+/// Whether an error's chain holds an I/O error of a connection that broke (reset, timed out),
+/// which trying again may mend.
+fn broken_connection(e: &(dyn std::error::Error + 'static)) -> bool {
+    use std::io::ErrorKind::*;
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<std::io::Error>()
+            && matches!(
+                io.kind(),
+                ConnectionReset | ConnectionAborted | BrokenPipe | TimedOut | UnexpectedEof
+            )
+        {
+            return io.kind() != UnexpectedEof;
+        }
+        cause = c.source();
+    }
+    false
+}
+
+/// The URL without the user name, password and query string it may carry (a signed URL's
+/// query string is a credential), for messages, logs, `getProgress` and `import_jobs`.
 pub fn redacted(url: &Url) -> String {
     let mut shown = url.clone();
     let _ = shown.set_username("");
     let _ = shown.set_password(None);
+    if shown.query().is_some() {
+        shown.set_query(Some(crate::redact::MASK));
+    }
+    shown.set_fragment(None);
     shown.to_string()
 }
 
@@ -64,6 +238,7 @@ pub fn redacted(url: &Url) -> String {
 /// Retryable: connection failures, resets, timeouts, 5xx, 429, local disk errors.
 pub async fn fetch(
     client: &reqwest::Client,
+    policy: &DownloadPolicy,
     url: &Url,
     dest: &Path,
     expected_sha256: Option<&str>,
@@ -76,7 +251,7 @@ pub async fn fetch(
         let mut file = tokio::fs::File::open(&source).await.map_err(|e| {
             ImportError::terminal(format!("cannot open the extract {}: {e}", source.display()))
         })?;
-        let mut part = Part::create(dest).await?;
+        let mut part = Part::create(dest, policy.max_bytes).await?;
         let mut buf = vec![0u8; 1 << 20];
         loop {
             let n = file.read(&mut buf).await.map_err(|e| {
@@ -89,10 +264,43 @@ pub async fn fetch(
         }
         return part.finish(&shown, dest, expected_sha256).await;
     }
-    let response = client.get(url.clone()).send().await.map_err(|e| {
-        ImportError::retryable(format!("cannot reach {shown}: {}", without_url(&e)))
-    })?;
+    policy
+        .check_url(url)
+        .map_err(|refused| ImportError::terminal(format!("the extract URL {refused}")))?;
+    let response = client
+        .get(url.clone())
+        .send()
+        .await
+        .map_err(|e| match refusal(&e) {
+            Some(refused) => {
+                ImportError::terminal(format!("downloading {shown} is refused: {refused}"))
+            }
+            // A redirect reqwest will not follow (another scheme, such as file://): retrying
+            // leads to the same place.
+            None if e.is_redirect() => ImportError::terminal(format!(
+                "downloading {shown} is refused: a redirect leads where extracts are not fetched from ({}); only http and https are followed",
+                without_url(&e)
+            )),
+            None => ImportError::retryable(format!("cannot reach {shown}: {}", without_url(&e))),
+        })?;
     let status = response.status();
+    if status.is_redirection() {
+        // A redirect the client did not follow: to another scheme (file://, ftp://, …).
+        let location = response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|l| l.to_str().ok())
+            .map(|l| {
+                Url::parse(l)
+                    .map(|u| redacted(&u))
+                    .unwrap_or_else(|_| l.to_string())
+            })
+            .unwrap_or_default();
+        return Err(ImportError::terminal(format!(
+            "downloading {shown} is refused: it answers HTTP {status}, a redirect to {}, which is not followed (only http and https are)",
+            crate::redact::capped(&location, 200)
+        )));
+    }
     if !status.is_success() {
         let message = format!("downloading {shown} answered HTTP {status}");
         return Err(
@@ -105,29 +313,62 @@ pub async fn fetch(
             },
         );
     }
-    save_response(response, &shown, dest, expected_sha256).await
+    save_response(response, &shown, dest, expected_sha256, policy.max_bytes).await
 }
 
 /// Streams the body of a successful `response` (from `shown`, a URL fit for messages) to
 /// `dest`, hashing it; checks `expected_sha256` when given.
+///
+/// Terminal: a body larger than `max_bytes` (announced or seen), or a server that closes the
+/// connection before the bytes it announced (the file there is cut short). Retryable: a
+/// connection that breaks (reset, timeout; see [`STALL`]).
 pub async fn save_response(
     response: reqwest::Response,
     shown: &str,
     dest: &Path,
     expected_sha256: Option<&str>,
+    max_bytes: u64,
 ) -> ImportResult<Downloaded> {
-    let mut part = Part::create(dest).await?;
+    let announced = response.content_length();
+    if let Some(len) = announced.filter(|len| *len > max_bytes) {
+        return Err(too_large(shown, Some(len), max_bytes));
+    }
+    let mut part = Part::create(dest, max_bytes).await?;
     let mut body = response.bytes_stream();
     while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| {
-            ImportError::retryable(format!(
+        let chunk = chunk.map_err(|e| match announced {
+            Some(len) if !broken_connection(&e) => ImportError::terminal(format!(
+                "the server of {shown} closed the connection after {} of the {len} bytes it \
+                 announced ({}): the file there is cut short; check the server, then start the \
+                 import again",
+                part.bytes,
+                without_url(&e)
+            )),
+            _ => ImportError::retryable(format!(
                 "download of {shown} broke off: {}",
                 without_url(&e)
-            ))
+            )),
         })?;
-        part.write(&chunk).await?;
+        part.write(&chunk).await.map_err(|e| {
+            if part.bytes > max_bytes {
+                too_large(shown, None, max_bytes)
+            } else {
+                e
+            }
+        })?;
     }
     part.finish(shown, dest, expected_sha256).await
+}
+
+/// The refusal of a download past `max_bytes`.
+fn too_large(shown: &str, announced: Option<u64>, max_bytes: u64) -> ImportError {
+    let size = announced
+        .map(|n| format!("announces {n} bytes"))
+        .unwrap_or_else(|| format!("goes on past {max_bytes} bytes"));
+    ImportError::terminal(format!(
+        "the download of {shown} {size}, more than KBO_MAX_DOWNLOAD_BYTES ({max_bytes}); a real \
+         Full is about 300 MB: check the URL, or raise the bound if the file is genuine"
+    ))
 }
 
 /// A download in progress: a `.part` file next to its destination, hashed as it is written,
@@ -137,10 +378,11 @@ struct Part {
     file: tokio::fs::File,
     hasher: Sha256,
     bytes: u64,
+    max_bytes: u64,
 }
 
 impl Part {
-    async fn create(dest: &Path) -> ImportResult<Part> {
+    async fn create(dest: &Path, max_bytes: u64) -> ImportResult<Part> {
         if let Some(dir) = dest.parent() {
             tokio::fs::create_dir_all(dir).await.map_err(|e| {
                 ImportError::retryable(format!("cannot create {}: {e}", dir.display()))
@@ -155,6 +397,7 @@ impl Part {
             file,
             hasher: Sha256::new(),
             bytes: 0,
+            max_bytes,
         })
     }
 
@@ -165,6 +408,13 @@ impl Part {
     async fn write(&mut self, chunk: &[u8]) -> ImportResult<()> {
         self.hasher.update(chunk);
         self.bytes += chunk.len() as u64;
+        if self.bytes > self.max_bytes {
+            let _ = tokio::fs::remove_file(&self.path).await;
+            return Err(ImportError::terminal(format!(
+                "the download goes on past {} bytes, more than KBO_MAX_DOWNLOAD_BYTES",
+                self.max_bytes
+            )));
+        }
         match self.file.write_all(chunk).await {
             Ok(()) => Ok(()),
             Err(e) => Err(self.write_error(e)),
@@ -189,6 +439,7 @@ impl Part {
             file,
             hasher,
             bytes,
+            ..
         } = self;
         drop(file);
         let sha256 = hex::encode(hasher.finalize());
@@ -259,7 +510,108 @@ mod tests {
     #[test]
     fn credentials_never_reach_messages() {
         let url = Url::parse("https://user:secret@portal.example/x.zip?a=1").unwrap();
-        assert_eq!(redacted(&url), "https://portal.example/x.zip?a=1");
+        assert_eq!(redacted(&url), "https://portal.example/x.zip?***");
+        let signed =
+            Url::parse("https://blob.example/KboOpenData_0140_2025_10_Full.zip?sig=ab12&se=2026")
+                .unwrap();
+        assert_eq!(
+            redacted(&signed),
+            "https://blob.example/KboOpenData_0140_2025_10_Full.zip?***"
+        );
+        let plain = Url::parse("https://blob.example/KboOpenData_0140_2025_10_Full.zip").unwrap();
+        assert_eq!(redacted(&plain), plain.as_str());
+    }
+
+    #[test]
+    fn link_local_hosts_are_refused_and_private_ones_unless_allowed() {
+        let strict = DownloadPolicy::default();
+        let open = DownloadPolicy {
+            allow_private_hosts: true,
+            ..strict
+        };
+        for url in [
+            "http://169.254.169.254/latest/meta-data/x.zip",
+            "http://[fe80::1]/x.zip",
+        ] {
+            let url = Url::parse(url).unwrap();
+            assert!(strict.check_url(&url).is_err(), "{url}");
+            assert!(open.check_url(&url).is_err(), "{url}: never");
+        }
+        for url in [
+            "http://10.1.2.3/x.zip",
+            "http://192.168.0.9/x.zip",
+            "http://172.20.0.1/x.zip",
+            "http://127.0.0.1:8000/x.zip",
+            "http://[::1]/x.zip",
+            "http://[fd00::5]/x.zip",
+        ] {
+            let url = Url::parse(url).unwrap();
+            let why = strict.check_url(&url).unwrap_err().0;
+            assert!(why.contains("KBO_ALLOW_PRIVATE_HOSTS"), "{url}: {why}");
+            assert!(open.check_url(&url).is_ok(), "{url}");
+        }
+        assert!(
+            strict
+                .check_url(&Url::parse("https://8.8.8.8/x.zip").unwrap())
+                .is_ok()
+        );
+        assert!(
+            strict
+                .check_url(&Url::parse("https://kbo.example/x.zip").unwrap())
+                .is_ok()
+        );
+        let file = strict
+            .check_url(&Url::parse("file:///etc/passwd").unwrap())
+            .unwrap_err();
+        assert!(file.0.contains("file: URL"), "{file}");
+    }
+
+    #[tokio::test]
+    async fn a_host_name_that_resolves_to_a_refused_address_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let policy = DownloadPolicy::default();
+        // Not an address in the URL: the name resolves to one, which the resolver refuses.
+        let url = Url::parse("http://localhost:9/KboOpenData_0140_2025_10_Full.zip").unwrap();
+        let err = fetch(
+            &policy.client(),
+            &policy,
+            &url,
+            &dir.path().join("x.zip"),
+            None,
+        )
+        .await
+        .unwrap_err();
+        assert!(err.is_terminal(), "{err}");
+        assert!(err.message.contains("KBO_ALLOW_PRIVATE_HOSTS"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_download_past_its_bound_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("big.zip");
+        std::fs::write(&src, vec![7u8; 3000]).unwrap();
+        let policy = DownloadPolicy {
+            max_bytes: 1000,
+            ..DownloadPolicy::default()
+        };
+        let url = Url::from_file_path(&src).unwrap();
+        let err = fetch(
+            &policy.client(),
+            &policy,
+            &url,
+            &dir.path().join("x.zip"),
+            None,
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            err.is_terminal() && err.message.contains("KBO_MAX_DOWNLOAD_BYTES"),
+            "{err}"
+        );
+        assert!(
+            !dir.path().join("x.part").exists(),
+            "the partial file is removed"
+        );
     }
 
     #[test]
@@ -277,8 +629,9 @@ mod tests {
         std::fs::write(&src, b"hello").unwrap();
         let url = Url::from_file_path(&src).unwrap();
         let client = reqwest::Client::new();
+        let policy = DownloadPolicy::default();
         let dest = dir.path().join("out/extract.zip");
-        let got = fetch(&client, &url, &dest, None).await.unwrap();
+        let got = fetch(&client, &policy, &url, &dest, None).await.unwrap();
         assert_eq!(got.bytes, 5);
         assert_eq!(
             got.sha256,
@@ -286,7 +639,7 @@ mod tests {
         );
         assert_eq!(std::fs::read(&dest).unwrap(), b"hello");
         assert_eq!(sha256_of(&dest).await.as_deref(), Some(got.sha256.as_str()));
-        let err = fetch(&client, &url, &dest, Some(&"00".repeat(32)))
+        let err = fetch(&client, &policy, &url, &dest, Some(&"00".repeat(32)))
             .await
             .unwrap_err();
         assert!(

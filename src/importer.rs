@@ -4,6 +4,7 @@
 //! files and the database, and says whether a failure is terminal or worth a retry.
 
 use crate::config::Config;
+use crate::db::rollback::RollbackOutcome;
 use crate::db::schema::table_name;
 use crate::db::{self, Database, apply::BatchOutcome, finalize::Finalized, ledger::Job};
 use crate::download::{self, Downloaded};
@@ -19,13 +20,18 @@ use tracing::Instrument;
 use url::Url;
 
 /// What the caller asked for: an extract by URL or by its name on the KBO portal, optionally
-/// with its SHA-256.
+/// with its SHA-256 and its file name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImportRequest {
     /// Where the extract ZIP is.
     pub source: Source,
     /// Lowercase hex SHA-256 the download must have, if given.
     pub sha256: Option<String>,
+    /// What the extract's file name says it is (the request's `filename`, the portal file,
+    /// or the URL's last segment), checked against its `meta.csv`.
+    pub file_name: Option<ExtractFileName>,
+    /// The old app's uploaded blob (`blobUrl`), deleted once the import has ended.
+    pub blob: Option<Url>,
 }
 
 /// Where an extract comes from.
@@ -37,60 +43,101 @@ pub enum Source {
     Portal(ExtractFileName),
 }
 
+/// The shapes of `run`'s body that name the extract by URL: this service's `url`, the old
+/// web app's `blobUrl` (its start route) and `fileUrl` (its seed plan).
+const URL_KEYS: [&str; 3] = ["url", "blobUrl", "fileUrl"];
+
 impl ImportRequest {
-    /// Reads the `run` handler's body: a JSON string (the URL), `{"url": …, "sha256": …}` or
-    /// `{"portalFile": "KboOpenData_…zip", "sha256": …}`.
+    /// Reads the `run` handler's body: a JSON string (the URL), or an object with one of
+    /// `url`, `blobUrl`, `fileUrl` (a URL) or `portalFile` (a portal file name), and optional
+    /// `sha256` and `filename` (`KboOpenData_…zip`). Other keys are ignored.
     pub fn from_json(
         body: &serde_json::Value,
         allow_file_urls: bool,
     ) -> ImportResult<ImportRequest> {
-        const SHAPES: &str = "send a JSON string (the extract's URL), {\"url\": \"…\", \"sha256\": \"…\"} or {\"portalFile\": \"KboOpenData_…zip\"}";
-        let (source, sha256) = match body {
-            serde_json::Value::String(url) => (
-                Source::Url(download::parse_url(url, allow_file_urls)?),
-                None,
-            ),
-            serde_json::Value::Object(map) => {
-                let sha256 = match map.get("sha256") {
-                    None | Some(serde_json::Value::Null) => None,
-                    Some(serde_json::Value::String(s)) => Some(download::parse_sha256(s)?),
-                    Some(other) => {
-                        return Err(ImportError::terminal(format!(
-                            "\"sha256\" must be a string, found {other}"
-                        )));
-                    }
-                };
-                let source = match (map.get("url"), map.get("portalFile")) {
-                    (Some(serde_json::Value::String(url)), None) => {
-                        Source::Url(download::parse_url(url, allow_file_urls)?)
-                    }
-                    (None, Some(serde_json::Value::String(name))) => {
-                        Source::Portal(ExtractFileName::parse(name.trim()).filter(|f| f.to_string() == name.trim()).ok_or_else(|| {
-                            ImportError::terminal(format!(
-                                "\"portalFile\" {name:?} is not a KBO extract file name (KboOpenData_<nnnn>_<yyyy>_<mm>[_<dd>]_<Full|Update>.zip)"
-                            ))
-                        })?)
-                    }
-                    (Some(_), Some(_)) => {
-                        return Err(ImportError::terminal(format!(
-                            "the request has both \"url\" and \"portalFile\": {SHAPES}"
-                        )));
-                    }
-                    _ => {
-                        return Err(ImportError::terminal(format!(
-                            "the request has no \"url\" or \"portalFile\" string: {SHAPES}"
-                        )));
-                    }
-                };
-                (source, sha256)
+        const SHAPES: &str = "send a JSON string (the extract's URL), {\"url\": \"…\", \"sha256\": \"…\"}, {\"blobUrl\": \"…\", \"filename\": \"KboOpenData_…zip\"} or {\"portalFile\": \"KboOpenData_…zip\"}";
+        let map = match body {
+            serde_json::Value::String(url) => {
+                let url = download::parse_url(url, allow_file_urls)?;
+                let file_name = ExtractFileName::parse(url.path());
+                return Ok(ImportRequest {
+                    source: Source::Url(url),
+                    sha256: None,
+                    file_name,
+                    blob: None,
+                });
             }
+            serde_json::Value::Object(map) => map,
             other => {
                 return Err(ImportError::terminal(format!(
-                    "the request must name the extract: {SHAPES}; found {other}"
+                    "the request must name the extract: {SHAPES}; found {}",
+                    crate::redact::capped(&other.to_string(), 200)
                 )));
             }
         };
-        Ok(ImportRequest { source, sha256 })
+        let text = |key: &str| -> ImportResult<Option<&str>> {
+            match map.get(key) {
+                None | Some(serde_json::Value::Null) => Ok(None),
+                Some(serde_json::Value::String(s)) => Ok(Some(s.as_str())),
+                Some(_) => Err(ImportError::terminal(format!("\"{key}\" must be a string"))),
+            }
+        };
+        let sha256 = text("sha256")?.map(download::parse_sha256).transpose()?;
+        let filename = match text("filename")? {
+            None => None,
+            Some(name) => Some(ExtractFileName::parse(name.trim()).ok_or_else(|| {
+                ImportError::terminal(format!(
+                    "\"filename\" {:?} is not a KBO extract file name (KboOpenData_<nnnn>_<yyyy>_<mm>[_<dd>]_<Full|Update>.zip)",
+                    crate::redact::capped(name, 200)
+                ))
+            })?),
+        };
+        let mut named = Vec::new();
+        for key in URL_KEYS.iter().chain(["portalFile"].iter()) {
+            if let Some(value) = text(key)? {
+                named.push((*key, value));
+            }
+        }
+        let (key, value) = match named.as_slice() {
+            [one] => *one,
+            [] => {
+                return Err(ImportError::terminal(format!(
+                    "the request has no \"url\", \"blobUrl\", \"fileUrl\" or \"portalFile\" string: {SHAPES}"
+                )));
+            }
+            several => {
+                let keys: Vec<&str> = several.iter().map(|(k, _)| *k).collect();
+                return Err(ImportError::terminal(format!(
+                    "the request names the extract more than once ({}): {SHAPES}",
+                    keys.join(", ")
+                )));
+            }
+        };
+        let (source, name_in_source) = if key == "portalFile" {
+            let name = ExtractFileName::parse(value.trim())
+                .filter(|f| f.to_string() == value.trim())
+                .ok_or_else(|| {
+                    ImportError::terminal(format!(
+                        "\"portalFile\" {:?} is not a KBO extract file name (KboOpenData_<nnnn>_<yyyy>_<mm>[_<dd>]_<Full|Update>.zip)",
+                        crate::redact::capped(value, 200)
+                    ))
+                })?;
+            (Source::Portal(name.clone()), Some(name))
+        } else {
+            let url = download::parse_url(value, allow_file_urls)?;
+            let name = ExtractFileName::parse(url.path());
+            (Source::Url(url), name)
+        };
+        let blob = match (&source, key) {
+            (Source::Url(url), "blobUrl") => Some(url.clone()),
+            _ => None,
+        };
+        Ok(ImportRequest {
+            source,
+            sha256,
+            file_name: filename.or(name_in_source),
+            blob,
+        })
     }
 }
 
@@ -121,6 +168,52 @@ impl Prepared {
     }
 }
 
+/// Refuses an extract whose `meta.csv` cannot be right, before anything is written: an
+/// extract number of more than four digits (FORMAT.md), a snapshot date in the future, or a
+/// disagreement with the file name the request gave.
+fn check_plausible(
+    meta: &crate::extract::Meta,
+    name: Option<&ExtractFileName>,
+) -> ImportResult<()> {
+    if let Some(why) = name.and_then(|n| n.disagreement(meta)) {
+        return Err(ImportError::terminal(why));
+    }
+    if !(1..=9999).contains(&meta.extract_number) {
+        return Err(ImportError::terminal(format!(
+            "meta.csv: ExtractNumber {} is not a KBO extract number (four digits, 0001 to 9999); the extract is refused",
+            meta.extract_number
+        )));
+    }
+    let tomorrow = crate::clock::utc_timestamp(crate::clock::now_unix() + 86_400);
+    if meta.snapshot_date.iso().as_str() > &tomorrow[..10] {
+        return Err(ImportError::terminal(format!(
+            "meta.csv: SnapshotDate {} is in the future; the extract is refused (is this machine's clock right?)",
+            meta.snapshot_date.kbo()
+        )));
+    }
+    Ok(())
+}
+
+/// The name of a job's folder: its id made safe for a file name (other characters become `_`,
+/// at most 48 of them), then the first 16 hex digits of the id's SHA-256. Two ids never share
+/// a folder, whatever their punctuation or length (`a.b` and `a_b` differ in their hash).
+pub fn job_folder_name(job_id: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let safe: String = job_id
+        .chars()
+        .take(48)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let hash = hex::encode(Sha256::digest(job_id.as_bytes()));
+    format!("{safe}-{}", &hash[..16])
+}
+
 /// Does the work of each import step.
 pub struct Importer {
     config: Config,
@@ -133,13 +226,8 @@ impl Importer {
     /// An importer for `config`; opens nothing yet.
     pub fn new(config: Config) -> Importer {
         let db = Database::new(config.database.clone(), config.duckdb.clone());
-        let http = reqwest::Client::builder()
-            .connect_timeout(std::time::Duration::from_secs(30))
-            .read_timeout(std::time::Duration::from_secs(120))
-            .user_agent(concat!("kbo-import/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .expect("the HTTP client's settings are valid");
-        let portal = Portal::new(config.portal.clone());
+        let http = config.download.client();
+        let portal = Portal::new(config.portal.clone(), config.download.max_bytes);
         Importer {
             config,
             db,
@@ -153,19 +241,9 @@ impl Importer {
         &self.config
     }
 
-    /// The job's own folder in the work directory.
+    /// The job's own folder in the work directory: see [`job_folder_name`].
     pub fn job_dir(&self, job_id: &str) -> PathBuf {
-        let safe: String = job_id
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        self.config.work_dir.join(safe)
+        self.config.work_dir.join(job_folder_name(job_id))
     }
 
     fn zip_path(&self, job_id: &str) -> PathBuf {
@@ -197,7 +275,16 @@ impl Importer {
         expected_sha256: Option<&str>,
     ) -> ImportResult<Downloaded> {
         match &request.source {
-            Source::Url(url) => download::fetch(&self.http, url, dest, expected_sha256).await,
+            Source::Url(url) => {
+                download::fetch(
+                    &self.http,
+                    &self.config.download,
+                    url,
+                    dest,
+                    expected_sha256,
+                )
+                .await
+            }
             Source::Portal(name) => self.portal.download(name, dest, expected_sha256).await,
         }
     }
@@ -231,11 +318,18 @@ impl Importer {
     pub async fn prepare(
         &self,
         job_id: &str,
+        workflow_id: &str,
         request: &ImportRequest,
         downloaded: &Downloaded,
     ) -> ImportResult<Prepared> {
-        let span = tracing::info_span!("step", step = "prepare", job_id, bytes = downloaded.bytes);
-        self.prepare_inner(job_id, request, downloaded)
+        let span = tracing::info_span!(
+            "step",
+            step = "prepare",
+            job_id,
+            workflow_id,
+            bytes = downloaded.bytes
+        );
+        self.prepare_inner(job_id, workflow_id, request, downloaded)
             .instrument(span)
             .await
     }
@@ -243,6 +337,7 @@ impl Importer {
     async fn prepare_inner(
         &self,
         job_id: &str,
+        workflow_id: &str,
         request: &ImportRequest,
         downloaded: &Downloaded,
     ) -> ImportResult<Prepared> {
@@ -250,8 +345,10 @@ impl Importer {
         let unpacked = self
             .unpack(job_id, request, downloaded, chunk_lines)
             .await?;
+        check_plausible(&unpacked.meta, request.file_name.as_ref())?;
         let job = Job {
             id: job_id.to_string(),
+            workflow_id: workflow_id.to_string(),
             meta: unpacked.meta.clone(),
         };
         let batches = plan::plan(&unpacked);
@@ -260,6 +357,13 @@ impl Importer {
         self.db
             .run(move |conn| {
                 db::ensure_schema(conn)?;
+                if let Some(undone) = db::rollback::undo_abandoned_attempt(conn, &job_for_db.id)? {
+                    tracing::warn!(
+                        removed = undone.removed,
+                        restored = undone.restored,
+                        "an earlier attempt of this job was abandoned half-way (killed?): rolled it back before starting again"
+                    );
+                }
                 db::ledger::begin_job(conn, &job_for_db)?;
                 db::staging::stage_codes(conn, &codes)?;
                 db::ledger::record_plan(conn, &job_for_db, &plan_for_db)
@@ -393,39 +497,72 @@ impl Importer {
         .await
     }
 
+    /// Step `cleanup-blob`: deletes the request's blob (see [`crate::blob`]); true when one
+    /// was deleted.
+    pub async fn delete_blob(&self, request: &ImportRequest) -> ImportResult<bool> {
+        match &request.blob {
+            Some(url) => crate::blob::delete(&self.http, &self.config.blob, url).await,
+            None => Ok(false),
+        }
+    }
+
+    /// Whether a `cleanup-blob` step has anything to do for `request`.
+    pub fn deletes_blob(&self, request: &ImportRequest) -> bool {
+        request.blob.is_some() && self.config.blob.token.is_some()
+    }
+
     /// Step `rollback`, after a terminal failure or a cancellation: undoes every change the
-    /// extract made, records the job failed in `import_jobs`, and removes its files.
-    pub async fn roll_back(&self, job_id: &str, message: &str) -> ImportResult<()> {
-        let (id, msg) = (job_id.to_string(), message.to_string());
-        let undone = self
+    /// extract made, records the job failed in `import_jobs`, and removes its files. A job
+    /// that had completed is left as it is, and said so.
+    pub async fn roll_back(
+        &self,
+        job_id: &str,
+        workflow_id: &str,
+        message: &str,
+    ) -> ImportResult<RollbackOutcome> {
+        let (id, workflow, msg) = (
+            job_id.to_string(),
+            workflow_id.to_string(),
+            message.to_string(),
+        );
+        let outcome = self
             .db
             .run(move |conn| {
                 db::ensure_schema(conn)?;
-                match db::rollback::fail_and_roll_back(conn, &id, &msg)? {
-                    Some(undone) => Ok(Some(undone)),
-                    None => {
-                        // A ledger that refuses a row without an extract (an old database's
-                        // constraints) does not keep the failure from being reported.
-                        if let Err(e) = db::ledger::record_early_failure(conn, &id, &msg) {
-                            tracing::warn!(job_id = %id, error = %e, "could not record the failure in import_jobs");
-                        }
-                        Ok(None)
+                let outcome = db::rollback::fail_and_roll_back(conn, &id, &msg)?;
+                if outcome == RollbackOutcome::NotRecorded {
+                    // A ledger that refuses a row without an extract (an old database's
+                    // constraints) does not keep the failure from being reported.
+                    if let Err(e) = db::ledger::record_early_failure(conn, &id, &workflow, &msg) {
+                        tracing::warn!(job_id = %id, error = %e, "could not record the failure in import_jobs");
                     }
                 }
+                Ok(outcome)
             })
-            .await?;
+            .await;
+        let outcome = match outcome {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                self.db.release().await;
+                return Err(e);
+            }
+        };
         self.db.checkpoint_if_due(false).await?;
         self.db.release().await;
-        if let Some(undone) = undone {
-            tracing::warn!(
-                job_id,
-                removed = undone.removed,
-                restored = undone.restored,
-                "rolled back the extract"
-            );
+        match outcome {
+            RollbackOutcome::RolledBack { removed, restored } => {
+                tracing::warn!(job_id, removed, restored, "rolled back the extract")
+            }
+            RollbackOutcome::AlreadyCompleted(_) => {
+                tracing::warn!(
+                    job_id,
+                    "the extract had completed before the failure; nothing to roll back"
+                )
+            }
+            RollbackOutcome::AlreadyFailed | RollbackOutcome::NotRecorded => {}
         }
         let _ = tokio::fs::remove_dir_all(self.job_dir(job_id)).await;
-        Ok(())
+        Ok(outcome)
     }
 }
 
@@ -433,6 +570,22 @@ impl Importer {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn job_folders_never_collide_and_stay_short() {
+        assert_ne!(job_folder_name("kbo.0141"), job_folder_name("kbo_0141"));
+        assert_ne!(job_folder_name("kbo/0141"), job_folder_name("kbo?0141"));
+        let long = "x".repeat(300);
+        let name = job_folder_name(&long);
+        assert!(name.len() <= 48 + 1 + 16, "{name}");
+        assert_ne!(name, job_folder_name(&"x".repeat(301)));
+        let name = job_folder_name("../../etc");
+        assert!(!name.contains('/') && !name.contains(".."), "{name}");
+        assert_eq!(
+            job_folder_name("kbo-0141-update"),
+            job_folder_name("kbo-0141-update")
+        );
+    }
 
     #[test]
     fn requests_are_a_url_string_or_an_object() {
@@ -459,7 +612,22 @@ mod tests {
             matches!(r.source, Source::Portal(ref f) if f.workflow_id() == "kbo-0141-update"),
             "{r:?}"
         );
+        let r = ImportRequest::from_json(
+            &json!({"blobUrl": "https://b.example/kbo-abc123.zip?sig=1", "filename": "KboOpenData_0141_2025_10_05_Update.zip"}),
+            false,
+        )
+        .unwrap();
+        assert_eq!(r.file_name.as_ref().map(|f| f.extract_number), Some(141));
+        let r = ImportRequest::from_json(
+            &json!({"fileUrl": "https://kbo.example/files/KboOpenData_0140_2025_10_Full.zip", "extra": 1}),
+            false,
+        )
+        .unwrap();
+        assert_eq!(r.file_name.as_ref().map(|f| f.extract_number), Some(140));
         for bad in [
+            json!({"blobUrl": "https://b.example/a.zip", "filename": "notes.txt"}),
+            json!({"blobUrl": "https://b.example/a.zip", "url": "https://b.example/b.zip"}),
+            json!({"filename": "KboOpenData_0141_2025_10_05_Update.zip"}),
             json!(null),
             json!(42),
             json!({"sha256": sha}),

@@ -161,12 +161,22 @@ fn retire_replaced(
     } else {
         String::new()
     };
+    // A key this extract already inserted (its insert file repeats the line, in an earlier
+    // batch) is replaced outright: retiring it would leave (key, snapshot, extract) twice in
+    // the history, and make the result depend on where the batches were cut.
+    let n = job.meta.extract_number;
+    conn.execute(
+        &format!(
+            "DELETE FROM {} WHERE _is_current AND _extract_number = ?{narrow} AND {key} IN (SELECT {key} FROM ({source}))",
+            table_name(t)
+        ),
+        params![n],
+    )?;
     let sql = format!(
-        "UPDATE {} {RETIRE} WHERE _is_current{narrow} AND {key} IN (SELECT {key} FROM ({source}))",
+        "UPDATE {} {RETIRE} WHERE _is_current AND _extract_number <> ?{narrow} AND {key} IN (SELECT {key} FROM ({source}))",
         table_name(t)
     );
-    conn.execute(&sql, params![job.meta.extract_number])
-        .map(|n| n as u64)
+    conn.execute(&sql, params![n, n]).map(|n| n as u64)
 }
 
 /// Whether the table carries a primary key or unique constraint (databases of the old system).

@@ -12,6 +12,7 @@ use super::{Connection, db_error, ledger};
 use crate::error::ImportResult;
 use crate::extract::Table;
 use duckdb::params;
+use serde::{Deserialize, Serialize};
 
 /// What a rollback undid.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -45,21 +46,66 @@ pub fn undo_extract(conn: &Connection, extract_number: u32) -> ImportResult<Undo
     Ok(undone)
 }
 
+/// Undoes what an earlier, abandoned attempt of this same job left behind, before the job
+/// starts again: an invocation killed through Restate's admin API runs no rollback, so its
+/// job row still says `running` (or `pending`) and its rows carry its extract number.
+/// Returns what was undone, if anything.
+pub fn undo_abandoned_attempt(conn: &mut Connection, job_id: &str) -> ImportResult<Option<Undone>> {
+    let tx = conn
+        .transaction()
+        .map_err(db_error("starting the rollback transaction"))?;
+    let undone = match ledger::job_extract(&tx, job_id)? {
+        Some((Some(n), status)) if status == "running" || status == "pending" => {
+            Some(undo_extract(&tx, n)?)
+        }
+        _ => None,
+    };
+    tx.commit().map_err(db_error("committing the rollback"))?;
+    Ok(undone.filter(|u| u.removed + u.restored > 0))
+}
+
+/// What the ledger said of a job that was to be rolled back, and what was done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "outcome")]
+pub enum RollbackOutcome {
+    /// The extract's changes were undone and the job recorded `failed`.
+    RolledBack {
+        /// Rows deleted and rows made current again.
+        removed: u64,
+        /// Rows made current again.
+        restored: u64,
+    },
+    /// The job had completed (its extract is applied): nothing was undone. A cancel that
+    /// arrives after finalize's commit ends here.
+    AlreadyCompleted(ledger::JobCounts),
+    /// The job had failed and been rolled back already: nothing left to undo.
+    AlreadyFailed,
+    /// The ledger holds no such job: the import failed before it recorded one.
+    NotRecorded,
+}
+
 /// Rolls back a job that failed or was cancelled and records it failed with `message`, in one
 /// transaction; a job that completed, or was never recorded, is left alone.
 pub fn fail_and_roll_back(
     conn: &mut Connection,
     job_id: &str,
     message: &str,
-) -> ImportResult<Option<Undone>> {
+) -> ImportResult<RollbackOutcome> {
     let tx = conn
         .transaction()
         .map_err(db_error("starting the rollback transaction"))?;
     let Some((extract_number, status)) = ledger::job_extract(&tx, job_id)? else {
-        return Ok(None);
+        return Ok(RollbackOutcome::NotRecorded);
     };
-    if status == "completed" {
-        return Ok(None);
+    match status.as_str() {
+        "completed" => {
+            let counts = ledger::job_counts(&tx, job_id)?;
+            return Ok(RollbackOutcome::AlreadyCompleted(counts));
+        }
+        // A failed job was undone in the transaction that recorded it failed; undoing its
+        // extract again could remove the rows of a later job that applied the same extract.
+        "failed" => return Ok(RollbackOutcome::AlreadyFailed),
+        _ => {}
     }
     let undone = match extract_number {
         Some(n) => undo_extract(&tx, n)?,
@@ -68,5 +114,8 @@ pub fn fail_and_roll_back(
     ledger::fail_job(&tx, job_id, message)?;
     tx.commit().map_err(db_error("committing the rollback"))?;
     drop_staging(conn)?;
-    Ok(Some(undone))
+    Ok(RollbackOutcome::RolledBack {
+        removed: undone.removed,
+        restored: undone.restored,
+    })
 }

@@ -29,11 +29,13 @@ pub fn csv_source(path: &Path, member: Member) -> String {
     )
 }
 
-/// Stages `code.csv` as `kbo_staging.code`.
+/// Stages `code.csv` as `kbo_staging.code`, each row with its line's place in the file
+/// (`line`): the last line of a repeated code wins.
 pub fn stage_codes(conn: &Connection, path: &Path) -> ImportResult<()> {
     let sql = format!(
         "CREATE SCHEMA IF NOT EXISTS kbo_staging;
-         CREATE OR REPLACE TABLE {CODE_STAGE} AS SELECT \"Category\" AS category, \"Code\" AS code,
+         CREATE OR REPLACE TABLE {CODE_STAGE} AS SELECT row_number() OVER () AS line,
+             \"Category\" AS category, \"Code\" AS code,
              \"Language\" AS language, \"Description\" AS description FROM {}",
         csv_source(path, Member::Code)
     );
@@ -58,6 +60,13 @@ pub fn read_error(e: duckdb::Error, what: &str) -> ImportError {
         .to_string();
     let passing =
         (text.contains("IO Error") && !text.contains("CSV")) || text.contains("Out of Memory");
+    if text.contains("Constraint Error") {
+        // Not the file's fault as such: a constraint of the database (one the old system
+        // created, say) refused a row.
+        return ImportError::terminal(format!(
+            "loading {what}: a constraint of the database refused a row ({first}); the extract is refused whole and the database is left as it was"
+        ));
+    }
     if passing {
         ImportError::retryable(format!("reading {what}: {first}"))
     } else {

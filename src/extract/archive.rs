@@ -147,6 +147,9 @@ impl ArchiveError {
     }
 }
 
+/// How many ignored ZIP members are named one by one in the log; the rest are counted.
+const NAMED_IGNORED: u64 = 10;
+
 /// Unpacks the known members of `zip_path` into `dest` (streaming, never the whole archive in
 /// memory), then checks `meta.csv`, the set of members its kind requires, and every header.
 pub fn unpack(
@@ -166,6 +169,7 @@ pub fn unpack(
     let mut files = BTreeMap::new();
     let mut headers = BTreeMap::new();
     let mut total: u64 = 0;
+    let mut ignored: u64 = 0;
     for index in 0..archive.len() {
         let mut entry = archive.by_index(index).map_err(|e| ArchiveError::Corrupt {
             member: format!("#{index}"),
@@ -177,7 +181,11 @@ pub fn unpack(
             continue;
         }
         let Some(member) = Member::from_file_name(&base) else {
-            tracing::warn!(member = %raw_name, "ignoring a ZIP member that is not part of the KBO format");
+            ignored += 1;
+            if ignored <= NAMED_IGNORED {
+                let member = crate::redact::capped(&raw_name, 200);
+                tracing::warn!(%member, "ignoring a ZIP member that is not part of the KBO format");
+            }
             continue;
         };
         if files.contains_key(&member) {
@@ -233,6 +241,12 @@ pub fn unpack(
         files.insert(member, chunks);
     }
 
+    if ignored > NAMED_IGNORED {
+        tracing::warn!(
+            ignored,
+            "ignored {ignored} ZIP members that are not part of the KBO format (the first {NAMED_IGNORED} are named above)"
+        );
+    }
     if !files.contains_key(&Member::Meta) {
         return Err(ArchiveError::NoMeta);
     }
@@ -353,9 +367,43 @@ fn check_header(member: Member, header: &[u8]) -> Result<(), ArchiveError> {
     }
 }
 
+/// Where the CSV reader stands within a field, as DuckDB's reader sees it: a quote opens a
+/// quoted value only at the start of a field (`"O'Brien"`), and is an ordinary character
+/// inside an unquoted one (`O"Brien`); inside a quoted value, `""` is a quote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    /// At the start of a field (after a comma or a line end).
+    Start,
+    /// Inside a value that did not start with a quote.
+    Unquoted,
+    /// Inside a quoted value.
+    Quoted,
+    /// Just after a quote inside a quoted value: the value's end, or the first of `""`.
+    QuoteInQuoted,
+}
+
+impl Field {
+    /// The state after byte `b` (a line end is the caller's business).
+    fn next(self, b: u8) -> Field {
+        match (self, b) {
+            (Field::Quoted, b'"') => Field::QuoteInQuoted,
+            (Field::Quoted, _) => Field::Quoted,
+            (Field::QuoteInQuoted, b'"') => Field::Quoted,
+            (Field::Start, b'"') => Field::Quoted,
+            (_, b',') => Field::Start,
+            (state, b'\r') => state,
+            _ => Field::Unquoted,
+        }
+    }
+}
+
+/// A UTF-8 byte-order mark, which may open a member and is not part of its first field.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
 /// Writes a member as chunk files of at most `lines_per_chunk` lines each, every chunk
-/// starting with the member's header. Lines end at a newline outside quotes, so a quoted value
-/// holding a newline stays whole. Line ends are written as `\n` whether the file has LF, CRLF
+/// starting with the member's header. Lines end at a newline outside a quoted value (see
+/// [`Field`]), so a quoted value holding a newline stays whole and a stray quote inside an
+/// unquoted value changes nothing. Line ends are written as `\n` whether the file has LF, CRLF
 /// or both (DuckDB's strict CSV reader refuses a file that mixes them); inside quotes, bytes
 /// are kept as they are.
 struct ChunkWriter {
@@ -364,7 +412,9 @@ struct ChunkWriter {
     lines_per_chunk: u64,
     header: Vec<u8>,
     header_done: bool,
-    in_quotes: bool,
+    field: Field,
+    /// Bytes of the member seen so far, up to the length of a byte-order mark.
+    seen: usize,
     /// A `\r` outside quotes ended the last buffer: dropped if a `\n` follows.
     pending_cr: bool,
     out: Option<BufWriter<File>>,
@@ -381,7 +431,8 @@ impl ChunkWriter {
             lines_per_chunk,
             header: Vec::new(),
             header_done: false,
-            in_quotes: false,
+            field: Field::Start,
+            seen: 0,
             pending_cr: false,
             out: None,
             partial: false,
@@ -501,18 +552,26 @@ impl Write for ChunkWriter {
         }
         let mut start = 0;
         for (i, &b) in buf.iter().enumerate() {
-            if b == b'"' {
-                self.in_quotes = !self.in_quotes;
-            } else if b == b'\n' && !self.in_quotes {
+            if self.seen < BOM.len() {
+                let in_bom = b == BOM[self.seen];
+                self.seen = if in_bom { self.seen + 1 } else { BOM.len() };
+                if in_bom {
+                    continue;
+                }
+            }
+            if b == b'\n' && self.field != Field::Quoted {
                 let line = &buf[start..i];
                 self.push(line.strip_suffix(b"\r").unwrap_or(line))?;
                 self.line_end()?;
+                self.field = Field::Start;
                 start = i + 1;
+            } else {
+                self.field = self.field.next(b);
             }
         }
         let rest = &buf[start..];
         match rest.strip_suffix(b"\r") {
-            Some(before) if !self.in_quotes => {
+            Some(before) if self.field != Field::Quoted => {
                 self.push(before)?;
                 self.pending_cr = true;
             }
@@ -636,6 +695,31 @@ mod tests {
             !first.contains('\r') && !second.contains('\r'),
             "CRLF line ends become LF: {first:?}"
         );
+    }
+
+    #[test]
+    fn a_quote_inside_an_unquoted_value_is_a_plain_character() {
+        // As DuckDB reads it: `O"Brien` is one value; a quote opens a quoted value only at the
+        // start of a field. A BOM opens the member; lines end in CRLF.
+        let text: &[u8] = b"\xEF\xBB\xBF\"EntityNumber\",\"Denomination\"\r\n\"0200.000.097\",O\"Brien\r\n\"0200.000.196\",\"a, \"\"b\"\"\r\nc\"\r\n0200.000.295,x\"y\"z\r\n\"0200.000.394\",\"D\"\r\n";
+        for split in 0..text.len() {
+            let dir = tempfile::tempdir().unwrap();
+            let mut writer = ChunkWriter::new(dir.path(), Member::Code, 2);
+            writer.write_all(&text[..split]).unwrap();
+            writer.write_all(&text[split..]).unwrap();
+            let (header, chunks) = writer.finish().unwrap();
+            assert_eq!(
+                header, b"\xEF\xBB\xBF\"EntityNumber\",\"Denomination\"\n",
+                "split at {split}"
+            );
+            let lines: Vec<(u64, u64)> = chunks.iter().map(|c| (c.first_line, c.lines)).collect();
+            assert_eq!(lines, vec![(2, 2), (4, 2)], "split at {split}");
+            let second = std::fs::read_to_string(dir.path().join(&chunks[1].file)).unwrap();
+            assert!(
+                second.ends_with("\n0200.000.295,x\"y\"z\n\"0200.000.394\",\"D\"\n"),
+                "split at {split}: {second}"
+            );
+        }
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The portal's extract file names: `KboOpenData_<extract>_<yyyy>_<mm>[_<dd>]_<Full|Update>.zip`.
 
-use super::meta::ExtractType;
+use super::meta::{ExtractType, Meta};
 use std::fmt;
 
 /// What an extract's file name says about it.
@@ -58,6 +58,34 @@ impl ExtractFileName {
     }
 }
 
+impl ExtractFileName {
+    /// Why `meta` (what the extract says of itself) disagrees with this name, if it does: the
+    /// extract number and type must be the same, and the snapshot date must lie within a
+    /// month of the name's year and month (the name carries the publication day, the snapshot
+    /// the day before or so).
+    pub fn disagreement(&self, meta: &Meta) -> Option<String> {
+        let months = |year: u16, month: u8| i32::from(year) * 12 + i32::from(month);
+        let says = if meta.extract_number != self.extract_number {
+            format!("extract {}", meta.extract_number)
+        } else if meta.extract_type != self.kind {
+            format!("a {} extract", meta.extract_type)
+        } else if (months(meta.snapshot_date.year, meta.snapshot_date.month)
+            - months(self.year, self.month))
+        .abs()
+            > 1
+        {
+            format!("snapshot date {}", meta.snapshot_date.kbo())
+        } else {
+            return None;
+        };
+        Some(format!(
+            "the file is named {self} (extract {}, {}, {:04}-{:02}), but its meta.csv says {says}: \
+             the file is not the extract its name promises; get the right file",
+            self.extract_number, self.kind, self.year, self.month
+        ))
+    }
+}
+
 impl fmt::Display for ExtractFileName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -97,6 +125,37 @@ mod tests {
             (139, None, ExtractType::Full)
         );
         assert_eq!(f.to_string(), "KboOpenData_0139_2025_10_Full.zip");
+    }
+
+    #[test]
+    fn a_name_must_agree_with_meta_csv() {
+        use crate::extract::date::{Date, Timestamp};
+        let name = ExtractFileName::parse("KboOpenData_0140_2025_10_Full.zip").unwrap();
+        let date = Date::new(2025, 10, 4).unwrap();
+        let mut meta = Meta {
+            snapshot_date: date,
+            extract_timestamp: Timestamp {
+                date,
+                hour: 1,
+                minute: 2,
+                second: 3,
+            },
+            extract_type: ExtractType::Full,
+            extract_number: 140,
+            version: "1.0.0".into(),
+        };
+        assert_eq!(name.disagreement(&meta), None);
+        meta.snapshot_date = Date::new(2025, 9, 30).unwrap();
+        assert_eq!(name.disagreement(&meta), None, "a day across a month's end");
+        meta.extract_number = 2147483647;
+        let why = name.disagreement(&meta).unwrap();
+        assert!(why.contains("extract 2147483647"), "{why}");
+        meta.extract_number = 140;
+        meta.extract_type = ExtractType::Update;
+        assert!(name.disagreement(&meta).unwrap().contains("update"));
+        meta.extract_type = ExtractType::Full;
+        meta.snapshot_date = Date::new(2031, 10, 4).unwrap();
+        assert!(name.disagreement(&meta).unwrap().contains("04-10-2031"));
     }
 
     #[test]

@@ -21,6 +21,7 @@ use std::time::Duration;
 /// A client of the portal, keeping one session for the whole process.
 pub struct Portal {
     settings: PortalSettings,
+    max_download_bytes: u64,
     http: reqwest::Client,
     session: tokio::sync::Mutex<Option<Cookies>>,
 }
@@ -32,8 +33,9 @@ enum Attempt<T> {
 }
 
 impl Portal {
-    /// A client for the portal of `settings`; nothing is sent before the first call.
-    pub fn new(settings: PortalSettings) -> Portal {
+    /// A client for the portal of `settings`, refusing downloads past `max_download_bytes`;
+    /// nothing is sent before the first call.
+    pub fn new(settings: PortalSettings, max_download_bytes: u64) -> Portal {
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(30))
@@ -43,6 +45,7 @@ impl Portal {
             .expect("the HTTP client's settings are valid");
         Portal {
             settings,
+            max_download_bytes,
             http,
             session: tokio::sync::Mutex::new(None),
         }
@@ -119,7 +122,7 @@ impl Portal {
                 return Ok(Attempt::Stale("a web page instead of the ZIP file".into()));
             }
             let shown = format!("the KBO portal ({name})");
-            download::save_response(response, &shown, dest, expected_sha256)
+            download::save_response(response, &shown, dest, expected_sha256, self.max_download_bytes)
                 .await
                 .map(Attempt::Done)
         })

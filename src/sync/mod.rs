@@ -266,7 +266,7 @@ impl KboSync {
                     .map_err(ImportError::into_handler_error)
             })
             .name("read-register")
-            .retry_policy(local_retries())
+            .retry_policy(local_retries(&self.importer.config().retries))
             .await;
         let register = match register {
             Ok(register) => register.into_inner(),
@@ -329,7 +329,7 @@ impl KboSync {
             ))
         })
         .name("list-portal")
-        .retry_policy(network_retries())
+        .retry_policy(network_retries(&self.importer.config().retries))
         .await
         .map(Json::into_inner)
     }

@@ -7,6 +7,7 @@
 
 pub mod progress;
 
+use crate::db::rollback::RollbackOutcome;
 use crate::error::ImportError;
 use crate::extract::ExtractType;
 use crate::importer::{ImportRequest, Importer, Prepared};
@@ -36,9 +37,10 @@ pub struct RunResult {
     pub records_deleted: u64,
 }
 
-/// The job id of a workflow: its key, which Restate keeps unique among workflows.
+/// The job id of a workflow: the old web app's UUID over its key (see
+/// [`crate::db::ledger::job_id_of`]); Restate keeps keys unique among workflows.
 pub fn job_id(workflow_id: &str) -> String {
-    workflow_id.to_string()
+    crate::db::ledger::job_id_of(workflow_id)
 }
 
 /// The `KboImport` workflow service.
@@ -53,23 +55,43 @@ impl KboImport {
     }
 }
 
+/// How often a failing step is tried before it fails: `KBO_RETRY_NETWORK_ATTEMPTS` for steps
+/// that talk to the network, `KBO_RETRY_LOCAL_ATTEMPTS` for those that work on the database
+/// and local files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetrySettings {
+    /// Attempts of a network step (default 15: about five minutes).
+    pub network_attempts: u32,
+    /// Attempts of a database or file step (default 20: about three minutes).
+    pub local_attempts: u32,
+}
+
+impl Default for RetrySettings {
+    fn default() -> Self {
+        RetrySettings {
+            network_attempts: 15,
+            local_attempts: 20,
+        }
+    }
+}
+
 /// Retries for steps that talk to the network (the extract's server, the KBO portal): about
-/// five minutes, then the step fails.
-pub(crate) fn network_retries() -> RunRetryPolicy {
+/// five minutes by default, then the step fails.
+pub(crate) fn network_retries(settings: &RetrySettings) -> RunRetryPolicy {
     RunRetryPolicy::new()
         .initial_delay(Duration::from_secs(1))
         .exponentiation_factor(2.0)
         .max_delay(Duration::from_secs(30))
-        .max_attempts(15)
+        .max_attempts(settings.network_attempts.max(1))
 }
 
 /// Retries for steps that work on the database and local files.
-pub(crate) fn local_retries() -> RunRetryPolicy {
+pub(crate) fn local_retries(settings: &RetrySettings) -> RunRetryPolicy {
     RunRetryPolicy::new()
         .initial_delay(Duration::from_millis(500))
         .exponentiation_factor(2.0)
         .max_delay(Duration::from_secs(10))
-        .max_attempts(20)
+        .max_attempts(settings.local_attempts.max(1))
 }
 
 /// A step's result and the time spent doing it, journaled together.
@@ -93,8 +115,9 @@ async fn timed<T>(
 
 #[restate_sdk::workflow]
 impl KboImport {
-    /// Imports one KBO extract. Body: the extract's URL as a JSON string, or
-    /// `{"url": "…", "sha256": "<optional hex>"}`.
+    /// Imports one KBO extract. Body: the extract's URL as a JSON string, or an object with
+    /// one of `url`, `blobUrl`, `fileUrl`, `portalFile`, and optional `sha256` and `filename`
+    /// (see [`ImportRequest::from_json`]).
     #[handler(name = "run")]
     async fn run(
         &self,
@@ -103,31 +126,27 @@ impl KboImport {
     ) -> HandlerResult<Json<RunResult>> {
         let job_id = job_id(ctx.key());
         let mut progress = Progress::pending(&job_id);
-        let outcome = match ImportRequest::from_json(
-            &body.into_inner(),
-            self.importer.config().allow_file_urls,
-        ) {
-            Ok(request) => self.import(&ctx, &job_id, &request, &mut progress).await,
-            Err(e) => Err(TerminalError::new(e.message)),
+        let request =
+            ImportRequest::from_json(&body.into_inner(), self.importer.config().allow_file_urls);
+        let outcome = match &request {
+            Ok(request) => self.import(&ctx, &job_id, request, &mut progress).await,
+            Err(e) => Err(TerminalError::new(e.message.clone())),
         };
-        match outcome {
-            Ok(result) => Ok(Json(result)),
+        let ended = match outcome {
+            Ok(result) => Ok(result),
             Err(error) => {
-                // Undo the extract first: `failed` means the database is as it was before.
-                let message = error.message().to_string();
-                let importer = Arc::clone(&self.importer);
-                let failed_job = job_id.clone();
-                let failure = message.clone();
-                ctx.run(|| async move { timed(importer.roll_back(&failed_job, &failure)).await })
-                    .name("rollback")
-                    .retry_policy(local_retries())
-                    .await?;
-                progress.status = Status::Failed;
-                progress.error = Some(message.clone());
-                ctx.set(PROGRESS, Json(progress));
-                Err(TerminalError::new(message).into())
+                self.settle_failure(&ctx, &job_id, error.message(), &mut progress)
+                    .await
             }
+        };
+        if let Ok(request) = &request
+            && self.importer.deletes_blob(request)
+        {
+            self.clean_up_blob(&ctx, request).await;
         }
+        ended
+            .map(Json)
+            .map_err(|message| TerminalError::new(message).into())
     }
 
     /// Where the import stands; answers before, during and after `run`. Any body (none, or
@@ -144,6 +163,100 @@ impl KboImport {
 }
 
 impl KboImport {
+    /// After a failure: rolls the extract back, then records where the import ended — failed
+    /// with `message` (and, when the rollback could not finish, the command that settles
+    /// it), or completed after all when the extract had been applied before the failure
+    /// reached the workflow (a cancel after finalize's commit).
+    async fn settle_failure(
+        &self,
+        ctx: &WorkflowContext<'_>,
+        job_id: &str,
+        message: &str,
+        progress: &mut Progress,
+    ) -> Result<RunResult, String> {
+        let workflow_id = ctx.key();
+        let message = match self.roll_back(ctx, job_id, message).await {
+            Ok(RollbackOutcome::AlreadyCompleted(counts)) => {
+                progress.status = Status::Completed;
+                progress.error = None;
+                progress.records_inserted = Some(counts.inserted);
+                progress.records_deleted = Some(counts.deleted);
+                ctx.set(PROGRESS, Json(progress.clone()));
+                return Ok(RunResult {
+                    job_id: job_id.to_string(),
+                    extract_number: progress.extract_number.unwrap_or_default(),
+                    extract_type: progress.extract_type.unwrap_or(ExtractType::Full),
+                    names_resolved: 0,
+                    records_inserted: counts.inserted,
+                    records_deleted: counts.deleted,
+                });
+            }
+            Ok(_) => message.to_string(),
+            Err(stuck) => format!(
+                "{message}; rolling the extract back did not finish either ({}): the job stays \
+                 `running` in import_jobs and later imports are refused until `kbo-import \
+                 rollback {workflow_id}` undoes it",
+                stuck.message()
+            ),
+        };
+        progress.status = Status::Failed;
+        progress.error = Some(message.clone());
+        ctx.set(PROGRESS, Json(progress.clone()));
+        Err(message)
+    }
+
+    /// The `cleanup-blob` step: deletes the old app's uploaded extract. Best effort: a blob
+    /// that cannot be deleted is logged, and changes nothing about the import's outcome.
+    async fn clean_up_blob(&self, ctx: &WorkflowContext<'_>, request: &ImportRequest) {
+        let importer = Arc::clone(&self.importer);
+        let deleted = ctx
+            .run(|| async move {
+                importer
+                    .delete_blob(request)
+                    .await
+                    .map(Json)
+                    .map_err(ImportError::into_handler_error)
+            })
+            .name("cleanup-blob")
+            .retry_policy(network_retries(&self.importer.config().retries))
+            .await;
+        if let Err(e) = deleted {
+            tracing::warn!(error = %e.message(), "could not delete the uploaded blob: delete it by hand");
+        }
+    }
+
+    /// The `rollback` step. A cancel that arrives while it runs (an operator cancelling twice)
+    /// does not stop it: the step is run again, under a new name, up to three times.
+    async fn roll_back(
+        &self,
+        ctx: &WorkflowContext<'_>,
+        job_id: &str,
+        message: &str,
+    ) -> Result<RollbackOutcome, TerminalError> {
+        const CANCELLED: u16 = 409;
+        let mut attempt = 1;
+        loop {
+            let importer = Arc::clone(&self.importer);
+            let name = match attempt {
+                1 => "rollback".to_string(),
+                n => format!("rollback-{n}"),
+            };
+            let workflow_id = ctx.key();
+            let done = ctx
+                .run(
+                    || async move { timed(importer.roll_back(job_id, workflow_id, message)).await },
+                )
+                .name(&name)
+                .retry_policy(local_retries(&self.importer.config().retries))
+                .await;
+            match done {
+                Ok(done) => return Ok(done.into_inner().value),
+                Err(e) if e.code() == CANCELLED && attempt < 3 => attempt += 1,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// The story of an import: download, prepare, every batch, finalize.
     async fn import(
         &self,
@@ -159,17 +272,20 @@ impl KboImport {
         let downloaded = ctx
             .run(|| async move { timed(importer.download(job_id, request)).await })
             .name("download")
-            .retry_policy(network_retries())
+            .retry_policy(network_retries(&self.importer.config().retries))
             .await?
             .into_inner();
         progress.step_done(downloaded.ms);
 
         let importer = Arc::clone(&self.importer);
         let fetched = &downloaded.value;
-        let prepared = ctx
-            .run(|| async move { timed(importer.prepare(job_id, request, fetched)).await })
+        let workflow_id = ctx.key();
+        let prepared =
+            ctx.run(|| async move {
+                timed(importer.prepare(job_id, workflow_id, request, fetched)).await
+            })
             .name("prepare")
-            .retry_policy(local_retries())
+            .retry_policy(local_retries(&self.importer.config().retries))
             .await?
             .into_inner();
         progress.step_done(prepared.ms);
@@ -187,7 +303,7 @@ impl KboImport {
             let applied = ctx
                 .run(|| async move { timed(importer.apply(plan, batch, request, fetched)).await })
                 .name(batch.step_name())
-                .retry_policy(local_retries())
+                .retry_policy(local_retries(&self.importer.config().retries))
                 .await?
                 .into_inner();
             progress.step_done(applied.ms);
@@ -201,7 +317,7 @@ impl KboImport {
         let finalized = ctx
             .run(|| async move { timed(importer.finalize(job)).await })
             .name("finalize")
-            .retry_policy(local_retries())
+            .retry_policy(local_retries(&self.importer.config().retries))
             .await?
             .into_inner();
         progress.step_done(finalized.ms);

@@ -262,6 +262,53 @@ impl Restate {
         );
     }
 
+    /// `restate invocations cancel <id>` with the real CLI, for an invocation that may have
+    /// ended already: whether the CLI took it.
+    pub fn cancel_if_running(&self, invocation_id: &str) -> bool {
+        Command::new(tool("restate"))
+            .args(["invocations", "cancel", "--yes", invocation_id])
+            .env("RESTATE_ADMIN_URL", self.admin_url())
+            .env("RESTATE_CLI_CONFIG_HOME", self.base_dir.join("cli"))
+            .output()
+            .expect("the restate CLI runs")
+            .status
+            .success()
+    }
+
+    /// `restate invocations kill <id>` with the real CLI: the invocation ends at once and runs
+    /// no more of its code (no rollback step).
+    pub fn kill_invocation(&self, invocation_id: &str) {
+        let output = Command::new(tool("restate"))
+            .args(["invocations", "kill", "--yes", invocation_id])
+            .env("RESTATE_ADMIN_URL", self.admin_url())
+            .env("RESTATE_CLI_CONFIG_HOME", self.base_dir.join("cli"))
+            .output()
+            .expect("the restate CLI runs");
+        assert!(
+            output.status.success(),
+            "restate invocations kill failed:\n{}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    /// `restate invocations purge <id>` with the real CLI: Restate forgets the ended
+    /// invocation, so that its workflow id can run again.
+    pub fn purge_invocation(&self, invocation_id: &str) {
+        let output = Command::new(tool("restate"))
+            .args(["invocations", "purge", "--yes", invocation_id])
+            .env("RESTATE_ADMIN_URL", self.admin_url())
+            .env("RESTATE_CLI_CONFIG_HOME", self.base_dir.join("cli"))
+            .output()
+            .expect("the restate CLI runs");
+        assert!(
+            output.status.success(),
+            "restate invocations purge failed:\n{}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
     /// `POST <ingress><path>` with `body` as JSON (no body at all when `None`); asserts a
     /// success and returns the answer's text.
     async fn post_ok(&self, path: &str, body: Option<&Value>) -> String {
@@ -406,6 +453,8 @@ impl Service {
             .env("KBO_DATABASE", database)
             .env("KBO_WORK_DIR", dir.join(format!("work-{port}")))
             .env("KBO_ALLOW_FILE_URLS", "true")
+            // The tests' HTTP servers listen on loopback.
+            .env("KBO_ALLOW_PRIVATE_HOSTS", "true")
             .env("KBO_DUCKDB_MEMORY_LIMIT", "1GB")
             .env("RUST_LOG", "info");
         for (k, v) in env {

@@ -1,5 +1,5 @@
 //! A small HTTP/1.1 file server on loopback whose answers the test scripts: 404s, 500s,
-//! connections reset before any answer, then the file.
+//! connections reset before any answer, bodies cut short, redirects, then the file.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -17,6 +17,10 @@ pub enum Answer {
     Reset,
     /// `200 OK` with the file's bytes.
     File(PathBuf),
+    /// `200 OK` announcing the file's length, then half of its bytes, then the end.
+    Short(PathBuf),
+    /// `302 Found` to this location.
+    Redirect(String),
 }
 
 /// The running server: paths map to scripted answers, consumed in order; the last one repeats.
@@ -66,6 +70,18 @@ impl FileServer {
                         None => socket.write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 9\r\nconnection: close\r\n\r\nnot found").await,
                         Some(Answer::ServerError) => socket.write_all(b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 4\r\nconnection: close\r\n\r\noops").await,
                         Some(Answer::Reset) => return,
+                        Some(Answer::Redirect(to)) => {
+                            let head = format!("HTTP/1.1 302 Found\r\nlocation: {to}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+                            socket.write_all(head.as_bytes()).await
+                        }
+                        Some(Answer::Short(path)) => {
+                            let bytes = tokio::fs::read(&path).await.unwrap();
+                            let head = format!("HTTP/1.1 200 OK\r\ncontent-type: application/zip\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", bytes.len());
+                            match socket.write_all(head.as_bytes()).await {
+                                Ok(()) => socket.write_all(&bytes[..bytes.len() / 2]).await,
+                                Err(e) => Err(e),
+                            }
+                        }
                         Some(Answer::File(path)) => {
                             let bytes = tokio::fs::read(&path).await.unwrap();
                             let head = format!("HTTP/1.1 200 OK\r\ncontent-type: application/zip\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", bytes.len());

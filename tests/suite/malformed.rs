@@ -91,9 +91,10 @@ async fn malformed_extracts_fail_naming_the_file_and_leave_the_database_as_it_wa
         &open(&db),
         "SELECT id, status, error_message LIKE '%' || 'line' || '%' AS has_line FROM import_jobs WHERE status = 'failed'",
     );
+    let bad_date = kbo_import::db::ledger::job_id_of("bad-date-141");
     assert!(
         jobs.iter()
-            .any(|j| j.contains("bad-date-141") && j.contains("has_line': true")),
+            .any(|j| j.contains(&bad_date) && j.contains("has_line': true")),
         "the failure is recorded in import_jobs: {jobs:?}"
     );
     drop(service);

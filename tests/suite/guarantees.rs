@@ -1,0 +1,644 @@
+//! Never wrong, never stuck: one test per class of fault a hostile tester found, against the
+//! real Restate server. Whatever happens, the data, the workflow's result, `getProgress` and
+//! `import_jobs` agree, and there is a named way forward.
+
+use crate::fixtures::{chain, member_text, rewrite_zip, with_meta};
+use crate::harness::{Restate, file_url, output_text};
+use crate::http_server::{Answer, FileServer};
+use crate::tables::{DATA_TABLES, assert_same_rows, count, current, everything, open};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+/// Every row of every table an import writes, history included.
+pub fn state(db: &Path) -> Vec<(String, Vec<String>)> {
+    let conn = open(db);
+    DATA_TABLES
+        .iter()
+        .chain(&["codes", "nace_codes"])
+        .map(|t| (t.to_string(), everything(&conn, t)))
+        .collect()
+}
+
+/// The current rows of the seven data tables.
+pub fn register(db: &Path) -> Vec<(String, Vec<String>)> {
+    let conn = open(db);
+    DATA_TABLES
+        .iter()
+        .map(|t| (t.to_string(), current(&conn, t)))
+        .collect()
+}
+
+/// Asserts two states are equal, table by table.
+pub fn assert_same_state(
+    what: &str,
+    left: &[(String, Vec<String>)],
+    right: &[(String, Vec<String>)],
+) {
+    for ((table, l), (_, r)) in left.iter().zip(right) {
+        assert_same_rows(&format!("{table}: {what}"), l, r);
+    }
+}
+
+/// `import_jobs.status` of the job of workflow `workflow_id`, if it is recorded.
+pub fn job_status(db: &Path, workflow_id: &str) -> Option<String> {
+    let job_id = kbo_import::db::ledger::job_id_of(workflow_id);
+    open(db)
+        .query_row(
+            "SELECT status FROM import_jobs WHERE id = ?",
+            [job_id],
+            |r| r.get(0),
+        )
+        .ok()
+}
+
+/// Checks that `getProgress`, the run's result and `import_jobs` agree on how workflow `id`
+/// ended; returns whether it completed.
+pub async fn agreed_end(restate: &Restate, db: &Path, id: &str) -> bool {
+    let progress = restate.progress(id).await;
+    let status = progress["status"].as_str().unwrap_or_default().to_string();
+    assert!(
+        status == "completed" || status == "failed",
+        "{id}: getProgress reached an end: {progress}"
+    );
+    let (code, output) = restate.run_output(id).await;
+    let job = job_status(db, id);
+    if status == "completed" {
+        assert_eq!(
+            code, 200,
+            "{id}: the run's result agrees with getProgress: {output}"
+        );
+        assert_eq!(output["job_id"], progress["job_id"], "{id}: {output}");
+        assert_eq!(
+            job.as_deref(),
+            Some("completed"),
+            "{id}: import_jobs agrees"
+        );
+    } else {
+        assert_ne!(
+            code, 200,
+            "{id}: the run failed, as getProgress says: {output}"
+        );
+        assert!(
+            matches!(job.as_deref(), None | Some("failed")),
+            "{id}: import_jobs says {job:?} of a failed import"
+        );
+        assert!(
+            progress["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{progress}"
+        );
+    }
+    status == "completed"
+}
+
+/// Waits until `getProgress` of `id` shows at least `batches` batches done.
+async fn wait_batches(restate: &Restate, id: &str, batches: u64) -> Value {
+    let start = std::time::Instant::now();
+    loop {
+        let p = restate.progress(id).await;
+        if p["completed_batches"].as_u64().unwrap_or(0) >= batches {
+            return p;
+        }
+        assert_ne!(
+            p["status"], "completed",
+            "{id} ended before {batches} batches"
+        );
+        assert!(start.elapsed() < MINUTE, "{id}: {p}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_ids_that_differ_only_in_punctuation_never_share_files() {
+    let chain = chain();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let restate = Restate::start(d);
+    let reference_db = d.join("reference.duckdb");
+    let reference = restate.serve(d, &reference_db, &[]);
+    restate
+        .import_completed("reference-141", &chain.next_full)
+        .await;
+    drop(reference);
+    let db = d.join("kbo.duckdb");
+    let service = restate.serve(d, &db, &[("KBO_BATCH_ROWS", "1000")]);
+    restate.import_completed("full-140", &chain.full).await;
+    let full_140 = register(&db);
+    // Two different extracts: Full 141, and a Full 142 holding Full 140's lines.
+    let full_142 = with_meta(&chain.full, &d.join("full-142.zip"), "\"140\"", "\"142\"");
+    restate
+        .start_import("x.full", json!(file_url(&chain.next_full)))
+        .await;
+    restate
+        .start_import("x_full", json!(file_url(&full_142)))
+        .await;
+    restate.wait_finished("x.full", MINUTE).await;
+    restate.wait_finished("x_full", MINUTE).await;
+    let first = agreed_end(&restate, &db, "x.full").await;
+    let second = agreed_end(&restate, &db, "x_full").await;
+    assert!(first || second, "one of the two ran");
+    let expected = if !first {
+        full_140.clone()
+    } else if !second {
+        register(&reference_db)
+    } else {
+        // Both ran, one after the other (Full 142 last): its lines are Full 140's.
+        full_140.clone()
+    };
+    assert_same_state(
+        "the register holds exactly what the completed import brought",
+        &register(&db),
+        &expected,
+    );
+    drop(service);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn status_agrees_whenever_a_cancel_arrives_even_twice_or_during_finalize() {
+    let chain = chain();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let restate = Restate::start(d);
+    let db = d.join("kbo.duckdb");
+    let service = restate.serve(d, &db, &[("KBO_BATCH_ROWS", "1000")]);
+    restate.import_completed("full-140", &chain.full).await;
+    let before = state(&db);
+
+    // Two cancels a few milliseconds apart, while batches run.
+    let invocation = restate
+        .start_import_id("twice", json!(file_url(&chain.next_full)))
+        .await;
+    wait_batches(&restate, "twice", 8).await;
+    restate.cancel(&invocation);
+    restate.cancel_if_running(&invocation);
+    restate.wait_finished("twice", MINUTE).await;
+    assert!(!agreed_end(&restate, &d.join("kbo.duckdb"), "twice").await);
+    assert_same_state("after two cancels", &state(&db), &before);
+
+    // A cancel as finalize runs: whichever side of its commit it lands, all agree.
+    let invocation = restate
+        .start_import_id("late", json!(file_url(&chain.next_full)))
+        .await;
+    loop {
+        let p = restate.progress("late").await;
+        if matches!(p["status"].as_str(), Some("finalizing" | "completed")) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    restate.cancel_if_running(&invocation);
+    restate.wait_finished("late", MINUTE).await;
+    if agreed_end(&restate, &db, "late").await {
+        assert_eq!(
+            count(
+                &open(&db),
+                "SELECT max(extract_number) FROM import_jobs WHERE status = 'completed'"
+            ),
+            141
+        );
+    } else {
+        assert_same_state(
+            "after a cancel before finalize's commit",
+            &state(&db),
+            &before,
+        );
+    }
+    drop(service);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_left_behind_is_named_and_settled_by_one_command() {
+    let chain = chain();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let restate = Restate::start(d);
+    let db = d.join("kbo.duckdb");
+    let env = [
+        ("KBO_BATCH_ROWS", "1000"),
+        ("KBO_RETRY_LOCAL_ATTEMPTS", "3"),
+    ];
+    let mut service = restate.serve(d, &db, &env);
+    restate.import_completed("full-140", &chain.full).await;
+    let before = state(&db);
+
+    // The database locked by a reader for longer than the retries, from the middle of an
+    // import: the batches give up, then the rollback too.
+    restate
+        .start_import("stuck", json!(file_url(&chain.next_full)))
+        .await;
+    wait_batches(&restate, "stuck", 10).await;
+    service.process.kill();
+    let reader = open(&db);
+    service.restart();
+    let done = restate.wait_finished("stuck", MINUTE).await;
+    assert_eq!(done["status"], "failed", "{done}");
+    let error = done["error"].as_str().unwrap();
+    assert!(
+        error.contains("rolling the extract back did not finish")
+            && error.contains("kbo-import rollback stuck"),
+        "the error names the way forward: {error}"
+    );
+    drop(reader);
+    assert_eq!(job_status(&db, "stuck").as_deref(), Some("running"));
+
+    // Every later import is refused naming the job and the command.
+    restate
+        .start_import("next", json!(file_url(&chain.next_full)))
+        .await;
+    let refused = restate.wait_finished("next", MINUTE).await;
+    let error = refused["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("(workflow stuck)") && error.contains("kbo-import rollback stuck"),
+        "{error}"
+    );
+
+    // The command settles it: the database is as before, the job failed.
+    let kbo_env = [("KBO_DATABASE", db.to_str().unwrap())];
+    let out = restate.kbo_import(&["rollback", "stuck"], &kbo_env);
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert!(
+        output_text(&out).contains("rolled back job stuck"),
+        "{}",
+        output_text(&out)
+    );
+    assert_same_state("after kbo-import rollback", &state(&db), &before);
+    assert_eq!(job_status(&db, "stuck").as_deref(), Some("failed"));
+    let again = restate.kbo_import(&["rollback", "stuck"], &kbo_env);
+    assert!(
+        output_text(&again).contains("nothing to do"),
+        "{}",
+        output_text(&again)
+    );
+
+    // An invocation killed through Restate runs no rollback: the same command settles it,
+    // and refuses while the workflow still runs. Small batches: the import runs long enough.
+    drop(service);
+    let service = restate.serve(d, &db, &[("KBO_BATCH_ROWS", "100")]);
+    let invocation = restate
+        .start_import_id("killed", json!(file_url(&chain.next_full)))
+        .await;
+    wait_batches(&restate, "killed", 10).await;
+    let early = restate.kbo_import(&["rollback", "killed"], &kbo_env);
+    assert!(!early.status.success(), "refused while it runs");
+    assert!(
+        output_text(&early).contains("still"),
+        "{}",
+        output_text(&early)
+    );
+    restate.kill_invocation(&invocation);
+    let progress = restate.progress("killed").await;
+    assert_eq!(
+        progress["status"], "processing",
+        "killed half-way: {progress}"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let out = restate.kbo_import(&["rollback", "killed"], &kbo_env);
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert_same_state("after the killed import's rollback", &state(&db), &before);
+    restate.import_completed("after", &chain.next_full).await;
+    drop(service);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_extract_whose_meta_csv_cannot_be_right_is_refused() {
+    let chain = chain();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let restate = Restate::start(d);
+    let db = d.join("kbo.duckdb");
+    let service = restate.serve(d, &db, &[]);
+    restate.import_completed("full-140", &chain.full).await;
+    let before = state(&db);
+    let named = d.join("named");
+    std::fs::create_dir_all(&named).unwrap();
+    let liar = with_meta(
+        &chain.next_full,
+        &named.join("KboOpenData_0141_2025_10_05_Full.zip"),
+        "\"141\"",
+        "\"2147483647\"",
+    );
+    let unnamed = with_meta(
+        &chain.next_full,
+        &d.join("huge.zip"),
+        "\"141\"",
+        "\"2147483647\"",
+    );
+    let future = with_meta(&chain.next_full, &d.join("future.zip"), "2025", "2098");
+    for (id, body, expected) in [
+        (
+            "liar",
+            json!(file_url(&liar)),
+            "its meta.csv says extract 2147483647",
+        ),
+        (
+            "liar-by-filename",
+            json!({"url": file_url(&unnamed), "filename": "KboOpenData_0141_2025_10_05_Full.zip"}),
+            "its meta.csv says extract 2147483647",
+        ),
+        (
+            "huge",
+            json!(file_url(&unnamed)),
+            "is not a KBO extract number",
+        ),
+        ("future", json!(file_url(&future)), "is in the future"),
+    ] {
+        restate.start_import(id, body).await;
+        let done = restate.wait_finished(id, MINUTE).await;
+        assert!(!agreed_end(&restate, &db, id).await, "{id}: {done}");
+        let error = done["error"].as_str().unwrap_or_default();
+        assert!(error.contains(expected), "{id}: {error}");
+    }
+    assert_same_state("after refused extracts", &state(&db), &before);
+    restate.import_completed("update-141", &chain.update).await;
+    drop(service);
+}
+
+/// A copy of the update whose `denomination_insert.csv` repeats its first line at its end.
+pub fn update_repeating_a_line(dir: &Path) -> std::path::PathBuf {
+    let out = dir.join("repeating.zip");
+    rewrite_zip(&chain().update, &out, |member, bytes| {
+        if member != "denomination_insert.csv" {
+            return Some((member.to_string(), bytes));
+        }
+        let text = String::from_utf8(bytes).unwrap();
+        let first = text.lines().nth(1).unwrap().to_string();
+        let mut text = text.trim_end().to_string();
+        text.push('\n');
+        text.push_str(&first);
+        text.push('\n');
+        Some((member.to_string(), text.into_bytes()))
+    });
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_repeated_line_leaves_unique_history_whatever_the_batch_size() {
+    let chain = chain();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let update = update_repeating_a_line(d);
+    let restate = Restate::start(d);
+    let mut states = Vec::new();
+    for rows in ["50", "1000000"] {
+        let db = d.join(format!("batch-{rows}.duckdb"));
+        let service = restate.serve(d, &db, &[]);
+        restate
+            .import_completed(&format!("full-{rows}"), &chain.full)
+            .await;
+        drop(service);
+        // The repeat lands in another batch than its first line with batches of 50 lines.
+        let service = restate.serve(d, &db, &[("KBO_BATCH_ROWS", rows)]);
+        restate
+            .import_completed(&format!("update-{rows}"), &update)
+            .await;
+        drop(service);
+        let conn = open(&db);
+        for (table, key) in [
+            ("enterprises", "enterprise_number"),
+            ("establishments", "establishment_number"),
+            ("branches", "id"),
+            ("denominations", "id"),
+            ("addresses", "id"),
+            ("contacts", "id"),
+            ("activities", "id"),
+        ] {
+            let twice = count(
+                &conn,
+                &format!(
+                    "SELECT count(*) FROM (SELECT {key}, _snapshot_date, _extract_number FROM {table} GROUP BY ALL HAVING count(*) > 1)"
+                ),
+            );
+            assert_eq!(
+                twice, 0,
+                "batches of {rows}: ({key}, _snapshot_date, _extract_number) is unique in {table}"
+            );
+        }
+        states.push(state(&db));
+    }
+    assert_same_state("batches of 50 vs 1 000 000 lines", &states[0], &states[1]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stray_quote_inside_an_unquoted_value_is_read_as_duckdb_reads_it() {
+    let chain = chain();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // CRLF everywhere, and a name with a quote in an unquoted value for an entity the update
+    // names anyway, followed by more lines.
+    let text = member_text(&chain.update, "denomination_insert.csv");
+    let entity = text
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .to_string();
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    lines.insert(2, format!("{entity},2,003,O\"Brien & Zonen"));
+    let crlf = lines.join("\r\n") + "\r\n";
+    let edited = d.join("quote.zip");
+    rewrite_zip(&chain.update, &edited, |member, bytes| {
+        if member == "denomination_insert.csv" {
+            Some((member.to_string(), crlf.clone().into_bytes()))
+        } else {
+            Some((member.to_string(), bytes))
+        }
+    });
+    let restate = Restate::start(d);
+    let db = d.join("kbo.duckdb");
+    let service = restate.serve(d, &db, &[]);
+    restate.import_completed("full-140", &chain.full).await;
+    drop(service);
+    // Small batches: the line with the quote and the lines after it fall in several chunks.
+    let service = restate.serve(d, &db, &[("KBO_BATCH_ROWS", "2")]);
+    restate.import_completed("quote", &edited).await;
+    let conn = open(&db);
+    let found: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM denominations WHERE _is_current AND denomination = ?",
+            ["O\"Brien & Zonen"],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(found, 1, "the value is read whole, quote included");
+    let distinct: std::collections::HashSet<&String> = lines[1..].iter().collect();
+    let inserted = count(
+        &conn,
+        "SELECT count(*) FROM denominations WHERE _extract_number = 141",
+    );
+    assert_eq!(
+        inserted,
+        distinct.len() as i64,
+        "every distinct line of the member is one row"
+    );
+    drop(service);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn extract_urls_are_bounded_and_their_secrets_never_shown() {
+    let chain = chain();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let restate = Restate::start(d);
+    let db = d.join("kbo.duckdb");
+    let service = restate.serve(d, &db, &[]);
+    restate.import_completed("full-140", &chain.full).await;
+    let name = "/KboOpenData_0141_2025_10_05_Update.zip";
+    let script = HashMap::from([
+        (
+            "/short.zip".to_string(),
+            vec![Answer::Short(chain.update.clone())],
+        ),
+        (
+            "/to-file".to_string(),
+            vec![Answer::Redirect("file:///etc/passwd".into())],
+        ),
+        (
+            "/to-metadata".to_string(),
+            vec![Answer::Redirect(
+                "http://169.254.169.254/latest/x.zip".into(),
+            )],
+        ),
+    ]);
+    let server = FileServer::start(script).await;
+    let signed = server.url(&format!("{name}?sig=SIGNED-SECRET-9b1f&se=2030"));
+    for (id, url, expected) in [
+        (
+            "metadata",
+            "http://169.254.169.254/latest/KboOpenData_0141_2025_10_05_Update.zip".to_string(),
+            "link-local",
+        ),
+        (
+            "short",
+            server.url("/short.zip"),
+            "closed the connection after",
+        ),
+        ("to-file", server.url("/to-file"), "redirect"),
+        ("to-metadata", server.url("/to-metadata"), "link-local"),
+        ("signed", signed, "HTTP 404"),
+    ] {
+        restate.start_import(id, json!(url)).await;
+        // Terminal at once: five minutes of retries would outlast this wait.
+        let done = restate.wait_finished(id, Duration::from_secs(30)).await;
+        assert!(!agreed_end(&restate, &db, id).await);
+        let error = done["error"].as_str().unwrap_or_default();
+        assert!(error.contains(expected), "{id}: {error}");
+    }
+    let texts = [
+        restate.progress("signed").await.to_string(),
+        format!(
+            "{:?}",
+            open(&db).query_row(
+                "SELECT error_message FROM import_jobs WHERE id = ?",
+                [kbo_import::db::ledger::job_id_of("signed")],
+                |r| r.get::<_, Option<String>>(0)
+            )
+        ),
+        service.process.log(),
+    ];
+    for text in texts {
+        assert!(
+            !text.contains("SIGNED-SECRET-9b1f"),
+            "a signed URL's query is masked: {text}"
+        );
+    }
+
+    // A 30 MB header line: the message quotes its start only.
+    let header = d.join("header.zip");
+    rewrite_zip(&chain.update, &header, |member, bytes| {
+        if member == "enterprise_insert.csv" {
+            // Varied letters: a run of one letter would compress past the zip-bomb bound.
+            let mut state = 12345u64;
+            let mut text: String = (0..30 << 20)
+                .map(|_| {
+                    state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
+                    (b'A' + ((state >> 33) % 26) as u8) as char
+                })
+                .collect();
+            text.push('\n');
+            Some((member.to_string(), text.into_bytes()))
+        } else {
+            Some((member.to_string(), bytes))
+        }
+    });
+    restate
+        .start_import("header", json!(file_url(&header)))
+        .await;
+    let done = restate.wait_finished("header", MINUTE).await;
+    let error = done["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("the header is") && error.len() < 5000,
+        "{} bytes",
+        error.len()
+    );
+    let stored: i64 = count(
+        &open(&db),
+        "SELECT max(length(error_message)) FROM import_jobs",
+    );
+    assert!(stored < 5000, "import_jobs keeps {stored} bytes");
+
+    // A 300-character workflow id works like any other.
+    let long = "x".repeat(300);
+    restate.import_completed(&long, &chain.update).await;
+    drop(service);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn many_unknown_members_are_summarised_in_the_log() {
+    let chain = chain();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let noisy = d.join("noisy.zip");
+    {
+        let mut archive = zip::ZipArchive::new(std::fs::File::open(&chain.full).unwrap()).unwrap();
+        let mut out = zip::ZipWriter::new(std::fs::File::create(&noisy).unwrap());
+        for i in 0..archive.len() {
+            out.raw_copy_file(archive.by_index(i).unwrap()).unwrap();
+        }
+        for i in 0..2000 {
+            out.start_file(
+                format!("junk/{i}.txt"),
+                zip::write::SimpleFileOptions::default(),
+            )
+            .unwrap();
+        }
+        out.finish().unwrap();
+    }
+    let restate = Restate::start(d);
+    let service = restate.serve(d, &d.join("kbo.duckdb"), &[]);
+    restate.import_completed("noisy", &noisy).await;
+    let log = service.process.log();
+    let named = log.matches("ignoring a ZIP member").count();
+    assert!(named <= 10, "{named} lines name ignored members");
+    assert!(
+        log.contains("ignored 2000 ZIP members"),
+        "one line sums them up"
+    );
+    drop(service);
+}
+
+#[test]
+fn identity_keys_that_are_set_but_empty_refuse_to_start() {
+    for (var, value) in [
+        ("RESTATE_IDENTITY_KEYS", " , "),
+        ("RESTATE_SIGNING_PUBLIC_KEY", "nonsense"),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_kbo-import"))
+            .arg("serve")
+            .env(var, value)
+            .env("PORT", crate::harness::free_port().to_string())
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{var}={value:?} starts nothing");
+        let text = output_text(&out);
+        assert!(
+            text.contains(var) && text.contains("publickeyv1_"),
+            "{text}"
+        );
+        assert_eq!(text.trim().lines().count(), 1, "one line: {text}");
+    }
+}
