@@ -76,13 +76,10 @@ const AFFECTED_BY_UPDATE: &str = "SELECT entity_number FROM denominations WHERE 
 /// it inserted the rows).
 fn derive_names(conn: &Connection, job: &Job) -> ImportResult<u64> {
     let err = db_error("deriving enterprise and establishment names");
-    conn.execute(
-        &format!(
-            "CREATE OR REPLACE TABLE kbo_staging.affected AS SELECT DISTINCT entity_number FROM ({AFFECTED_BY_UPDATE}) WHERE entity_number IS NOT NULL"
-        ),
-        params![job.meta.extract_number],
-    )
-    .map_err(&err)?;
+    // A subquery, not a staging table: finalize's transaction holds no DDL (MotherDuck).
+    let affected = format!(
+        "SELECT DISTINCT entity_number FROM ({AFFECTED_BY_UPDATE}) WHERE entity_number IS NOT NULL"
+    );
     let mut derived = 0;
     for t in [Table::Enterprise, Table::Establishment] {
         let Some(naming) = names::naming(t) else {
@@ -99,15 +96,12 @@ fn derive_names(conn: &Connection, job: &Job) -> ImportResult<u64> {
                 &format!(
                     "UPDATE {table} SET {}
                      FROM (SELECT a.entity_number, d.nl, d.fr, d.unknown, d.de, d.en
-                           FROM kbo_staging.affected a LEFT JOIN ({}) d ON d.entity_number = a.entity_number) n
+                           FROM ({affected}) a LEFT JOIN ({}) d ON d.entity_number = a.entity_number) n
                      WHERE {table}._is_current AND {number} = n.entity_number",
                     set.join(", "),
-                    names::names_by_language(
-                        naming.denomination_type,
-                        "SELECT entity_number FROM kbo_staging.affected"
-                    )
+                    names::names_by_language(naming.denomination_type, &affected)
                 ),
-                [],
+                params![job.meta.extract_number],
             )
             .map_err(&err)?;
     }
@@ -127,14 +121,44 @@ fn named_by_full(conn: &Connection, job: &Job) -> ImportResult<u64> {
     Ok(n as u64)
 }
 
-/// Replaces `codes` and `nace_codes` with the extract's `code.csv` (the last line of a key wins).
+/// Replaces `codes` and `nace_codes` with the extract's `code.csv` (the last line of a key
+/// wins). Where `codes` only allows NL, FR and DE, or requires a description (the old app's
+/// schema), the rows it would refuse are left out rather than failing the import.
 fn replace_codes(conn: &Connection) -> ImportResult<()> {
+    let limited: bool = conn
+        .query_row(
+            "SELECT count(*) > 0 FROM duckdb_constraints()
+             WHERE database_name = current_database() AND table_name = 'codes'
+               AND constraint_type = 'CHECK' AND constraint_text ILIKE '%language%'
+               AND constraint_text NOT ILIKE '%''EN''%'",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(db_error("reading the constraints of codes"))?;
+    let described: bool = conn
+        .query_row(
+            "SELECT count(*) > 0 FROM duckdb_columns()
+             WHERE database_name = current_database() AND table_name = 'codes'
+               AND column_name = 'description' AND NOT is_nullable",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(db_error("reading the columns of codes"))?;
+    let mut languages = if limited {
+        " AND language IN ('NL', 'FR', 'DE')".to_string()
+    } else {
+        String::new()
+    };
+    if described {
+        // The old app's schema requires a description: a code without one is left out.
+        languages.push_str(" AND description IS NOT NULL");
+    }
     conn.execute_batch(&format!(
         "DELETE FROM codes;
          INSERT INTO codes (category, code, language, description)
              SELECT category, code, language, description FROM {CODE_STAGE}
-             WHERE category IS NOT NULL AND code IS NOT NULL AND language IS NOT NULL
-             QUALIFY row_number() OVER (PARTITION BY category, code, language ORDER BY rowid DESC) = 1;
+             WHERE category IS NOT NULL AND code IS NOT NULL AND language IS NOT NULL{languages}
+             QUALIFY row_number() OVER (PARTITION BY category, code, language ORDER BY line DESC) = 1;
          DELETE FROM nace_codes;
          INSERT INTO nace_codes (nace_version, nace_code, description_nl, description_fr)
              SELECT substr(category, 5), code,

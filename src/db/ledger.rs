@@ -11,10 +11,49 @@ use serde::{Deserialize, Serialize};
 /// An import job: its id and the extract it applies.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Job {
-    /// The job id, derived from the workflow id.
+    /// The job id, derived from the workflow id ([`job_id_of`]).
     pub id: String,
+    /// The workflow that runs the job (recorded in `import_job_workflows`).
+    #[serde(default)]
+    pub workflow_id: String,
     /// What the extract is.
     pub meta: Meta,
+}
+
+/// The job id of a workflow, as the old web app derives it (`generateJobId` in its status
+/// route and `lib/import/batched-update.ts`): the first 32 hex digits of the SHA-256 of the
+/// workflow id, laid out as a UUID. The app's pages find the jobs the service writes by it.
+pub fn job_id_of(workflow_id: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let h = hex::encode(Sha256::digest(workflow_id.as_bytes()));
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// Whether `text` has the shape of a job id (a UUID), rather than of a workflow id.
+pub fn is_job_id(text: &str) -> bool {
+    let groups: Vec<&str> = text.split('-').collect();
+    groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
+        && groups
+            .iter()
+            .all(|g| g.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// The workflow that ran job `job_id`, if this service ran it.
+pub fn workflow_of(conn: &Connection, job_id: &str) -> ImportResult<Option<String>> {
+    conn.query_row(
+        "SELECT workflow_id FROM import_job_workflows WHERE job_id = ?",
+        params![job_id],
+        |r| r.get(0),
+    )
+    .optional()
+    .map_err(db_error("reading import_job_workflows"))
 }
 
 /// The counts of a completed job.
@@ -57,10 +96,13 @@ pub fn begin_job(conn: &Connection, job: &Job) -> ImportResult<()> {
             )));
         }
         Some((id, _)) => {
-            return Err(ImportError::terminal(format!(
-                "job {id} is importing extract {} into this database; one import runs at a time: start it again when that job has ended",
-                meta.extract_number
-            )));
+            let workflow = workflow_of(conn, &id)?;
+            return Err(another_job_running(
+                &id,
+                workflow.as_deref(),
+                Some(meta.extract_number),
+                meta.extract_number,
+            ));
         }
         None => {}
     }
@@ -97,6 +139,13 @@ pub fn begin_job(conn: &Connection, job: &Job) -> ImportResult<()> {
         ],
     )
     .map_err(&err)?;
+    if !job.workflow_id.is_empty() {
+        conn.execute(
+            "INSERT OR REPLACE INTO import_job_workflows (job_id, workflow_id) VALUES (?, ?)",
+            params![job.id, job.workflow_id],
+        )
+        .map_err(&err)?;
+    }
     Ok(())
 }
 
@@ -107,24 +156,40 @@ fn check_order(conn: &Connection, job: &Job) -> ImportResult<()> {
     let n = job.meta.extract_number;
     let running: Option<(String, Option<i64>)> = conn
         .query_row(
-            "SELECT id, extract_number FROM import_jobs WHERE status = 'running' AND id <> ? LIMIT 1",
+            "SELECT id, extract_number FROM import_jobs WHERE status IN ('running', 'pending') AND id <> ? ORDER BY started_at LIMIT 1",
             params![job.id],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .optional()
         .map_err(&err)?;
     if let Some((other, number)) = running {
-        return Err(ImportError::terminal(format!(
-            "job {other} is importing extract {} into this database; one import runs at a time: start extract {n} when it has ended",
-            number.map(|n| n.to_string()).unwrap_or_else(|| "?".into())
-        )));
+        let workflow = workflow_of(conn, &other)?;
+        return Err(another_job_running(
+            &other,
+            workflow.as_deref(),
+            number.map(|n| n as u32),
+            n,
+        ));
     }
-    let last = last_applied(conn)?.map(i64::from);
+    let (last, source) = match (last_applied(conn)?, last_in_data(conn)?) {
+        (Some(jobs), Some(data)) if data > jobs => (
+            Some(data),
+            format!(" (the current rows carry extract {data}; import_jobs says {jobs})"),
+        ),
+        (Some(jobs), _) => (Some(jobs), " (per import_jobs)".to_string()),
+        (None, Some(data)) => (
+            Some(data),
+            format!(" (the current rows carry extract {data}; import_jobs records none)"),
+        ),
+        (None, None) => (None, String::new()),
+    };
+    let last = last.map(i64::from);
     let n = i64::from(n);
+    let refusal = |message: String| ImportError::terminal(format!("{message}{source}"));
     match (job.meta.extract_type, last) {
         (ExtractType::Full, None) => Ok(()),
         (ExtractType::Full, Some(last)) if n > last => Ok(()),
-        (ExtractType::Full, Some(last)) => Err(ImportError::terminal(format!(
+        (ExtractType::Full, Some(last)) => Err(refusal(format!(
             "Full extract {n} is not newer than extract {last}, the last one applied; a Full must be newer than the database"
         ))),
         (ExtractType::Update, None) => Err(ImportError::terminal(format!(
@@ -132,10 +197,10 @@ fn check_order(conn: &Connection, job: &Job) -> ImportResult<()> {
             n - 1
         ))),
         (ExtractType::Update, Some(last)) if last == n - 1 => Ok(()),
-        (ExtractType::Update, Some(last)) if last >= n => Err(ImportError::terminal(format!(
+        (ExtractType::Update, Some(last)) if last >= n => Err(refusal(format!(
             "Update extract {n} is already applied: the last extract applied is {last}"
         ))),
-        (ExtractType::Update, Some(last)) => Err(ImportError::terminal(format!(
+        (ExtractType::Update, Some(last)) => Err(refusal(format!(
             "Update extract {n} cannot follow extract {last}, the last one applied: import extract{} {} first",
             if n - last > 2 { "s" } else { "" },
             if n - last > 2 {
@@ -145,6 +210,30 @@ fn check_order(conn: &Connection, job: &Job) -> ImportResult<()> {
             }
         ))),
     }
+}
+
+/// The refusal of extract `wanted` while job `other` is recorded as running, with both ways
+/// forward: wait for it, or — when its workflow no longer runs (killed, out of retries, or a
+/// job the old system left behind) — roll it back.
+fn another_job_running(
+    other: &str,
+    workflow: Option<&str>,
+    its_extract: Option<u32>,
+    wanted: u32,
+) -> ImportError {
+    let its = its_extract
+        .map(|n| format!("extract {n}"))
+        .unwrap_or_else(|| "an extract".into());
+    let (who, handle) = match workflow {
+        Some(workflow) => (format!("job {other} (workflow {workflow})"), workflow),
+        None => (format!("job {other} (not started by this service)"), other),
+    };
+    ImportError::terminal(format!(
+        "{who} is recorded as importing {its} into this database (import_jobs says running), \
+         and one import runs at a time: if it is still running, start extract {wanted} again when \
+         it has ended; if its workflow no longer runs (killed, or its retries ran out), \
+         `kbo-import rollback {handle}` undoes what it applied and ends it"
+    ))
 }
 
 /// Writes the batch plan as `pending` rows, replacing any earlier plan of the job.
@@ -266,7 +355,17 @@ pub fn complete_job(conn: &Connection, job: &Job, counts: JobCounts) -> ImportRe
 
 /// Records a job that failed before its extract was known (no meta data): a `failed` row with
 /// no extract number, unless the job is already recorded.
-pub fn record_early_failure(conn: &Connection, job_id: &str, message: &str) -> ImportResult<()> {
+pub fn record_early_failure(
+    conn: &Connection,
+    job_id: &str,
+    workflow_id: &str,
+    message: &str,
+) -> ImportResult<()> {
+    conn.execute(
+        "INSERT OR REPLACE INTO import_job_workflows (job_id, workflow_id) VALUES (?, ?)",
+        params![job_id, workflow_id],
+    )
+    .map_err(db_error("recording the job's workflow"))?;
     conn.execute(
         "INSERT INTO import_jobs (id, extract_number, extract_type, snapshot_date, extract_timestamp, status, started_at,
              completed_at, error_message, records_processed, records_inserted, records_updated, records_deleted, worker_type)
@@ -300,10 +399,27 @@ pub fn last_applied(conn: &Connection) -> ImportResult<Option<u32>> {
     .map_err(db_error("reading import_jobs"))
 }
 
-/// The ids of the jobs recorded as failed (their extracts were rolled back).
+/// The newest extract the register's current rows carry (an extract may have been applied
+/// without an `import_jobs` row, by the old system's scripts).
+pub fn last_in_data(conn: &Connection) -> ImportResult<Option<u32>> {
+    conn.query_row(
+        "SELECT max(_extract_number) FROM enterprises WHERE _is_current",
+        [],
+        |r| r.get::<_, Option<i64>>(0),
+    )
+    .map(|n| n.map(|n| n as u32))
+    .map_err(db_error("reading the register's newest extract"))
+}
+
+/// The workflow ids (or, for jobs this service did not start, the job ids) of the jobs
+/// recorded as failed (their extracts were rolled back).
 pub fn failed_jobs(conn: &Connection) -> ImportResult<Vec<String>> {
     let mut stmt = conn
-        .prepare("SELECT id FROM import_jobs WHERE status = 'failed' ORDER BY id")
+        .prepare(
+            "SELECT coalesce(w.workflow_id, j.id) FROM import_jobs j
+             LEFT JOIN import_job_workflows w ON w.job_id = j.id
+             WHERE j.status = 'failed' ORDER BY 1",
+        )
         .map_err(db_error("reading import_jobs"))?;
     let ids = stmt
         .query_map([], |r| r.get::<_, String>(0))
@@ -311,4 +427,22 @@ pub fn failed_jobs(conn: &Connection) -> ImportResult<Vec<String>> {
         .collect::<Result<Vec<_>, _>>()
         .map_err(db_error("reading import_jobs"))?;
     Ok(ids)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_ids_are_the_apps_uuids_over_the_workflow_id() {
+        // sha256("import-0141") = 153465a787f6d26771be9edd06750c3f…, laid out as the app's
+        // generateJobId does (slices 0-8, 8-12, 12-16, 16-20, 20-32).
+        let id = job_id_of("import-0141");
+        assert_eq!(id, "153465a7-87f6-d267-71be-9edd06750c3f");
+        assert!(is_job_id(&id), "{id}");
+        assert_eq!(id, job_id_of("import-0141"));
+        assert_ne!(id, job_id_of("import-0142"));
+        assert!(!is_job_id("import-0141"));
+        assert!(!is_job_id("kbo-0141-update"));
+    }
 }

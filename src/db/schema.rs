@@ -261,7 +261,15 @@ pub fn create_table_sql(t: Table) -> String {
     )
 }
 
-/// DDL of the code tables and the job ledger.
+/// `CREATE VIEW IF NOT EXISTS <table>_current`: the current rows of a data table, as the old
+/// web app's search reads them (`enterprises_current`, …).
+pub fn current_view_sql(t: Table) -> String {
+    let table = table_name(t);
+    format!("CREATE VIEW IF NOT EXISTS {table}_current AS SELECT * FROM {table} WHERE _is_current")
+}
+
+/// DDL of the code tables and the job ledger; `import_job_workflows` (the service's own)
+/// remembers which workflow ran each job, since a job id is a hash of it.
 pub const SUPPORT_TABLES_SQL: &str = "
 CREATE TABLE IF NOT EXISTS codes (
     category VARCHAR NOT NULL, code VARCHAR NOT NULL, language VARCHAR NOT NULL, description VARCHAR);
@@ -293,6 +301,9 @@ CREATE TABLE IF NOT EXISTS import_job_batches (
     completed_at TIMESTAMP,
     error_message VARCHAR,
     PRIMARY KEY (job_id, table_name, batch_number, operation));
+CREATE TABLE IF NOT EXISTS import_job_workflows (
+    job_id VARCHAR PRIMARY KEY,
+    workflow_id VARCHAR NOT NULL);
 CREATE SCHEMA IF NOT EXISTS kbo_staging;
 ";
 

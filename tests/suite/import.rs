@@ -31,7 +31,10 @@ async fn full_then_update_gives_the_same_register_as_the_next_full() {
     assert_eq!(done["extract_type"], "update");
     let (status, output) = restate.run_output("update-141").await;
     assert_eq!(status, 200, "{output}");
-    assert_eq!(output["job_id"], "update-141");
+    assert_eq!(
+        output["job_id"],
+        kbo_import::db::ledger::job_id_of("update-141")
+    );
     assert!(output["records_inserted"].as_u64().unwrap() > 0, "{output}");
     assert!(output["records_deleted"].as_u64().unwrap() > 0, "{output}");
     assert!(output["names_resolved"].as_u64().unwrap() > 0, "{output}");
@@ -153,17 +156,29 @@ async fn full_then_update_gives_the_same_register_as_the_next_full() {
     }
 
     // The ledger: one completed job per extract, processed = inserted + deleted.
+    // Job ids are the old app's UUIDs over the workflow ids.
     let jobs = rows(
         &a,
-        "SELECT id, extract_number, extract_type, status, records_processed = records_inserted + records_deleted AS balanced, records_updated, worker_type FROM import_jobs",
+        "SELECT j.id = (SELECT job_id FROM import_job_workflows w WHERE w.workflow_id = j.extract_type || '-' || j.extract_number) AS app_id,
+                extract_number, extract_type, status, records_processed = records_inserted + records_deleted AS balanced, records_updated, worker_type FROM import_jobs j",
     );
     assert_eq!(
         jobs,
         [
-            "{'id': full-140, 'extract_number': 140, 'extract_type': full, 'status': completed, 'balanced': true, 'records_updated': 0, 'worker_type': local}",
-            "{'id': update-141, 'extract_number': 141, 'extract_type': update, 'status': completed, 'balanced': true, 'records_updated': 0, 'worker_type': local}",
+            "{'app_id': true, 'extract_number': 140, 'extract_type': full, 'status': completed, 'balanced': true, 'records_updated': 0, 'worker_type': local}",
+            "{'app_id': true, 'extract_number': 141, 'extract_type': update, 'status': completed, 'balanced': true, 'records_updated': 0, 'worker_type': local}",
         ]
     );
+    for workflow in ["full-140", "update-141"] {
+        let id: String = a
+            .query_row(
+                "SELECT job_id FROM import_job_workflows WHERE workflow_id = ?",
+                [workflow],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(id, kbo_import::db::ledger::job_id_of(workflow));
+    }
     assert_eq!(
         count(
             &a,
@@ -192,7 +207,10 @@ async fn get_progress_moves_while_batches_run_and_reports_the_end() {
     // Before the run: pending, to the old web app's request and to one without a body.
     let before = restate.progress("progress-140").await;
     assert_eq!(before["status"], "pending");
-    assert_eq!(before["job_id"], "progress-140");
+    assert_eq!(
+        before["job_id"],
+        kbo_import::db::ledger::job_id_of("progress-140")
+    );
     assert_eq!(before["completed_batches"], 0);
     assert_eq!(
         restate.progress_without_body("progress-140").await["status"],

@@ -2,13 +2,17 @@
 //! against a real Restate server on loopback and the real service binary.
 
 mod cli;
+mod dropin;
 mod existing;
+mod faults;
 mod fixtures;
+mod guarantees;
 mod harness;
 mod hostile;
 mod http_server;
 mod import;
 mod malformed;
+mod motherduck;
 mod portal_server;
 mod recovery;
 mod sync;
