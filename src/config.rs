@@ -35,6 +35,9 @@ pub struct Config {
     pub portal: PortalSettings,
     /// Vercel Blob, where the old app's start route uploads extracts (deleted after import).
     pub blob: crate::blob::BlobSettings,
+    /// `RESTATE_ADMIN_URL` (and `RESTATE_AUTH_TOKEN`): when set, a refusal because another
+    /// job is recorded as running says whether Restate still runs its workflow.
+    pub restate_admin: Option<RestateAdmin>,
     /// When `KboSync`'s schedule runs unless the operator says otherwise.
     pub sync: SyncSettings,
 }
@@ -54,6 +57,15 @@ pub struct PortalSettings {
 }
 
 pub use crate::redact::Secret;
+
+/// Restate's admin API, as the service may ask it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestateAdmin {
+    /// Its base URL.
+    pub url: String,
+    /// A bearer token (Restate Cloud).
+    pub token: Option<Secret>,
+}
 
 /// The default schedule of `KboSync`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,6 +130,12 @@ impl Config {
         let mut secrets = self.database.secrets();
         secrets.extend(self.portal.password.iter().map(|p| p.expose().to_string()));
         secrets.extend(self.blob.token.iter().map(|t| t.expose().to_string()));
+        secrets.extend(
+            self.restate_admin
+                .iter()
+                .filter_map(|a| a.token.as_ref())
+                .map(|t| t.expose().to_string()),
+        );
         secrets
     }
 
@@ -226,6 +244,10 @@ impl Config {
             },
             identity_keys: identity_keys(&get)?,
             blob: crate::blob::BlobSettings::from_lookup(&get),
+            restate_admin: get("RESTATE_ADMIN_URL").map(|url| RestateAdmin {
+                url: url.trim().trim_end_matches('/').to_string(),
+                token: get("RESTATE_AUTH_TOKEN").map(Secret::new),
+            }),
             portal: PortalSettings {
                 url: get("KBO_PORTAL_URL")
                     .unwrap_or_else(|| DEFAULT_PORTAL_URL.into())

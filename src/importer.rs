@@ -354,7 +354,8 @@ impl Importer {
         let batches = plan::plan(&unpacked);
         let (job_for_db, plan_for_db) = (job.clone(), batches.clone());
         let codes = unpacked.path(Member::Code);
-        self.db
+        let blocked = self
+            .db
             .run(move |conn| {
                 db::ensure_schema(conn)?;
                 if let Some(undone) = db::rollback::undo_abandoned_attempt(conn, &job_for_db.id)? {
@@ -364,11 +365,23 @@ impl Importer {
                         "an earlier attempt of this job was abandoned half-way (killed?): rolled it back before starting again"
                     );
                 }
+                if let Some(other) = db::ledger::running_other(conn, &job_for_db.id)? {
+                    return Ok(Some(other));
+                }
                 db::ledger::begin_job(conn, &job_for_db)?;
                 db::staging::stage_codes(conn, &codes)?;
-                db::ledger::record_plan(conn, &job_for_db, &plan_for_db)
+                db::ledger::record_plan(conn, &job_for_db, &plan_for_db)?;
+                Ok(None)
             })
             .await?;
+        if let Some(other) = blocked {
+            let says = self.restate_says(&other).await;
+            return Err(db::ledger::refuse_running(
+                &other,
+                job.meta.extract_number,
+                says.as_deref(),
+            ));
+        }
         let prepared = Prepared {
             job,
             batches,
@@ -382,6 +395,30 @@ impl Importer {
             "extract checked and cut into batches"
         );
         Ok(prepared)
+    }
+
+    /// What Restate's admin API (`RESTATE_ADMIN_URL`, when configured) says of the workflow of
+    /// a job recorded as running: whether it still runs. `None` when it cannot be asked.
+    async fn restate_says(&self, other: &db::ledger::RunningJob) -> Option<String> {
+        let admin = self.config.restate_admin.as_ref()?;
+        let workflow = other.workflow.as_ref()?;
+        let client = crate::client::RestateClient::new(
+            "",
+            &admin.url,
+            admin.token.as_ref().map(|t| t.expose().to_string()),
+        );
+        match client.unfinished_imports().await {
+            Ok(unfinished) => Some(match unfinished.iter().find(|(key, _)| key == workflow) {
+                Some((_, status)) => format!("Restate says its workflow is still {status}"),
+                None => format!(
+                    "Restate says its workflow no longer runs, so `kbo-import rollback {workflow}` settles it"
+                ),
+            }),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not ask Restate's admin API about workflow {workflow}");
+                None
+            }
+        }
     }
 
     /// Unpacks the extract into the job's chunk folder, fetching it again first if it is not

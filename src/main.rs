@@ -150,6 +150,10 @@ Examples:
         /// Roll back without asking Restate whether the job's workflow still runs.
         #[arg(long)]
         force: bool,
+        /// Remove a completed extract (applied by mistake): only the newest one, since later
+        /// extracts build on it.
+        #[arg(long)]
+        completed: bool,
         #[command(flatten)]
         restate: RestateArgs,
     },
@@ -295,8 +299,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Rollback {
             job,
             force,
+            completed,
             restate,
-        } => rollback_command(&job, force, restate.client()).await,
+        } => rollback_command(&job, force, completed, restate.client()).await,
         Command::Register { endpoint, restate } => {
             let answer = restate.client().register(&endpoint).await?;
             let services: Vec<&str> = answer["services"]
@@ -457,7 +462,12 @@ async fn sync_command(action: SyncAction, key: &str, client: RestateClient) -> a
 
 /// `kbo-import rollback <job>`: undoes a job left behind (named by its workflow id or its
 /// job id), once Restate says its workflow no longer runs.
-async fn rollback_command(job: &str, force: bool, client: RestateClient) -> anyhow::Result<()> {
+async fn rollback_command(
+    job: &str,
+    force: bool,
+    completed: bool,
+    client: RestateClient,
+) -> anyhow::Result<()> {
     use kbo_import::db::ledger;
     use kbo_import::db::rollback::RollbackOutcome;
     let config = Config::from_env()?;
@@ -503,6 +513,31 @@ async fn rollback_command(job: &str, force: bool, client: RestateClient) -> anyh
                 "the workflow KboImport/{workflow} is still {status} in Restate: cancel it (restate invocations cancel …) and its own rollback step undoes the job; `kbo-import rollback` is for jobs whose workflow no longer runs"
             );
         }
+    }
+    if completed {
+        let removed = loop {
+            let id = job_id.clone();
+            let removed = database
+                .run(move |conn| {
+                    db::ensure_schema(conn)?;
+                    db::rollback::remove_completed(
+                        conn,
+                        &id,
+                        "removed by an operator (kbo-import rollback --completed)",
+                    )
+                })
+                .await;
+            database.release().await;
+            match removed {
+                Err(e) if again(&e) => tokio::time::sleep(std::time::Duration::from_secs(1)).await,
+                removed => break removed?,
+            }
+        };
+        println!(
+            "removed job {job} ({job_id}) from {}: {} rows it inserted removed, {} rows it retired current again; it is recorded failed",
+            config.database, removed.removed, removed.restored
+        );
+        return Ok(());
     }
     let outcome = loop {
         let id = job_id.clone();

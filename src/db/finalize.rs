@@ -72,14 +72,32 @@ const AFFECTED_BY_UPDATE: &str = "SELECT entity_number FROM denominations WHERE 
      UNION SELECT enterprise_number FROM enterprises WHERE _is_current AND _extract_number = $1
      UNION SELECT establishment_number FROM establishments WHERE _is_current AND _extract_number = $1";
 
+/// The entities an Update touched, as a query with the extract number as `$1`.
+pub(crate) fn affected_by_update() -> String {
+    format!(
+        "SELECT DISTINCT entity_number FROM ({AFFECTED_BY_UPDATE}) WHERE entity_number IS NOT NULL"
+    )
+}
+
 /// Derives the names of the affected entities again (after an Update; a Full derived them as
 /// it inserted the rows).
 fn derive_names(conn: &Connection, job: &Job) -> ImportResult<u64> {
-    let err = db_error("deriving enterprise and establishment names");
     // A subquery, not a staging table: finalize's transaction holds no DDL (MotherDuck).
-    let affected = format!(
-        "SELECT DISTINCT entity_number FROM ({AFFECTED_BY_UPDATE}) WHERE entity_number IS NOT NULL"
-    );
+    derive_names_of(
+        conn,
+        &affected_by_update(),
+        params![job.meta.extract_number],
+    )
+}
+
+/// Derives the names of the entities of `affected` (a query of entity numbers, with
+/// `params`) from their current denominations.
+pub(crate) fn derive_names_of(
+    conn: &Connection,
+    affected: &str,
+    params: &[&dyn duckdb::ToSql],
+) -> ImportResult<u64> {
+    let err = db_error("deriving enterprise and establishment names");
     let mut derived = 0;
     for t in [Table::Enterprise, Table::Establishment] {
         let Some(naming) = names::naming(t) else {
@@ -99,9 +117,9 @@ fn derive_names(conn: &Connection, job: &Job) -> ImportResult<u64> {
                            FROM ({affected}) a LEFT JOIN ({}) d ON d.entity_number = a.entity_number) n
                      WHERE {table}._is_current AND {number} = n.entity_number",
                     set.join(", "),
-                    names::names_by_language(naming.denomination_type, &affected)
+                    names::names_by_language(naming.denomination_type, affected)
                 ),
-                params![job.meta.extract_number],
+                params,
             )
             .map_err(&err)?;
     }
@@ -196,17 +214,19 @@ fn remove_repeated_keys(conn: &Connection, job: &Job) -> ImportResult<u64> {
     Ok(removed)
 }
 
-/// Removes retired rows inserted by snapshots more than `months` before this extract's.
+/// Removes retired rows inserted by snapshots more than `months` before this extract's. The
+/// rows this Full itself retired are kept until the next Full, so that the Full can still be
+/// removed exactly (`kbo-import rollback --completed`).
 fn remove_old_history(conn: &Connection, job: &Job, months: u32) -> ImportResult<u64> {
     let mut removed = 0;
     for t in Table::ALL {
         removed += conn
             .execute(
                 &format!(
-                    "DELETE FROM {} WHERE NOT _is_current AND _snapshot_date < ?::DATE - to_months(?)",
+                    "DELETE FROM {} WHERE NOT _is_current AND _deleted_at_extract <> ? AND _snapshot_date < ?::DATE - to_months(?)",
                     table_name(t)
                 ),
-                params![job.meta.snapshot_date.iso(), months],
+                params![job.meta.extract_number, job.meta.snapshot_date.iso(), months],
             )
             .map_err(db_error("removing history past the retention"))? as u64;
     }

@@ -96,14 +96,14 @@ pub fn begin_job(conn: &Connection, job: &Job) -> ImportResult<()> {
             )));
         }
         Some((id, _)) => {
-            let workflow = workflow_of(conn, &id)?;
-            return Err(another_job_running(
-                &id,
-                workflow.as_deref(),
-                Some(meta.extract_number),
-                meta.extract_number,
-            ));
+            let other = RunningJob {
+                workflow: workflow_of(conn, &id)?,
+                id,
+                extract: Some(meta.extract_number),
+            };
+            return Err(refuse_running(&other, meta.extract_number, None));
         }
+
         None => {}
     }
     check_order(conn, job)?;
@@ -152,24 +152,9 @@ pub fn begin_job(conn: &Connection, job: &Job) -> ImportResult<()> {
 /// Refuses an extract that would not keep the register a faithful copy: another import running,
 /// an Update that does not follow the last completed extract, a Full that is not newer.
 fn check_order(conn: &Connection, job: &Job) -> ImportResult<()> {
-    let err = db_error("reading import_jobs");
     let n = job.meta.extract_number;
-    let running: Option<(String, Option<i64>)> = conn
-        .query_row(
-            "SELECT id, extract_number FROM import_jobs WHERE status IN ('running', 'pending') AND id <> ? ORDER BY started_at LIMIT 1",
-            params![job.id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()
-        .map_err(&err)?;
-    if let Some((other, number)) = running {
-        let workflow = workflow_of(conn, &other)?;
-        return Err(another_job_running(
-            &other,
-            workflow.as_deref(),
-            number.map(|n| n as u32),
-            n,
-        ));
+    if let Some(other) = running_other(conn, &job.id)? {
+        return Err(refuse_running(&other, n, None));
     }
     let (last, source) = match (last_applied(conn)?, last_in_data(conn)?) {
         (Some(jobs), Some(data)) if data > jobs => (
@@ -212,27 +197,61 @@ fn check_order(conn: &Connection, job: &Job) -> ImportResult<()> {
     }
 }
 
-/// The refusal of extract `wanted` while job `other` is recorded as running, with both ways
+/// A job recorded as `running` (or `pending`) in `import_jobs`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunningJob {
+    /// Its job id.
+    pub id: String,
+    /// Its workflow, when this service started it.
+    pub workflow: Option<String>,
+    /// The extract it applies, when known.
+    pub extract: Option<u32>,
+}
+
+/// The job other than `job_id` recorded as running or pending, if any (the oldest).
+pub fn running_other(conn: &Connection, job_id: &str) -> ImportResult<Option<RunningJob>> {
+    let running: Option<(String, Option<i64>)> = conn
+        .query_row(
+            "SELECT id, extract_number FROM import_jobs WHERE status IN ('running', 'pending') AND id <> ? ORDER BY started_at LIMIT 1",
+            params![job_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .map_err(db_error("reading import_jobs"))?;
+    running
+        .map(|(id, number)| {
+            Ok(RunningJob {
+                workflow: workflow_of(conn, &id)?,
+                id,
+                extract: number.map(|n| n as u32),
+            })
+        })
+        .transpose()
+}
+
+/// The refusal of extract `wanted` while `other` is recorded as running, with both ways
 /// forward: wait for it, or — when its workflow no longer runs (killed, out of retries, or a
-/// job the old system left behind) — roll it back.
-fn another_job_running(
-    other: &str,
-    workflow: Option<&str>,
-    its_extract: Option<u32>,
-    wanted: u32,
-) -> ImportError {
-    let its = its_extract
+/// job the old system left behind) — roll it back. `restate_says` is what Restate's admin API
+/// said of its workflow, when it was asked.
+pub fn refuse_running(other: &RunningJob, wanted: u32, restate_says: Option<&str>) -> ImportError {
+    let its = other
+        .extract
         .map(|n| format!("extract {n}"))
         .unwrap_or_else(|| "an extract".into());
-    let (who, handle) = match workflow {
-        Some(workflow) => (format!("job {other} (workflow {workflow})"), workflow),
-        None => (format!("job {other} (not started by this service)"), other),
+    let id = &other.id;
+    let (who, handle) = match &other.workflow {
+        Some(workflow) => (format!("job {id} (workflow {workflow})"), workflow.as_str()),
+        None => (
+            format!("job {id} (not started by this service)"),
+            id.as_str(),
+        ),
     };
+    let says = restate_says.map(|s| format!(" {s};")).unwrap_or_default();
     ImportError::terminal(format!(
         "{who} is recorded as importing {its} into this database (import_jobs says running), \
-         and one import runs at a time: if it is still running, start extract {wanted} again when \
-         it has ended; if its workflow no longer runs (killed, or its retries ran out), \
-         `kbo-import rollback {handle}` undoes what it applied and ends it"
+         and one import runs at a time:{says} if it is still running, start extract {wanted} \
+         again when it has ended; if its workflow no longer runs (killed, or its retries ran \
+         out), `kbo-import rollback {handle}` undoes what it applied and ends it"
     ))
 }
 

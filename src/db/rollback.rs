@@ -119,3 +119,67 @@ pub fn fail_and_roll_back(
         restored: undone.restored,
     })
 }
+
+/// Removes the newest completed extract, applied by mistake (a wrong file, a wrong number):
+/// deletes its rows, makes the rows it retired current again, derives the names of the
+/// entities an Update touched again, and records the job `failed` with `message`. Refused for
+/// any other job, since later extracts were built on it. The code tables keep the extract's
+/// code list: they hold no history, and the next extract replaces them.
+pub fn remove_completed(
+    conn: &mut Connection,
+    job_id: &str,
+    message: &str,
+) -> ImportResult<Undone> {
+    let refuse = |why: String| Err(crate::error::ImportError::terminal(why));
+    let Some((number, status)) = ledger::job_extract(conn, job_id)? else {
+        return refuse(format!("import_jobs has no job {job_id}"));
+    };
+    let Some(n) = number.filter(|_| status == "completed") else {
+        return refuse(format!(
+            "job {job_id} is {status}, not completed: `kbo-import rollback` without --completed settles it"
+        ));
+    };
+    let newest = ledger::last_applied(conn)?.max(ledger::last_in_data(conn)?);
+    if newest != Some(n) {
+        return refuse(format!(
+            "job {job_id} applied extract {n}, but extract {} was applied after it: remove that one first",
+            newest.map(|m| m.to_string()).unwrap_or_else(|| "?".into())
+        ));
+    }
+    let update = conn
+        .query_row(
+            "SELECT extract_type = 'update' FROM import_jobs WHERE id = ?",
+            params![job_id],
+            |r| r.get::<_, bool>(0),
+        )
+        .map_err(db_error("reading import_jobs"))?;
+    // The entities whose names the Update changed, noted before its rows go (DDL outside the
+    // transaction, as MotherDuck wants it).
+    conn.execute(
+        &format!(
+            "CREATE OR REPLACE TABLE kbo_staging.removed_affected AS {}",
+            super::finalize::affected_by_update()
+        ),
+        params![n],
+    )
+    .map_err(db_error("noting the entities the extract touched"))?;
+    let tx = conn
+        .transaction()
+        .map_err(db_error("starting the removal transaction"))?;
+    let undone = undo_extract(&tx, n)?;
+    if update {
+        super::finalize::derive_names_of(
+            &tx,
+            "SELECT entity_number FROM kbo_staging.removed_affected",
+            params![],
+        )?;
+    }
+    tx.execute(
+        "UPDATE import_jobs SET status = 'failed', completed_at = ?::TIMESTAMP, error_message = ? WHERE id = ?",
+        params![super::utc_now(), message, job_id],
+    )
+    .map_err(db_error("recording the job failed in import_jobs"))?;
+    tx.commit().map_err(db_error("committing the removal"))?;
+    drop_staging(conn)?;
+    Ok(undone)
+}

@@ -216,9 +216,11 @@ async fn a_job_left_behind_is_named_and_settled_by_one_command() {
     let d = dir.path();
     let restate = Restate::start(d);
     let db = d.join("kbo.duckdb");
+    let admin = restate.admin_url();
     let env = [
         ("KBO_BATCH_ROWS", "1000"),
         ("KBO_RETRY_LOCAL_ATTEMPTS", "3"),
+        ("RESTATE_ADMIN_URL", admin.as_str()),
     ];
     let mut service = restate.serve(d, &db, &env);
     restate.import_completed("full-140", &chain.full).await;
@@ -251,7 +253,9 @@ async fn a_job_left_behind_is_named_and_settled_by_one_command() {
     let refused = restate.wait_finished("next", MINUTE).await;
     let error = refused["error"].as_str().unwrap_or_default();
     assert!(
-        error.contains("(workflow stuck)") && error.contains("kbo-import rollback stuck"),
+        error.contains("(workflow stuck)")
+            && error.contains("Restate says its workflow no longer runs")
+            && error.contains("kbo-import rollback stuck"),
         "{error}"
     );
 
@@ -312,6 +316,7 @@ async fn an_extract_whose_meta_csv_cannot_be_right_is_refused() {
     let service = restate.serve(d, &db, &[]);
     restate.import_completed("full-140", &chain.full).await;
     let before = state(&db);
+    let before_register = register(&db);
     let named = d.join("named");
     std::fs::create_dir_all(&named).unwrap();
     let liar = with_meta(
@@ -353,7 +358,34 @@ async fn an_extract_whose_meta_csv_cannot_be_right_is_refused() {
     }
     assert_same_state("after refused extracts", &state(&db), &before);
     restate.import_completed("update-141", &chain.update).await;
+
+    // An extract applied by mistake is removable: the newest only, exactly.
+    let kbo_env = [("KBO_DATABASE", db.to_str().unwrap())];
     drop(service);
+    let out = restate.kbo_import(&["rollback", "full-140", "--completed"], &kbo_env);
+    assert!(
+        !out.status.success(),
+        "not the newest: {}",
+        output_text(&out)
+    );
+    assert!(
+        output_text(&out).contains("remove that one first"),
+        "{}",
+        output_text(&out)
+    );
+    let out = restate.kbo_import(&["rollback", "update-141", "--completed"], &kbo_env);
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert_same_state(
+        "after removing Update 141",
+        &register(&db),
+        &before_register,
+    );
+    let service = restate.serve(d, &db, &[]);
+    restate.import_completed("full-141", &chain.next_full).await;
+    drop(service);
+    let out = restate.kbo_import(&["rollback", "full-141", "--completed"], &kbo_env);
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert_same_state("after removing Full 141", &register(&db), &before_register);
 }
 
 /// A copy of the update whose `denomination_insert.csv` repeats its first line at its end.
