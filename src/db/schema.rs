@@ -268,8 +268,10 @@ pub fn current_view_sql(t: Table) -> String {
     format!("CREATE VIEW IF NOT EXISTS {table}_current AS SELECT * FROM {table} WHERE _is_current")
 }
 
-/// DDL of the code tables and the job ledger; `import_job_workflows` (the service's own)
-/// remembers which workflow ran each job, since a job id is a hash of it.
+/// DDL of the code tables and the job ledger; `export_jobs`, which the old web app's export
+/// pages read and write (so that they work on a database this service created);
+/// `import_job_workflows` (the service's own) remembers which workflow ran each job, since a
+/// job id is a hash of it.
 pub const SUPPORT_TABLES_SQL: &str = "
 CREATE TABLE IF NOT EXISTS codes (
     category VARCHAR NOT NULL, code VARCHAR NOT NULL, language VARCHAR NOT NULL, description VARCHAR);
@@ -301,6 +303,20 @@ CREATE TABLE IF NOT EXISTS import_job_batches (
     completed_at TIMESTAMP,
     error_message VARCHAR,
     PRIMARY KEY (job_id, table_name, batch_number, operation));
+CREATE TABLE IF NOT EXISTS export_jobs (
+    id VARCHAR PRIMARY KEY,
+    export_type VARCHAR NOT NULL CHECK (export_type IN ('vat_entities', 'all_entities')),
+    filter_config VARCHAR,
+    status VARCHAR NOT NULL CHECK (status IN ('pending', 'running', 'completed', 'failed')),
+    started_at TIMESTAMP,
+    completed_at TIMESTAMP,
+    error_message VARCHAR,
+    records_exported BIGINT DEFAULT 0,
+    table_name VARCHAR,
+    expires_at TIMESTAMP,
+    worker_type VARCHAR NOT NULL CHECK (worker_type IN ('vercel', 'web_manual', 'cli')),
+    created_by VARCHAR,
+    created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP);
 CREATE TABLE IF NOT EXISTS import_job_workflows (
     job_id VARCHAR PRIMARY KEY,
     workflow_id VARCHAR NOT NULL);

@@ -99,6 +99,64 @@ async fn a_database_created_by_the_old_system_is_used_as_it_is() {
             );
         }
     }
+    // The old web app's read side, in the shapes its search and job pages use: by number
+    // fragment, by name fragment, by NACE prefix (through the *_current views), and the job
+    // list. They answer on the app's database after the chain as on a reference load.
+    let name: String = fresh
+        .query_row(
+            "SELECT lower(substr(denomination, 1, 4)) FROM denominations_current ORDER BY id LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let nace: String = fresh
+        .query_row(
+            "SELECT substr(replace(nace_code, '.', ''), 1, 2) FROM activities_current ORDER BY id LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let searches = [
+        "SELECT DISTINCT e.enterprise_number, e.primary_name, e.juridical_form, e.status, e.start_date,
+                a.street_nl, a.municipality_nl
+         FROM enterprises_current e
+         LEFT JOIN addresses_current a ON e.enterprise_number = a.entity_number AND a.type_of_address = 'REGO'
+         WHERE replace(replace(e.enterprise_number, '.', ''), ' ', '') LIKE '%2000%'"
+            .to_string(),
+        format!(
+            "SELECT DISTINCT e.enterprise_number, e.primary_name, a.municipality_nl
+             FROM enterprises_current e
+             LEFT JOIN denominations_current d ON e.enterprise_number = d.entity_number
+             LEFT JOIN addresses_current a ON e.enterprise_number = a.entity_number AND a.type_of_address = 'REGO'
+             WHERE lower(d.denomination) LIKE '%{}%'",
+            name.replace('\'', "''")
+        ),
+        format!(
+            "SELECT DISTINCT e.enterprise_number, e.primary_name, n.description_nl
+         FROM enterprises_current e
+         JOIN activities_current act ON e.enterprise_number = act.entity_number
+         LEFT JOIN nace_codes n ON n.nace_version = act.nace_version AND n.nace_code = act.nace_code
+         WHERE replace(act.nace_code, '.', '') LIKE '{}%'",
+            nace.replace('\'', "''")
+        ),
+    ];
+    for sql in &searches {
+        let answer = rows(&fresh, sql);
+        assert!(!answer.is_empty(), "the search finds something: {sql}");
+        assert_same_rows(
+            &format!("the app's search {sql}"),
+            &rows(&old, sql),
+            &answer,
+        );
+    }
+    let jobs = "SELECT extract_number, extract_type, status, records_processed = records_inserted + records_deleted
+                FROM import_jobs ORDER BY started_at DESC";
+    assert_eq!(rows(&old, jobs).len(), 2, "the job list");
+    assert_eq!(
+        count(&fresh, "SELECT count(*) FROM export_jobs"),
+        0,
+        "the app's export pages find their table on a fresh database"
+    );
     let codes = count(&old, "SELECT count(*) FROM codes");
     assert!(
         codes > 0,
