@@ -461,7 +461,8 @@ async fn sync_command(action: SyncAction, key: &str, client: RestateClient) -> a
 }
 
 /// `kbo-import rollback <job>`: undoes a job left behind (named by its workflow id or its
-/// job id), once Restate says its workflow no longer runs.
+/// job id), once Restate says its workflow no longer runs; with `completed`, removes the
+/// newest completed extract instead.
 async fn rollback_command(
     job: &str,
     force: bool,
@@ -472,33 +473,12 @@ async fn rollback_command(
     use kbo_import::db::rollback::RollbackOutcome;
     let config = Config::from_env()?;
     let database = Database::new(config.database.clone(), config.duckdb.clone());
-    // The service may still hold the database for a few seconds after an import ended.
-    let started = std::time::Instant::now();
-    let again = |e: &kbo_import::error::ImportError| {
-        let wait = !e.is_terminal() && started.elapsed() < std::time::Duration::from_secs(30);
-        if wait {
-            eprintln!("waiting for the database ({e})");
-        }
-        wait
-    };
     // A workflow id is checked with Restate before the database is touched (the database
     // is busy while that workflow runs); a job id is first looked up in the database.
     let (job_id, workflow) = if ledger::is_job_id(job) {
-        let given = job.to_string();
-        loop {
-            let id = given.clone();
-            let found = database
-                .run(move |conn| {
-                    db::ensure_schema(conn)?;
-                    ledger::workflow_of(conn, &id)
-                })
-                .await;
-            database.release().await;
-            match found {
-                Err(e) if again(&e) => tokio::time::sleep(std::time::Duration::from_secs(1)).await,
-                found => break (given, found?),
-            }
-        }
+        let id = job.to_string();
+        let workflow = on_database(&database, move |conn| ledger::workflow_of(conn, &id)).await?;
+        (job.to_string(), workflow)
     } else {
         (ledger::job_id_of(job), Some(job.to_string()))
     };
@@ -514,49 +494,30 @@ async fn rollback_command(
             );
         }
     }
+    let id = job_id.clone();
     if completed {
-        let removed = loop {
-            let id = job_id.clone();
-            let removed = database
-                .run(move |conn| {
-                    db::ensure_schema(conn)?;
-                    db::rollback::remove_completed(
-                        conn,
-                        &id,
-                        "removed by an operator (kbo-import rollback --completed)",
-                    )
-                })
-                .await;
-            database.release().await;
-            match removed {
-                Err(e) if again(&e) => tokio::time::sleep(std::time::Duration::from_secs(1)).await,
-                removed => break removed?,
-            }
-        };
+        let removed = on_database(&database, move |conn| {
+            db::rollback::remove_completed(
+                conn,
+                &id,
+                "removed by an operator (kbo-import rollback --completed)",
+            )
+        })
+        .await?;
         println!(
             "removed job {job} ({job_id}) from {}: {} rows it inserted removed, {} rows it retired current again; it is recorded failed",
             config.database, removed.removed, removed.restored
         );
         return Ok(());
     }
-    let outcome = loop {
-        let id = job_id.clone();
-        let outcome = database
-            .run(move |conn| {
-                db::ensure_schema(conn)?;
-                db::rollback::fail_and_roll_back(
-                    conn,
-                    &id,
-                    "rolled back by an operator (kbo-import rollback): its workflow no longer ran",
-                )
-            })
-            .await;
-        database.release().await;
-        match outcome {
-            Err(e) if again(&e) => tokio::time::sleep(std::time::Duration::from_secs(1)).await,
-            outcome => break outcome?,
-        }
-    };
+    let outcome = on_database(&database, move |conn| {
+        db::rollback::fail_and_roll_back(
+            conn,
+            &id,
+            "rolled back by an operator (kbo-import rollback): its workflow no longer ran",
+        )
+    })
+    .await?;
     match outcome {
         RollbackOutcome::RolledBack { removed, restored } => println!(
             "rolled back job {job} ({job_id}) in {}: {removed} rows it inserted removed, {restored} rows it retired current again; it is recorded failed",
@@ -571,6 +532,35 @@ async fn rollback_command(
         RollbackOutcome::NotRecorded => anyhow::bail!("import_jobs has no job {job} ({job_id})"),
     }
     Ok(())
+}
+
+/// Runs `work` on the database (its schema ensured), then releases it; while another process
+/// holds the database (the service does for a few seconds after an import), waits and tries
+/// again, for up to 30 seconds.
+async fn on_database<T: Send + 'static>(
+    database: &Database,
+    work: impl Fn(&mut db::Connection) -> kbo_import::error::ImportResult<T> + Clone + Send + 'static,
+) -> anyhow::Result<T> {
+    let started = std::time::Instant::now();
+    loop {
+        let work = work.clone();
+        let done = database
+            .run(move |conn| {
+                db::ensure_schema(conn)?;
+                work(conn)
+            })
+            .await;
+        database.release().await;
+        match done {
+            Err(e)
+                if !e.is_terminal() && started.elapsed() < std::time::Duration::from_secs(30) =>
+            {
+                eprintln!("waiting for the database ({e})");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+            done => return Ok(done?),
+        }
+    }
 }
 
 fn report(id: &str, p: kbo_import::workflow::progress::Progress) {

@@ -3,9 +3,10 @@
 //! status route's `getProgress` with body `null`, and the blob it uploaded deleted afterwards.
 
 use crate::fixtures::chain;
-use crate::guarantees::{agreed_end, assert_same_state, register};
+use crate::guarantees::agreed_end;
 use crate::harness::{Restate, file_url};
 use crate::http_server::{Answer, FileServer};
+use crate::tables::{assert_same_state, register};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -7,8 +7,9 @@
 //! `KBO_FAULT_SEED` and `KBO_FAULT_ROUNDS` replay or lengthen a run; each round prints its fault.
 
 use crate::fixtures::chain;
-use crate::guarantees::{agreed_end, assert_same_state, state};
+use crate::guarantees::agreed_end;
 use crate::harness::{Restate, file_url};
+use crate::tables::{assert_same_state, state};
 use serde_json::json;
 use std::time::Duration;
 

@@ -5,43 +5,13 @@
 use crate::fixtures::{chain, member_text, rewrite_zip, with_meta};
 use crate::harness::{Restate, file_url, output_text};
 use crate::http_server::{Answer, FileServer};
-use crate::tables::{DATA_TABLES, assert_same_rows, count, current, everything, open};
+use crate::tables::{assert_same_state, count, open, register, state};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
 const MINUTE: Duration = Duration::from_secs(60);
-
-/// Every row of every table an import writes, history included.
-pub fn state(db: &Path) -> Vec<(String, Vec<String>)> {
-    let conn = open(db);
-    DATA_TABLES
-        .iter()
-        .chain(&["codes", "nace_codes"])
-        .map(|t| (t.to_string(), everything(&conn, t)))
-        .collect()
-}
-
-/// The current rows of the seven data tables.
-pub fn register(db: &Path) -> Vec<(String, Vec<String>)> {
-    let conn = open(db);
-    DATA_TABLES
-        .iter()
-        .map(|t| (t.to_string(), current(&conn, t)))
-        .collect()
-}
-
-/// Asserts two states are equal, table by table.
-pub fn assert_same_state(
-    what: &str,
-    left: &[(String, Vec<String>)],
-    right: &[(String, Vec<String>)],
-) {
-    for ((table, l), (_, r)) in left.iter().zip(right) {
-        assert_same_rows(&format!("{table}: {what}"), l, r);
-    }
-}
 
 /// `import_jobs.status` of the job of workflow `workflow_id`, if it is recorded.
 pub fn job_status(db: &Path, workflow_id: &str) -> Option<String> {

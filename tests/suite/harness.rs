@@ -246,67 +246,47 @@ impl Restate {
         found.unwrap()
     }
 
-    /// `restate invocations cancel <id>` with the real CLI.
-    pub fn cancel(&self, invocation_id: &str) {
-        let output = Command::new(tool("restate"))
-            .args(["invocations", "cancel", "--yes", invocation_id])
+    /// `restate invocations <action> --yes <id>` with the real CLI.
+    fn invocations(&self, action: &str, invocation_id: &str) -> Output {
+        Command::new(tool("restate"))
+            .args(["invocations", action, "--yes", invocation_id])
             .env("RESTATE_ADMIN_URL", self.admin_url())
             .env("RESTATE_CLI_CONFIG_HOME", self.base_dir.join("cli"))
             .output()
-            .expect("the restate CLI runs");
+            .expect("the restate CLI runs")
+    }
+
+    /// As [`Restate::invocations`], asserting that the CLI succeeded.
+    fn invocations_ok(&self, action: &str, invocation_id: &str) {
+        let output = self.invocations(action, invocation_id);
         assert!(
             output.status.success(),
-            "restate invocations cancel failed:\n{}\n{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
+            "restate invocations {action} failed:\n{}",
+            output_text(&output)
         );
+    }
+
+    /// `restate invocations cancel <id>` with the real CLI.
+    pub fn cancel(&self, invocation_id: &str) {
+        self.invocations_ok("cancel", invocation_id);
     }
 
     /// `restate invocations cancel <id>` with the real CLI, for an invocation that may have
     /// ended already: whether the CLI took it.
     pub fn cancel_if_running(&self, invocation_id: &str) -> bool {
-        Command::new(tool("restate"))
-            .args(["invocations", "cancel", "--yes", invocation_id])
-            .env("RESTATE_ADMIN_URL", self.admin_url())
-            .env("RESTATE_CLI_CONFIG_HOME", self.base_dir.join("cli"))
-            .output()
-            .expect("the restate CLI runs")
-            .status
-            .success()
+        self.invocations("cancel", invocation_id).status.success()
     }
 
     /// `restate invocations kill <id>` with the real CLI: the invocation ends at once and runs
     /// no more of its code (no rollback step).
     pub fn kill_invocation(&self, invocation_id: &str) {
-        let output = Command::new(tool("restate"))
-            .args(["invocations", "kill", "--yes", invocation_id])
-            .env("RESTATE_ADMIN_URL", self.admin_url())
-            .env("RESTATE_CLI_CONFIG_HOME", self.base_dir.join("cli"))
-            .output()
-            .expect("the restate CLI runs");
-        assert!(
-            output.status.success(),
-            "restate invocations kill failed:\n{}\n{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
+        self.invocations_ok("kill", invocation_id);
     }
 
     /// `restate invocations purge <id>` with the real CLI: Restate forgets the ended
     /// invocation, so that its workflow id can run again.
     pub fn purge_invocation(&self, invocation_id: &str) {
-        let output = Command::new(tool("restate"))
-            .args(["invocations", "purge", "--yes", invocation_id])
-            .env("RESTATE_ADMIN_URL", self.admin_url())
-            .env("RESTATE_CLI_CONFIG_HOME", self.base_dir.join("cli"))
-            .output()
-            .expect("the restate CLI runs");
-        assert!(
-            output.status.success(),
-            "restate invocations purge failed:\n{}\n{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
+        self.invocations_ok("purge", invocation_id);
     }
 
     /// `POST <ingress><path>` with `body` as JSON (no body at all when `None`); asserts a

@@ -3,29 +3,15 @@
 use crate::fixtures::{chain, rewrite_zip, with_meta};
 use crate::harness::{Restate, Service, file_url};
 use crate::http_server::{Answer, FileServer};
-use crate::tables::{DATA_TABLES, assert_same_rows, count, everything, open, rows};
+use crate::tables::{
+    DATA_TABLES, assert_same_rows, assert_same_state, count, everything, open, rows, state,
+};
 use serde_json::json;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 const MINUTE: Duration = Duration::from_secs(60);
-
-/// Every row of every table the import writes, history included.
-fn snapshot(db: &Path) -> Vec<(String, Vec<String>)> {
-    let conn = open(db);
-    DATA_TABLES
-        .iter()
-        .chain(&["codes", "nace_codes"])
-        .map(|t| (t.to_string(), everything(&conn, t)))
-        .collect()
-}
-
-fn assert_unchanged(before: &[(String, Vec<String>)], db: &Path, why: &str) {
-    for ((table, b), (_, a)) in before.iter().zip(snapshot(db)) {
-        assert_same_rows(&format!("{table} after {why}"), b, &a);
-    }
-}
 
 /// The update with `meta.csv`'s `from` replaced by `to`.
 fn update_with_meta(dir: &Path, name: &str, from: &str, to: &str) -> PathBuf {
@@ -52,7 +38,7 @@ async fn hostile_extracts_are_refused_and_the_database_is_unchanged() {
     let db = d.join("kbo.duckdb");
     let service = restate.serve(d, &db, &[]);
     restate.import_completed("base-140", &chain.full).await;
-    let before = snapshot(&db);
+    let before = state(&db);
 
     let not_zip = d.join("not-a-zip.zip");
     std::fs::write(&not_zip, "<html>Service unavailable</html>").unwrap();
@@ -123,7 +109,7 @@ async fn hostile_extracts_are_refused_and_the_database_is_unchanged() {
     for (id, body, expected) in cases {
         expect_failure(&restate, id, body, expected).await;
     }
-    assert_unchanged(&before, &db, "refused extracts");
+    assert_same_state("refused extracts", &state(&db), &before);
     let failed = count(
         &open(&db),
         "SELECT count(*) FROM import_jobs WHERE status = 'failed'",
@@ -235,7 +221,7 @@ async fn a_cancelled_import_is_rolled_back() {
     let db = d.join("kbo.duckdb");
     let service = restate.serve(d, &db, &[("KBO_BATCH_ROWS", "1000")]);
     restate.import_completed("full-140", &chain.full).await;
-    let before = snapshot(&db);
+    let before = state(&db);
 
     let invocation = restate
         .start_import_id("full-141", json!(file_url(&chain.next_full)))
@@ -254,10 +240,10 @@ async fn a_cancelled_import_is_rolled_back() {
     restate.cancel(&invocation);
     let done = restate.wait_finished("full-141", MINUTE).await;
     assert_eq!(done["status"], "failed", "{done}");
-    assert_unchanged(
-        &before,
-        &db,
+    assert_same_state(
         "a cancelled Full (retired rows restored, inserted rows removed)",
+        &state(&db),
+        &before,
     );
     let status: String = open(&db)
         .query_row(

@@ -74,3 +74,33 @@ pub fn assert_same_rows(what: &str, left: &[String], right: &[String]) {
         right.len()
     );
 }
+
+/// Every row of every table an import writes, history included.
+pub fn state(db: &Path) -> Vec<(String, Vec<String>)> {
+    let conn = open(db);
+    DATA_TABLES
+        .iter()
+        .chain(&["codes", "nace_codes"])
+        .map(|t| (t.to_string(), everything(&conn, t)))
+        .collect()
+}
+
+/// The current rows of the seven data tables.
+pub fn register(db: &Path) -> Vec<(String, Vec<String>)> {
+    let conn = open(db);
+    DATA_TABLES
+        .iter()
+        .map(|t| (t.to_string(), current(&conn, t)))
+        .collect()
+}
+
+/// Asserts two states are equal, table by table.
+pub fn assert_same_state(
+    what: &str,
+    left: &[(String, Vec<String>)],
+    right: &[(String, Vec<String>)],
+) {
+    for ((table, l), (_, r)) in left.iter().zip(right) {
+        assert_same_rows(&format!("{table}: {what}"), l, r);
+    }
+}
