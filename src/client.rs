@@ -161,14 +161,29 @@ impl RestateClient {
     }
 }
 
+/// One `run` invocation of `KboImport`, as Restate's admin API lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportRun {
+    /// The workflow id.
+    pub workflow_id: String,
+    /// `running`, `suspended`, `backing-off`, `completed`, …
+    pub status: String,
+    /// For a completed run: `success` or `failure`.
+    pub result: Option<String>,
+    /// For a run completed with a failure: why (`killed`, the error).
+    pub failure: Option<String>,
+    /// When it was created, as Restate writes it (for picking the newest of one id).
+    pub created_at: String,
+}
+
 impl RestateClient {
-    /// The workflow ids of the `KboImport` runs that Restate has not finished (running,
-    /// suspended, backing off, scheduled…), from the admin API's SQL introspection.
-    pub async fn unfinished_imports(&self) -> anyhow::Result<Vec<(String, String)>> {
+    /// Every `run` invocation of `KboImport` Restate still knows, from the admin API's SQL
+    /// introspection (no value is put into the SQL: the rows are filtered here).
+    pub async fn import_runs(&self) -> anyhow::Result<Vec<ImportRun>> {
         let body = json!({
-            "query": "SELECT target_service_key, status FROM sys_invocation \
-                      WHERE target_service_name = 'KboImport' AND target_handler_name = 'run' \
-                      AND status <> 'completed'"
+            "query": "SELECT target_service_key, status, completion_result, completion_failure, \
+                      CAST(created_at AS VARCHAR) AS created FROM sys_invocation \
+                      WHERE target_service_name = 'KboImport' AND target_handler_name = 'run'"
         });
         let mut request = self
             .http
@@ -189,19 +204,44 @@ impl RestateClient {
         }
         let answer: Value = serde_json::from_str(&text)
             .with_context(|| format!("the Restate admin API's /query answered {text}"))?;
+        let text_of = |row: &Value, key: &str| row[key].as_str().map(String::from);
         Ok(answer["rows"]
             .as_array()
             .map(|rows| {
                 rows.iter()
                     .filter_map(|r| {
-                        Some((
-                            r["target_service_key"].as_str()?.to_string(),
-                            r["status"].as_str().unwrap_or("unknown").to_string(),
-                        ))
+                        Some(ImportRun {
+                            workflow_id: text_of(r, "target_service_key")?,
+                            status: text_of(r, "status").unwrap_or_else(|| "unknown".into()),
+                            result: text_of(r, "completion_result"),
+                            failure: text_of(r, "completion_failure"),
+                            created_at: text_of(r, "created").unwrap_or_default(),
+                        })
                     })
                     .collect()
             })
             .unwrap_or_default())
+    }
+
+    /// The workflow ids (and statuses) of the `KboImport` runs Restate has not finished.
+    pub async fn unfinished_imports(&self) -> anyhow::Result<Vec<(String, String)>> {
+        Ok(self
+            .import_runs()
+            .await?
+            .into_iter()
+            .filter(|run| run.status != "completed")
+            .map(|run| (run.workflow_id, run.status))
+            .collect())
+    }
+
+    /// The newest `run` of workflow `workflow_id` that Restate knows, if any.
+    pub async fn import_run(&self, workflow_id: &str) -> anyhow::Result<Option<ImportRun>> {
+        Ok(self
+            .import_runs()
+            .await?
+            .into_iter()
+            .filter(|run| run.workflow_id == workflow_id)
+            .max_by(|a, b| a.created_at.cmp(&b.created_at)))
     }
 }
 

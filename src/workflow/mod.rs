@@ -150,15 +150,28 @@ impl KboImport {
     }
 
     /// Where the import stands; answers before, during and after `run`. Any body (none, or
-    /// JSON `null` as the old web app sends) is accepted and ignored.
+    /// JSON `null` as the old web app sends) is accepted and ignored. A run that Restate says
+    /// was killed half-way is reported `failed`, with the command that settles its job.
     #[handler(name = "getProgress")]
     async fn get_progress(
         &self,
         ctx: SharedWorkflowContext<'_>,
         _body: Option<Json<serde_json::Value>>,
     ) -> HandlerResult<Json<Progress>> {
-        let progress = ctx.get::<Json<Progress>>(PROGRESS).await?;
-        Ok(progress.unwrap_or_else(|| Json(Progress::pending(&job_id(ctx.key())))))
+        let mut progress = ctx
+            .get::<Json<Progress>>(PROGRESS)
+            .await?
+            .map(Json::into_inner)
+            .unwrap_or_else(|| Progress::pending(&job_id(ctx.key())));
+        // A run killed through Restate's admin API runs no more code: its last progress says
+        // it is under way. Restate (when RESTATE_ADMIN_URL is set) knows better.
+        if progress.is_under_way()
+            && let Some(why) = self.importer.run_ended_outside(ctx.key()).await
+        {
+            progress.status = Status::Failed;
+            progress.error = Some(why);
+        }
+        Ok(Json(progress))
     }
 }
 

@@ -87,6 +87,14 @@ impl Progress {
         self.current_step = Some(batch.step_name());
     }
 
+    /// Whether the import has started and not ended.
+    pub fn is_under_way(&self) -> bool {
+        matches!(
+            self.status,
+            Status::Preparing | Status::Processing | Status::Finalizing
+        )
+    }
+
     /// A journaled step took `ms` milliseconds.
     pub fn step_done(&mut self, ms: u64) {
         self.steps += 1;

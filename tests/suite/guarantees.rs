@@ -250,7 +250,14 @@ async fn a_job_left_behind_is_named_and_settled_by_one_command() {
     // An invocation killed through Restate runs no rollback: the same command settles it,
     // and refuses while the workflow still runs. Small batches: the import runs long enough.
     drop(service);
-    let service = restate.serve(d, &db, &[("KBO_BATCH_ROWS", "100")]);
+    let service = restate.serve(
+        d,
+        &db,
+        &[
+            ("KBO_BATCH_ROWS", "100"),
+            ("RESTATE_ADMIN_URL", admin.as_str()),
+        ],
+    );
     let invocation = restate
         .start_import_id("killed", json!(file_url(&chain.next_full)))
         .await;
@@ -263,9 +270,18 @@ async fn a_job_left_behind_is_named_and_settled_by_one_command() {
         output_text(&early)
     );
     restate.kill_invocation(&invocation);
-    let progress = restate.progress("killed").await;
-    assert_eq!(
-        progress["status"], "processing",
+    // getProgress learns from Restate that the run was killed, and names the way forward.
+    let progress = restate.wait_finished("killed", MINUTE).await;
+    assert_eq!(progress["status"], "failed", "{progress}");
+    assert!(
+        progress["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("kbo-import rollback killed")),
+        "{progress}"
+    );
+    assert!(
+        progress["completed_batches"].as_u64().unwrap_or(0)
+            < progress["total_batches"].as_u64().unwrap_or(0),
         "killed half-way: {progress}"
     );
     tokio::time::sleep(Duration::from_millis(500)).await;
