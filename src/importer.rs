@@ -516,10 +516,13 @@ impl Importer {
                 }
                 None => None,
             };
+            let deleted = self.delete_chunks(prepared, batch).await;
             let (job, batch) = (job.clone(), batch.clone());
             let outcome = self
                 .db
-                .run(move |conn| db::apply::apply_batch(conn, &job, &batch, chunk.as_deref()))
+                .run(move |conn| {
+                    db::apply::apply_batch(conn, &job, &batch, chunk.as_deref(), deleted.as_deref())
+                })
                 .await?;
             tracing::info!(rows = outcome.rows, already_done = outcome.already_done, "batch applied");
             Ok(outcome)
@@ -527,6 +530,30 @@ impl Importer {
         .instrument(span)
         .await
         .map_err(|e: ImportError| if e.message.contains(&name) { e } else { e.context(&name) })
+    }
+
+    /// For an Update's insert batch: the chunk files of the same table's delete file, when
+    /// they are all on this machine (see [`db::apply::apply_batch`]).
+    async fn delete_chunks(&self, prepared: &Prepared, batch: &Batch) -> Option<Vec<PathBuf>> {
+        if batch.op != crate::plan::Op::Insert
+            || prepared.job.meta.extract_type != crate::extract::ExtractType::Update
+        {
+            return None;
+        }
+        let dir = self.chunk_dir(&prepared.job.id);
+        let mut paths = Vec::new();
+        for b in prepared
+            .batches
+            .iter()
+            .filter(|b| b.table == batch.table && b.op == crate::plan::Op::Delete)
+        {
+            let path = dir.join(&b.chunk.as_ref()?.file);
+            if !tokio::fs::try_exists(&path).await.unwrap_or(false) {
+                return None;
+            }
+            paths.push(path);
+        }
+        Some(paths)
     }
 
     /// Step `finalize`: names, code tables, counts; then the job's files are removed.

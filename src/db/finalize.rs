@@ -11,7 +11,7 @@ use duckdb::params;
 use serde::{Deserialize, Serialize};
 
 /// What finalize did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Finalized {
     /// Enterprises and establishments whose names were derived again.
     pub names_resolved: u64,
@@ -19,12 +19,21 @@ pub struct Finalized {
     pub counts: JobCounts,
     /// Retired rows past the history retention, removed (after a Full).
     pub history_removed: u64,
+    /// The time each part took, in milliseconds (`repeated-lines`, `names`, `codes`,
+    /// `counts`, `history`, `commit`, `staging`).
+    #[serde(default)]
+    pub parts_ms: Vec<(String, u64)>,
 }
 
 /// Derives names, replaces the code tables, records the job completed and drops staging;
 /// after a Full, removes retired rows from snapshots more than `history_months` older.
 /// A job the ledger already holds as completed is not finalized again.
 pub fn finalize(conn: &mut Connection, job: &Job, history_months: u32) -> ImportResult<Finalized> {
+    if job.meta.extract_type == ExtractType::Update
+        && ledger::job_status(conn, &job.id)?.as_deref() != Some("completed")
+    {
+        stage_affected(conn, job)?;
+    }
     let tx = conn
         .transaction()
         .map_err(db_error("starting the finalize transaction"))?;
@@ -34,8 +43,10 @@ pub fn finalize(conn: &mut Connection, job: &Job, history_months: u32) -> Import
             names_resolved: 0,
             counts,
             history_removed: 0,
+            parts_ms: Vec::new(),
         });
     }
+    let mut clock = PartClock::start();
     let repeated = remove_repeated_keys(&tx, job)?;
     if repeated > 0 {
         tracing::info!(
@@ -43,34 +54,81 @@ pub fn finalize(conn: &mut Connection, job: &Job, history_months: u32) -> Import
             "removed repeated lines (the last line of a key wins)"
         );
     }
+    clock.part("repeated-lines");
     let names_resolved = match job.meta.extract_type {
         ExtractType::Full => named_by_full(&tx, job)?,
-        ExtractType::Update => derive_names(&tx, job)?,
+        ExtractType::Update => derive_names(&tx)?,
     };
+    clock.part("names");
     replace_codes(&tx)?;
+    clock.part("codes");
     let counts = count_changes(&tx, job)?;
+    clock.part("counts");
     let history_removed = match job.meta.extract_type {
         ExtractType::Full => remove_old_history(&tx, job, history_months)?,
         ExtractType::Update => 0,
     };
+    clock.part("history");
     ledger::complete_job(&tx, job, counts)?;
     tx.commit().map_err(db_error("committing finalize"))?;
+    clock.part("commit");
     // Staging goes after the commit: DuckDB refuses to commit a transaction that created a
     // table and dropped it again. A crash here leaves staging that the next import replaces.
     drop_staging(conn)?;
+    clock.part("staging");
+    tracing::info!(parts = %clock, "finalize's parts (ms)");
     Ok(Finalized {
         names_resolved,
         counts,
         history_removed,
+        parts_ms: clock.parts,
     })
+}
+
+/// The time each part of finalize took, in milliseconds.
+struct PartClock {
+    last: std::time::Instant,
+    parts: Vec<(String, u64)>,
+}
+
+impl PartClock {
+    fn start() -> PartClock {
+        PartClock {
+            last: std::time::Instant::now(),
+            parts: Vec::new(),
+        }
+    }
+
+    /// The part called `name` ends now.
+    fn part(&mut self, name: &str) {
+        let now = std::time::Instant::now();
+        self.parts
+            .push((name.to_string(), (now - self.last).as_millis() as u64));
+        self.last = now;
+    }
+}
+
+impl std::fmt::Display for PartClock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts: Vec<String> = self
+            .parts
+            .iter()
+            .map(|(n, ms)| format!("{n}={ms}"))
+            .collect();
+        f.write_str(&parts.join(" "))
+    }
 }
 
 /// The entities whose names an Update may have changed: those whose denominations it retired
 /// or inserted, or whose own row it inserted again. Read from the register itself: the
 /// temporal columns say what changed.
-const AFFECTED_BY_UPDATE: &str = "SELECT entity_number FROM denominations WHERE _extract_number = $1 OR _deleted_at_extract = $1
-     UNION SELECT enterprise_number FROM enterprises WHERE _is_current AND _extract_number = $1
-     UNION SELECT establishment_number FROM establishments WHERE _is_current AND _extract_number = $1";
+///
+/// One branch per condition, no `OR`: each branch filters on one temporal column, which the
+/// row groups' min/max statistics prune (a daily Update touches few row groups of 3 M rows).
+const AFFECTED_BY_UPDATE: &str = "SELECT entity_number FROM denominations WHERE _extract_number = $1
+     UNION SELECT entity_number FROM denominations WHERE _deleted_at_extract = $1
+     UNION SELECT enterprise_number FROM enterprises WHERE _extract_number = $1 AND _is_current
+     UNION SELECT establishment_number FROM establishments WHERE _extract_number = $1 AND _is_current";
 
 /// The entities an Update touched, as a query with the extract number as `$1`.
 pub(crate) fn affected_by_update() -> String {
@@ -79,22 +137,51 @@ pub(crate) fn affected_by_update() -> String {
     )
 }
 
-/// Derives the names of the affected entities again (after an Update; a Full derived them as
-/// it inserted the rows).
-fn derive_names(conn: &Connection, job: &Job) -> ImportResult<u64> {
-    // A subquery, not a staging table: finalize's transaction holds no DDL (MotherDuck).
+/// The entities an Update touched and their current names of both kinds (legal `001`,
+/// commercial `003`), staged once before finalize's transaction: a daily Update touches a few
+/// thousand entities, and finding them and their names takes two scans of the 3.5 M
+/// denominations that the two `UPDATE`s would otherwise each repeat. (DDL stays out of the
+/// transaction, as MotherDuck wants it; the denominations are final by now: the batches
+/// committed them, and finalize only removes identical repeats.)
+fn stage_affected(conn: &Connection, job: &Job) -> ImportResult<()> {
+    let err = db_error("noting the entities the Update touched");
+    conn.execute(
+        &format!(
+            "CREATE OR REPLACE TABLE kbo_staging.affected AS {}",
+            affected_by_update()
+        ),
+        params![job.meta.extract_number],
+    )
+    .map_err(&err)?;
+    conn.execute_batch(&format!(
+        "CREATE OR REPLACE TABLE kbo_staging.affected_names AS {}",
+        names::names_by_type_and_language("SELECT entity_number FROM kbo_staging.affected")
+    ))
+    .map_err(&err)
+}
+
+/// Derives the names of the entities the Update touched again, from [`stage_affected`]'s
+/// tables (a Full derived them as it inserted the rows).
+fn derive_names(conn: &Connection) -> ImportResult<u64> {
     derive_names_of(
         conn,
-        &affected_by_update(),
-        params![job.meta.extract_number],
+        "SELECT entity_number FROM kbo_staging.affected",
+        &|denomination_type| {
+            format!(
+                "SELECT * EXCLUDE (denomination_type) FROM kbo_staging.affected_names WHERE denomination_type = '{denomination_type}'"
+            )
+        },
+        params![],
     )
 }
 
 /// Derives the names of the entities of `affected` (a query of entity numbers, with
-/// `params`) from their current denominations.
+/// `params`); `names` gives, for a denomination type, the query of their names per language
+/// (the columns of [`names::names_by_language`]).
 pub(crate) fn derive_names_of(
     conn: &Connection,
     affected: &str,
+    names: &dyn Fn(&str) -> String,
     params: &[&dyn duckdb::ToSql],
 ) -> ImportResult<u64> {
     let err = db_error("deriving enterprise and establishment names");
@@ -117,7 +204,7 @@ pub(crate) fn derive_names_of(
                            FROM ({affected}) a LEFT JOIN ({}) d ON d.entity_number = a.entity_number) n
                      WHERE {table}._is_current AND {number} = n.entity_number",
                     set.join(", "),
-                    names::names_by_language(naming.denomination_type, affected)
+                    names(naming.denomination_type)
                 ),
                 params,
             )
@@ -238,14 +325,16 @@ fn count_changes(conn: &Connection, job: &Job) -> ImportResult<JobCounts> {
     let n = job.meta.extract_number;
     let mut counts = JobCounts::default();
     for t in Table::ALL {
+        // Two counts, each on one column, rather than one scan filtered by an `OR`: min/max
+        // statistics skip the row groups an Update did not touch.
         let (inserted, deleted): (i64, i64) = conn
             .query_row(
                 &format!(
-                    "SELECT count(*) FILTER (WHERE _extract_number = ?), count(*) FILTER (WHERE _deleted_at_extract = ?) FROM {}
-                     WHERE _extract_number = ? OR _deleted_at_extract = ?",
+                    "SELECT (SELECT count(*) FROM {0} WHERE _extract_number = ?),
+                            (SELECT count(*) FROM {0} WHERE _deleted_at_extract = ?)",
                     table_name(t)
                 ),
-                params![n, n, n, n],
+                params![n, n],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .map_err(db_error("counting the extract's changes"))?;

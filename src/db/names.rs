@@ -45,6 +45,23 @@ pub fn names_by_language(denomination_type: &str, entities: &str) -> String {
     )
 }
 
+/// As [`names_by_language`], for the legal (`001`) and commercial (`003`) names at once, with
+/// a `denomination_type` column: one scan of the denominations serves both tables.
+pub fn names_by_type_and_language(entities: &str) -> String {
+    format!(
+        "SELECT entity_number, denomination_type,
+            max(denomination) FILTER (WHERE language = '2') AS nl,
+            max(denomination) FILTER (WHERE language = '1') AS fr,
+            max(denomination) FILTER (WHERE language = '0') AS unknown,
+            max(denomination) FILTER (WHERE language = '3') AS de,
+            max(denomination) FILTER (WHERE language = '4') AS en
+         FROM denominations
+         WHERE _is_current AND denomination_type IN ('001', '003')
+           AND entity_number IN ({entities})
+         GROUP BY entity_number, denomination_type"
+    )
+}
+
 /// Which language a name came from: the first present of 2, 1, 0, 3, 4 (over `n`).
 const LANGUAGE_OF_NAME: &str = "CASE WHEN n.nl IS NOT NULL THEN '2' WHEN n.fr IS NOT NULL THEN '1'
     WHEN n.unknown IS NOT NULL THEN '0' WHEN n.de IS NOT NULL THEN '3' WHEN n.en IS NOT NULL THEN '4' END";

@@ -168,9 +168,11 @@ pub fn remove_completed(
         .map_err(db_error("starting the removal transaction"))?;
     let undone = undo_extract(&tx, n)?;
     if update {
+        let affected = "SELECT entity_number FROM kbo_staging.removed_affected";
         super::finalize::derive_names_of(
             &tx,
-            "SELECT entity_number FROM kbo_staging.removed_affected",
+            affected,
+            &|denomination_type| super::names::names_by_language(denomination_type, affected),
             params![],
         )?;
     }

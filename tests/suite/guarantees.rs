@@ -660,3 +660,68 @@ fn identity_keys_that_are_set_but_empty_refuse_to_start() {
         assert_eq!(text.trim().lines().count(), 1, "one line: {text}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_current_key_inserted_again_without_a_delete_is_replaced_not_doubled() {
+    let chain = chain();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // An address of Full 140 whose entity the Update's address_delete.csv does not name,
+    // inserted again with another street.
+    let deleted: std::collections::HashSet<String> =
+        member_text(&chain.update, "address_delete.csv")
+            .lines()
+            .skip(1)
+            .map(|l| l.trim_matches('"').to_string())
+            .collect();
+    let full = member_text(&chain.full, "address.csv");
+    let fields = full
+        .lines()
+        .skip(1)
+        .filter_map(|l| kbo_import::extract::dialect::split_line(l).ok())
+        .find(|f| f[0].as_ref().is_some_and(|e| !deleted.contains(e)))
+        .expect("an address the update leaves alone");
+    let (entity, kind) = (fields[0].clone().unwrap(), fields[1].clone().unwrap());
+    let mut changed = fields.clone();
+    changed[7] = Some("Nieuwe Straat".into());
+    let line = changed
+        .iter()
+        .map(|v| v.as_ref().map(|v| format!("\"{v}\"")).unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join(",");
+    let edited = d.join("replacing.zip");
+    rewrite_zip(&chain.update, &edited, |member, bytes| {
+        if member == "address_insert.csv" {
+            let mut text = String::from_utf8(bytes).unwrap().trim_end().to_string();
+            text.push('\n');
+            text.push_str(&line);
+            text.push('\n');
+            Some((member.to_string(), text.into_bytes()))
+        } else {
+            Some((member.to_string(), bytes))
+        }
+    });
+    let restate = Restate::start(d);
+    let db = d.join("kbo.duckdb");
+    let service = restate.serve(d, &db, &[]);
+    restate.import_completed("full-140", &chain.full).await;
+    restate.import_completed("replacing", &edited).await;
+    drop(service);
+    let conn = open(&db);
+    let id = format!("{entity}_{kind}");
+    let rows: Vec<(String, bool, Option<i64>)> = conn
+        .prepare("SELECT street_nl, _is_current, _deleted_at_extract FROM addresses WHERE id = ? ORDER BY _extract_number")
+        .unwrap()
+        .query_map([&id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(rows.len(), 2, "{id}: {rows:?}");
+    assert!(!rows[0].1, "the old row is retired: {rows:?}");
+    assert_eq!(rows[0].2, Some(141), "by the Update: {rows:?}");
+    assert_eq!(
+        rows[1],
+        ("Nieuwe Straat".to_string(), true, None),
+        "{rows:?}"
+    );
+}
