@@ -154,7 +154,12 @@ async fn the_apps_calls_import_a_killed_and_purged_update_and_delete_the_blob() 
         .await;
     drop(reference);
 
+    // The app's own database: its schema files' tables and constraints.
     let db = d.join("app.duckdb");
+    duckdb::Connection::open(&db)
+        .unwrap()
+        .execute_batch(&crate::existing::old_system_ddl())
+        .unwrap();
     let token = "vercel_blob_rw_FAKE-token-2b8e";
     let api = blob_api.url();
     let env = [

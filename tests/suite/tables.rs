@@ -86,11 +86,22 @@ pub fn state(db: &Path) -> Vec<(String, Vec<String>)> {
 }
 
 /// The current rows of the seven data tables.
+///
+/// The contract's columns are selected by name, so that a database whose tables have another
+/// column order (one the old system created) compares equal to a fresh one.
 pub fn register(db: &Path) -> Vec<(String, Vec<String>)> {
     let conn = open(db);
-    DATA_TABLES
-        .iter()
-        .map(|t| (t.to_string(), current(&conn, t)))
+    kbo_import::extract::Table::ALL
+        .into_iter()
+        .map(|t| {
+            let table = kbo_import::db::schema::table_name(t);
+            let names: Vec<&str> = kbo_import::db::schema::columns(t)
+                .iter()
+                .map(|c| c.name)
+                .collect();
+            let sql = format!("SELECT {} FROM {table} WHERE _is_current", names.join(", "));
+            (table.to_string(), rows(&conn, &sql))
+        })
         .collect()
 }
 
