@@ -203,3 +203,71 @@ async fn a_database_created_by_the_old_system_is_used_as_it_is() {
         2
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn what_the_old_system_left_behind_is_named_and_settled() {
+    let chain = chain();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let db = d.join("old.duckdb");
+    duckdb::Connection::open(&db)
+        .unwrap()
+        .execute_batch(&old_system_ddl())
+        .unwrap();
+    let restate = Restate::start(d);
+    let service = restate.serve(d, &db, &[]);
+    restate.import_completed("import-0140", &chain.full).await;
+    restate.import_completed("import-0141", &chain.update).await;
+    drop(service);
+
+    // The old system's monthly snapshot script applied extracts without an import_jobs row:
+    // the ordering guard reads the data too, and says so.
+    let ghost = "0f0e0d0c-0b0a-4909-8807-060504030201";
+    {
+        let conn = duckdb::Connection::open(&db).unwrap();
+        conn.execute("DELETE FROM import_jobs WHERE extract_number = 141", [])
+            .unwrap();
+        // And a crashed script of the old system left a job running.
+        conn.execute(
+            "INSERT INTO import_jobs (id, extract_number, extract_type, snapshot_date, extract_timestamp, status, started_at, worker_type)
+             VALUES (?, 150, 'update', DATE '2025-10-20', TIMESTAMP '2025-10-20 06:00:00', 'running', TIMESTAMP '2025-10-20 06:01:00', 'vercel')",
+            [ghost],
+        )
+        .unwrap();
+    }
+    let service = restate.serve(d, &db, &[]);
+    restate
+        .start_import("again-141", json!(file_url(&chain.update)))
+        .await;
+    let refused = restate
+        .wait_finished("again-141", Duration::from_secs(60))
+        .await;
+    let error = refused["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains(&format!("job {ghost} (not started by this service)"))
+            && error.contains(&format!("kbo-import rollback {ghost}")),
+        "the old system's running job is named, with the command: {error}"
+    );
+    drop(service);
+    let env = [("KBO_DATABASE", db.to_str().unwrap())];
+    let out = restate.kbo_import(&["rollback", ghost], &env);
+    assert!(
+        out.status.success(),
+        "{}",
+        crate::harness::output_text(&out)
+    );
+    let service = restate.serve(d, &db, &[]);
+    restate
+        .start_import("again-141-b", json!(file_url(&chain.update)))
+        .await;
+    let refused = restate
+        .wait_finished("again-141-b", Duration::from_secs(60))
+        .await;
+    let error = refused["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("Update extract 141 is already applied")
+            && error.contains("the current rows carry extract 141; import_jobs says 140"),
+        "the guard reads the data and says so: {error}"
+    );
+    drop(service);
+}
