@@ -18,7 +18,7 @@ ORDER BY e.enterprise_number LIMIT 5";
 pub struct Summary {
     /// (table, current rows, all rows).
     pub tables: Vec<(&'static str, i64, i64)>,
-    /// The last jobs: (id, extract number, type, status, inserted, deleted).
+    /// The last jobs: (workflow and job id, extract number, type, status, inserted, deleted).
     pub jobs: Vec<(String, i64, String, String, i64, i64)>,
     /// The sample query's rows.
     pub sample: Vec<[String; 3]>,
@@ -61,11 +61,29 @@ pub fn summary(conn: &Connection) -> ImportResult<Option<Summary>> {
             .map_err(&err)?;
         tables.push((name, current, all));
     }
-    let mut stmt = conn
-        .prepare(
-            "SELECT id, extract_number, extract_type, status, coalesce(records_inserted, 0), coalesce(records_deleted, 0)
-             FROM import_jobs ORDER BY extract_number DESC LIMIT 5",
+    // A database of the old system may not have the service's own workflow table yet.
+    let workflows: bool = conn
+        .query_row(
+            "SELECT count(*) > 0 FROM duckdb_tables()
+             WHERE database_name = current_database() AND table_name = 'import_job_workflows'",
+            [],
+            |r| r.get(0),
         )
+        .map_err(&err)?;
+    let (who, from) = if workflows {
+        (
+            "coalesce(w.workflow_id || ' (job ' || j.id || ')', j.id)",
+            "import_jobs j LEFT JOIN import_job_workflows w ON w.job_id = j.id",
+        )
+    } else {
+        ("j.id", "import_jobs j")
+    };
+    let mut stmt = conn
+        .prepare(&format!(
+            "SELECT {who}, j.extract_number, j.extract_type, j.status,
+                    coalesce(j.records_inserted, 0), coalesce(j.records_deleted, 0)
+             FROM {from} ORDER BY j.extract_number DESC LIMIT 5"
+        ))
         .map_err(&err)?;
     let jobs = stmt
         .query_map([], |r| {
