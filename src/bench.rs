@@ -295,6 +295,55 @@ pub fn floor(
     Ok(())
 }
 
+/// The same-output floor (b), in its own process: loads the unpacked whole files of a Full in
+/// `dir` into a new database file `db` with DuckDB alone, producing exactly the tables the
+/// workflow produces, then checkpoints and closes it; prints the rows loaded.
+pub fn same_output_floor_process(
+    db: &Path,
+    memory_limit: &str,
+    temp_dir: &Path,
+    dir: &Path,
+) -> anyhow::Result<()> {
+    let conn = duckdb::Connection::open(db)?;
+    conn.execute_batch(&format!(
+        "SET memory_limit = {}; SET temp_directory = {};",
+        crate::db::sql_literal(memory_limit),
+        crate::db::sql_literal(&temp_dir.to_string_lossy())
+    ))?;
+    let rows = same_output_floor(&conn, dir)?;
+    conn.execute_batch("CHECKPOINT")?;
+    drop(conn);
+    println!("{rows}");
+    Ok(())
+}
+
+/// The fewest, plainest DuckDB statements that produce the tables a Full's import produces
+/// (same columns, types, derived ids, entity types, names, temporal columns, one current row
+/// per key, code tables), from the whole files of the unpacked extract in `dir`: one
+/// `INSERT … SELECT … FROM read_csv` per table (denominations first, so that enterprises and
+/// establishments are named as they are inserted), then the code tables. No batches, no
+/// ledger, no Restate. Returns the rows loaded.
+pub fn same_output_floor(conn: &duckdb::Connection, dir: &Path) -> anyhow::Result<u64> {
+    use crate::db::{apply, finalize, ledger::Job, staging};
+    let meta = crate::extract::Meta::parse(&std::fs::read_to_string(
+        dir.join(Member::Meta.file_name()),
+    )?)?;
+    crate::db::ensure_schema(conn)?;
+    let job = Job {
+        id: "same-output-floor".into(),
+        workflow_id: String::new(),
+        meta,
+    };
+    let mut rows = 0;
+    for t in crate::plan::FULL_ORDER {
+        rows += apply::load_whole_file(conn, &job, t, &dir.join(Member::Full(t).file_name()))?;
+    }
+    staging::stage_codes(conn, &dir.join(Member::Code.file_name()))?;
+    finalize::replace_codes(conn)?;
+    staging::drop_staging(conn)?;
+    Ok(rows)
+}
+
 fn find_or_make(
     dir: &Path,
     suffix: &str,

@@ -568,11 +568,16 @@ impl Importer {
                 .await
                 .map_err(|e| e.context("finalize"))?;
             let full = job.meta.extract_type == crate::extract::ExtractType::Full;
+            let started = std::time::Instant::now();
             let checkpointed = self
                 .db
                 .checkpoint_if_due(full)
                 .await
                 .map_err(|e| e.context("finalize"))?;
+            let mut finalized = finalized;
+            finalized
+                .parts_ms
+                .push(("checkpoint".into(), started.elapsed().as_millis() as u64));
             self.db.release().await;
             let _ = tokio::fs::remove_dir_all(self.job_dir(&job.id)).await;
             tracing::info!(

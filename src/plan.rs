@@ -70,7 +70,7 @@ impl fmt::Display for Batch {
 
 /// The order a Full applies its tables in: denominations first, so that enterprises and
 /// establishments are named as they are inserted.
-const FULL_ORDER: [Table; 7] = [
+pub const FULL_ORDER: [Table; 7] = [
     Table::Denomination,
     Table::Enterprise,
     Table::Establishment,

@@ -254,6 +254,26 @@ fn insert_rows(conn: &Connection, job: &Job, t: Table, source: &str) -> Result<u
     // a line repeated within the chunk must not reach the table twice (the last one wins).
     // Without such an index finalize removes repeats over the whole extract at once.
     let unique = has_unique_index(conn, t)?;
+    insert_lines(conn, job, t, source, unique)
+}
+
+/// Loads a whole data file of a Full in one statement, as current rows, each key once (the
+/// last line wins), named on the way: what the workflow's batches and finalize produce for it,
+/// without batches. The benchmark's same-output floor (`kbo-import bench`) is made of these.
+pub fn load_whole_file(conn: &Connection, job: &Job, t: Table, path: &Path) -> ImportResult<u64> {
+    let source = insert_select(t, &csv_source(path, Member::Full(t)));
+    insert_lines(conn, job, t, &source, true).map_err(db_error("loading a whole file"))
+}
+
+/// Inserts the lines of `source` as current rows of the extract; `unique`: a key repeated in
+/// `source` reaches the table once, from its last line.
+fn insert_lines(
+    conn: &Connection,
+    job: &Job,
+    t: Table,
+    source: &str,
+    unique: bool,
+) -> Result<u64, duckdb::Error> {
     let naming = match job.meta.extract_type {
         ExtractType::Full => names::naming(t),
         ExtractType::Update => None,

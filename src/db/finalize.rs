@@ -229,7 +229,7 @@ fn named_by_full(conn: &Connection, job: &Job) -> ImportResult<u64> {
 /// Replaces `codes` and `nace_codes` with the extract's `code.csv` (the last line of a key
 /// wins). Where `codes` only allows NL, FR and DE, or requires a description (the old app's
 /// schema), the rows it would refuse are left out rather than failing the import.
-fn replace_codes(conn: &Connection) -> ImportResult<()> {
+pub(crate) fn replace_codes(conn: &Connection) -> ImportResult<()> {
     let limited: bool = conn
         .query_row(
             "SELECT count(*) > 0 FROM duckdb_constraints()

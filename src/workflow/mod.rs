@@ -8,6 +8,7 @@
 pub mod progress;
 
 use crate::db::rollback::RollbackOutcome;
+use crate::db::schema::table_name;
 use crate::error::ImportError;
 use crate::extract::ExtractType;
 use crate::importer::{ImportRequest, Importer, Prepared};
@@ -288,7 +289,7 @@ impl KboImport {
             .retry_policy(network_retries(&self.importer.config().retries))
             .await?
             .into_inner();
-        progress.step_done(downloaded.ms);
+        progress.step_done("download", downloaded.ms);
 
         let importer = Arc::clone(&self.importer);
         let fetched = &downloaded.value;
@@ -301,7 +302,7 @@ impl KboImport {
             .retry_policy(local_retries(&self.importer.config().retries))
             .await?
             .into_inner();
-        progress.step_done(prepared.ms);
+        progress.step_done("prepare", prepared.ms);
         let prepared: Prepared = prepared.value;
         progress.planned(&prepared);
         ctx.set(PROGRESS, Json(progress.clone()));
@@ -319,7 +320,10 @@ impl KboImport {
                 .retry_policy(local_retries(&self.importer.config().retries))
                 .await?
                 .into_inner();
-            progress.step_done(applied.ms);
+            progress.step_done(
+                &format!("{}-{}", batch.op.as_str(), table_name(batch.table)),
+                applied.ms,
+            );
             progress.done(batch);
             ctx.set(PROGRESS, Json(progress.clone()));
         }
@@ -333,8 +337,11 @@ impl KboImport {
             .retry_policy(local_retries(&self.importer.config().retries))
             .await?
             .into_inner();
-        progress.step_done(finalized.ms);
+        progress.step_done("finalize", finalized.ms);
         let finalized = finalized.value;
+        for (part, ms) in &finalized.parts_ms {
+            progress.add_phase(&format!("finalize/{part}"), *ms);
+        }
 
         progress.status = Status::Completed;
         progress.records_inserted = Some(finalized.counts.inserted);

@@ -60,6 +60,11 @@ pub struct Progress {
     pub steps: u32,
     /// Time spent inside those steps, in milliseconds (the rest of the wall time is Restate's).
     pub step_ms: u64,
+    /// Where that time went, in milliseconds, in order: `download`, `prepare`, each table's
+    /// batches (`delete-activities`, `insert-activities`, …, summed over its batches),
+    /// `finalize` and its parts (`finalize/names`, …, `finalize/checkpoint`).
+    #[serde(default)]
+    pub phase_ms: Vec<(String, u64)>,
 }
 
 impl Progress {
@@ -95,10 +100,19 @@ impl Progress {
         )
     }
 
-    /// A journaled step took `ms` milliseconds.
-    pub fn step_done(&mut self, ms: u64) {
+    /// A journaled step of phase `phase` took `ms` milliseconds.
+    pub fn step_done(&mut self, phase: &str, ms: u64) {
         self.steps += 1;
         self.step_ms += ms;
+        self.add_phase(phase, ms);
+    }
+
+    /// Adds `ms` milliseconds to phase `phase` (a new phase goes last).
+    pub fn add_phase(&mut self, phase: &str, ms: u64) {
+        match self.phase_ms.iter_mut().find(|(p, _)| p == phase) {
+            Some((_, total)) => *total += ms,
+            None => self.phase_ms.push((phase.to_string(), ms)),
+        }
     }
 
     /// A batch is done.

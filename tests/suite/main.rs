@@ -6,6 +6,7 @@ mod dropin;
 mod existing;
 mod faults;
 mod fixtures;
+mod floor;
 mod guarantees;
 mod harness;
 mod hostile;
