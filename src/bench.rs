@@ -1,9 +1,12 @@
-//! The benchmark of issue 3: the same generated Full extract loaded by DuckDB alone (the
-//! physical floor) and imported through the real workflow (real Restate server, real ingress,
-//! local database file), then a daily-sized Update; prints rows, seconds, rows/s, peak RSS,
-//! the ratio, the number of workflow steps and Restate's mean overhead per step.
+//! The benchmark: the same generated Full extract loaded by DuckDB alone — (a) bare
+//! `read_csv`, once, and (b) the same-output floor, the workflow's exact tables with the
+//! fewest plain statements — and imported through the real workflow (real Restate server, real
+//! ingress, local database file), (b) and the workflow interleaved `--runs` times, each
+//! workflow run followed by two daily-sized Updates. Prints min and median of each, the ratio
+//! of medians, peak RSS, steps, Restate's overhead per step and the phases of the median run.
 //!
-//! `kbo-import bench --scale 1.0` (needs `npm ci --prefix tools` for the Restate server).
+//! `kbo-import bench --scale 1.0 --runs 3` (needs `npm ci --prefix tools` for the Restate
+//! server).
 
 use crate::client::RestateClient;
 use crate::extract::{Limits, Member, Table, archive};
@@ -24,34 +27,81 @@ pub struct BenchOptions {
     pub dir: PathBuf,
     /// `KBO_BATCH_ROWS` of the service.
     pub batch_rows: u64,
-    /// DuckDB memory cap, for the floor and the service alike.
+    /// DuckDB memory cap, for the floors and the service alike.
     pub memory_limit: String,
     /// The Restate server binary.
     pub restate_server: PathBuf,
+    /// Rounds of (same-output floor, workflow), interleaved.
+    pub runs: u32,
+}
+
+/// One round's figures.
+struct Round {
+    /// Same-output floor: unzip + load, seconds, and its peak RSS.
+    floor_s: f64,
+    floor_rss: u64,
+    /// The workflow's Full, and the service's peak RSS.
+    full: Imported,
+    service_rss: u64,
+    /// The two daily Updates after it.
+    updates: [Imported; 2],
 }
 
 /// Runs the benchmark and prints its report.
 pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
     let dir = std::path::absolute(&options.dir)?;
     std::fs::create_dir_all(&dir)?;
-    let exe = std::env::current_exe()?;
     anyhow::ensure!(
         options.restate_server.exists(),
         "{} is missing: install the pinned Restate server with `npm ci --prefix tools`",
         options.restate_server.display()
     );
+    anyhow::ensure!(options.runs >= 1, "--runs must be at least 1");
+    let (full_zip, update_zip) = extracts(&dir, options.scale)?;
+    let bare = bare_floor(&dir, &options, &full_zip)?;
 
-    // The extracts: Full(140) and a daily-sized Update(141) (0.025% of enterprises change: about 5 000 lines at scale 1.0).
+    let work = dir.join("workflow");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work)?;
+    let restate = Restate::start(&options.restate_server, &work).await?;
+    let next_zip = work.join("KboOpenData_0142_2025_10_06_Update.zip");
+    renumber(&update_zip, &next_zip, 141, 142)?;
+    let mut rounds = Vec::new();
+    for round in 1..=options.runs {
+        eprintln!("round {round} of {}: the same-output floor", options.runs);
+        let (floor_s, floor_rss) = same_output_round(&dir, &options, &full_zip)?;
+        eprintln!("round {round} of {}: the workflow", options.runs);
+        let (full, service_rss, updates) = workflow_round(
+            &restate,
+            &work,
+            &options,
+            round,
+            [&full_zip, &update_zip, &next_zip],
+        )
+        .await?;
+        rounds.push(Round {
+            floor_s,
+            floor_rss,
+            full,
+            service_rss,
+            updates,
+        });
+    }
+    drop(restate);
+    report(&options, &bare, &rounds);
+    Ok(())
+}
+
+/// The Full(140) and daily-sized Update(141) at `scale` (0.025% of enterprises change: about
+/// 5 000 lines at scale 1.0), generated once and kept in `dir`.
+fn extracts(dir: &Path, scale: f64) -> anyhow::Result<(PathBuf, PathBuf)> {
     let gen_options = Options {
-        scale: options.scale,
+        scale,
         change_rate: 0.00025,
         seed: 7,
         ..Options::default()
     };
-    let extracts = dir.join(format!(
-        "extracts-{}-{}",
-        options.scale, gen_options.change_rate
-    ));
+    let extracts = dir.join(format!("extracts-{}-{}", scale, gen_options.change_rate));
     let full_zip = find_or_make(&extracts, "_Full.zip", || {
         generator::full(&extracts, &gen_options, 0)
     })?;
@@ -63,16 +113,26 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
         full_zip.display(),
         std::fs::metadata(&full_zip)?.len() >> 20
     );
+    Ok((full_zip, update_zip))
+}
 
-    // 1. The floor: unzip, then DuckDB alone, CREATE TABLE AS read_csv(all VARCHAR) per file.
+/// The bare floor (a): unzip, then `CREATE TABLE AS read_csv(all VARCHAR)` per file.
+struct Bare {
+    rows: u64,
+    unzip_s: f64,
+    load_s: f64,
+    rss: u64,
+}
+
+fn bare_floor(dir: &Path, options: &BenchOptions, full_zip: &Path) -> anyhow::Result<Bare> {
     let csv_dir = dir.join("floor-csv");
     let _ = std::fs::remove_dir_all(&csv_dir);
     let started = Instant::now();
-    let unpacked = archive::unpack(&full_zip, &csv_dir, &Limits::default(), u64::MAX)?;
+    let unpacked = archive::unpack(full_zip, &csv_dir, &Limits::default(), u64::MAX)?;
     let unzip_s = started.elapsed().as_secs_f64();
     let floor_db = dir.join("floor.duckdb");
     let _ = std::fs::remove_file(&floor_db);
-    let mut floor = Command::new(&exe);
+    let mut floor = Command::new(std::env::current_exe()?);
     floor
         .args(["bench-floor", "--db"])
         .arg(&floor_db)
@@ -86,118 +146,248 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
         }
     }
     let started = Instant::now();
-    let (output, floor_rss) = run_measured(floor)?;
+    let (output, rss) = run_measured(floor)?;
     let load_s = started.elapsed().as_secs_f64();
-    let floor_rows: u64 = output
+    let rows = output
         .trim()
         .parse()
         .with_context(|| format!("bench-floor printed {output:?}"))?;
     let _ = std::fs::remove_dir_all(&csv_dir);
     let _ = std::fs::remove_file(&floor_db);
+    Ok(Bare {
+        rows,
+        unzip_s,
+        load_s,
+        rss,
+    })
+}
 
-    // 2. The workflow: a real Restate server, the service, ingress.
-    let work = dir.join("workflow");
-    let _ = std::fs::remove_dir_all(&work);
-    std::fs::create_dir_all(&work)?;
-    let (ingress, admin, node, port) = (free_port()?, free_port()?, free_port()?, free_port()?);
-    let mut restate = Command::new(crate::tools::native_binary(&options.restate_server));
-    restate
-        .arg("--no-logo")
-        .env("RESTATE_BASE_DIR", work.join("restate-data"))
-        .env(
-            "RESTATE_INGRESS__BIND_ADDRESS",
-            format!("127.0.0.1:{ingress}"),
+/// One run of the same-output floor (b): unzip, then [`same_output_floor`] in its own
+/// process; returns the seconds (both together) and the peak RSS.
+fn same_output_round(
+    dir: &Path,
+    options: &BenchOptions,
+    full_zip: &Path,
+) -> anyhow::Result<(f64, u64)> {
+    let csv_dir = dir.join("same-output-csv");
+    let db = dir.join("same-output.duckdb");
+    let _ = std::fs::remove_dir_all(&csv_dir);
+    let _ = std::fs::remove_file(&db);
+    let started = Instant::now();
+    archive::unpack(full_zip, &csv_dir, &Limits::default(), u64::MAX)?;
+    let mut floor = Command::new(std::env::current_exe()?);
+    floor
+        .args(["bench-same-output", "--db"])
+        .arg(&db)
+        .arg("--memory-limit")
+        .arg(&options.memory_limit)
+        .arg("--temp-dir")
+        .arg(dir.join("floor-tmp"))
+        .arg("--dir")
+        .arg(&csv_dir);
+    let (_, rss) = run_measured(floor)?;
+    let seconds = started.elapsed().as_secs_f64();
+    let _ = std::fs::remove_dir_all(&csv_dir);
+    let _ = std::fs::remove_file(&db);
+    Ok((seconds, rss))
+}
+
+/// A Restate server for the benchmark, on free loopback ports.
+struct Restate {
+    _process: Guard,
+    ingress: u16,
+    admin: u16,
+}
+
+impl Restate {
+    async fn start(binary: &Path, work: &Path) -> anyhow::Result<Restate> {
+        let (ingress, admin, node) = (free_port()?, free_port()?, free_port()?);
+        let mut restate = Command::new(crate::tools::native_binary(binary));
+        restate
+            .arg("--no-logo")
+            .env("RESTATE_BASE_DIR", work.join("restate-data"))
+            .env(
+                "RESTATE_INGRESS__BIND_ADDRESS",
+                format!("127.0.0.1:{ingress}"),
+            )
+            .env("RESTATE_ADMIN__BIND_ADDRESS", format!("127.0.0.1:{admin}"))
+            .env("RESTATE_BIND_ADDRESS", format!("127.0.0.1:{node}"))
+            .env("RESTATE_LISTEN_MODE", "tcp")
+            .env("RESTATE_DEFAULT_NUM_PARTITIONS", "4")
+            .env("RESTATE_DISABLE_TELEMETRY", "true")
+            .env("RESTATE_WORKER__INVOKER__INACTIVITY_TIMEOUT", "5m");
+        let process = Guard(spawn_logged(restate, &work.join("restate.log"))?);
+        wait_port(admin).await?;
+        wait_port(ingress).await?;
+        Ok(Restate {
+            _process: process,
+            ingress,
+            admin,
+        })
+    }
+
+    fn client(&self) -> RestateClient {
+        RestateClient::new(
+            &format!("http://127.0.0.1:{}", self.ingress),
+            &format!("http://127.0.0.1:{}", self.admin),
+            None,
         )
-        .env("RESTATE_ADMIN__BIND_ADDRESS", format!("127.0.0.1:{admin}"))
-        .env("RESTATE_BIND_ADDRESS", format!("127.0.0.1:{node}"))
-        .env("RESTATE_LISTEN_MODE", "tcp")
-        .env("RESTATE_DEFAULT_NUM_PARTITIONS", "4")
-        .env("RESTATE_DISABLE_TELEMETRY", "true")
-        .env("RESTATE_WORKER__INVOKER__INACTIVITY_TIMEOUT", "5m");
-    let restate = Guard(spawn_logged(restate, &work.join("restate.log"))?);
-    let mut service = Command::new(&exe);
+    }
+}
+
+/// One run of the workflow: a new service on a new database, the Full, then two daily
+/// Updates (the second on a register that has settled); the service's peak RSS.
+async fn workflow_round(
+    restate: &Restate,
+    work: &Path,
+    options: &BenchOptions,
+    round: u32,
+    [full_zip, update_zip, next_zip]: [&Path; 3],
+) -> anyhow::Result<(Imported, u64, [Imported; 2])> {
+    let port = free_port()?;
+    let db_file = work.join(format!("kbo-{round}.duckdb"));
+    let mut service = Command::new(std::env::current_exe()?);
     service
         .arg("serve")
         .env("PORT", port.to_string())
-        .env("KBO_DATABASE", work.join("kbo.duckdb"))
+        .env("KBO_DATABASE", &db_file)
         .env("KBO_WORK_DIR", work.join("work"))
         .env("KBO_ALLOW_FILE_URLS", "true")
         .env("KBO_BATCH_ROWS", options.batch_rows.to_string())
         .env("KBO_DUCKDB_MEMORY_LIMIT", &options.memory_limit);
-    let service = Guard(spawn_logged(service, &work.join("service.log"))?);
-    wait_port(admin).await?;
-    wait_port(ingress).await?;
+    let service = Guard(spawn_logged(
+        service,
+        &work.join(format!("service-{round}.log")),
+    )?);
     wait_port(port).await?;
-    let client = RestateClient::new(
-        &format!("http://127.0.0.1:{ingress}"),
-        &format!("http://127.0.0.1:{admin}"),
-        None,
-    );
+    let client = restate.client();
     client.register(&format!("http://127.0.0.1:{port}")).await?;
     let peak = Arc::new(AtomicU64::new(0));
     let watcher = watch_rss(service.0.id(), Arc::clone(&peak));
-
-    let db_file = work.join("kbo.duckdb");
-    let full = import(&client, "bench-full-140", &full_zip).await?;
+    let full = import(&client, &format!("bench-full-140-{round}"), full_zip).await?;
     // Daily updates come hours apart: let the service close the database (its closing
     // checkpoint runs after the workflow has completed) before the next import starts.
-    let settled = wait_released(&db_file).await?;
-    let update = import(&client, "bench-update-141", &update_zip).await?;
     wait_released(&db_file).await?;
-    // A day later: the same changes again as Update(142), on a register that has settled.
-    let next_zip = work.join("KboOpenData_0142_2025_10_06_Update.zip");
-    renumber(&update_zip, &next_zip, 141, 142)?;
-    let next = import(&client, "bench-update-142", &next_zip).await?;
-    let service_rss = peak.load(Ordering::Relaxed);
+    let first = import(&client, &format!("bench-update-141-{round}"), update_zip).await?;
+    wait_released(&db_file).await?;
+    let second = import(&client, &format!("bench-update-142-{round}"), next_zip).await?;
+    let rss = peak.load(Ordering::Relaxed);
     watcher.abort();
     drop(service);
-    drop(restate);
+    let _ = std::fs::remove_file(&db_file);
+    let mut wal = db_file.into_os_string();
+    wal.push(".wal");
+    let _ = std::fs::remove_file(wal);
+    Ok((full, rss, [first, second]))
+}
 
-    let floor_s = unzip_s + load_s;
+/// The smallest and the median of `values`.
+fn min_median(values: &[f64]) -> (f64, f64) {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len();
+    let median = if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+    };
+    (sorted[0], median)
+}
+
+/// Prints the report: the floors and the workflow (min, median, every run), the ratio of
+/// medians, peak RSS, steps and Restate's overhead, the phases, the daily Updates.
+fn report(options: &BenchOptions, bare: &Bare, rounds: &[Round]) {
     let mb = |b: u64| b as f64 / (1 << 20) as f64;
+    let list = |v: &[f64]| {
+        v.iter()
+            .map(|x| format!("{x:.1}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let floors: Vec<f64> = rounds.iter().map(|r| r.floor_s).collect();
+    let fulls: Vec<f64> = rounds.iter().map(|r| r.full.seconds).collect();
+    let (floor_min, floor_median) = min_median(&floors);
+    let (full_min, full_median) = min_median(&fulls);
     println!(
-        "\nKBO Full extract at scale {} ({} rows of CSV)",
-        options.scale, floor_rows
+        "\nKBO Full extract at scale {} ({} rows of CSV), DuckDB {}, {} interleaved runs",
+        options.scale,
+        bare.rows,
+        crate::db::version::linked(),
+        rounds.len()
     );
     println!(
-        "{:<34} {:>12} {:>9} {:>12} {:>12}",
-        "", "rows", "seconds", "rows/s", "peak RSS MB"
+        "{:<44} {:>8} {:>8} {:>12}  runs",
+        "", "min s", "median s", "peak RSS MB"
+    );
+    let bare_s = bare.unzip_s + bare.load_s;
+    println!(
+        "{:<44} {:>8.1} {:>8.1} {:>12.0}  (once; unzip {:.1} s + load {:.1} s)",
+        "(a) DuckDB alone, bare read_csv",
+        bare_s,
+        bare_s,
+        mb(bare.rss),
+        bare.unzip_s,
+        bare.load_s
     );
     println!(
-        "{:<34} {:>12} {:>9.1} {:>12.0} {:>12.0}",
-        "1. DuckDB alone (unzip + CTAS)",
-        floor_rows,
-        floor_s,
-        floor_rows as f64 / floor_s,
-        mb(floor_rss)
+        "{:<44} {:>8.1} {:>8.1} {:>12.0}  {}",
+        "(b) DuckDB alone, the workflow's exact tables",
+        floor_min,
+        floor_median,
+        mb(rounds.iter().map(|r| r.floor_rss).max().unwrap_or(0)),
+        list(&floors)
     );
-    println!("   unzip {unzip_s:.1} s, load {load_s:.1} s");
     println!(
-        "{:<34} {:>12} {:>9.1} {:>12.0} {:>12.0}",
-        "2. KboImport workflow (Full)",
-        full.rows,
-        full.seconds,
-        full.rows as f64 / full.seconds,
-        mb(service_rss)
+        "{:<44} {:>8.1} {:>8.1} {:>12.0}  {}",
+        "the KboImport workflow (Full)",
+        full_min,
+        full_median,
+        mb(rounds.iter().map(|r| r.service_rss).max().unwrap_or(0)),
+        list(&fulls)
     );
-    println!("ratio 2/1: {:.2}", full.seconds / floor_s);
-    println!("closing checkpoint after the Full (outside the workflow's time): {settled:.1} s");
+    println!(
+        "ratio of medians workflow / (b): {:.2}; workflow / (a): {:.2}",
+        full_median / floor_median,
+        full_median / bare_s
+    );
+    let median_round = rounds
+        .iter()
+        .min_by(|a, b| {
+            (a.full.seconds - full_median)
+                .abs()
+                .total_cmp(&(b.full.seconds - full_median).abs())
+        })
+        .expect("at least one round");
+    let full = &median_round.full;
     println!(
         "workflow steps: {}; time inside steps {:.1} s; mean Restate overhead per step: {:.0} ms",
         full.steps,
         full.step_ms as f64 / 1000.0,
         (full.seconds * 1000.0 - full.step_ms as f64).max(0.0) / f64::from(full.steps.max(1))
     );
-    for (label, u) in [
-        ("3. daily Update right after the Full", &update),
-        ("4. the next daily Update", &next),
-    ] {
-        println!(
-            "{label}: {} lines changed ({} rows inserted, {} retired) in {:.2} s end to end, {} steps",
-            u.rows, u.inserted, u.deleted, u.seconds, u.steps
-        );
+    println!("phases of the median run (seconds):");
+    for (phase, ms) in &full.phases {
+        println!("  {phase:<36} {:>7.1}", *ms as f64 / 1000.0);
     }
-    Ok(())
+    let updates: Vec<f64> = rounds
+        .iter()
+        .flat_map(|r| r.updates.iter().map(|u| u.seconds))
+        .collect();
+    let (update_min, update_median) = min_median(&updates);
+    let sample = &rounds[0].updates[0];
+    println!(
+        "daily Update ({} lines changed: {} rows inserted, {} retired), end to end: median {:.2} s, min {:.2} s ({})",
+        sample.rows,
+        sample.inserted,
+        sample.deleted,
+        update_median,
+        update_min,
+        updates
+            .iter()
+            .map(|x| format!("{x:.2}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
 }
 
 /// Waits until the service has closed the database file; returns the seconds waited.
@@ -248,6 +438,7 @@ struct Imported {
     seconds: f64,
     steps: u32,
     step_ms: u64,
+    phases: Vec<(String, u64)>,
 }
 
 async fn import(client: &RestateClient, id: &str, zip: &Path) -> anyhow::Result<Imported> {
@@ -265,6 +456,7 @@ async fn import(client: &RestateClient, id: &str, zip: &Path) -> anyhow::Result<
         seconds,
         steps: progress.steps,
         step_ms: progress.step_ms,
+        phases: progress.phase_ms,
     })
 }
 

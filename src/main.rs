@@ -72,6 +72,21 @@ enum Command {
         /// The Restate server binary.
         #[arg(long, default_value = "tools/node_modules/.bin/restate-server")]
         restate_server: PathBuf,
+        /// Rounds of (same-output floor, workflow), interleaved.
+        #[arg(long, default_value_t = 3)]
+        runs: u32,
+    },
+    /// (Used by `bench`.) The same-output floor: the workflow's tables from whole files.
+    #[command(hide = true)]
+    BenchSameOutput {
+        #[arg(long)]
+        db: PathBuf,
+        #[arg(long)]
+        memory_limit: String,
+        #[arg(long)]
+        temp_dir: PathBuf,
+        #[arg(long)]
+        dir: PathBuf,
     },
     /// (Used by `bench`.) Load CSV files with DuckDB alone; prints the row count.
     #[command(hide = true)]
@@ -317,6 +332,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             batch_rows,
             memory_limit,
             restate_server,
+            runs,
         } => {
             bench::run(bench::BenchOptions {
                 scale,
@@ -324,9 +340,16 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 batch_rows,
                 memory_limit,
                 restate_server,
+                runs,
             })
             .await
         }
+        Command::BenchSameOutput {
+            db,
+            memory_limit,
+            temp_dir,
+            dir,
+        } => bench::same_output_floor_process(&db, &memory_limit, &temp_dir, &dir),
         Command::BenchFloor {
             db,
             memory_limit,
