@@ -75,6 +75,9 @@ enum Command {
         /// Rounds of (same-output floor, workflow), interleaved.
         #[arg(long, default_value_t = 3)]
         runs: u32,
+        /// DuckDB memory cap of the same-output floor (whole files in one statement each).
+        #[arg(long, default_value = "12GB")]
+        floor_memory_limit: String,
     },
     /// (Used by `bench`.) The same-output floor: the workflow's tables from whole files.
     #[command(hide = true)]
@@ -333,6 +336,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             memory_limit,
             restate_server,
             runs,
+            floor_memory_limit,
         } => {
             bench::run(bench::BenchOptions {
                 scale,
@@ -341,6 +345,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 memory_limit,
                 restate_server,
                 runs,
+                floor_memory_limit,
             })
             .await
         }

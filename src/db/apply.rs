@@ -257,12 +257,13 @@ fn insert_rows(conn: &Connection, job: &Job, t: Table, source: &str) -> Result<u
     insert_lines(conn, job, t, source, unique)
 }
 
-/// Loads a whole data file of a Full in one statement, as current rows, each key once (the
-/// last line wins), named on the way: what the workflow's batches and finalize produce for it,
-/// without batches. The benchmark's same-output floor (`kbo-import bench`) is made of these.
+/// Loads a whole data file of a Full in one statement, as current rows named on the way (its
+/// repeated lines are left to [`super::finalize::remove_repeated_keys`], as in the workflow):
+/// what the workflow's batches produce for it, without batches. The benchmark's same-output
+/// floor (`kbo-import bench`) is made of these.
 pub fn load_whole_file(conn: &Connection, job: &Job, t: Table, path: &Path) -> ImportResult<u64> {
     let source = insert_select(t, &csv_source(path, Member::Full(t)));
-    insert_lines(conn, job, t, &source, true).map_err(db_error("loading a whole file"))
+    insert_lines(conn, job, t, &source, false).map_err(db_error("loading a whole file"))
 }
 
 /// Inserts the lines of `source` as current rows of the extract; `unique`: a key repeated in

@@ -278,7 +278,7 @@ pub(crate) fn replace_codes(conn: &Connection) -> ImportResult<()> {
 /// Among the rows the extract made current, keeps one per key: the last one inserted (the
 /// last line of the file wins). A hash narrows the search so that a Full without repeated
 /// lines costs one aggregation over its keys.
-fn remove_repeated_keys(conn: &Connection, job: &Job) -> ImportResult<u64> {
+pub(crate) fn remove_repeated_keys(conn: &Connection, job: &Job) -> ImportResult<u64> {
     let mut removed = 0;
     for t in Table::ALL {
         let (table, key, parts) = (table_name(t), key_column(t), key_parts(t));
