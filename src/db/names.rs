@@ -32,12 +32,7 @@ pub fn naming(t: Table) -> Option<Naming> {
 /// `nl` (2), `fr` (1), `unknown` (0), `de` (3), `en` (4).
 pub fn names_by_language(denomination_type: &str, entities: &str) -> String {
     format!(
-        "SELECT entity_number,
-            max(denomination) FILTER (WHERE language = '2') AS nl,
-            max(denomination) FILTER (WHERE language = '1') AS fr,
-            max(denomination) FILTER (WHERE language = '0') AS unknown,
-            max(denomination) FILTER (WHERE language = '3') AS de,
-            max(denomination) FILTER (WHERE language = '4') AS en
+        "SELECT entity_number, {LANGUAGE_COLUMNS}
          FROM denominations
          WHERE _is_current AND denomination_type = '{denomination_type}'
            AND entity_number IN ({entities})
@@ -45,16 +40,19 @@ pub fn names_by_language(denomination_type: &str, entities: &str) -> String {
     )
 }
 
+/// The greatest denomination per language, as columns `nl` (2), `fr` (1), `unknown` (0),
+/// `de` (3), `en` (4) of a grouped query over `denominations`.
+const LANGUAGE_COLUMNS: &str = "max(denomination) FILTER (WHERE language = '2') AS nl,
+            max(denomination) FILTER (WHERE language = '1') AS fr,
+            max(denomination) FILTER (WHERE language = '0') AS unknown,
+            max(denomination) FILTER (WHERE language = '3') AS de,
+            max(denomination) FILTER (WHERE language = '4') AS en";
+
 /// As [`names_by_language`], for the legal (`001`) and commercial (`003`) names at once, with
 /// a `denomination_type` column: one scan of the denominations serves both tables.
 pub fn names_by_type_and_language(entities: &str) -> String {
     format!(
-        "SELECT entity_number, denomination_type,
-            max(denomination) FILTER (WHERE language = '2') AS nl,
-            max(denomination) FILTER (WHERE language = '1') AS fr,
-            max(denomination) FILTER (WHERE language = '0') AS unknown,
-            max(denomination) FILTER (WHERE language = '3') AS de,
-            max(denomination) FILTER (WHERE language = '4') AS en
+        "SELECT entity_number, denomination_type, {LANGUAGE_COLUMNS}
          FROM denominations
          WHERE _is_current AND denomination_type IN ('001', '003')
            AND entity_number IN ({entities})
