@@ -135,14 +135,7 @@ fn bare_floor(dir: &Path, options: &BenchOptions, full_zip: &Path) -> anyhow::Re
     let unzip_s = started.elapsed().as_secs_f64();
     let floor_db = dir.join("floor.duckdb");
     let _ = std::fs::remove_file(&floor_db);
-    let mut floor = Command::new(std::env::current_exe()?);
-    floor
-        .args(["bench-floor", "--db"])
-        .arg(&floor_db)
-        .arg("--memory-limit")
-        .arg(&options.memory_limit)
-        .arg("--temp-dir")
-        .arg(dir.join("floor-tmp"));
+    let mut floor = floor_command("bench-floor", &floor_db, &options.memory_limit, dir)?;
     for table in Table::ALL {
         for chunk in unpacked.chunks(Member::Full(table)) {
             floor.arg(csv_dir.join(&chunk.file));
@@ -165,6 +158,25 @@ fn bare_floor(dir: &Path, options: &BenchOptions, full_zip: &Path) -> anyhow::Re
     })
 }
 
+/// This binary's hidden floor command `subcommand` on database `db`, DuckDB capped at
+/// `memory_limit` and spilling into `<dir>/floor-tmp`.
+fn floor_command(
+    subcommand: &str,
+    db: &Path,
+    memory_limit: &str,
+    dir: &Path,
+) -> anyhow::Result<Command> {
+    let mut command = Command::new(std::env::current_exe()?);
+    command
+        .args([subcommand, "--db"])
+        .arg(db)
+        .arg("--memory-limit")
+        .arg(memory_limit)
+        .arg("--temp-dir")
+        .arg(dir.join("floor-tmp"));
+    Ok(command)
+}
+
 /// One run of the same-output floor (b): unzip, then [`same_output_floor`] in its own
 /// process; returns the seconds (both together) and the peak RSS.
 fn same_output_round(
@@ -178,16 +190,8 @@ fn same_output_round(
     let _ = std::fs::remove_file(&db);
     let started = Instant::now();
     archive::unpack(full_zip, &csv_dir, &Limits::default(), u64::MAX)?;
-    let mut floor = Command::new(std::env::current_exe()?);
-    floor
-        .args(["bench-same-output", "--db"])
-        .arg(&db)
-        .arg("--memory-limit")
-        .arg(&options.floor_memory_limit)
-        .arg("--temp-dir")
-        .arg(dir.join("floor-tmp"))
-        .arg("--dir")
-        .arg(&csv_dir);
+    let mut floor = floor_command("bench-same-output", &db, &options.floor_memory_limit, dir)?;
+    floor.arg("--dir").arg(&csv_dir);
     let (_, rss) = run_measured(floor)?;
     let seconds = started.elapsed().as_secs_f64();
     let _ = std::fs::remove_dir_all(&csv_dir);
