@@ -18,6 +18,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+/// Named parts of a run and their milliseconds, in order.
+type Phases = Vec<(String, u64)>;
+
 /// What to measure.
 #[derive(Debug, Clone)]
 pub struct BenchOptions {
@@ -43,6 +46,8 @@ struct Round {
     /// Same-output floor: unzip + load, seconds, and its peak RSS.
     floor_s: f64,
     floor_rss: u64,
+    /// Its parts (`unzip`, `insert-<table>`, `repeated-lines`, `codes`, `checkpoint`), ms.
+    floor_phases: Vec<(String, u64)>,
     /// The workflow's Full, and the service's peak RSS.
     full: Imported,
     service_rss: u64,
@@ -72,7 +77,7 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
     let mut rounds = Vec::new();
     for round in 1..=options.runs {
         eprintln!("round {round} of {}: the same-output floor", options.runs);
-        let (floor_s, floor_rss) = same_output_round(&dir, &options, &full_zip)?;
+        let (floor_s, floor_rss, floor_phases) = same_output_round(&dir, &options, &full_zip)?;
         eprintln!("round {round} of {}: the workflow", options.runs);
         let (full, service_rss, updates) = workflow_round(
             &restate,
@@ -85,6 +90,7 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
         rounds.push(Round {
             floor_s,
             floor_rss,
+            floor_phases,
             full,
             service_rss,
             updates,
@@ -178,25 +184,30 @@ fn floor_command(
 }
 
 /// One run of the same-output floor (b): unzip, then [`same_output_floor`] in its own
-/// process; returns the seconds (both together) and the peak RSS.
+/// process; returns the seconds (both together), the peak RSS and the parts' times.
 fn same_output_round(
     dir: &Path,
     options: &BenchOptions,
     full_zip: &Path,
-) -> anyhow::Result<(f64, u64)> {
+) -> anyhow::Result<(f64, u64, Phases)> {
     let csv_dir = dir.join("same-output-csv");
     let db = dir.join("same-output.duckdb");
     let _ = std::fs::remove_dir_all(&csv_dir);
     let _ = std::fs::remove_file(&db);
     let started = Instant::now();
     archive::unpack(full_zip, &csv_dir, &Limits::default(), u64::MAX)?;
+    let unzip_ms = started.elapsed().as_millis() as u64;
     let mut floor = floor_command("bench-same-output", &db, &options.floor_memory_limit, dir)?;
     floor.arg("--dir").arg(&csv_dir);
-    let (_, rss) = run_measured(floor)?;
+    let (output, rss) = run_measured(floor)?;
     let seconds = started.elapsed().as_secs_f64();
+    let load: FloorLoad = serde_json::from_str(output.trim())
+        .with_context(|| format!("bench-same-output printed {output:?}"))?;
+    let mut phases = vec![("unzip".to_string(), unzip_ms)];
+    phases.extend(load.phases_ms);
     let _ = std::fs::remove_dir_all(&csv_dir);
     let _ = std::fs::remove_file(&db);
-    Ok((seconds, rss))
+    Ok((seconds, rss, phases))
 }
 
 /// A Restate server for the benchmark, on free loopback ports.
@@ -372,10 +383,7 @@ fn report(options: &BenchOptions, bare: &Bare, rounds: &[Round]) {
         full.step_ms as f64 / 1000.0,
         (full.seconds * 1000.0 - full.step_ms as f64).max(0.0) / f64::from(full.steps.max(1))
     );
-    println!("phases of the median run (seconds):");
-    for (phase, ms) in &full.phases {
-        println!("  {phase:<36} {:>7.1}", *ms as f64 / 1000.0);
-    }
+    print_phases(&full.phases, &median_round.floor_phases);
     let updates: Vec<f64> = rounds
         .iter()
         .flat_map(|r| r.updates.iter().map(|u| u.seconds))
@@ -394,6 +402,45 @@ fn report(options: &BenchOptions, bare: &Bare, rounds: &[Round]) {
             .map(|x| format!("{x:.2}"))
             .collect::<Vec<_>>()
             .join(", ")
+    );
+}
+
+/// The workflow's phases of the median run beside the same-output floor's parts of that round
+/// (unzip beside prepare, each table's load beside its batches, the repeated-lines pass and
+/// the closing checkpoint beside finalize's).
+fn print_phases(workflow: &[(String, u64)], floor: &[(String, u64)]) {
+    let seconds = |ms: u64| format!("{:.1}", ms as f64 / 1000.0);
+    let floor_part = |phase: &str| {
+        let part = match phase {
+            "prepare" => "unzip",
+            p => p.strip_prefix("finalize/").unwrap_or(p),
+        };
+        floor
+            .iter()
+            .find(|(name, _)| name == part)
+            .map(|(_, ms)| seconds(*ms))
+            .unwrap_or_default()
+    };
+    println!("phases of the median run (seconds; the floor's parts in the same round):");
+    println!("  {:<36} {:>8} {:>8}", "", "workflow", "(b)");
+    for (phase, ms) in workflow {
+        if *ms == 0 && phase.starts_with("delete-") {
+            continue;
+        }
+        println!("  {phase:<36} {:>8} {:>8}", seconds(*ms), floor_part(phase));
+    }
+    let total = |phases: &[(String, u64)]| {
+        phases
+            .iter()
+            .filter(|(name, _)| !name.contains('/'))
+            .map(|(_, ms)| ms)
+            .sum::<u64>()
+    };
+    println!(
+        "  {:<36} {:>8} {:>8}",
+        "sum",
+        seconds(total(workflow)),
+        seconds(total(floor))
     );
 }
 
@@ -496,7 +543,7 @@ pub fn floor(
 
 /// The same-output floor (b), in its own process: loads the unpacked whole files of a Full in
 /// `dir` into a new database file `db` with DuckDB alone, producing exactly the tables the
-/// workflow produces, then checkpoints and closes it; prints the rows loaded.
+/// workflow produces, then checkpoints and closes it; prints a [`FloorLoad`] as JSON.
 pub fn same_output_floor_process(
     db: &Path,
     memory_limit: &str,
@@ -509,10 +556,13 @@ pub fn same_output_floor_process(
         crate::db::sql_literal(memory_limit),
         crate::db::sql_literal(&temp_dir.to_string_lossy())
     ))?;
-    let rows = same_output_floor(&conn, dir)?;
+    let mut load = same_output_floor(&conn, dir)?;
+    let started = Instant::now();
     conn.execute_batch("CHECKPOINT")?;
     drop(conn);
-    println!("{rows}");
+    load.phases_ms
+        .push(("checkpoint".into(), started.elapsed().as_millis() as u64));
+    println!("{}", serde_json::to_string(&load)?);
     Ok(())
 }
 
@@ -522,7 +572,7 @@ pub fn same_output_floor_process(
 /// `INSERT … SELECT … FROM read_csv` per table (denominations first, so that enterprises and
 /// establishments are named as they are inserted), one pass that keeps the last of repeated
 /// lines, then the code tables. No batches, no ledger, no Restate. Returns the rows loaded.
-pub fn same_output_floor(conn: &duckdb::Connection, dir: &Path) -> anyhow::Result<u64> {
+pub fn same_output_floor(conn: &duckdb::Connection, dir: &Path) -> anyhow::Result<FloorLoad> {
     use crate::db::{apply, finalize, ledger::Job, staging};
     let meta = crate::extract::Meta::parse(&std::fs::read_to_string(
         dir.join(Member::Meta.file_name()),
@@ -533,15 +583,37 @@ pub fn same_output_floor(conn: &duckdb::Connection, dir: &Path) -> anyhow::Resul
         workflow_id: String::new(),
         meta,
     };
-    let mut rows = 0;
-    for t in crate::plan::FULL_ORDER {
-        rows += apply::load_whole_file(conn, &job, t, &dir.join(Member::Full(t).file_name()))?;
+    let mut load = FloorLoad::default();
+    let mut last = Instant::now();
+    let mut phase = |load: &mut FloorLoad, name: String| {
+        let now = Instant::now();
+        load.phases_ms.push((name, (now - last).as_millis() as u64));
+        last = now;
+    };
+    for t in crate::extract::batches::FULL_ORDER {
+        load.rows += apply::load_whole_file(conn, &job, t, &dir.join(Member::Full(t).file_name()))?;
+        phase(
+            &mut load,
+            format!("insert-{}", crate::db::schema::table_name(t)),
+        );
     }
-    rows -= finalize::remove_repeated_keys(conn, &job)?;
+    load.rows -= finalize::remove_repeated_keys(conn, &job)?;
+    phase(&mut load, "repeated-lines".into());
     staging::stage_codes(conn, &dir.join(Member::Code.file_name()))?;
     finalize::replace_codes(conn)?;
     staging::drop_staging(conn)?;
-    Ok(rows)
+    phase(&mut load, "codes".into());
+    Ok(load)
+}
+
+/// What the same-output floor loaded, and the time of each of its parts.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct FloorLoad {
+    /// Rows in the tables at the end.
+    pub rows: u64,
+    /// Milliseconds per part (`insert-<table>`, `repeated-lines`, `codes`, `checkpoint`;
+    /// `unzip` is added by the benchmark).
+    pub phases_ms: Vec<(String, u64)>,
 }
 
 fn find_or_make(

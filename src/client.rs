@@ -1,11 +1,20 @@
 //! A client of Restate's ingress and admin APIs for the operator's commands
 //! (`start`, `watch`, `status`, `register`).
 
-use crate::workflow::progress::{Progress, Status};
+use crate::wire::{Progress, Status};
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 use std::time::Duration;
+
+/// Restate's admin API, as the service may ask it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestateAdmin {
+    /// Its base URL.
+    pub url: String,
+    /// A bearer token (Restate Cloud).
+    pub token: Option<crate::redact::Secret>,
+}
 
 /// Where Restate is, and how to authenticate (Restate Cloud).
 #[derive(Debug, Clone)]

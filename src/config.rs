@@ -18,7 +18,7 @@ pub struct Config {
     /// `KBO_ALLOW_FILE_URLS`: accept `file://` extract URLs (default false).
     pub allow_file_urls: bool,
     /// `KBO_RETRY_NETWORK_ATTEMPTS`, `KBO_RETRY_LOCAL_ATTEMPTS`: how often a failing step is tried.
-    pub retries: crate::workflow::RetrySettings,
+    pub retries: RetrySettings,
     /// `KBO_MAX_DOWNLOAD_BYTES`, `KBO_ALLOW_PRIVATE_HOSTS`: what extract URLs may reach and bring.
     pub download: crate::download::DownloadPolicy,
     /// `KBO_HISTORY_MONTHS`: after a Full, retired rows from snapshots older than this many
@@ -42,30 +42,11 @@ pub struct Config {
     pub sync: SyncSettings,
 }
 
-/// The real KBO Open Data portal.
-pub const DEFAULT_PORTAL_URL: &str = "https://kbopub.economie.fgov.be/kbo-open-data";
-
-/// Where the KBO Open Data portal is and who logs in.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PortalSettings {
-    /// `KBO_PORTAL_URL`: the portal's base URL, without a trailing slash (default the real portal).
-    pub url: String,
-    /// `KBO_USERNAME`.
-    pub username: Option<String>,
-    /// `KBO_PASSWORD` (never shown by `Debug`).
-    pub password: Option<Secret>,
-}
-
+pub use crate::client::RestateAdmin;
+pub use crate::db::DuckDbSettings;
+pub use crate::portal::{DEFAULT_PORTAL_URL, PortalSettings};
 pub use crate::redact::Secret;
-
-/// Restate's admin API, as the service may ask it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RestateAdmin {
-    /// Its base URL.
-    pub url: String,
-    /// A bearer token (Restate Cloud).
-    pub token: Option<Secret>,
-}
+pub use crate::retry::RetrySettings;
 
 /// The default schedule of `KboSync`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,21 +54,6 @@ pub struct SyncSettings {
     /// `KBO_SYNC_AT` (`HH:MM`, UTC, default `07:00`) or `KBO_SYNC_EVERY` (`90s`, `15m`, `6h`):
     /// daily at a time of day, or at a fixed interval.
     pub schedule: crate::sync::schedule::Schedule,
-}
-
-/// Bounds on DuckDB's resources while an import runs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DuckDbSettings {
-    /// `KBO_DUCKDB_MEMORY_LIMIT`: DuckDB's `memory_limit` (default `1536MB`).
-    pub memory_limit: String,
-    /// `KBO_DUCKDB_THREADS`: DuckDB's `threads` (default: DuckDB's own, the number of cores).
-    pub threads: Option<u32>,
-    /// `KBO_DUCKDB_TEMP_DIR`: where DuckDB spills (default `<work dir>/duckdb-tmp`).
-    pub temp_dir: PathBuf,
-    /// `KBO_DUCKDB_CHECKPOINT_WAL_MB`: after an Update, a local database file is checkpointed
-    /// only once its write-ahead log has grown past this many MiB (default 64); after a Full,
-    /// always.
-    pub checkpoint_wal_mb: u64,
 }
 
 pub use crate::db::target::DatabaseTarget;
@@ -123,6 +89,24 @@ impl Config {
             crate::redact::register(&secret);
         }
         Ok(config)
+    }
+
+    /// The importer's part of the configuration.
+    pub fn importer(&self) -> crate::importer::Settings {
+        crate::importer::Settings {
+            database: self.database.clone(),
+            work_dir: self.work_dir.clone(),
+            batch_rows: self.batch_rows,
+            allow_file_urls: self.allow_file_urls,
+            retries: self.retries,
+            download: self.download.clone(),
+            history_months: self.history_months,
+            duckdb: self.duckdb.clone(),
+            limits: self.limits,
+            portal: self.portal.clone(),
+            blob: self.blob.clone(),
+            restate_admin: self.restate_admin.clone(),
+        }
     }
 
     /// The secret values of this configuration: the MotherDuck token, the portal password.
@@ -177,17 +161,17 @@ impl Config {
             database,
             batch_rows,
             allow_file_urls: parse(&get, "KBO_ALLOW_FILE_URLS", false, "true or false")?,
-            retries: crate::workflow::RetrySettings {
+            retries: RetrySettings {
                 network_attempts: parse(
                     &get,
                     "KBO_RETRY_NETWORK_ATTEMPTS",
-                    crate::workflow::RetrySettings::default().network_attempts,
+                    RetrySettings::default().network_attempts,
                     "a positive number of attempts",
                 )?,
                 local_attempts: parse(
                     &get,
                     "KBO_RETRY_LOCAL_ATTEMPTS",
-                    crate::workflow::RetrySettings::default().local_attempts,
+                    RetrySettings::default().local_attempts,
                     "a positive number of attempts",
                 )?,
             },

@@ -3,7 +3,6 @@
 //! The workflow decides the order; this module does the work of each step with the extract
 //! files and the database, and says whether a failure is terminal or worth a retry.
 
-use crate::config::Config;
 use crate::db::rollback::RollbackOutcome;
 use crate::db::schema::table_name;
 use crate::db::{self, Database, apply::BatchOutcome, finalize::Finalized, ledger::Job};
@@ -11,9 +10,10 @@ use crate::download::{self, Downloaded};
 use crate::error::{ImportError, ImportResult};
 use crate::extract::Member;
 use crate::extract::archive::{self, ArchiveError, Unpacked};
+use crate::extract::batches::{self, Batch};
 use crate::extract::file_name::ExtractFileName;
-use crate::plan::{self, Batch};
 use crate::portal::Portal;
+use crate::wire::RunBody;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use tracing::Instrument;
@@ -43,22 +43,15 @@ pub enum Source {
     Portal(ExtractFileName),
 }
 
-/// The shapes of `run`'s body that name the extract by URL: this service's `url`, the old
-/// web app's `blobUrl` (its start route) and `fileUrl` (its seed plan).
-const URL_KEYS: [&str; 3] = ["url", "blobUrl", "fileUrl"];
-
 impl ImportRequest {
     /// Reads the `run` handler's body: a JSON string (the URL), or an object with one of
     /// `url`, `blobUrl`, `fileUrl` (a URL) or `portalFile` (a portal file name), and optional
     /// `sha256` and `filename` (`KboOpenData_…zip`). Other keys are ignored.
-    pub fn from_json(
-        body: &serde_json::Value,
-        allow_file_urls: bool,
-    ) -> ImportResult<ImportRequest> {
+    pub fn from_body(body: RunBody, allow_file_urls: bool) -> ImportResult<ImportRequest> {
         const SHAPES: &str = "send a JSON string (the extract's URL), {\"url\": \"…\", \"sha256\": \"…\"}, {\"blobUrl\": \"…\", \"filename\": \"KboOpenData_…zip\"} or {\"portalFile\": \"KboOpenData_…zip\"}";
-        let map = match body {
-            serde_json::Value::String(url) => {
-                let url = download::parse_url(url, allow_file_urls)?;
+        let body = match body {
+            RunBody::Url(url) => {
+                let url = download::parse_url(&url, allow_file_urls)?;
                 let file_name = ExtractFileName::parse(url.path());
                 return Ok(ImportRequest {
                     source: Source::Url(url),
@@ -67,23 +60,31 @@ impl ImportRequest {
                     blob: None,
                 });
             }
-            serde_json::Value::Object(map) => map,
-            other => {
+            RunBody::Named(body) => body,
+            RunBody::Other(serde_json::Value::Object(map)) => {
+                let key = map
+                    .iter()
+                    .find(|(_, v)| !v.is_string() && !v.is_null())
+                    .map(|(k, _)| crate::redact::capped(k, 100));
+                return Err(ImportError::terminal(format!(
+                    "\"{}\" must be a string: {SHAPES}",
+                    key.unwrap_or_default()
+                )));
+            }
+            RunBody::List(_) | RunBody::Other(_) => {
+                let found = serde_json::to_string(&body).unwrap_or_default();
                 return Err(ImportError::terminal(format!(
                     "the request must name the extract: {SHAPES}; found {}",
-                    crate::redact::capped(&other.to_string(), 200)
+                    crate::redact::capped(&found, 200)
                 )));
             }
         };
-        let text = |key: &str| -> ImportResult<Option<&str>> {
-            match map.get(key) {
-                None | Some(serde_json::Value::Null) => Ok(None),
-                Some(serde_json::Value::String(s)) => Ok(Some(s.as_str())),
-                Some(_) => Err(ImportError::terminal(format!("\"{key}\" must be a string"))),
-            }
-        };
-        let sha256 = text("sha256")?.map(download::parse_sha256).transpose()?;
-        let filename = match text("filename")? {
+        let sha256 = body
+            .sha256
+            .as_deref()
+            .map(download::parse_sha256)
+            .transpose()?;
+        let filename = match body.filename.as_deref() {
             None => None,
             Some(name) => Some(ExtractFileName::parse(name.trim()).ok_or_else(|| {
                 ImportError::terminal(format!(
@@ -92,12 +93,15 @@ impl ImportRequest {
                 ))
             })?),
         };
-        let mut named = Vec::new();
-        for key in URL_KEYS.iter().chain(["portalFile"].iter()) {
-            if let Some(value) = text(key)? {
-                named.push((*key, value));
-            }
-        }
+        let named: Vec<(&str, &str)> = [
+            ("url", &body.url),
+            ("blobUrl", &body.blob_url),
+            ("fileUrl", &body.file_url),
+            ("portalFile", &body.portal_file),
+        ]
+        .into_iter()
+        .filter_map(|(key, value)| Some((key, value.as_deref()?)))
+        .collect();
         let (key, value) = match named.as_slice() {
             [one] => *one,
             [] => {
@@ -214,17 +218,47 @@ pub fn job_folder_name(job_id: &str) -> String {
     format!("{safe}-{}", &hash[..16])
 }
 
+/// What the importer needs to know: where the register is, where to work, and the bounds of
+/// each step. [`crate::config::Config`] builds it from the environment.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Where the register is written.
+    pub database: db::DatabaseTarget,
+    /// Downloads and unpacked CSV files.
+    pub work_dir: PathBuf,
+    /// Rows per batch step.
+    pub batch_rows: u64,
+    /// Whether `file://` extract URLs are accepted.
+    pub allow_file_urls: bool,
+    /// How often a failing step is tried.
+    pub retries: crate::retry::RetrySettings,
+    /// What extract URLs may reach and bring.
+    pub download: download::DownloadPolicy,
+    /// After a Full, retired rows older than this many months are removed.
+    pub history_months: u32,
+    /// DuckDB's resource bounds.
+    pub duckdb: db::DuckDbSettings,
+    /// Zip-bomb bounds.
+    pub limits: crate::extract::Limits,
+    /// The KBO Open Data portal.
+    pub portal: crate::portal::PortalSettings,
+    /// Vercel Blob, where the old app uploads extracts.
+    pub blob: crate::blob::BlobSettings,
+    /// Restate's admin API, when the service may ask it.
+    pub restate_admin: Option<crate::client::RestateAdmin>,
+}
+
 /// Does the work of each import step.
 pub struct Importer {
-    config: Config,
+    config: Settings,
     db: Database,
     http: reqwest::Client,
     portal: Portal,
 }
 
 impl Importer {
-    /// An importer for `config`; opens nothing yet.
-    pub fn new(config: Config) -> Importer {
+    /// An importer with `config`; opens nothing yet.
+    pub fn new(config: Settings) -> Importer {
         let db = Database::new(config.database.clone(), config.duckdb.clone());
         let http = config.download.client();
         let portal = Portal::new(config.portal.clone(), config.download.max_bytes);
@@ -236,8 +270,8 @@ impl Importer {
         }
     }
 
-    /// The configuration.
-    pub fn config(&self) -> &Config {
+    /// Its settings.
+    pub fn config(&self) -> &Settings {
         &self.config
     }
 
@@ -351,7 +385,7 @@ impl Importer {
             workflow_id: workflow_id.to_string(),
             meta: unpacked.meta.clone(),
         };
-        let batches = plan::plan(&unpacked);
+        let batches = batches::batches(&unpacked);
         let (job_for_db, plan_for_db) = (job.clone(), batches.clone());
         let codes = unpacked.path(Member::Code);
         let blocked = self
@@ -535,7 +569,7 @@ impl Importer {
     /// For an Update's insert batch: the chunk files of the same table's delete file, when
     /// they are all on this machine (see [`db::apply::apply_batch`]).
     async fn delete_chunks(&self, prepared: &Prepared, batch: &Batch) -> Option<Vec<PathBuf>> {
-        if batch.op != crate::plan::Op::Insert
+        if batch.op != crate::extract::batches::Op::Insert
             || prepared.job.meta.extract_type != crate::extract::ExtractType::Update
         {
             return None;
@@ -545,7 +579,7 @@ impl Importer {
         for b in prepared
             .batches
             .iter()
-            .filter(|b| b.table == batch.table && b.op == crate::plan::Op::Delete)
+            .filter(|b| b.table == batch.table && b.op == crate::extract::batches::Op::Delete)
         {
             let path = dir.join(&b.chunk.as_ref()?.file);
             if !tokio::fs::try_exists(&path).await.unwrap_or(false) {
@@ -668,6 +702,10 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn body(value: serde_json::Value) -> RunBody {
+        serde_json::from_value(value).unwrap()
+    }
+
     #[test]
     fn job_folders_never_collide_and_stay_short() {
         assert_ne!(job_folder_name("kbo.0141"), job_folder_name("kbo_0141"));
@@ -686,22 +724,22 @@ mod tests {
 
     #[test]
     fn requests_are_a_url_string_or_an_object() {
-        let r = ImportRequest::from_json(
-            &json!("https://x/KboOpenData_0140_2025_10_05_Update.zip"),
+        let r = ImportRequest::from_body(
+            body(json!("https://x/KboOpenData_0140_2025_10_05_Update.zip")),
             false,
         )
         .unwrap();
         assert_eq!(r.sha256, None);
         assert!(matches!(r.source, Source::Url(ref u) if u.host_str() == Some("x")));
         let sha = "ab".repeat(32);
-        let r = ImportRequest::from_json(
-            &json!({"url": "http://x/a.zip", "sha256": sha.to_uppercase()}),
+        let r = ImportRequest::from_body(
+            body(json!({"url": "http://x/a.zip", "sha256": sha.to_uppercase()})),
             false,
         )
         .unwrap();
         assert_eq!(r.sha256.as_deref(), Some(sha.as_str()));
-        let r = ImportRequest::from_json(
-            &json!({"portalFile": "KboOpenData_0141_2025_10_05_Update.zip"}),
+        let r = ImportRequest::from_body(
+            body(json!({"portalFile": "KboOpenData_0141_2025_10_05_Update.zip"})),
             false,
         )
         .unwrap();
@@ -709,14 +747,12 @@ mod tests {
             matches!(r.source, Source::Portal(ref f) if f.workflow_id() == "kbo-0141-update"),
             "{r:?}"
         );
-        let r = ImportRequest::from_json(
-            &json!({"blobUrl": "https://b.example/kbo-abc123.zip?sig=1", "filename": "KboOpenData_0141_2025_10_05_Update.zip"}),
+        let r = ImportRequest::from_body(body(json!({"blobUrl": "https://b.example/kbo-abc123.zip?sig=1", "filename": "KboOpenData_0141_2025_10_05_Update.zip"})),
             false,
         )
         .unwrap();
         assert_eq!(r.file_name.as_ref().map(|f| f.extract_number), Some(141));
-        let r = ImportRequest::from_json(
-            &json!({"fileUrl": "https://kbo.example/files/KboOpenData_0140_2025_10_Full.zip", "extra": 1}),
+        let r = ImportRequest::from_body(body(json!({"fileUrl": "https://kbo.example/files/KboOpenData_0140_2025_10_Full.zip", "extra": 1})),
             false,
         )
         .unwrap();
@@ -735,7 +771,7 @@ mod tests {
             json!({"portalFile": "secrets.zip"}),
             json!({"portalFile": "KboOpenData_0141_2025_10_05_Update.zip", "url": "http://x/a.zip"}),
         ] {
-            let err = ImportRequest::from_json(&bad, false).unwrap_err();
+            let err = ImportRequest::from_body(body(bad.clone()), false).unwrap_err();
             assert!(err.is_terminal(), "{bad}: {err}");
         }
     }

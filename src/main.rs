@@ -591,7 +591,7 @@ async fn on_database<T: Send + 'static>(
     }
 }
 
-fn report(id: &str, p: kbo_import::workflow::progress::Progress) {
+fn report(id: &str, p: kbo_import::wire::Progress) {
     println!(
         "{id}: completed extract {} ({}): {} batches, {} rows inserted, {} rows retired",
         p.extract_number.unwrap_or_default(),

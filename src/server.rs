@@ -32,7 +32,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         "serving the KboImport workflow and the KboSync object"
     );
     let schedule = config.sync.schedule;
-    let importer = Arc::new(Importer::new(config));
+    let importer = Arc::new(Importer::new(config.importer()));
     let endpoint = builder
         .bind(KboImport::new(Arc::clone(&importer)))
         .bind(KboSync::new(importer, schedule))

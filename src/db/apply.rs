@@ -6,8 +6,8 @@ use super::schema::{Source, SqlType, columns, delete_match_column, key_column, t
 use super::staging::{csv_source, diagnose, insert_select, read_error};
 use super::{Connection, db_error, utc_now};
 use crate::error::{ImportError, ImportResult};
+use crate::extract::batches::{Batch, Op};
 use crate::extract::{ExtractType, Member, Table};
-use crate::plan::{Batch, Op};
 use duckdb::params;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -247,7 +247,7 @@ fn has_unique_index(conn: &Connection, t: Table) -> Result<bool, duckdb::Error> 
 }
 
 /// Inserts the chunk's lines as current rows of the extract. A Full names enterprises and
-/// establishments on the way (its denominations are already loaded, see [`crate::plan`]); an
+/// establishments on the way (its denominations are already loaded, see [`crate::extract::batches`]); an
 /// Update leaves their names to finalize.
 fn insert_rows(conn: &Connection, job: &Job, t: Table, source: &str) -> Result<u64, duckdb::Error> {
     // A database created by the old system may enforce its uniqueness key with an index: there

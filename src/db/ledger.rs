@@ -3,8 +3,8 @@
 use super::{Connection, db_error, utc_now};
 use crate::db::schema::table_name;
 use crate::error::{ImportError, ImportResult};
+use crate::extract::batches::Batch;
 use crate::extract::{ExtractType, Meta};
-use crate::plan::Batch;
 use duckdb::{OptionalExt, params};
 use serde::{Deserialize, Serialize};
 

@@ -20,13 +20,28 @@ pub mod staging;
 pub mod target;
 pub mod version;
 
-use crate::config::DuckDbSettings;
 use crate::error::{ImportError, ImportResult};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use duckdb::Connection;
 pub use target::DatabaseTarget;
+
+/// Bounds on DuckDB's resources while an import runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DuckDbSettings {
+    /// `KBO_DUCKDB_MEMORY_LIMIT`: DuckDB's `memory_limit` (default `1536MB`).
+    pub memory_limit: String,
+    /// `KBO_DUCKDB_THREADS`: DuckDB's `threads` (default: DuckDB's own, the number of cores).
+    pub threads: Option<u32>,
+    /// `KBO_DUCKDB_TEMP_DIR`: where DuckDB spills (default `<work dir>/duckdb-tmp`).
+    pub temp_dir: PathBuf,
+    /// `KBO_DUCKDB_CHECKPOINT_WAL_MB`: after an Update, a local database file is checkpointed
+    /// only once its write-ahead log has grown past this many MiB (default 64); after a Full,
+    /// always.
+    pub checkpoint_wal_mb: u64,
+}
 
 /// The register's database, and the means to run work against it one step at a time.
 ///

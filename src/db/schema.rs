@@ -62,15 +62,7 @@ const fn derived(name: &'static str, not_null: bool) -> Column {
 
 /// The database table of a data table.
 pub fn table_name(t: Table) -> &'static str {
-    match t {
-        Table::Enterprise => "enterprises",
-        Table::Establishment => "establishments",
-        Table::Branch => "branches",
-        Table::Denomination => "denominations",
-        Table::Address => "addresses",
-        Table::Contact => "contacts",
-        Table::Activity => "activities",
-    }
+    t.table_name()
 }
 
 /// The key of a data table: unique among current rows.

@@ -8,6 +8,7 @@
 //! - [`file_name`]: the portal's file names (`KboOpenData_0140_2025_10_05_Update.zip`).
 
 pub mod archive;
+pub mod batches;
 pub mod date;
 pub mod dialect;
 pub mod file_name;

@@ -50,6 +50,19 @@ impl Table {
         }
     }
 
+    /// The table's name in the register (the [contract](../../docs/contract.md)): `activities`.
+    pub fn table_name(self) -> &'static str {
+        match self {
+            Table::Enterprise => "enterprises",
+            Table::Establishment => "establishments",
+            Table::Branch => "branches",
+            Table::Denomination => "denominations",
+            Table::Address => "addresses",
+            Table::Contact => "contacts",
+            Table::Activity => "activities",
+        }
+    }
+
     /// The header of the table's full and insert files, exactly as FORMAT.md gives it.
     pub fn columns(self) -> &'static [&'static str] {
         match self {

@@ -9,14 +9,28 @@
 pub mod cookies;
 pub mod listing;
 
-use crate::config::PortalSettings;
 use crate::download::{self, Downloaded, redacted, without_url};
 use crate::error::{ImportError, ImportResult};
 use crate::extract::file_name::ExtractFileName;
+use crate::redact::Secret;
 use cookies::Cookies;
 use reqwest::StatusCode;
 use std::path::Path;
 use std::time::Duration;
+
+/// The real KBO Open Data portal.
+pub const DEFAULT_PORTAL_URL: &str = "https://kbopub.economie.fgov.be/kbo-open-data";
+
+/// Where the KBO Open Data portal is and who logs in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortalSettings {
+    /// `KBO_PORTAL_URL`: the portal's base URL, without a trailing slash (default the real portal).
+    pub url: String,
+    /// `KBO_USERNAME`.
+    pub username: Option<String>,
+    /// `KBO_PASSWORD` (never shown by `Debug`).
+    pub password: Option<Secret>,
+}
 
 /// A client of the portal, keeping one session for the whole process.
 pub struct Portal {

@@ -12,15 +12,19 @@ pub mod schedule;
 
 use crate::clock;
 use crate::error::ImportError;
-use crate::extract::ExtractType;
+
 use crate::extract::file_name::ExtractFileName;
 use crate::importer::Importer;
-use crate::workflow::{KboImportClient, RunResult, local_retries, network_retries};
-use plan::Skipped;
+use crate::retry::{local_retries, network_retries};
+use crate::wire::{
+    Every, ImportedExtract, NoBody, RunBody, RunResult, ScheduleBody, SyncReport, SyncStatus,
+    UrlBody,
+};
+use crate::workflow::KboImportClient;
 use restate_sdk::prelude::*;
 use schedule::Schedule;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,51 +34,6 @@ const LAST_REPORT: &str = "lastReport";
 const CURRENT: &str = "current";
 /// State key of the schedule.
 const SCHEDULE: &str = "schedule";
-
-/// What one sync did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SyncReport {
-    /// `manual` (`syncNow`) or `schedule`.
-    pub trigger: String,
-    /// When it started (UTC).
-    pub started_at: String,
-    /// When it ended (UTC); `None` while it runs.
-    pub finished_at: Option<String>,
-    /// The extract the register was at before (none: empty).
-    pub register_before: Option<u32>,
-    /// The extract the register is at after.
-    pub register_after: Option<u32>,
-    /// The extract files the portal listed.
-    pub listed: Vec<String>,
-    /// The extracts imported, in order.
-    pub imported: Vec<Imported>,
-    /// The `KboImport` workflow under way (follow it with `kbo-import watch <id>`), while the
-    /// sync runs.
-    pub importing: Option<String>,
-    /// Listed extracts not imported, and why.
-    pub skipped: Vec<Skipped>,
-    /// What the operator should know about the path taken (a restart from a Full).
-    pub note: Option<String>,
-    /// What went wrong; empty when the register is up to date with the portal.
-    pub errors: Vec<String>,
-}
-
-/// One extract a sync imported.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Imported {
-    /// The portal's file name.
-    pub file: String,
-    /// The `KboImport` workflow that imported it.
-    pub workflow_id: String,
-    /// Its extract number.
-    pub extract_number: u32,
-    /// `full` or `update`.
-    pub extract_type: ExtractType,
-    /// Rows it inserted.
-    pub records_inserted: u64,
-    /// Rows it retired.
-    pub records_deleted: u64,
-}
 
 /// The schedule's state.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,23 +48,6 @@ struct ScheduleState {
     pending: Option<String>,
     next_run_at: Option<String>,
     scheduled_runs: u64,
-}
-
-/// What `getStatus`, `schedule` and `pause` answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SyncStatus {
-    /// The schedule, e.g. `daily at 07:00 UTC`; `None` if never scheduled.
-    pub schedule: Option<String>,
-    /// True when the schedule is armed (scheduled and not paused).
-    pub active: bool,
-    /// When the next scheduled run fires (UTC).
-    pub next_run_at: Option<String>,
-    /// How many scheduled runs have fired.
-    pub scheduled_runs: u64,
-    /// The sync under way, if one is.
-    pub running: Option<SyncReport>,
-    /// The last finished sync's report.
-    pub last_report: Option<SyncReport>,
 }
 
 /// The `KboSync` virtual object.
@@ -133,7 +75,7 @@ impl KboSync {
     async fn sync_now(
         &self,
         ctx: ObjectContext<'_>,
-        _body: Option<Json<Value>>,
+        _body: Option<Json<NoBody>>,
     ) -> HandlerResult<Json<SyncReport>> {
         let report = self.sync(&ctx, "manual").await?;
         let mut state = load(&ctx).await?;
@@ -151,11 +93,11 @@ impl KboSync {
     async fn schedule(
         &self,
         ctx: ObjectContext<'_>,
-        body: Option<Json<Value>>,
+        body: Option<Json<ScheduleBody>>,
     ) -> HandlerResult<Json<SyncStatus>> {
         let schedule = match body.map(Json::into_inner) {
-            None | Some(Value::Null) => self.default_schedule,
-            Some(body) => parse_schedule(&body).map_err(TerminalError::new)?,
+            None | Some(ScheduleBody::Other(Value::Null)) => self.default_schedule,
+            Some(body) => parse_schedule(body).map_err(TerminalError::new)?,
         };
         let mut state = load(&ctx).await?;
         disarm(&ctx, &mut state);
@@ -172,7 +114,7 @@ impl KboSync {
     async fn pause(
         &self,
         ctx: ObjectContext<'_>,
-        _body: Option<Json<Value>>,
+        _body: Option<Json<NoBody>>,
     ) -> HandlerResult<Json<SyncStatus>> {
         let mut state = load(&ctx).await?;
         disarm(&ctx, &mut state);
@@ -209,7 +151,7 @@ impl KboSync {
     async fn get_status(
         &self,
         ctx: SharedObjectContext<'_>,
-        _body: Option<Json<Value>>,
+        _body: Option<Json<NoBody>>,
     ) -> HandlerResult<Json<SyncStatus>> {
         let state = ctx.get::<Json<ScheduleState>>(SCHEDULE).await?;
         let running = ctx.get::<Json<SyncReport>>(CURRENT).await?;
@@ -223,7 +165,7 @@ impl KboSync {
     async fn last_report(
         &self,
         ctx: SharedObjectContext<'_>,
-        _body: Option<Json<Value>>,
+        _body: Option<Json<NoBody>>,
     ) -> HandlerResult<Json<Option<SyncReport>>> {
         Ok(Json(
             ctx.get::<Json<SyncReport>>(LAST_REPORT)
@@ -296,7 +238,10 @@ impl KboSync {
             ctx.set(CURRENT, Json(report.clone()));
             let outcome = ctx
                 .workflow_client::<KboImportClient>(workflow_id.clone())
-                .run(Json(json!({ "portalFile": file.to_string() })))
+                .run(Json(RunBody::Named(UrlBody {
+                    portal_file: Some(file.to_string()),
+                    ..UrlBody::default()
+                })))
                 .call()
                 .await;
             report.importing = None;
@@ -378,8 +323,8 @@ fn attempt_id(base: &str, failed: &[String]) -> String {
     }
 }
 
-fn imported(file: &ExtractFileName, workflow_id: &str, done: &RunResult) -> Imported {
-    Imported {
+fn imported(file: &ExtractFileName, workflow_id: &str, done: &RunResult) -> ImportedExtract {
+    ImportedExtract {
         file: file.to_string(),
         workflow_id: workflow_id.to_string(),
         extract_number: done.extract_number,
@@ -390,22 +335,28 @@ fn imported(file: &ExtractFileName, workflow_id: &str, done: &RunResult) -> Impo
 }
 
 /// `{"at": "HH:MM"}` or `{"every": "90s"}` (a bare number of seconds is taken too).
-fn parse_schedule(body: &Value) -> Result<Schedule, String> {
-    let every = match body.get("every") {
-        Some(Value::Number(n)) => Some(format!("{n}s")),
-        Some(Value::String(s)) => Some(s.clone()),
-        _ => None,
+fn parse_schedule(body: ScheduleBody) -> Result<Schedule, String> {
+    let refused = |found: &dyn std::fmt::Display| {
+        format!(
+            "a schedule is {{\"at\": \"HH:MM\"}} (daily, UTC) or {{\"every\": \"90s\"}}, found {found}"
+        )
     };
-    match (body.get("at").and_then(Value::as_str), every) {
+    let spec = match body {
+        ScheduleBody::Spec(spec) => spec,
+        ScheduleBody::Other(other) => return Err(refused(&other)),
+    };
+    let every = spec.every.clone().map(|every| match every {
+        Every::Seconds(n) => format!("{n}s"),
+        Every::Text(text) => text,
+    });
+    match (&spec.at, every) {
         (Some(at), None) => {
             Schedule::daily_at(at).map_err(|e| format!("\"at\" {at:?}: expected {e}"))
         }
         (None, Some(every)) => {
             Schedule::every(&every).map_err(|e| format!("\"every\" {every:?}: expected {e}"))
         }
-        _ => Err(format!(
-            "a schedule is {{\"at\": \"HH:MM\"}} (daily, UTC) or {{\"every\": \"90s\"}}, found {body}"
-        )),
+        _ => Err(refused(&serde_json::to_string(&spec).unwrap_or_default())),
     }
 }
 
@@ -509,30 +460,35 @@ mod tests {
         );
     }
 
+    fn schedule(body: serde_json::Value) -> Result<Schedule, String> {
+        parse_schedule(serde_json::from_value(body).unwrap())
+    }
+
     #[test]
     fn schedule_bodies_are_a_time_of_day_or_an_interval() {
         assert_eq!(
-            parse_schedule(&json!({"at": "06:15"})).unwrap(),
+            schedule(serde_json::json!({"at": "06:15"})).unwrap(),
             Schedule::DailyAt {
                 hour: 6,
                 minute: 15
             }
         );
         assert_eq!(
-            parse_schedule(&json!({"every": "2s"})).unwrap(),
+            schedule(serde_json::json!({"every": "2s"})).unwrap(),
             Schedule::Every { seconds: 2 }
         );
         assert_eq!(
-            parse_schedule(&json!({"every": 3})).unwrap(),
+            schedule(serde_json::json!({"every": 3})).unwrap(),
             Schedule::Every { seconds: 3 }
         );
         for bad in [
-            json!({}),
-            json!({"at": "6"}),
-            json!({"at": "06:00", "every": "1h"}),
-            json!("daily"),
+            serde_json::json!({}),
+            serde_json::json!({"at": "6"}),
+            serde_json::json!({"at": "06:00", "every": "1h"}),
+            serde_json::json!({"at": 630}),
+            serde_json::json!("daily"),
         ] {
-            assert!(parse_schedule(&bad).is_err(), "{bad}");
+            assert!(schedule(bad.clone()).is_err(), "{bad}");
         }
     }
 }

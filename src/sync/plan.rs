@@ -7,7 +7,8 @@
 
 use crate::extract::ExtractType;
 use crate::extract::file_name::ExtractFileName;
-use serde::{Deserialize, Serialize};
+use crate::wire::Skipped;
+
 use std::collections::BTreeMap;
 
 /// What a sync will do with the portal's listing.
@@ -21,15 +22,6 @@ pub struct SyncPlan {
     pub note: Option<String>,
     /// Why the register cannot be brought fully up to date from the portal, if it cannot.
     pub problem: Option<String>,
-}
-
-/// A listed extract the sync leaves alone.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Skipped {
-    /// The portal's file name.
-    pub file: String,
-    /// Why it is not imported.
-    pub reason: String,
 }
 
 /// Works out the imports that bring a register at extract `applied` (none: empty) up to date

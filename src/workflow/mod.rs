@@ -5,38 +5,19 @@
 //! hand, and the Restate UI shows the story. `getProgress` answers at any time from the
 //! workflow's state. The work of each step lives in [`crate::importer`].
 
-pub mod progress;
-
 use crate::db::rollback::RollbackOutcome;
-use crate::db::schema::table_name;
-use crate::error::ImportError;
+use crate::error::{ImportError, ImportResult};
 use crate::extract::ExtractType;
-use crate::importer::{ImportRequest, Importer, Prepared};
-use progress::{Progress, Status};
+use crate::importer::{ImportRequest, Importer};
+use crate::retry::{RetrySettings, local_retries, network_retries};
+use crate::wire::{Progress, RunBody, RunResult, Status};
 use restate_sdk::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// The state key under which the progress record is kept.
 const PROGRESS: &str = "progress";
-
-/// What `run` returns once the extract is applied.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RunResult {
-    /// The job id.
-    pub job_id: String,
-    /// The extract applied.
-    pub extract_number: u32,
-    /// `full` or `update`.
-    pub extract_type: ExtractType,
-    /// Enterprises and establishments whose names were derived.
-    pub names_resolved: u64,
-    /// Rows inserted.
-    pub records_inserted: u64,
-    /// Rows retired.
-    pub records_deleted: u64,
-}
 
 /// The job id of a workflow: the old web app's UUID over its key (see
 /// [`crate::db::ledger::job_id_of`]); Restate keeps keys unique among workflows.
@@ -54,45 +35,6 @@ impl KboImport {
     pub fn new(importer: Arc<Importer>) -> KboImport {
         KboImport { importer }
     }
-}
-
-/// How often a failing step is tried before it fails: `KBO_RETRY_NETWORK_ATTEMPTS` for steps
-/// that talk to the network, `KBO_RETRY_LOCAL_ATTEMPTS` for those that work on the database
-/// and local files.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetrySettings {
-    /// Attempts of a network step (default 15: about five minutes).
-    pub network_attempts: u32,
-    /// Attempts of a database or file step (default 20: about three minutes).
-    pub local_attempts: u32,
-}
-
-impl Default for RetrySettings {
-    fn default() -> Self {
-        RetrySettings {
-            network_attempts: 15,
-            local_attempts: 20,
-        }
-    }
-}
-
-/// Retries for steps that talk to the network (the extract's server, the KBO portal): about
-/// five minutes by default, then the step fails.
-pub(crate) fn network_retries(settings: &RetrySettings) -> RunRetryPolicy {
-    RunRetryPolicy::new()
-        .initial_delay(Duration::from_secs(1))
-        .exponentiation_factor(2.0)
-        .max_delay(Duration::from_secs(30))
-        .max_attempts(settings.network_attempts.max(1))
-}
-
-/// Retries for steps that work on the database and local files.
-pub(crate) fn local_retries(settings: &RetrySettings) -> RunRetryPolicy {
-    RunRetryPolicy::new()
-        .initial_delay(Duration::from_millis(500))
-        .exponentiation_factor(2.0)
-        .max_delay(Duration::from_secs(10))
-        .max_attempts(settings.local_attempts.max(1))
 }
 
 /// A step's result and the time spent doing it, journaled together.
@@ -118,17 +60,17 @@ async fn timed<T>(
 impl KboImport {
     /// Imports one KBO extract. Body: the extract's URL as a JSON string, or an object with
     /// one of `url`, `blobUrl`, `fileUrl`, `portalFile`, and optional `sha256` and `filename`
-    /// (see [`ImportRequest::from_json`]).
+    /// (see [`RunBody`]).
     #[handler(name = "run")]
     async fn run(
         &self,
         ctx: WorkflowContext<'_>,
-        body: Json<serde_json::Value>,
+        body: Json<RunBody>,
     ) -> HandlerResult<Json<RunResult>> {
         let job_id = job_id(ctx.key());
         let mut progress = Progress::pending(&job_id);
         let request =
-            ImportRequest::from_json(&body.into_inner(), self.importer.config().allow_file_urls);
+            ImportRequest::from_body(body.into_inner(), self.importer.config().allow_file_urls);
         let outcome = match &request {
             Ok(request) => self.import(&ctx, &job_id, request, &mut progress).await,
             Err(e) => Err(TerminalError::new(e.message.clone())),
@@ -279,74 +221,63 @@ impl KboImport {
         request: &ImportRequest,
         progress: &mut Progress,
     ) -> Result<RunResult, TerminalError> {
-        progress.status = Status::Preparing;
-        ctx.set(PROGRESS, Json(progress.clone()));
+        let importer = &self.importer;
+        let mut story = Story {
+            ctx,
+            progress,
+            retries: &importer.config().retries,
+        };
+        story.enter(Status::Preparing);
 
-        let importer = Arc::clone(&self.importer);
-        let downloaded = ctx
-            .run(|| async move { timed(importer.download(job_id, request)).await })
-            .name("download")
-            .retry_policy(network_retries(&self.importer.config().retries))
-            .await?
-            .into_inner();
-        progress.step_done("download", downloaded.ms);
+        let downloaded = story
+            .step(
+                "download",
+                "download",
+                Network,
+                importer.download(job_id, request),
+            )
+            .await?;
+        let prepared = story
+            .step(
+                "prepare",
+                "prepare",
+                Local,
+                importer.prepare(job_id, ctx.key(), request, &downloaded),
+            )
+            .await?;
+        story.progress.planned(
+            prepared.job.meta.extract_number,
+            prepared.job.meta.extract_type,
+            &prepared.batches,
+        );
+        story.publish();
 
-        let importer = Arc::clone(&self.importer);
-        let fetched = &downloaded.value;
-        let workflow_id = ctx.key();
-        let prepared =
-            ctx.run(|| async move {
-                timed(importer.prepare(job_id, workflow_id, request, fetched)).await
-            })
-            .name("prepare")
-            .retry_policy(local_retries(&self.importer.config().retries))
-            .await?
-            .into_inner();
-        progress.step_done("prepare", prepared.ms);
-        let prepared: Prepared = prepared.value;
-        progress.planned(&prepared);
-        ctx.set(PROGRESS, Json(progress.clone()));
-
-        let job = &prepared.job;
-        let plan = &prepared;
-        let fetched = &downloaded.value;
         for batch in &prepared.batches {
-            progress.starting(batch);
-            ctx.set(PROGRESS, Json(progress.clone()));
-            let importer = Arc::clone(&self.importer);
-            let applied = ctx
-                .run(|| async move { timed(importer.apply(plan, batch, request, fetched)).await })
-                .name(batch.step_name())
-                .retry_policy(local_retries(&self.importer.config().retries))
-                .await?
-                .into_inner();
-            progress.step_done(
-                &format!("{}-{}", batch.op.as_str(), table_name(batch.table)),
-                applied.ms,
-            );
-            progress.done(batch);
-            ctx.set(PROGRESS, Json(progress.clone()));
+            story.progress.starting(batch);
+            story.publish();
+            story
+                .step(
+                    &batch.step_name(),
+                    &batch.phase(),
+                    Local,
+                    importer.apply(&prepared, batch, request, &downloaded),
+                )
+                .await?;
+            story.progress.done(batch);
+            story.publish();
         }
 
-        progress.status = Status::Finalizing;
-        ctx.set(PROGRESS, Json(progress.clone()));
-        let importer = Arc::clone(&self.importer);
-        let finalized = ctx
-            .run(|| async move { timed(importer.finalize(job)).await })
-            .name("finalize")
-            .retry_policy(local_retries(&self.importer.config().retries))
-            .await?
-            .into_inner();
-        progress.step_done("finalize", finalized.ms);
-        let finalized = finalized.value;
+        story.enter(Status::Finalizing);
+        let job = &prepared.job;
+        let finalized = story
+            .step("finalize", "finalize", Local, importer.finalize(job))
+            .await?;
         for (part, ms) in &finalized.parts_ms {
-            progress.add_phase(&format!("finalize/{part}"), *ms);
+            story.progress.add_phase(&format!("finalize/{part}"), *ms);
         }
-
-        progress.status = Status::Completed;
-        progress.records_inserted = Some(finalized.counts.inserted);
-        progress.records_deleted = Some(finalized.counts.deleted);
-        ctx.set(PROGRESS, Json(progress.clone()));
+        story.progress.records_inserted = Some(finalized.counts.inserted);
+        story.progress.records_deleted = Some(finalized.counts.deleted);
+        story.enter(Status::Completed);
         Ok(RunResult {
             job_id: job_id.to_string(),
             extract_number: job.meta.extract_number,
@@ -355,5 +286,62 @@ impl KboImport {
             records_inserted: finalized.counts.inserted,
             records_deleted: finalized.counts.deleted,
         })
+    }
+}
+
+/// Which retry policy a step gets: network steps wait longer between tries.
+#[derive(Debug, Clone, Copy)]
+enum Retries {
+    /// The extract's server, the portal, Vercel Blob.
+    Network,
+    /// The database and local files.
+    Local,
+}
+use Retries::{Local, Network};
+
+/// The import's journal and its published progress, as the story goes.
+struct Story<'a, 'ctx> {
+    ctx: &'a WorkflowContext<'ctx>,
+    progress: &'a mut Progress,
+    retries: &'a RetrySettings,
+}
+
+impl Story<'_, '_> {
+    /// One journaled step: `work` under the name `name` (as the Restate UI shows it), timed,
+    /// retried by `retries`; its time counts towards `phase` of the progress.
+    async fn step<T>(
+        &mut self,
+        name: &str,
+        phase: &str,
+        retries: Retries,
+        work: impl Future<Output = ImportResult<T>> + Send,
+    ) -> Result<T, TerminalError>
+    where
+        T: Serialize + serde::de::DeserializeOwned + 'static,
+    {
+        let policy = match retries {
+            Network => network_retries(self.retries),
+            Local => local_retries(self.retries),
+        };
+        let done = self
+            .ctx
+            .run(|| timed(work))
+            .name(name)
+            .retry_policy(policy)
+            .await?
+            .into_inner();
+        self.progress.step_done(phase, done.ms);
+        Ok(done.value)
+    }
+
+    /// The import enters `status`; `getProgress` says so from now on.
+    fn enter(&mut self, status: Status) {
+        self.progress.status = status;
+        self.publish();
+    }
+
+    /// Publishes the progress to `getProgress`.
+    fn publish(&self) {
+        self.ctx.set(PROGRESS, Json(self.progress.clone()));
     }
 }

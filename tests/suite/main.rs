@@ -12,6 +12,7 @@ mod harness;
 mod hostile;
 mod http_server;
 mod import;
+mod layers;
 mod malformed;
 mod motherduck;
 mod portal_server;

@@ -4,7 +4,7 @@
 use crate::fixtures::chain;
 use crate::harness::{Restate, file_url, output_text};
 use crate::tables::{DATA_TABLES, assert_same_rows, rows};
-use kbo_import::config::DuckDbSettings;
+use kbo_import::db::DuckDbSettings;
 use kbo_import::db::version::{self, Version};
 use kbo_import::db::{DatabaseTarget, connect};
 use serde_json::{Value, json};

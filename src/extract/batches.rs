@@ -1,8 +1,8 @@
-//! The batch plan: how an extract's staged rows are cut into workflow steps.
+//! The batches of an extract: how its chunks become workflow steps, in which order.
 
-use crate::db::schema::table_name;
-use crate::extract::archive::Chunk;
-use crate::extract::{ExtractType, Member, Table, Unpacked};
+use super::archive::{Chunk, Unpacked};
+use super::meta::ExtractType;
+use super::tables::{Member, Table};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -47,9 +47,14 @@ impl Batch {
         format!(
             "{}-{}-{}",
             self.op.as_str(),
-            table_name(self.table),
+            self.table.table_name(),
             self.number
         )
+    }
+
+    /// The phase the batch's time counts towards in the progress: `insert-activities`.
+    pub fn phase(&self) -> String {
+        format!("{}-{}", self.op.as_str(), self.table.table_name())
     }
 
     /// The member the batch's lines come from.
@@ -82,7 +87,7 @@ pub const FULL_ORDER: [Table; 7] = [
 
 /// One batch per chunk, deletes of a table before its inserts; an Update takes the tables in
 /// [`Table::ALL`] order, a Full in [`FULL_ORDER`] and first retires each table in one step.
-pub fn plan(extract: &Unpacked) -> Vec<Batch> {
+pub fn batches(extract: &Unpacked) -> Vec<Batch> {
     let kind = extract.meta.extract_type;
     let order = match kind {
         ExtractType::Full => FULL_ORDER,
@@ -186,7 +191,7 @@ mod tests {
                 (Member::Insert(Table::Enterprise), &[10]),
             ],
         );
-        let batches = plan(&e);
+        let batches = batches(&e);
         let names: Vec<String> = batches.iter().map(|b| b.step_name()).collect();
         assert_eq!(
             names,
@@ -208,7 +213,7 @@ mod tests {
 
     #[test]
     fn full_retires_each_table_before_inserting() {
-        let batches = plan(&extract(
+        let batches = batches(&extract(
             ExtractType::Full,
             &[(Member::Full(Table::Branch), &[4])],
         ));
@@ -229,6 +234,6 @@ mod tests {
 
     #[test]
     fn empty_files_make_no_batches() {
-        assert!(plan(&extract(ExtractType::Update, &[])).is_empty());
+        assert!(batches(&extract(ExtractType::Update, &[])).is_empty());
     }
 }

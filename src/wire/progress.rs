@@ -1,9 +1,7 @@
 //! The progress record `getProgress` answers with (the old service's shape, and more).
 
-use crate::db::schema::table_name;
 use crate::extract::ExtractType;
-use crate::importer::Prepared;
-use crate::plan::Batch;
+use crate::extract::batches::Batch;
 use serde::{Deserialize, Serialize};
 
 /// The phase of an import.
@@ -76,18 +74,18 @@ impl Progress {
         }
     }
 
-    /// The plan is known: batches and rows to do.
-    pub fn planned(&mut self, prepared: &Prepared) {
+    /// The plan is known: the extract, and the batches to do.
+    pub fn planned(&mut self, extract_number: u32, extract_type: ExtractType, batches: &[Batch]) {
         self.status = Status::Processing;
-        self.extract_number = Some(prepared.job.meta.extract_number);
-        self.extract_type = Some(prepared.job.meta.extract_type);
-        self.total_batches = prepared.batches.len() as u32;
-        self.rows_total = prepared.rows_total();
+        self.extract_number = Some(extract_number);
+        self.extract_type = Some(extract_type);
+        self.total_batches = batches.len() as u32;
+        self.rows_total = batches.iter().map(|b| b.estimated_rows).sum();
     }
 
     /// A batch is in hand.
     pub fn starting(&mut self, batch: &Batch) {
-        self.current_table = Some(table_name(batch.table).to_string());
+        self.current_table = Some(batch.table.table_name().to_string());
         self.current_batch = Some(batch.number);
         self.current_step = Some(batch.step_name());
     }

@@ -1,0 +1,133 @@
+//! The library's layers point one way: extract → db → importer → workflow/sync → server. A
+//! module may use its own layer's modules and lower layers, never a higher one, and the modules
+//! never use each other in a circle (docs/architecture.md draws the layers).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// Every top-level module of the library and its layer, lowest first.
+const LAYERS: &[(&str, u8)] = &[
+    // Foundations: errors, secrets, time, logging.
+    ("error", 0),
+    ("redact", 0),
+    ("clock", 0),
+    ("telemetry", 0),
+    // KBO extract knowledge: pure code.
+    ("extract", 1),
+    // What the handlers take and answer.
+    ("wire", 2),
+    // The database, the network, Restate's APIs.
+    ("db", 3),
+    ("download", 3),
+    ("portal", 3),
+    ("blob", 3),
+    ("client", 3),
+    // The work of each step.
+    ("retry", 4),
+    ("importer", 4),
+    // Orchestration: the journaled stories.
+    ("workflow", 5),
+    ("sync", 5),
+    // Serving and configuring.
+    ("config", 6),
+    ("server", 6),
+];
+
+fn layer(module: &str) -> u8 {
+    LAYERS
+        .iter()
+        .find(|(name, _)| *name == module)
+        .map(|(_, layer)| *layer)
+        .unwrap_or_else(|| panic!("module `{module}` is in no layer: add it to LAYERS in tests/suite/layers.rs and to docs/architecture.md"))
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// The library's top-level modules that each module uses (`crate::<module>` in code, not in
+/// comments).
+fn uses() -> BTreeMap<String, BTreeSet<String>> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut uses: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for file in files {
+        let relative = file.strip_prefix(&src).unwrap();
+        let first = relative.components().next().unwrap().as_os_str();
+        let module = first.to_string_lossy().trim_end_matches(".rs").to_string();
+        if module == "lib" || module == "main" || module == "cli" {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        let used = uses.entry(module.clone()).or_default();
+        for line in text.lines() {
+            let code = line.split("//").next().unwrap_or("");
+            for (at, _) in code.match_indices("crate::") {
+                let rest = &code[at + "crate::".len()..];
+                let name: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                    .collect();
+                if !name.is_empty() && name != module {
+                    used.insert(name);
+                }
+            }
+        }
+    }
+    uses
+}
+
+#[test]
+fn no_module_uses_a_higher_layer() {
+    let mut wrong = Vec::new();
+    for (module, used) in uses() {
+        for dependency in used {
+            if layer(&dependency) > layer(&module) {
+                wrong.push(format!(
+                    "{module} (layer {}) uses {dependency} (layer {})",
+                    layer(&module),
+                    layer(&dependency)
+                ));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "upward uses:\n{}", wrong.join("\n"));
+}
+
+#[test]
+fn modules_never_use_each_other_in_a_circle() {
+    let uses = uses();
+    // Depth-first search for a path back to where it started.
+    fn reaches(
+        uses: &BTreeMap<String, BTreeSet<String>>,
+        from: &str,
+        to: &str,
+        seen: &mut BTreeSet<String>,
+    ) -> bool {
+        uses.get(from).into_iter().flatten().any(|next| {
+            next == to || (seen.insert(next.clone()) && reaches(uses, next, to, seen))
+        })
+    }
+    let circles: Vec<&String> = uses
+        .keys()
+        .filter(|m| reaches(&uses, m, m, &mut BTreeSet::new()))
+        .collect();
+    assert!(circles.is_empty(), "modules in a circle: {circles:?}");
+}
+
+#[test]
+fn the_layer_check_sees_the_uses_it_must_see() {
+    // A check that finds nothing proves nothing: the known downward uses are found.
+    let uses = uses();
+    assert!(uses["importer"].contains("db"), "{uses:?}");
+    assert!(uses["workflow"].contains("importer"), "{uses:?}");
+    assert!(uses["db"].contains("extract"), "{uses:?}");
+}
