@@ -9,12 +9,15 @@ FROM rust:1.95-bookworm AS build
 WORKDIR /src
 # Dependencies first, in their own layer: bundled DuckDB takes long to compile and rarely changes.
 COPY Cargo.toml Cargo.lock build.rs ./
-RUN mkdir src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
- && cargo build --locked \
+# The workspace's test and benchmark support is not built: its manifest and empty targets only.
+COPY testkit/Cargo.toml testkit/
+RUN mkdir -p src testkit/src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
+ && echo 'fn main() {}' > testkit/src/main.rs && touch testkit/src/lib.rs \
+ && cargo build --locked -p kbo-import \
  && rm -rf src
 COPY src ./src
 # The project's one build profile (dev, dependencies optimised), as CI builds it.
-RUN touch src/main.rs src/lib.rs && cargo build --locked \
+RUN touch src/main.rs src/lib.rs && cargo build --locked -p kbo-import \
  && cp target/debug/kbo-import /usr/local/bin/kbo-import
 # MotherDuck's DuckDB extension for the pinned DuckDB, installed now so that the service never
 # downloads it at run time.

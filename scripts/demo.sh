@@ -23,7 +23,7 @@ done
 echo "==> installing the pinned Restate server and CLI into tools/"
 npm ci --prefix tools --no-audit --no-fund --loglevel=error
 echo "==> building kbo-import (the first build compiles DuckDB: about 30 minutes on 2 cores)"
-cargo build --locked
+cargo build --locked --workspace
 
 rm -rf "$DEMO" && mkdir -p "$DEMO"
 pids=()
@@ -51,7 +51,7 @@ echo "==> restate deployments register http://127.0.0.1:9080"
 RESTATE_ADMIN_URL=http://127.0.0.1:9070 "$TOOLS/restate" deployments register http://127.0.0.1:9080 --yes
 
 echo "==> generating Full(140), Update(141), Full(141) at scale $SCALE"
-"$BIN" generate --out "$DEMO/extracts" --scale "$SCALE"
+"$CARGO_TARGET_DIR/debug/kbo-testkit" generate --out "$DEMO/extracts" --scale "$SCALE"
 
 export RESTATE_INGRESS_URL=http://127.0.0.1:8080 RESTATE_ADMIN_URL=http://127.0.0.1:9070
 for zip in "$DEMO"/extracts/KboOpenData_0140_*_Full.zip "$DEMO"/extracts/KboOpenData_0141_*_Update.zip; do

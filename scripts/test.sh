@@ -10,5 +10,5 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/kbo-import/target}"
 
 npm ci --prefix tools --no-audit --no-fund --loglevel=error
 cargo fmt --all -- --check
-cargo clippy --all-targets --locked -- -D warnings
-cargo test --locked --all-targets -- --test-threads 2
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo test --workspace --locked --all-targets -- --test-threads 2

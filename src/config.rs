@@ -99,7 +99,7 @@ impl Config {
             batch_rows: self.batch_rows,
             allow_file_urls: self.allow_file_urls,
             retries: self.retries,
-            download: self.download.clone(),
+            download: self.download,
             history_months: self.history_months,
             duckdb: self.duckdb.clone(),
             limits: self.limits,

@@ -24,7 +24,7 @@ use url::Url;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImportRequest {
     /// Where the extract ZIP is.
-    pub source: Source,
+    pub source: ExtractSource,
     /// Lowercase hex SHA-256 the download must have, if given.
     pub sha256: Option<String>,
     /// What the extract's file name says it is (the request's `filename`, the portal file,
@@ -36,7 +36,7 @@ pub struct ImportRequest {
 
 /// Where an extract comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Source {
+pub enum ExtractSource {
     /// An `http`, `https` (or allowed `file`) URL.
     Url(Url),
     /// A file of the KBO Open Data portal (`KBO_PORTAL_URL`), fetched with the portal account.
@@ -54,7 +54,7 @@ impl ImportRequest {
                 let url = download::parse_url(&url, allow_file_urls)?;
                 let file_name = ExtractFileName::parse(url.path());
                 return Ok(ImportRequest {
-                    source: Source::Url(url),
+                    source: ExtractSource::Url(url),
                     sha256: None,
                     file_name,
                     blob: None,
@@ -126,14 +126,14 @@ impl ImportRequest {
                         crate::redact::capped(value, 200)
                     ))
                 })?;
-            (Source::Portal(name.clone()), Some(name))
+            (ExtractSource::Portal(name.clone()), Some(name))
         } else {
             let url = download::parse_url(value, allow_file_urls)?;
             let name = ExtractFileName::parse(url.path());
-            (Source::Url(url), name)
+            (ExtractSource::Url(url), name)
         };
         let blob = match (&source, key) {
-            (Source::Url(url), "blobUrl") => Some(url.clone()),
+            (ExtractSource::Url(url), "blobUrl") => Some(url.clone()),
             _ => None,
         };
         Ok(ImportRequest {
@@ -309,7 +309,7 @@ impl Importer {
         expected_sha256: Option<&str>,
     ) -> ImportResult<Downloaded> {
         match &request.source {
-            Source::Url(url) => {
+            ExtractSource::Url(url) => {
                 download::fetch(
                     &self.http,
                     &self.config.download,
@@ -319,7 +319,7 @@ impl Importer {
                 )
                 .await
             }
-            Source::Portal(name) => self.portal.download(name, dest, expected_sha256).await,
+            ExtractSource::Portal(name) => self.portal.download(name, dest, expected_sha256).await,
         }
     }
 
@@ -403,7 +403,7 @@ impl Importer {
                     return Ok(Some(other));
                 }
                 db::ledger::begin_job(conn, &job_for_db)?;
-                db::staging::stage_codes(conn, &codes)?;
+                db::csv::stage_codes(conn, &codes)?;
                 db::ledger::record_plan(conn, &job_for_db, &plan_for_db)?;
                 Ok(None)
             })
@@ -730,7 +730,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(r.sha256, None);
-        assert!(matches!(r.source, Source::Url(ref u) if u.host_str() == Some("x")));
+        assert!(matches!(r.source, ExtractSource::Url(ref u) if u.host_str() == Some("x")));
         let sha = "ab".repeat(32);
         let r = ImportRequest::from_body(
             body(json!({"url": "http://x/a.zip", "sha256": sha.to_uppercase()})),
@@ -744,7 +744,7 @@ mod tests {
         )
         .unwrap();
         assert!(
-            matches!(r.source, Source::Portal(ref f) if f.workflow_id() == "kbo-0141-update"),
+            matches!(r.source, ExtractSource::Portal(ref f) if f.workflow_id() == "kbo-0141-update"),
             "{r:?}"
         );
         let r = ImportRequest::from_body(body(json!({"blobUrl": "https://b.example/kbo-abc123.zip?sig=1", "filename": "KboOpenData_0141_2025_10_05_Update.zip"})),

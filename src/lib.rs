@@ -1,21 +1,18 @@
 //! kbo-import: imports the Belgian company register (KBO Open Data) into DuckDB or MotherDuck
-//! as a durable Restate workflow.
+//! as a durable Restate workflow. `docs/architecture.md` draws the layers; from the bottom:
 //!
-//! Layers, top to bottom:
-//! - [`workflow`]: the `KboImport` workflow, orchestration only;
-//! - [`importer`]: the work of each step;
-//! - [`extract`]: KBO extract knowledge (ZIP, `meta.csv`, CSV dialect, tables), pure code;
-//! - [`db`]: DuckDB behind a few functions (schema, staging, batches, finalize, ledger);
-//! - [`sync`]: the `KboSync` object, keeping the register current from the [`portal`] by itself;
-//! - [`download`], [`plan`]: fetching extracts, cutting them into batches; [`blob`]: deleting
-//!   the old app's uploaded extract once imported;
-//! - [`generator`]: realistic synthetic extracts for tests, demos and benchmarks;
-//! - [`config`], [`telemetry`], [`server`], [`clock`]: how the service is set up and served;
-//!   [`redact`]: secrets kept out of every message;
-//! - [`client`]: Restate ingress and admin calls for the operator's commands; [`bench`]: the
-//!   benchmark; [`tools`]: the pinned Restate binaries.
+//! - [`error`], [`redact`], [`clock`], [`telemetry`]: foundations;
+//! - [`extract`]: KBO extract knowledge (ZIP, `meta.csv`, CSV dialect, tables, batches), pure;
+//! - [`wire`]: what the handlers take and answer, shared with [`client`];
+//! - [`db`]: DuckDB behind a few functions; [`download`], [`portal`], [`blob`], [`client`]:
+//!   extract URLs, the KBO portal, the old app's uploads, Restate's ingress and admin APIs;
+//! - [`importer`]: the work of each step; [`retry`]: how often a step is tried;
+//! - [`workflow`]: the `KboImport` workflow; [`sync`]: the `KboSync` object;
+//! - [`config`], [`server`]: settings from the environment, the Restate endpoint.
+//!
+//! Test and benchmark support (the extract generator, the benchmark, the Restate harness) is
+//! the workspace crate `kbo-testkit` (`testkit/`).
 
-pub mod bench;
 pub mod blob;
 pub mod client;
 pub mod clock;
@@ -24,7 +21,6 @@ pub mod db;
 pub mod download;
 pub mod error;
 pub mod extract;
-pub mod generator;
 pub mod importer;
 pub mod portal;
 pub mod redact;
@@ -32,6 +28,5 @@ pub mod retry;
 pub mod server;
 pub mod sync;
 pub mod telemetry;
-pub mod tools;
 pub mod wire;
 pub mod workflow;

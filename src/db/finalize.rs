@@ -1,9 +1,9 @@
 //! Finalize: derived names, code tables, the job's counts, and staging removed; one transaction.
 
+use super::csv::{CODE_STAGE, drop_staging};
 use super::ledger::{self, Job, JobCounts};
 use super::names;
 use super::schema::{key_column, key_parts, table_name};
-use super::staging::{CODE_STAGE, drop_staging};
 use super::{Connection, db_error};
 use crate::error::ImportResult;
 use crate::extract::{ExtractType, Table};
@@ -229,7 +229,7 @@ fn named_by_full(conn: &Connection, job: &Job) -> ImportResult<u64> {
 /// Replaces `codes` and `nace_codes` with the extract's `code.csv` (the last line of a key
 /// wins). Where `codes` only allows NL, FR and DE, or requires a description (the old app's
 /// schema), the rows it would refuse are left out rather than failing the import.
-pub(crate) fn replace_codes(conn: &Connection) -> ImportResult<()> {
+pub fn replace_codes(conn: &Connection) -> ImportResult<()> {
     let limited: bool = conn
         .query_row(
             "SELECT count(*) > 0 FROM duckdb_constraints()
@@ -278,7 +278,7 @@ pub(crate) fn replace_codes(conn: &Connection) -> ImportResult<()> {
 /// Among the rows the extract made current, keeps one per key: the last one inserted (the
 /// last line of the file wins). A hash narrows the search so that a Full without repeated
 /// lines costs one aggregation over its keys.
-pub(crate) fn remove_repeated_keys(conn: &Connection, job: &Job) -> ImportResult<u64> {
+pub fn remove_repeated_keys(conn: &Connection, job: &Job) -> ImportResult<u64> {
     let mut removed = 0;
     for t in Table::ALL {
         let (table, key, parts) = (table_name(t), key_column(t), key_parts(t));

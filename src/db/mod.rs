@@ -2,7 +2,7 @@
 //!
 //! - [`Database::run`] opens a connection for one step and closes it afterwards, so that no
 //!   write lock is held on a local file while no import runs;
-//! - [`schema`]: the tables of the contract; [`staging`]: loading an extract's CSV files;
+//! - [`schema`]: the tables of the contract; [`csv`]: loading an extract's CSV files;
 //! - [`apply`]: one batch, exactly once; [`finalize`]: names, codes, counts;
 //! - [`ledger`]: `import_jobs` and `import_job_batches`; [`rollback`]: undoing an extract.
 //!
@@ -10,13 +10,13 @@
 //! target as `kbo` and `USE`s it.
 
 pub mod apply;
+pub mod csv;
 pub mod finalize;
 pub mod inspect;
 pub mod ledger;
 pub mod names;
 pub mod rollback;
 pub mod schema;
-pub mod staging;
 pub mod target;
 pub mod version;
 

@@ -93,7 +93,7 @@ pub fn name_values(t: Table, number: &str) -> Vec<(&'static str, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::schema::{Source, columns};
+    use crate::db::schema::{ColumnSource, columns};
 
     #[test]
     fn every_derived_name_column_has_a_value() {
@@ -102,7 +102,7 @@ mod tests {
             let values = name_values(t, naming.number);
             let derived: Vec<&str> = columns(t)
                 .iter()
-                .filter(|c| c.source == Source::Derived)
+                .filter(|c| c.source == ColumnSource::Derived)
                 .map(|c| c.name)
                 .collect();
             let named: Vec<&str> = values.iter().map(|(c, _)| *c).collect();

@@ -6,8 +6,8 @@
 //! `finalize`, in the transaction that completes the job, so an extract that did not complete
 //! never changed them.
 
+use super::csv::drop_staging;
 use super::schema::table_name;
-use super::staging::drop_staging;
 use super::{Connection, db_error, ledger};
 use crate::error::ImportResult;
 use crate::extract::Table;

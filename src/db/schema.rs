@@ -15,7 +15,7 @@ pub enum SqlType {
 
 /// Where a column's value comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
+pub enum ColumnSource {
     /// A column of the CSV file, by its header name.
     Csv(&'static str),
     /// Derived by the service (ids, entity types, names).
@@ -32,7 +32,7 @@ pub struct Column {
     /// Whether the contract forbids NULL.
     pub not_null: bool,
     /// Where the value comes from.
-    pub source: Source,
+    pub source: ColumnSource,
 }
 
 const fn csv(name: &'static str, header: &'static str, not_null: bool) -> Column {
@@ -40,7 +40,7 @@ const fn csv(name: &'static str, header: &'static str, not_null: bool) -> Column
         name,
         ty: SqlType::Text,
         not_null,
-        source: Source::Csv(header),
+        source: ColumnSource::Csv(header),
     }
 }
 const fn date(name: &'static str, header: &'static str) -> Column {
@@ -48,7 +48,7 @@ const fn date(name: &'static str, header: &'static str) -> Column {
         name,
         ty: SqlType::Date,
         not_null: false,
-        source: Source::Csv(header),
+        source: ColumnSource::Csv(header),
     }
 }
 const fn derived(name: &'static str, not_null: bool) -> Column {
@@ -56,7 +56,7 @@ const fn derived(name: &'static str, not_null: bool) -> Column {
         name,
         ty: SqlType::Text,
         not_null,
-        source: Source::Derived,
+        source: ColumnSource::Derived,
     }
 }
 
@@ -325,8 +325,8 @@ mod tests {
             let mapped: Vec<&str> = columns(t)
                 .iter()
                 .filter_map(|c| match c.source {
-                    Source::Csv(h) => Some(h),
-                    Source::Derived => None,
+                    ColumnSource::Csv(h) => Some(h),
+                    ColumnSource::Derived => None,
                 })
                 .collect();
             let mut expected = t.columns().to_vec();
@@ -347,7 +347,7 @@ mod tests {
             );
             assert!(cols.iter().any(|c| c.name == delete_match_column(t)), "{t}");
             for c in cols.iter().filter(|c| {
-                c.source == Source::Derived && (c.name == "id" || c.name == "entity_type")
+                c.source == ColumnSource::Derived && (c.name == "id" || c.name == "entity_type")
             }) {
                 assert!(derived_expression(t, c.name).is_some(), "{t}.{}", c.name);
             }

@@ -1,13 +1,13 @@
 //! The `KboSync` virtual object: keeps the register current from the KBO portal by itself.
 //!
 //! A sync lists the portal, reads which extract the register is at, works out the missing
-//! extracts ([`plan`]) and runs one `KboImport` workflow per extract, in extract order, waiting
+//! extracts ([`chain`]) and runs one `KboImport` workflow per extract, in extract order, waiting
 //! for each. Workflow ids come from the file names (`kbo-0141-update`), so an extract is never
 //! imported twice, whoever starts it. `schedule` arms a run that re-arms itself with a Restate
 //! delayed call ([`schedule`]); `pause` disarms it; `getStatus` and `lastReport` answer at any
 //! time. One object key (`default` in the docs) is one register's sync.
 
-pub mod plan;
+pub mod chain;
 pub mod schedule;
 
 use crate::clock;
@@ -227,7 +227,7 @@ impl KboSync {
             .iter()
             .filter_map(|name| ExtractFileName::parse(name))
             .collect();
-        let plan = plan::plan(applied, &files);
+        let plan = chain::chain(applied, &files);
         report.skipped = plan.skipped;
         report.note = plan.note;
         ctx.set(CURRENT, Json(report.clone()));

@@ -117,6 +117,59 @@ async fn register_start_watch_and_status_drive_an_import() {
 }
 
 #[test]
+fn an_expected_failure_prints_one_line_whatever_rust_backtrace_says() {
+    let closed = crate::harness::free_port();
+    let url = format!("http://127.0.0.1:{closed}");
+    let out = Command::new(env!("CARGO_BIN_EXE_kbo-import"))
+        .args([
+            "watch",
+            "kbo-0141-update",
+            "--ingress-url",
+            &url,
+            "--admin-url",
+            &url,
+        ])
+        .env("RUST_BACKTRACE", "1")
+        .env("RUST_LIB_BACKTRACE", "1")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one line, no stack trace: {stderr}");
+    assert!(lines[0].starts_with("error: "), "{stderr}");
+}
+
+#[test]
+fn logs_written_to_a_file_carry_no_colour_codes() {
+    // The service logs to a file here, not a terminal: plain text, although nothing sets
+    // NO_COLOR.
+    let dir = tempfile::tempdir().unwrap();
+    let port = crate::harness::free_port();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kbo-import"));
+    command
+        .arg("serve")
+        .env("PORT", port.to_string())
+        .env("KBO_DATABASE", dir.path().join("kbo.duckdb"))
+        .env("KBO_WORK_DIR", dir.path().join("work"))
+        .env("RUST_LOG", "info")
+        .env_remove("NO_COLOR")
+        .env_remove("LOG_FORMAT");
+    let service = crate::harness::Process::spawn(command, dir.path().join("service.log")).unwrap();
+    let started = std::time::Instant::now();
+    while !service.log().contains("serving the KboImport workflow") {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "the service logs that it serves: {}",
+            service.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let log = service.log();
+    assert!(!log.contains('\u{1b}'), "no escape codes: {log:?}");
+}
+
+#[test]
 fn help_explains_the_commands_with_examples() {
     let out = Command::new(env!("CARGO_BIN_EXE_kbo-import"))
         .arg("--help")
@@ -124,7 +177,7 @@ fn help_explains_the_commands_with_examples() {
         .unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
     for word in [
-        "serve", "start", "watch", "status", "register", "generate", "inspect", "Examples",
+        "serve", "start", "watch", "status", "register", "sync", "rollback", "inspect", "Examples",
     ] {
         assert!(help.contains(word), "--help mentions {word}: {help}");
     }

@@ -1,6 +1,6 @@
 //! Extracts for the tests, made by the project's own generator, once per test run.
 
-use kbo_import::generator::{self, Chain, Options};
+use kbo_testkit::generator::{self, Chain, Options};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;

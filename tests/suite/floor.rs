@@ -16,7 +16,7 @@ async fn the_same_output_floor_produces_the_workflows_tables() {
     let floor_db = d.join("floor.duckdb");
     let rows = {
         let conn = duckdb::Connection::open(&floor_db).unwrap();
-        kbo_import::bench::same_output_floor(&conn, &csv)
+        kbo_testkit::bench::same_output_floor(&conn, &csv)
             .unwrap()
             .rows
     };

@@ -1,11 +1,13 @@
 //! The real parts the end-to-end tests run: a Restate server on loopback ports, the service
 //! binary registered with `restate deployments register`, and one helper per API call.
 
-use std::net::TcpListener;
+use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use kbo_testkit::restate::RestateServer;
+pub use kbo_testkit::restate::{Process, free_port, port_open};
 use serde_json::{Value, json};
 
 /// The project's folder.
@@ -13,92 +15,34 @@ pub fn project_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// A pinned Restate tool: its native binary, so that killing it kills the tool itself (the
-/// npm launcher would leave the server running as an orphan).
+/// A pinned Restate tool; fails the test, saying how to install it, when it is missing.
 fn tool(name: &str) -> PathBuf {
-    let path = project_dir().join("tools/node_modules/.bin").join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: the end-to-end tests need the pinned Restate server and CLI. \
-         Install them with `npm ci --prefix tools` (the README's test command does this).",
-        path.display()
-    );
-    kbo_import::tools::native_binary(&path)
+    kbo_testkit::restate::tool(&project_dir(), name).unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// A free TCP port on loopback (bound, then released).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// Waits until `ready`; fails the test after `timeout`.
+fn wait_until(what: &str, timeout: Duration, ready: impl FnMut() -> bool) {
+    kbo_testkit::restate::wait_until(what, timeout, ready).unwrap_or_else(|e| panic!("{e}"));
 }
 
-fn wait_until(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !ready() {
-        assert!(
-            start.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn port_open(port: u16) -> bool {
-    std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-}
-
-/// A child process killed (SIGKILL) when dropped.
-pub struct Process {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Process {
-    fn spawn(mut command: Command, log: PathBuf) -> Process {
-        let out = std::fs::File::create(&log).unwrap();
-        command
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .stdin(Stdio::null());
-        let child = command
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
-        Process { child, log }
-    }
-
-    /// kill -9, and wait for the process to be gone.
-    pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// The process's output so far.
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// A real `restate-server`, started with the project's `restate.toml` on free loopback ports.
+/// A real `restate-server`, started with the project's `restate.toml` on free loopback ports,
+/// and one helper per API call the tests make.
 pub struct Restate {
-    /// The server process.
-    pub process: Process,
-    /// Ingress port.
-    pub ingress: u16,
-    /// Admin API port.
-    pub admin: u16,
-    node: u16,
-    base_dir: PathBuf,
-    env: Vec<(String, String)>,
+    server: RestateServer,
     http: reqwest::Client,
+}
+
+impl Deref for Restate {
+    type Target = RestateServer;
+    fn deref(&self) -> &RestateServer {
+        &self.server
+    }
+}
+
+impl DerefMut for Restate {
+    fn deref_mut(&mut self) -> &mut RestateServer {
+        &mut self.server
+    }
 }
 
 impl Restate {
@@ -113,81 +57,18 @@ impl Restate {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        let (ingress, admin, node) = (free_port(), free_port(), free_port());
-        let base_dir = dir.join("restate-data");
-        let process = Restate::spawn(dir, &base_dir, ingress, admin, node, &env);
-        let restate = Restate {
-            process,
-            ingress,
-            admin,
-            node,
-            base_dir,
-            env,
+        let config = project_dir().join("restate.toml");
+        let server = RestateServer::start(&tool("restate-server"), Some(&config), dir, &env)
+            .unwrap_or_else(|e| panic!("{e}"));
+        Restate {
+            server,
             http: reqwest::Client::new(),
-        };
-        restate.wait_ready();
-        restate
-    }
-
-    fn spawn(
-        dir: &Path,
-        base_dir: &Path,
-        ingress: u16,
-        admin: u16,
-        node: u16,
-        env: &[(String, String)],
-    ) -> Process {
-        let mut command = Command::new(tool("restate-server"));
-        command.envs(env.iter().cloned());
-        command
-            .arg("--config-file")
-            .arg(project_dir().join("restate.toml"))
-            .arg("--no-logo")
-            .env("RESTATE_BASE_DIR", base_dir)
-            .env(
-                "RESTATE_INGRESS__BIND_ADDRESS",
-                format!("127.0.0.1:{ingress}"),
-            )
-            .env("RESTATE_ADMIN__BIND_ADDRESS", format!("127.0.0.1:{admin}"))
-            .env("RESTATE_BIND_ADDRESS", format!("127.0.0.1:{node}"))
-            .env(
-                "RESTATE_ADVERTISED_ADDRESS",
-                format!("http://127.0.0.1:{node}"),
-            );
-        Process::spawn(command, dir.join(format!("restate-{}.log", free_port())))
-    }
-
-    fn wait_ready(&self) {
-        let (ingress, admin) = (self.ingress, self.admin);
-        wait_until(
-            "the Restate server to listen",
-            Duration::from_secs(60),
-            || port_open(ingress) && port_open(admin),
-        );
+        }
     }
 
     /// kill -9 the server and start it again on the same ports and data directory.
-    pub fn restart(&mut self, dir: &Path) {
-        self.process.kill();
-        self.process = Restate::spawn(
-            dir,
-            &self.base_dir,
-            self.ingress,
-            self.admin,
-            self.node,
-            &self.env,
-        );
-        self.wait_ready();
-    }
-
-    /// The ingress URL.
-    pub fn ingress_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.ingress)
-    }
-
-    /// The admin API URL.
-    pub fn admin_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.admin)
+    pub fn restart(&mut self, _dir: &Path) {
+        self.server.restart().unwrap_or_else(|e| panic!("{e}"));
     }
 
     /// Starts the service (see [`Service::start`]) and registers it with this server.
@@ -204,7 +85,7 @@ impl Restate {
             .arg(format!("http://127.0.0.1:{service_port}"))
             .env("RESTATE_ADMIN_URL", self.admin_url())
             .env("RESTATE_INGRESS_URL", self.ingress_url())
-            .env("RESTATE_CLI_CONFIG_HOME", self.base_dir.join("cli"))
+            .env("RESTATE_CLI_CONFIG_HOME", self.data_dir().join("cli"))
             .output()
             .expect("the restate CLI runs");
         assert!(
@@ -251,7 +132,7 @@ impl Restate {
         Command::new(tool("restate"))
             .args(["invocations", action, "--yes", invocation_id])
             .env("RESTATE_ADMIN_URL", self.admin_url())
-            .env("RESTATE_CLI_CONFIG_HOME", self.base_dir.join("cli"))
+            .env("RESTATE_CLI_CONFIG_HOME", self.data_dir().join("cli"))
             .output()
             .expect("the restate CLI runs")
     }
@@ -444,6 +325,7 @@ impl Service {
             command,
             dir.join(format!("service-{port}-{}.log", free_port())),
         )
+        .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// kill -9 the service and start it again on the same port and database.

@@ -112,9 +112,10 @@ fn modules_never_use_each_other_in_a_circle() {
         to: &str,
         seen: &mut BTreeSet<String>,
     ) -> bool {
-        uses.get(from).into_iter().flatten().any(|next| {
-            next == to || (seen.insert(next.clone()) && reaches(uses, next, to, seen))
-        })
+        uses.get(from)
+            .into_iter()
+            .flatten()
+            .any(|next| next == to || (seen.insert(next.clone()) && reaches(uses, next, to, seen)))
     }
     let circles: Vec<&String> = uses
         .keys()

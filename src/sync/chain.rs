@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 /// What a sync will do with the portal's listing.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct SyncPlan {
+pub struct Chain {
     /// The extracts to import, in this order.
     pub imports: Vec<ExtractFileName>,
     /// Listed extracts not imported, and why.
@@ -26,7 +26,7 @@ pub struct SyncPlan {
 
 /// Works out the imports that bring a register at extract `applied` (none: empty) up to date
 /// with the extracts `listed` on the portal.
-pub fn plan(applied: Option<u32>, listed: &[ExtractFileName]) -> SyncPlan {
+pub fn chain(applied: Option<u32>, listed: &[ExtractFileName]) -> Chain {
     let mut updates: BTreeMap<u32, &ExtractFileName> = BTreeMap::new();
     let mut fulls: BTreeMap<u32, &ExtractFileName> = BTreeMap::new();
     for file in listed {
@@ -45,7 +45,7 @@ pub fn plan(applied: Option<u32>, listed: &[ExtractFileName]) -> SyncPlan {
     let newest = updates.keys().chain(fulls.keys()).copied().max();
     let newest_full = fulls.keys().next_back().copied();
 
-    let mut plan = SyncPlan::default();
+    let mut plan = Chain::default();
     // Where the chain of updates starts from, and the Full that starts it, if one does.
     let (start_full, from) = match applied {
         None => match newest_full {
@@ -148,7 +148,7 @@ mod tests {
             .collect()
     }
 
-    fn numbers(plan: &SyncPlan) -> Vec<String> {
+    fn numbers(plan: &Chain) -> Vec<String> {
         plan.imports
             .iter()
             .map(|f| format!("{}{}", f.extract_number, &f.kind.as_str()[..1]))
@@ -166,7 +166,7 @@ mod tests {
 
     #[test]
     fn an_empty_register_starts_from_the_newest_full_then_its_updates() {
-        let plan = plan(None, &files(&PORTAL));
+        let plan = chain(None, &files(&PORTAL));
         assert_eq!(numbers(&plan), ["143f", "144u"]);
         assert_eq!(plan.problem, None);
         let reasons: Vec<(&str, &str)> = plan
@@ -185,7 +185,7 @@ mod tests {
 
     #[test]
     fn a_current_register_takes_the_updates_in_order_and_ignores_fulls() {
-        let plan = plan(Some(140), &files(&PORTAL));
+        let plan = chain(Some(140), &files(&PORTAL));
         assert_eq!(numbers(&plan), ["141u", "142u", "143u", "144u"]);
         assert_eq!(
             (plan.note.as_deref(), plan.problem.as_deref()),
@@ -201,7 +201,7 @@ mod tests {
 
     #[test]
     fn an_up_to_date_register_imports_nothing() {
-        let plan = plan(Some(144), &files(&PORTAL));
+        let plan = chain(Some(144), &files(&PORTAL));
         assert!(plan.imports.is_empty());
         assert_eq!(plan.problem, None);
         assert_eq!(plan.skipped.len(), PORTAL.len());
@@ -211,7 +211,7 @@ mod tests {
                 .all(|s| s.reason.starts_with("already applied"))
         );
         // The same Full a second time is not newer than the register: nothing to do.
-        let plan = super::plan(Some(143), &files(&PORTAL[3..4]));
+        let plan = super::chain(Some(143), &files(&PORTAL[3..4]));
         assert!(
             plan.imports.is_empty() && plan.problem.is_none(),
             "{plan:?}"
@@ -221,7 +221,7 @@ mod tests {
     #[test]
     fn a_broken_chain_restarts_from_the_newest_full_and_says_so() {
         // The register is at 139; update 140 is gone.
-        let plan = plan(Some(139), &files(&PORTAL));
+        let plan = chain(Some(139), &files(&PORTAL));
         assert_eq!(numbers(&plan), ["143f", "144u"]);
         let note = plan.note.unwrap();
         assert!(
@@ -231,7 +231,7 @@ mod tests {
         // Register at 141, update 142 gone, Full 143 there.
         let mut listed = files(&PORTAL);
         listed.retain(|f| f.extract_number != 142);
-        let plan = super::plan(Some(141), &listed);
+        let plan = super::chain(Some(141), &listed);
         assert_eq!(numbers(&plan), ["143f", "144u"]);
         assert!(plan.note.unwrap().contains("update 142"));
     }
@@ -242,24 +242,24 @@ mod tests {
             "KboOpenData_0141_2025_10_05_Update.zip",
             "KboOpenData_0143_2025_10_07_Update.zip",
         ]);
-        let plan = plan(Some(140), &listed);
+        let plan = chain(Some(140), &listed);
         assert_eq!(numbers(&plan), ["141u"]);
         let problem = plan.problem.unwrap();
         assert!(problem.contains("update 142"), "{problem}");
         assert_eq!(plan.skipped[0].reason, "waits for the missing update");
         // Nothing at all can continue a register at 139.
-        let plan = super::plan(Some(139), &listed);
+        let plan = super::chain(Some(139), &listed);
         assert!(plan.imports.is_empty());
         assert!(plan.problem.unwrap().contains("update 140"));
     }
 
     #[test]
     fn an_empty_register_needs_a_full() {
-        let plan = plan(None, &files(&PORTAL[1..3]));
+        let plan = chain(None, &files(&PORTAL[1..3]));
         assert!(plan.imports.is_empty());
         assert!(plan.problem.unwrap().contains("no Full"));
         assert!(
-            super::plan(None, &[])
+            super::chain(None, &[])
                 .problem
                 .unwrap()
                 .contains("no extracts")
@@ -268,7 +268,7 @@ mod tests {
 
     #[test]
     fn a_register_ahead_of_the_portal_imports_nothing_and_reports_no_problem() {
-        let plan = plan(Some(150), &files(&PORTAL));
+        let plan = chain(Some(150), &files(&PORTAL));
         assert!(plan.imports.is_empty());
         assert_eq!(plan.problem, None);
     }

@@ -9,10 +9,10 @@
 
 pub mod model;
 
-use crate::extract::date::{Date, Timestamp};
-use crate::extract::dialect::push_quoted;
-use crate::extract::file_name::ExtractFileName;
-use crate::extract::{ExtractType, Member, Meta, Table};
+use kbo_import::extract::date::{Date, Timestamp};
+use kbo_import::extract::dialect::push_quoted;
+use kbo_import::extract::file_name::ExtractFileName;
+use kbo_import::extract::{ExtractType, Member, Meta, Table};
 use model::{Change, Line, Model, Rng, Value, nace_code, table_index, unknown_enterprise_number};
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -211,7 +211,7 @@ impl CsvFile {
         };
         if member == Member::Code {
             file.out
-                .write_all(crate::extract::dialect::BOM.as_bytes())?;
+                .write_all(kbo_import::extract::dialect::BOM.as_bytes())?;
         }
         let header: Vec<Value> = member
             .columns()
@@ -447,7 +447,7 @@ fn write_codes(file: &mut CsvFile, version: u8) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::extract::{Limits, archive};
+    use kbo_import::extract::{Limits, archive};
 
     #[test]
     fn a_generated_chain_unpacks_and_is_deterministic() {

@@ -2,8 +2,8 @@
 //! are a pure function of (seed, enterprise index, version), so any scale streams in constant
 //! memory and Full(N) + Update(N+1) = Full(N+1) holds by construction.
 
-use crate::extract::Table;
-use crate::extract::date::Date;
+use kbo_import::extract::Table;
+use kbo_import::extract::date::Date;
 
 /// A value as written to a CSV file.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,7 +5,7 @@
 //! staged, as `kbo_staging.code`, for finalize. When a chunk breaks the contract, [`diagnose`]
 //! finds the first offending line for the error message.
 
-use super::schema::{Source, SqlType, allowed_values, columns, derived_expression};
+use super::schema::{ColumnSource, SqlType, allowed_values, columns, derived_expression};
 use super::{Connection, db_error, sql_literal};
 use crate::error::{ImportError, ImportResult};
 use crate::extract::{Member, Table};
@@ -80,16 +80,16 @@ pub fn insert_select(t: Table, source: &str) -> String {
     let renamed: Vec<String> = columns(t)
         .iter()
         .filter_map(|c| match c.source {
-            Source::Csv(header) => Some(format!("\"{header}\" AS {}", c.name)),
-            Source::Derived => None,
+            ColumnSource::Csv(header) => Some(format!("\"{header}\" AS {}", c.name)),
+            ColumnSource::Derived => None,
         })
         .collect();
     let outer: Vec<String> = columns(t)
         .iter()
         .filter_map(|c| match (c.source, derived_expression(t, c.name)) {
-            (Source::Csv(_), _) => Some(c.name.to_string()),
-            (Source::Derived, Some(expr)) => Some(format!("{expr} AS {}", c.name)),
-            (Source::Derived, None) => None,
+            (ColumnSource::Csv(_), _) => Some(c.name.to_string()),
+            (ColumnSource::Derived, Some(expr)) => Some(format!("{expr} AS {}", c.name)),
+            (ColumnSource::Derived, None) => None,
         })
         .collect();
     format!(
@@ -110,7 +110,7 @@ struct Rule {
 fn rules(t: Table) -> Vec<Rule> {
     let mut rules = Vec::new();
     for c in columns(t) {
-        let Source::Csv(header) = c.source else {
+        let ColumnSource::Csv(header) = c.source else {
             continue;
         };
         if c.not_null {
@@ -137,7 +137,7 @@ fn rules(t: Table) -> Vec<Rule> {
         let Some(c) = columns(t).iter().find(|c| c.name == *column) else {
             continue;
         };
-        let Source::Csv(header) = c.source else {
+        let ColumnSource::Csv(header) = c.source else {
             continue;
         };
         let list: Vec<String> = values.iter().map(|v| format!("'{v}'")).collect();

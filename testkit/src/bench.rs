@@ -5,15 +5,16 @@
 //! workflow run followed by two daily-sized Updates. Prints min and median of each, the ratio
 //! of medians, peak RSS, steps, Restate's overhead per step and the phases of the median run.
 //!
-//! `kbo-import bench --scale 1.0 --runs 3` (needs `npm ci --prefix tools` for the Restate
+//! `kbo-testkit bench --scale 1.0 --runs 3` (needs `npm ci --prefix tools` for the Restate
 //! server).
 
-use crate::client::RestateClient;
-use crate::extract::{Limits, Member, Table, archive};
 use crate::generator::{self, Options};
+use crate::restate::{Process, RestateServer, free_port};
 use anyhow::{Context, bail};
+use kbo_import::client::RestateClient;
+use kbo_import::extract::{Limits, Member, Table, archive};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -71,7 +72,21 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
     let work = dir.join("workflow");
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work)?;
-    let restate = Restate::start(&options.restate_server, &work).await?;
+    let restate = RestateServer::start(
+        &crate::tools::native_binary(&options.restate_server),
+        None,
+        &work,
+        &[
+            ("RESTATE_LISTEN_MODE".into(), "tcp".into()),
+            ("RESTATE_DEFAULT_NUM_PARTITIONS".into(), "4".into()),
+            ("RESTATE_DISABLE_TELEMETRY".into(), "true".into()),
+            (
+                "RESTATE_WORKER__INVOKER__INACTIVITY_TIMEOUT".into(),
+                "5m".into(),
+            ),
+        ],
+    )
+    .map_err(anyhow::Error::msg)?;
     let next_zip = work.join("KboOpenData_0142_2025_10_06_Update.zip");
     renumber(&update_zip, &next_zip, 141, 142)?;
     let mut rounds = Vec::new();
@@ -210,61 +225,35 @@ fn same_output_round(
     Ok((seconds, rss, phases))
 }
 
-/// A Restate server for the benchmark, on free loopback ports.
-struct Restate {
-    _process: Guard,
-    ingress: u16,
-    admin: u16,
+/// A client of the benchmark's Restate server.
+fn client_of(restate: &RestateServer) -> RestateClient {
+    RestateClient::new(&restate.ingress_url(), &restate.admin_url(), None)
 }
 
-impl Restate {
-    async fn start(binary: &Path, work: &Path) -> anyhow::Result<Restate> {
-        let (ingress, admin, node) = (free_port()?, free_port()?, free_port()?);
-        let mut restate = Command::new(crate::tools::native_binary(binary));
-        restate
-            .arg("--no-logo")
-            .env("RESTATE_BASE_DIR", work.join("restate-data"))
-            .env(
-                "RESTATE_INGRESS__BIND_ADDRESS",
-                format!("127.0.0.1:{ingress}"),
-            )
-            .env("RESTATE_ADMIN__BIND_ADDRESS", format!("127.0.0.1:{admin}"))
-            .env("RESTATE_BIND_ADDRESS", format!("127.0.0.1:{node}"))
-            .env("RESTATE_LISTEN_MODE", "tcp")
-            .env("RESTATE_DEFAULT_NUM_PARTITIONS", "4")
-            .env("RESTATE_DISABLE_TELEMETRY", "true")
-            .env("RESTATE_WORKER__INVOKER__INACTIVITY_TIMEOUT", "5m");
-        let process = Guard(spawn_logged(restate, &work.join("restate.log"))?);
-        wait_port(admin).await?;
-        wait_port(ingress).await?;
-        Ok(Restate {
-            _process: process,
-            ingress,
-            admin,
-        })
-    }
-
-    fn client(&self) -> RestateClient {
-        RestateClient::new(
-            &format!("http://127.0.0.1:{}", self.ingress),
-            &format!("http://127.0.0.1:{}", self.admin),
-            None,
-        )
-    }
+/// The service binary, built next to this one (`cargo build` builds both).
+fn service_binary() -> anyhow::Result<PathBuf> {
+    let name = format!("kbo-import{}", std::env::consts::EXE_SUFFIX);
+    let path = std::env::current_exe()?.with_file_name(name);
+    anyhow::ensure!(
+        path.exists(),
+        "{} is missing: build the service with `cargo build` first",
+        path.display()
+    );
+    Ok(path)
 }
 
 /// One run of the workflow: a new service on a new database, the Full, then two daily
 /// Updates (the second on a register that has settled); the service's peak RSS.
 async fn workflow_round(
-    restate: &Restate,
+    restate: &RestateServer,
     work: &Path,
     options: &BenchOptions,
     round: u32,
     [full_zip, update_zip, next_zip]: [&Path; 3],
 ) -> anyhow::Result<(Imported, u64, [Imported; 2])> {
-    let port = free_port()?;
+    let port = free_port();
     let db_file = work.join(format!("kbo-{round}.duckdb"));
-    let mut service = Command::new(std::env::current_exe()?);
+    let mut service = Command::new(service_binary()?);
     service
         .arg("serve")
         .env("PORT", port.to_string())
@@ -273,15 +262,12 @@ async fn workflow_round(
         .env("KBO_ALLOW_FILE_URLS", "true")
         .env("KBO_BATCH_ROWS", options.batch_rows.to_string())
         .env("KBO_DUCKDB_MEMORY_LIMIT", &options.memory_limit);
-    let service = Guard(spawn_logged(
-        service,
-        &work.join(format!("service-{round}.log")),
-    )?);
+    let service = Process::spawn(service, work.join(format!("service-{round}.log")))?;
     wait_port(port).await?;
-    let client = restate.client();
+    let client = client_of(restate);
     client.register(&format!("http://127.0.0.1:{port}")).await?;
     let peak = Arc::new(AtomicU64::new(0));
-    let watcher = watch_rss(service.0.id(), Arc::clone(&peak));
+    let watcher = watch_rss(service.id(), Arc::clone(&peak));
     let full = import(&client, &format!("bench-full-140-{round}"), full_zip).await?;
     // Daily updates come hours apart: let the service close the database (its closing
     // checkpoint runs after the workflow has completed) before the next import starts.
@@ -330,7 +316,7 @@ fn report(options: &BenchOptions, bare: &Bare, rounds: &[Round]) {
         "\nKBO Full extract at scale {} ({} rows of CSV), DuckDB {}, {} interleaved runs",
         options.scale,
         bare.rows,
-        crate::db::version::linked(),
+        kbo_import::db::version::linked(),
         rounds.len()
     );
     println!(
@@ -524,14 +510,14 @@ pub fn floor(
     let conn = duckdb::Connection::open(db)?;
     conn.execute_batch(&format!(
         "SET memory_limit = {}; SET temp_directory = {};",
-        crate::db::sql_literal(memory_limit),
-        crate::db::sql_literal(&temp_dir.to_string_lossy())
+        kbo_import::db::sql_literal(memory_limit),
+        kbo_import::db::sql_literal(&temp_dir.to_string_lossy())
     ))?;
     let mut rows: u64 = 0;
     for (i, file) in files.iter().enumerate() {
         conn.execute_batch(&format!(
             "CREATE TABLE t{i} AS SELECT * FROM read_csv({}, all_varchar = true, header = true)",
-            crate::db::sql_literal(&file.to_string_lossy())
+            kbo_import::db::sql_literal(&file.to_string_lossy())
         ))?;
         let n: i64 = conn.query_row(&format!("SELECT count(*) FROM t{i}"), [], |r| r.get(0))?;
         rows += n as u64;
@@ -553,8 +539,8 @@ pub fn same_output_floor_process(
     let conn = duckdb::Connection::open(db)?;
     conn.execute_batch(&format!(
         "SET memory_limit = {}; SET temp_directory = {};",
-        crate::db::sql_literal(memory_limit),
-        crate::db::sql_literal(&temp_dir.to_string_lossy())
+        kbo_import::db::sql_literal(memory_limit),
+        kbo_import::db::sql_literal(&temp_dir.to_string_lossy())
     ))?;
     let mut load = same_output_floor(&conn, dir)?;
     let started = Instant::now();
@@ -573,11 +559,11 @@ pub fn same_output_floor_process(
 /// establishments are named as they are inserted), one pass that keeps the last of repeated
 /// lines, then the code tables. No batches, no ledger, no Restate. Returns the rows loaded.
 pub fn same_output_floor(conn: &duckdb::Connection, dir: &Path) -> anyhow::Result<FloorLoad> {
-    use crate::db::{apply, finalize, ledger::Job, staging};
-    let meta = crate::extract::Meta::parse(&std::fs::read_to_string(
+    use kbo_import::db::{apply, csv, finalize, ledger::Job};
+    let meta = kbo_import::extract::Meta::parse(&std::fs::read_to_string(
         dir.join(Member::Meta.file_name()),
     )?)?;
-    crate::db::ensure_schema(conn)?;
+    kbo_import::db::ensure_schema(conn)?;
     let job = Job {
         id: "same-output-floor".into(),
         workflow_id: String::new(),
@@ -590,18 +576,18 @@ pub fn same_output_floor(conn: &duckdb::Connection, dir: &Path) -> anyhow::Resul
         load.phases_ms.push((name, (now - last).as_millis() as u64));
         last = now;
     };
-    for t in crate::extract::batches::FULL_ORDER {
+    for t in kbo_import::extract::batches::FULL_ORDER {
         load.rows += apply::load_whole_file(conn, &job, t, &dir.join(Member::Full(t).file_name()))?;
         phase(
             &mut load,
-            format!("insert-{}", crate::db::schema::table_name(t)),
+            format!("insert-{}", kbo_import::db::schema::table_name(t)),
         );
     }
     load.rows -= finalize::remove_repeated_keys(conn, &job)?;
     phase(&mut load, "repeated-lines".into());
-    staging::stage_codes(conn, &dir.join(Member::Code.file_name()))?;
+    csv::stage_codes(conn, &dir.join(Member::Code.file_name()))?;
     finalize::replace_codes(conn)?;
-    staging::drop_staging(conn)?;
+    csv::drop_staging(conn)?;
     phase(&mut load, "codes".into());
     Ok(load)
 }
@@ -636,26 +622,6 @@ fn find_or_make(
         started.elapsed().as_secs_f64()
     );
     Ok(path)
-}
-
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn_logged(mut command: Command, log: &Path) -> anyhow::Result<Child> {
-    let out = std::fs::File::create(log)?;
-    command
-        .stdout(out.try_clone()?)
-        .stderr(out)
-        .stdin(Stdio::null());
-    command
-        .spawn()
-        .with_context(|| format!("cannot start {command:?}"))
 }
 
 /// Runs a command to its end, returning its standard output and its peak RSS in bytes.
@@ -699,12 +665,6 @@ fn peak_rss(pid: u32) -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
 }
 
 async fn wait_port(port: u16) -> anyhow::Result<()> {

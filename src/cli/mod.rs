@@ -1,0 +1,94 @@
+//! The operator's commands, one module per command: each has its arguments (`Args`) and its
+//! `run`. `main` only parses and dispatches.
+
+mod inspect;
+mod install_extensions;
+mod register;
+mod rollback;
+mod start;
+mod status;
+mod sync;
+mod watch;
+
+use clap::Subcommand;
+use kbo_import::client::RestateClient;
+use kbo_import::config::Config;
+
+/// The commands.
+#[derive(Subcommand)]
+pub enum Command {
+    /// Serve the Restate endpoint (the default when no command is given).
+    Serve,
+    /// Install DuckDB's motherduck extension now (container builds), so that the service never
+    /// downloads it at run time.
+    InstallExtensions,
+    /// Print row counts, the last import jobs and a sample query of the database (KBO_DATABASE).
+    Inspect,
+    /// Start importing an extract through Restate ingress.
+    Start(start::Args),
+    /// Follow an import until it ends; exits non-zero with the error if it fails.
+    Watch(watch::Args),
+    /// Print an import's progress as one JSON line.
+    Status(status::Args),
+    /// Keep the register current from the KBO portal: the KboSync object.
+    #[command(after_help = sync::EXAMPLES)]
+    Sync(sync::Args),
+    /// Undo a job that did not complete and whose workflow no longer runs (an import killed
+    /// through Restate's admin API, one whose retries ran out, a job the old system left
+    /// `running`): deletes the rows its extract inserted, makes the rows it retired current
+    /// again, and records it failed. Refuses while the job's workflow still runs.
+    Rollback(rollback::Args),
+    /// Register the service endpoint with Restate's admin API (like `restate deployments register`).
+    Register(register::Args),
+}
+
+/// Runs one command.
+pub async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve => kbo_import::server::serve(Config::from_env()?).await,
+        Command::InstallExtensions => install_extensions::run(),
+        Command::Inspect => inspect::run().await,
+        Command::Start(args) => start::run(args).await,
+        Command::Watch(args) => watch::run(args).await,
+        Command::Status(args) => status::run(args).await,
+        Command::Sync(args) => sync::run(args).await,
+        Command::Rollback(args) => rollback::run(args).await,
+        Command::Register(args) => register::run(args).await,
+    }
+}
+
+/// Where Restate is.
+#[derive(clap::Args)]
+pub struct RestateArgs {
+    /// Restate ingress URL.
+    #[arg(
+        long,
+        global = true,
+        env = "RESTATE_INGRESS_URL",
+        default_value = "http://localhost:8080"
+    )]
+    ingress_url: String,
+    /// Restate admin API URL.
+    #[arg(
+        long,
+        global = true,
+        env = "RESTATE_ADMIN_URL",
+        default_value = "http://localhost:9070"
+    )]
+    admin_url: String,
+    /// Bearer token for Restate Cloud (never printed).
+    #[arg(
+        long,
+        global = true,
+        env = "RESTATE_AUTH_TOKEN",
+        hide_env_values = true
+    )]
+    token: Option<String>,
+}
+
+impl RestateArgs {
+    /// A client of this Restate.
+    pub fn client(&self) -> RestateClient {
+        RestateClient::new(&self.ingress_url, &self.admin_url, self.token.clone())
+    }
+}

@@ -1,0 +1,204 @@
+//! A real `restate-server` on free loopback ports, as the end-to-end tests and the benchmark
+//! start it, and the child processes they run (killed with SIGKILL when dropped).
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A free TCP port on loopback (bound, then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("the loopback interface has a free port")
+}
+
+/// Whether something listens on `port` on loopback.
+pub fn port_open(port: u16) -> bool {
+    std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+}
+
+/// Waits until `ready`, checking every 50 ms; an error names `what` after `timeout`.
+pub fn wait_until(
+    what: &str,
+    timeout: Duration,
+    mut ready: impl FnMut() -> bool,
+) -> Result<(), String> {
+    let start = Instant::now();
+    while !ready() {
+        if start.elapsed() >= timeout {
+            return Err(format!("timed out after {timeout:?} waiting for {what}"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+/// A pinned Restate tool of the project (`restate-server`, `restate`): its native binary, so
+/// that killing it kills the tool itself (the npm launcher would leave it running as an
+/// orphan). An error says how to install the tools when they are missing.
+pub fn tool(project_dir: &Path, name: &str) -> Result<PathBuf, String> {
+    let path = project_dir.join("tools/node_modules/.bin").join(name);
+    if !path.exists() {
+        return Err(format!(
+            "{} is missing: the pinned Restate server and CLI are needed. Install them with \
+             `npm ci --prefix tools` (the README's test command does this).",
+            path.display()
+        ));
+    }
+    Ok(crate::tools::native_binary(&path))
+}
+
+/// A child process with its output in a log file, killed (SIGKILL) when dropped.
+pub struct Process {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Process {
+    /// Starts `command` with standard output and error into `log`.
+    pub fn spawn(mut command: Command, log: PathBuf) -> std::io::Result<Process> {
+        let out = std::fs::File::create(&log)?;
+        command
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .stdin(Stdio::null());
+        let child = command
+            .spawn()
+            .map_err(|e| std::io::Error::new(e.kind(), format!("cannot start {command:?}: {e}")))?;
+        Ok(Process { child, log })
+    }
+
+    /// The process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// kill -9, and wait for the process to be gone.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// The process's output so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A real `restate-server` on free loopback ports, its data in `<dir>/restate-data`.
+pub struct RestateServer {
+    /// The server process.
+    pub process: Process,
+    /// Ingress port.
+    pub ingress: u16,
+    /// Admin API port.
+    pub admin: u16,
+    launch: Launch,
+}
+
+/// How the server is started, again after a kill.
+struct Launch {
+    binary: PathBuf,
+    config: Option<PathBuf>,
+    dir: PathBuf,
+    env: Vec<(String, String)>,
+    ingress: u16,
+    admin: u16,
+    node: u16,
+}
+
+impl Launch {
+    fn spawn(&self) -> Result<Process, String> {
+        let mut command = Command::new(&self.binary);
+        command.envs(self.env.iter().cloned());
+        if let Some(config) = &self.config {
+            command.arg("--config-file").arg(config);
+        }
+        command
+            .arg("--no-logo")
+            .env("RESTATE_BASE_DIR", self.dir.join("restate-data"))
+            .env(
+                "RESTATE_INGRESS__BIND_ADDRESS",
+                format!("127.0.0.1:{}", self.ingress),
+            )
+            .env(
+                "RESTATE_ADMIN__BIND_ADDRESS",
+                format!("127.0.0.1:{}", self.admin),
+            )
+            .env("RESTATE_BIND_ADDRESS", format!("127.0.0.1:{}", self.node))
+            .env(
+                "RESTATE_ADVERTISED_ADDRESS",
+                format!("http://127.0.0.1:{}", self.node),
+            );
+        let log = self.dir.join(format!("restate-{}.log", free_port()));
+        Process::spawn(command, log).map_err(|e| e.to_string())
+    }
+}
+
+impl RestateServer {
+    /// Starts `binary` (see [`tool`]) with the configuration file `config`, if any, and the
+    /// extra environment `env`; waits until its ingress and admin ports listen.
+    pub fn start(
+        binary: &Path,
+        config: Option<&Path>,
+        dir: &Path,
+        env: &[(String, String)],
+    ) -> Result<RestateServer, String> {
+        let launch = Launch {
+            binary: binary.to_path_buf(),
+            config: config.map(Path::to_path_buf),
+            dir: dir.to_path_buf(),
+            env: env.to_vec(),
+            ingress: free_port(),
+            admin: free_port(),
+            node: free_port(),
+        };
+        let server = RestateServer {
+            process: launch.spawn()?,
+            ingress: launch.ingress,
+            admin: launch.admin,
+            launch,
+        };
+        server.wait_ready()?;
+        Ok(server)
+    }
+
+    fn wait_ready(&self) -> Result<(), String> {
+        let (ingress, admin) = (self.ingress, self.admin);
+        wait_until(
+            "the Restate server to listen",
+            Duration::from_secs(60),
+            || port_open(ingress) && port_open(admin),
+        )
+    }
+
+    /// kill -9 the server and start it again on the same ports and data directory.
+    pub fn restart(&mut self) -> Result<(), String> {
+        self.process.kill();
+        self.process = self.launch.spawn()?;
+        self.wait_ready()
+    }
+
+    /// Where the server keeps its data.
+    pub fn data_dir(&self) -> PathBuf {
+        self.launch.dir.join("restate-data")
+    }
+
+    /// The ingress URL.
+    pub fn ingress_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.ingress)
+    }
+
+    /// The admin API URL.
+    pub fn admin_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.admin)
+    }
+}
