@@ -1,9 +1,9 @@
 //! Applying one batch: its rows and its mark in the ledger in one transaction, exactly once.
 
+use super::csv::{csv_source, diagnose, insert_select, read_error};
 use super::ledger::{self, Job};
 use super::names;
-use super::schema::{Source, SqlType, columns, delete_match_column, key_column, table_name};
-use super::staging::{csv_source, diagnose, insert_select, read_error};
+use super::schema::{ColumnSource, SqlType, columns, delete_match_column, key_column, table_name};
 use super::{Connection, db_error, utc_now};
 use crate::error::{ImportError, ImportResult};
 use crate::extract::batches::{Batch, Op};
@@ -64,7 +64,8 @@ pub fn apply_batch(
                 }
                 ExtractType::Full => Ok(()),
             };
-            replaced.and_then(|()| insert_rows(&tx, job, batch.table, &source))
+            let any_order = batch.chunk.as_ref().is_some_and(|c| c.keys_unique);
+            replaced.and_then(|()| insert_rows(&tx, job, batch.table, &source, any_order))
         }
     };
     match applied {
@@ -249,31 +250,41 @@ fn has_unique_index(conn: &Connection, t: Table) -> Result<bool, duckdb::Error> 
 /// Inserts the chunk's lines as current rows of the extract. A Full names enterprises and
 /// establishments on the way (its denominations are already loaded, see [`crate::extract::batches`]); an
 /// Update leaves their names to finalize.
-fn insert_rows(conn: &Connection, job: &Job, t: Table, source: &str) -> Result<u64, duckdb::Error> {
+/// `any_order`: no key comes twice in `source` (the cutter saw to it), so its rows may reach
+/// the table in any order.
+fn insert_rows(
+    conn: &Connection,
+    job: &Job,
+    t: Table,
+    source: &str,
+    any_order: bool,
+) -> Result<u64, duckdb::Error> {
     // A database created by the old system may enforce its uniqueness key with an index: there
     // a line repeated within the chunk must not reach the table twice (the last one wins).
     // Without such an index finalize removes repeats over the whole extract at once.
     let unique = has_unique_index(conn, t)?;
-    insert_lines(conn, job, t, source, unique)
+    insert_lines(conn, job, t, source, unique, any_order)
 }
 
 /// Loads a whole data file of a Full in one statement, as current rows named on the way (its
 /// repeated lines are left to [`super::finalize::remove_repeated_keys`], as in the workflow):
 /// what the workflow's batches produce for it, without batches. The benchmark's same-output
-/// floor (`kbo-import bench`) is made of these.
+/// floor (`kbo-testkit bench`) is made of these.
 pub fn load_whole_file(conn: &Connection, job: &Job, t: Table, path: &Path) -> ImportResult<u64> {
     let source = insert_select(t, &csv_source(path, Member::Full(t)));
-    insert_lines(conn, job, t, &source, false).map_err(db_error("loading a whole file"))
+    insert_lines(conn, job, t, &source, false, false).map_err(db_error("loading a whole file"))
 }
 
 /// Inserts the lines of `source` as current rows of the extract; `unique`: a key repeated in
-/// `source` reaches the table once, from its last line.
+/// `source` reaches the table once, from its last line; `any_order`: no key repeats in
+/// `source`, so DuckDB need not keep the file's order.
 fn insert_lines(
     conn: &Connection,
     job: &Job,
     t: Table,
     source: &str,
     unique: bool,
+    any_order: bool,
 ) -> Result<u64, duckdb::Error> {
     let naming = match job.meta.extract_type {
         ExtractType::Full => names::naming(t),
@@ -302,18 +313,18 @@ fn insert_lines(
         let named = name_values.iter().find(|(column, _)| *column == c.name);
         let value = match (c.source, c.ty, named) {
             (_, _, Some((_, value))) => value.clone(),
-            (Source::Csv(_), SqlType::Date, _) => {
+            (ColumnSource::Csv(_), SqlType::Date, _) => {
                 format!("strptime(c.{}, '%d-%m-%Y')::DATE", c.name)
             }
-            (Source::Csv(_), SqlType::Text, _) => format!("c.{}", c.name),
+            (ColumnSource::Csv(_), SqlType::Text, _) => format!("c.{}", c.name),
             // Until finalize derives it, an enterprise is named by its number (never NULL).
-            (Source::Derived, _, _) if c.name == "primary_name" => {
+            (ColumnSource::Derived, _, _) if c.name == "primary_name" => {
                 "c.enterprise_number".to_string()
             }
-            (Source::Derived, _, _) if c.name == "id" || c.name == "entity_type" => {
+            (ColumnSource::Derived, _, _) if c.name == "id" || c.name == "entity_type" => {
                 format!("c.{}", c.name)
             }
-            (Source::Derived, _, _) => "NULL".to_string(),
+            (ColumnSource::Derived, _, _) => "NULL".to_string(),
         };
         columns_sql.push(c.name);
         values.push(value);
@@ -337,9 +348,20 @@ fn insert_lines(
         columns_sql.join(", "),
         values.join(", ")
     );
-    conn.execute(
+    // Rows inserted in the file's order matter only where a key may come twice (finalize keeps
+    // the last of them by row id) or where the statement numbers the lines itself. Elsewhere
+    // DuckDB may write them as its threads read them: it then writes row groups compressed
+    // at once instead of leaving them to the closing checkpoint, and holds less in memory.
+    let any_order = any_order && !ordered;
+    if any_order {
+        conn.execute_batch("SET preserve_insertion_order = false")?;
+    }
+    let inserted = conn.execute(
         &sql,
         params![job.meta.snapshot_date.iso(), job.meta.extract_number],
-    )
-    .map(|n| n as u64)
+    );
+    if any_order {
+        conn.execute_batch("RESET preserve_insertion_order")?;
+    }
+    inserted.map(|n| n as u64)
 }

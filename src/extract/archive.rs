@@ -1,11 +1,13 @@
 //! Opening an extract ZIP: member names, size limits, streaming unpack, header and meta checks.
 
+pub use super::chunker::Chunk;
+use super::chunker::ChunkWriter;
 use super::dialect::split_line;
 use super::meta::{ExtractType, Meta, MetaError};
 use super::tables::{Member, Table};
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::path::{Component, Path, PathBuf};
 use thiserror::Error;
 
@@ -28,18 +30,6 @@ impl Default for Limits {
             max_ratio: 200,
         }
     }
-}
-
-/// One piece of a data member: a CSV file of its own, header first, then whole lines.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Chunk {
-    /// File name in the unpack folder, e.g. `activity.3.csv`.
-    pub file: String,
-    /// Line number, in the member, of the chunk's first line after the header (the member's
-    /// header is line 1).
-    pub first_line: u64,
-    /// Lines in the chunk after the header.
-    pub lines: u64,
 }
 
 /// An extract unpacked to disk and checked: its meta data and every member, data members cut
@@ -225,7 +215,10 @@ pub fn unpack(
                 member: raw_name.clone(),
                 reason: e.to_string(),
             },
-            CopyError::Write(e) => out.write_error(e),
+            CopyError::Write(source) => ArchiveError::Write {
+                path: out.current_path(),
+                source,
+            },
         })?;
         if copied > budget {
             return Err(too_large(format!(
@@ -367,227 +360,6 @@ fn check_header(member: Member, header: &[u8]) -> Result<(), ArchiveError> {
     }
 }
 
-/// Where the CSV reader stands within a field, as DuckDB's reader sees it: a quote opens a
-/// quoted value only at the start of a field (`"O'Brien"`), and is an ordinary character
-/// inside an unquoted one (`O"Brien`); inside a quoted value, `""` is a quote.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Field {
-    /// At the start of a field (after a comma or a line end).
-    Start,
-    /// Inside a value that did not start with a quote.
-    Unquoted,
-    /// Inside a quoted value.
-    Quoted,
-    /// Just after a quote inside a quoted value: the value's end, or the first of `""`.
-    QuoteInQuoted,
-}
-
-impl Field {
-    /// The state after byte `b` (a line end is the caller's business).
-    fn next(self, b: u8) -> Field {
-        match (self, b) {
-            (Field::Quoted, b'"') => Field::QuoteInQuoted,
-            (Field::Quoted, _) => Field::Quoted,
-            (Field::QuoteInQuoted, b'"') => Field::Quoted,
-            (Field::Start, b'"') => Field::Quoted,
-            (_, b',') => Field::Start,
-            (state, b'\r') => state,
-            _ => Field::Unquoted,
-        }
-    }
-}
-
-/// A UTF-8 byte-order mark, which may open a member and is not part of its first field.
-const BOM: &[u8] = b"\xEF\xBB\xBF";
-
-/// Writes a member as chunk files of at most `lines_per_chunk` lines each, every chunk
-/// starting with the member's header. Lines end at a newline outside a quoted value (see
-/// [`Field`]), so a quoted value holding a newline stays whole and a stray quote inside an
-/// unquoted value changes nothing. Line ends are written as `\n` whether the file has LF, CRLF
-/// or both (DuckDB's strict CSV reader refuses a file that mixes them); inside quotes, bytes
-/// are kept as they are.
-struct ChunkWriter {
-    dir: PathBuf,
-    member: Member,
-    lines_per_chunk: u64,
-    header: Vec<u8>,
-    header_done: bool,
-    field: Field,
-    /// Bytes of the member seen so far, up to the length of a byte-order mark.
-    seen: usize,
-    /// A `\r` outside quotes ended the last buffer: dropped if a `\n` follows.
-    pending_cr: bool,
-    out: Option<BufWriter<File>>,
-    partial: bool,
-    chunks: Vec<Chunk>,
-    next_line: u64,
-}
-
-impl ChunkWriter {
-    fn new(dir: &Path, member: Member, lines_per_chunk: u64) -> ChunkWriter {
-        ChunkWriter {
-            dir: dir.to_path_buf(),
-            member,
-            lines_per_chunk,
-            header: Vec::new(),
-            header_done: false,
-            field: Field::Start,
-            seen: 0,
-            pending_cr: false,
-            out: None,
-            partial: false,
-            chunks: Vec::new(),
-            next_line: 2,
-        }
-    }
-
-    fn file_name(&self, number: usize) -> String {
-        if self.lines_per_chunk == u64::MAX {
-            self.member.file_name()
-        } else {
-            let name = self.member.file_name();
-            let stem = name.trim_end_matches(".csv");
-            format!("{stem}.{number}.csv")
-        }
-    }
-
-    fn write_error(&self, source: std::io::Error) -> ArchiveError {
-        ArchiveError::Write {
-            path: self.dir.join(self.file_name(self.chunks.len())),
-            source,
-        }
-    }
-
-    /// Writes bytes of the current line, opening a chunk (header first) when none is open.
-    fn body(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        if bytes.is_empty() {
-            return Ok(());
-        }
-        if self.out.is_none() {
-            let file = self.file_name(self.chunks.len() + 1);
-            let mut out = BufWriter::with_capacity(1 << 20, File::create(self.dir.join(&file))?);
-            out.write_all(&self.header)?;
-            self.chunks.push(Chunk {
-                file,
-                first_line: self.next_line,
-                lines: 0,
-            });
-            self.out = Some(out);
-        }
-        self.partial = true;
-        self.out.as_mut().expect("opened above").write_all(bytes)
-    }
-
-    /// Bytes of the current line (header or data).
-    fn push(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        if self.header_done {
-            self.body(bytes)
-        } else {
-            self.header.extend_from_slice(bytes);
-            Ok(())
-        }
-    }
-
-    /// The current line ends (outside quotes): written with `\n`.
-    fn line_end(&mut self) -> std::io::Result<()> {
-        if self.header_done {
-            self.body(b"\n")?;
-            self.end_line()
-        } else {
-            self.header.push(b'\n');
-            self.header_done = true;
-            Ok(())
-        }
-    }
-
-    /// A line ended.
-    fn end_line(&mut self) -> std::io::Result<()> {
-        self.partial = false;
-        self.next_line += 1;
-        let chunk = self
-            .chunks
-            .last_mut()
-            .expect("a line was written to a chunk");
-        chunk.lines += 1;
-        if chunk.lines >= self.lines_per_chunk
-            && let Some(mut out) = self.out.take()
-        {
-            out.flush()?;
-        }
-        Ok(())
-    }
-
-    /// Closes the last chunk; returns the header line and the chunks.
-    fn finish(mut self) -> std::io::Result<(Vec<u8>, Vec<Chunk>)> {
-        // A `\r` at the very end ended the last line: dropped.
-        self.pending_cr = false;
-        if self.partial {
-            self.end_line()?;
-        }
-        if let Some(mut out) = self.out.take() {
-            out.flush()?;
-        }
-        if self.lines_per_chunk == u64::MAX && self.chunks.is_empty() {
-            // A whole file (meta.csv, code.csv) exists even when it holds only its header.
-            let file = self.file_name(1);
-            std::fs::write(self.dir.join(&file), &self.header)?;
-            self.chunks.push(Chunk {
-                file,
-                first_line: 2,
-                lines: 0,
-            });
-        }
-        Ok((self.header, self.chunks))
-    }
-}
-
-impl Write for ChunkWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        if std::mem::take(&mut self.pending_cr) && buf[0] != b'\n' {
-            // A lone `\r`, not a line end: kept.
-            self.push(b"\r")?;
-        }
-        let mut start = 0;
-        for (i, &b) in buf.iter().enumerate() {
-            if self.seen < BOM.len() {
-                let in_bom = b == BOM[self.seen];
-                self.seen = if in_bom { self.seen + 1 } else { BOM.len() };
-                if in_bom {
-                    continue;
-                }
-            }
-            if b == b'\n' && self.field != Field::Quoted {
-                let line = &buf[start..i];
-                self.push(line.strip_suffix(b"\r").unwrap_or(line))?;
-                self.line_end()?;
-                self.field = Field::Start;
-                start = i + 1;
-            } else {
-                self.field = self.field.next(b);
-            }
-        }
-        let rest = &buf[start..];
-        match rest.strip_suffix(b"\r") {
-            Some(before) if self.field != Field::Quoted => {
-                self.push(before)?;
-                self.pending_cr = true;
-            }
-            _ => self.push(rest)?,
-        }
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        match self.out.as_mut() {
-            Some(out) => out.flush(),
-            None => Ok(()),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -695,52 +467,6 @@ mod tests {
             !first.contains('\r') && !second.contains('\r'),
             "CRLF line ends become LF: {first:?}"
         );
-    }
-
-    #[test]
-    fn a_quote_inside_an_unquoted_value_is_a_plain_character() {
-        // As DuckDB reads it: `O"Brien` is one value; a quote opens a quoted value only at the
-        // start of a field. A BOM opens the member; lines end in CRLF.
-        let text: &[u8] = b"\xEF\xBB\xBF\"EntityNumber\",\"Denomination\"\r\n\"0200.000.097\",O\"Brien\r\n\"0200.000.196\",\"a, \"\"b\"\"\r\nc\"\r\n0200.000.295,x\"y\"z\r\n\"0200.000.394\",\"D\"\r\n";
-        for split in 0..text.len() {
-            let dir = tempfile::tempdir().unwrap();
-            let mut writer = ChunkWriter::new(dir.path(), Member::Code, 2);
-            writer.write_all(&text[..split]).unwrap();
-            writer.write_all(&text[split..]).unwrap();
-            let (header, chunks) = writer.finish().unwrap();
-            assert_eq!(
-                header, b"\xEF\xBB\xBF\"EntityNumber\",\"Denomination\"\n",
-                "split at {split}"
-            );
-            let lines: Vec<(u64, u64)> = chunks.iter().map(|c| (c.first_line, c.lines)).collect();
-            assert_eq!(lines, vec![(2, 2), (4, 2)], "split at {split}");
-            let second = std::fs::read_to_string(dir.path().join(&chunks[1].file)).unwrap();
-            assert!(
-                second.ends_with("\n0200.000.295,x\"y\"z\n\"0200.000.394\",\"D\"\n"),
-                "split at {split}: {second}"
-            );
-        }
-    }
-
-    #[test]
-    fn line_ends_become_lf_wherever_the_buffers_break() {
-        let text: &[u8] =
-            b"\"A\",\"B\"\r\n\"1\",\"x\r\ny\"\r\n\"2\",\"z\"\n\"3\",\"a\rb\"\r\n\"4\",\"w\"\r";
-        for split in 0..text.len() {
-            let dir = tempfile::tempdir().unwrap();
-            let mut writer = ChunkWriter::new(dir.path(), Member::Code, u64::MAX);
-            writer.write_all(&text[..split]).unwrap();
-            writer.write_all(&text[split..]).unwrap();
-            let (header, chunks) = writer.finish().unwrap();
-            assert_eq!(header, b"\"A\",\"B\"\n", "split at {split}");
-            assert_eq!(chunks[0].lines, 4, "split at {split}");
-            let body = std::fs::read(dir.path().join(&chunks[0].file)).unwrap();
-            assert_eq!(
-                String::from_utf8(body).unwrap(),
-                "\"A\",\"B\"\n\"1\",\"x\r\ny\"\n\"2\",\"z\"\n\"3\",\"a\rb\"\n\"4\",\"w\"",
-                "split at {split}: quoted bytes kept, line ends LF"
-            );
-        }
     }
 
     #[test]

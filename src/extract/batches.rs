@@ -167,6 +167,7 @@ mod tests {
                         file: format!("{member}.{}", i + 1),
                         first_line: line,
                         lines: *n,
+                        keys_unique: false,
                     };
                     line += n;
                     c

@@ -9,6 +9,7 @@
 
 pub mod archive;
 pub mod batches;
+pub mod chunker;
 pub mod date;
 pub mod dialect;
 pub mod file_name;

@@ -63,6 +63,20 @@ impl Table {
         }
     }
 
+    /// The columns of the table's full and insert files (indexes into [`Table::columns`]) that
+    /// make up a line's key in the register, or that two lines with the same key share: the
+    /// key's own columns; for denominations and contacts, whose `id` ends in a digest of the
+    /// name or value, the columns before it.
+    pub fn key_columns(self) -> &'static [usize] {
+        match self {
+            Table::Enterprise | Table::Establishment | Table::Branch => &[0],
+            Table::Denomination => &[0, 1, 2],
+            Table::Address => &[0, 1],
+            Table::Contact => &[0, 1, 2],
+            Table::Activity => &[0, 1, 2, 3, 4],
+        }
+    }
+
     /// The header of the table's full and insert files, exactly as FORMAT.md gives it.
     pub fn columns(self) -> &'static [&'static str] {
         match self {

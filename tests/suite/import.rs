@@ -393,8 +393,17 @@ async fn a_full_holds_exactly_its_lines_and_the_next_full_retires_every_row_of_i
 
 /// The first two fields of the first data line of a member.
 fn first_key(zip: &std::path::Path, member: &str) -> (String, String) {
+    key_of_line(zip, member, 1)
+}
+
+fn second_key(zip: &std::path::Path, member: &str) -> (String, String) {
+    key_of_line(zip, member, 2)
+}
+
+/// The first two values of line `n` (0: the header) of a member.
+fn key_of_line(zip: &std::path::Path, member: &str, n: usize) -> (String, String) {
     let text = member_text(zip, member);
-    let fields = kbo_import::extract::dialect::split_line(text.lines().nth(1).unwrap()).unwrap();
+    let fields = kbo_import::extract::dialect::split_line(text.lines().nth(n).unwrap()).unwrap();
     (
         fields[0].clone().unwrap(),
         fields[1].clone().unwrap_or_default(),
@@ -421,6 +430,18 @@ async fn a_key_repeated_with_other_values_keeps_its_last_line_across_batches() {
             )),
             _ => None,
         };
+        if member == "address.csv" {
+            // The second address comes again right after itself, with other values: within
+            // one chunk, the later line is the register's too.
+            let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+            let fields: Vec<&str> = lines[2].split(',').collect();
+            let again = format!(
+                "{},{},,,\"2000\",\"Antwerpen\",\"Anvers\",\"Tussenstraat\",\"Rue du Milieu\",\"7\",,,",
+                fields[0], fields[1]
+            );
+            lines.insert(3, again);
+            text = lines.join("\n");
+        }
         if let Some(line) = line {
             // CRLF, whatever the file uses: a file mixing line ends is read all the same.
             let newline = "\r\n";
@@ -456,6 +477,16 @@ async fn a_key_repeated_with_other_values_keeps_its_last_line_across_batches() {
             )
         ),
         ["{'street_nl': Laatste Straat, 'house_number': 9}"]
+    );
+    let (second, second_type) = second_key(&chain.full, "address.csv");
+    assert_eq!(
+        rows(
+            &conn,
+            &format!(
+                "SELECT street_nl, house_number FROM addresses WHERE _is_current AND id = '{second}_{second_type}'"
+            )
+        ),
+        ["{'street_nl': Tussenstraat, 'house_number': 7}"]
     );
     // Its name still comes from its denominations (derived while inserting the Full).
     assert_eq!(
