@@ -32,7 +32,9 @@ impl RestateClient {
             ingress: ingress.trim_end_matches('/').to_string(),
             admin: admin.trim_end_matches('/').to_string(),
             token,
-            http: reqwest::Client::new(),
+            http: crate::download::client_builder()
+                .build()
+                .expect("the HTTP client's settings are valid"),
         }
     }
 

@@ -125,22 +125,6 @@ impl Config {
 
     /// Reads the configuration through `get`, which answers an environment variable's value.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        fn parse<T: std::str::FromStr>(
-            get: &impl Fn(&str) -> Option<String>,
-            var: &'static str,
-            default: T,
-            expected: &'static str,
-        ) -> Result<T, ConfigError> {
-            match get(var) {
-                None => Ok(default),
-                Some(v) => v.trim().parse().map_err(|_| ConfigError {
-                    var,
-                    value: v,
-                    expected: expected.into(),
-                }),
-            }
-        }
-        let database = DatabaseTarget::from_environment(&get)?;
         let work_dir = PathBuf::from(get("KBO_WORK_DIR").unwrap_or_else(|| "kbo-work".into()));
         let batch_rows: u64 = parse(
             &get,
@@ -155,77 +139,16 @@ impl Config {
                 expected: "a positive number of rows".into(),
             });
         }
-        let defaults = Limits::default();
         Ok(Config {
             port: parse(&get, "PORT", 9080, "a TCP port number")?,
-            database,
+            database: DatabaseTarget::from_environment(&get)?,
             batch_rows,
             allow_file_urls: parse(&get, "KBO_ALLOW_FILE_URLS", false, "true or false")?,
-            retries: RetrySettings {
-                network_attempts: parse(
-                    &get,
-                    "KBO_RETRY_NETWORK_ATTEMPTS",
-                    RetrySettings::default().network_attempts,
-                    "a positive number of attempts",
-                )?,
-                local_attempts: parse(
-                    &get,
-                    "KBO_RETRY_LOCAL_ATTEMPTS",
-                    RetrySettings::default().local_attempts,
-                    "a positive number of attempts",
-                )?,
-            },
-            download: crate::download::DownloadPolicy {
-                max_bytes: parse(
-                    &get,
-                    "KBO_MAX_DOWNLOAD_BYTES",
-                    crate::download::DownloadPolicy::default().max_bytes,
-                    "a number of bytes",
-                )?,
-                allow_private_hosts: parse(
-                    &get,
-                    "KBO_ALLOW_PRIVATE_HOSTS",
-                    false,
-                    "true or false",
-                )?,
-            },
+            retries: retry_settings(&get)?,
+            download: download_policy(&get)?,
             history_months: parse(&get, "KBO_HISTORY_MONTHS", 24, "a whole number of months")?,
-            duckdb: DuckDbSettings {
-                memory_limit: get("KBO_DUCKDB_MEMORY_LIMIT").unwrap_or_else(|| "1536MB".into()),
-                threads: match get("KBO_DUCKDB_THREADS") {
-                    None => None,
-                    Some(_) => Some(parse(&get, "KBO_DUCKDB_THREADS", 0, "a number of threads")?),
-                },
-                temp_dir: get("KBO_DUCKDB_TEMP_DIR")
-                    .map(PathBuf::from)
-                    .unwrap_or_else(|| work_dir.join("duckdb-tmp")),
-                checkpoint_wal_mb: parse(
-                    &get,
-                    "KBO_DUCKDB_CHECKPOINT_WAL_MB",
-                    64,
-                    "a number of MiB",
-                )?,
-            },
-            limits: Limits {
-                max_member_bytes: parse(
-                    &get,
-                    "KBO_MAX_MEMBER_BYTES",
-                    defaults.max_member_bytes,
-                    "a number of bytes",
-                )?,
-                max_total_bytes: parse(
-                    &get,
-                    "KBO_MAX_TOTAL_BYTES",
-                    defaults.max_total_bytes,
-                    "a number of bytes",
-                )?,
-                max_ratio: parse(
-                    &get,
-                    "KBO_MAX_COMPRESSION_RATIO",
-                    defaults.max_ratio,
-                    "a whole number",
-                )?,
-            },
+            duckdb: duckdb_settings(&get, &work_dir)?,
+            limits: limits(&get)?,
             identity_keys: identity_keys(&get)?,
             blob: crate::blob::BlobSettings::from_lookup(&get),
             restate_admin: get("RESTATE_ADMIN_URL").map(|url| RestateAdmin {
@@ -247,6 +170,98 @@ impl Config {
             work_dir,
         })
     }
+}
+
+/// The value of `var` parsed, `default` when it is unset; `expected` says what it should be.
+fn parse<T: std::str::FromStr>(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    default: T,
+    expected: &'static str,
+) -> Result<T, ConfigError> {
+    match get(var) {
+        None => Ok(default),
+        Some(v) => v.trim().parse().map_err(|_| ConfigError {
+            var,
+            value: v,
+            expected: expected.into(),
+        }),
+    }
+}
+
+/// `KBO_RETRY_NETWORK_ATTEMPTS`, `KBO_RETRY_LOCAL_ATTEMPTS`.
+fn retry_settings(get: &impl Fn(&str) -> Option<String>) -> Result<RetrySettings, ConfigError> {
+    let defaults = RetrySettings::default();
+    let attempts = "a positive number of attempts";
+    Ok(RetrySettings {
+        network_attempts: parse(
+            get,
+            "KBO_RETRY_NETWORK_ATTEMPTS",
+            defaults.network_attempts,
+            attempts,
+        )?,
+        local_attempts: parse(
+            get,
+            "KBO_RETRY_LOCAL_ATTEMPTS",
+            defaults.local_attempts,
+            attempts,
+        )?,
+    })
+}
+
+/// `KBO_MAX_DOWNLOAD_BYTES`, `KBO_ALLOW_PRIVATE_HOSTS`.
+fn download_policy(
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<crate::download::DownloadPolicy, ConfigError> {
+    let defaults = crate::download::DownloadPolicy::default();
+    Ok(crate::download::DownloadPolicy {
+        max_bytes: parse(
+            get,
+            "KBO_MAX_DOWNLOAD_BYTES",
+            defaults.max_bytes,
+            "a number of bytes",
+        )?,
+        allow_private_hosts: parse(get, "KBO_ALLOW_PRIVATE_HOSTS", false, "true or false")?,
+    })
+}
+
+/// `KBO_DUCKDB_*`; DuckDB spills into `<work dir>/duckdb-tmp` unless told otherwise.
+fn duckdb_settings(
+    get: &impl Fn(&str) -> Option<String>,
+    work_dir: &std::path::Path,
+) -> Result<DuckDbSettings, ConfigError> {
+    Ok(DuckDbSettings {
+        memory_limit: get("KBO_DUCKDB_MEMORY_LIMIT").unwrap_or_else(|| "1536MB".into()),
+        threads: match get("KBO_DUCKDB_THREADS") {
+            None => None,
+            Some(_) => Some(parse(get, "KBO_DUCKDB_THREADS", 0, "a number of threads")?),
+        },
+        temp_dir: get("KBO_DUCKDB_TEMP_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| work_dir.join("duckdb-tmp")),
+        checkpoint_wal_mb: parse(get, "KBO_DUCKDB_CHECKPOINT_WAL_MB", 64, "a number of MiB")?,
+    })
+}
+
+/// `KBO_MAX_MEMBER_BYTES`, `KBO_MAX_TOTAL_BYTES`, `KBO_MAX_COMPRESSION_RATIO`.
+fn limits(get: &impl Fn(&str) -> Option<String>) -> Result<Limits, ConfigError> {
+    let defaults = Limits::default();
+    let bytes = "a number of bytes";
+    Ok(Limits {
+        max_member_bytes: parse(
+            get,
+            "KBO_MAX_MEMBER_BYTES",
+            defaults.max_member_bytes,
+            bytes,
+        )?,
+        max_total_bytes: parse(get, "KBO_MAX_TOTAL_BYTES", defaults.max_total_bytes, bytes)?,
+        max_ratio: parse(
+            get,
+            "KBO_MAX_COMPRESSION_RATIO",
+            defaults.max_ratio,
+            "a whole number",
+        )?,
+    })
 }
 
 /// The request-identity keys of `RESTATE_IDENTITY_KEYS` and of `RESTATE_SIGNING_PUBLIC_KEY`

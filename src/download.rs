@@ -140,10 +140,8 @@ impl DownloadPolicy {
     /// allows, and every redirect is checked again (scheme and address).
     pub fn client(&self) -> reqwest::Client {
         let policy = *self;
-        reqwest::Client::builder()
-            .connect_timeout(std::time::Duration::from_secs(30))
+        client_builder()
             .read_timeout(STALL)
-            .user_agent(concat!("kbo-import/", env!("CARGO_PKG_VERSION")))
             .dns_resolver(std::sync::Arc::new(PolicyResolver(policy)))
             .redirect(reqwest::redirect::Policy::custom(move |attempt| {
                 if attempt.previous().len() >= 10 {
@@ -161,6 +159,14 @@ impl DownloadPolicy {
 
 /// A download that brings no byte for this long is broken off (and retried).
 pub const STALL: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The service's HTTP client settings, shared by every client it makes (extract URLs, the KBO
+/// portal, Vercel Blob, Restate): a connect timeout and the service's user agent.
+pub fn client_builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(30))
+        .user_agent(concat!("kbo-import/", env!("CARGO_PKG_VERSION")))
+}
 
 /// Resolves host names, keeping only the addresses the policy allows.
 struct PolicyResolver(DownloadPolicy);

@@ -7,6 +7,7 @@
 
 use restate_sdk::errors::{HandlerError, TerminalError};
 use std::fmt;
+use std::sync::Arc;
 
 /// Whether trying again may help.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,14 +18,27 @@ pub enum ErrorKind {
     Retryable,
 }
 
-/// An error of the import, with the message an operator reads.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An error of the import: the message an operator reads, whether a retry may help, and the
+/// error that caused it (DuckDB's, the file system's, the network's), kept for the logs.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
 pub struct ImportError {
-    /// Terminal or retryable.
+    /// Terminal or retryable, decided where the cause is known.
     pub kind: ErrorKind,
     /// What failed, for which file/line/extract, and what to do.
     pub message: String,
+    /// The underlying error.
+    #[source]
+    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
 }
+
+impl PartialEq for ImportError {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind == other.kind && self.message == other.message
+    }
+}
+
+impl Eq for ImportError {}
 
 /// The longest message an error carries: messages quote input (a header line, a value, a
 /// DuckDB error that quotes a line), and they are kept in Restate's journal, `getProgress` and
@@ -39,18 +53,27 @@ fn clean(message: String) -> String {
 impl ImportError {
     /// A fault of the input or request.
     pub fn terminal(message: impl Into<String>) -> Self {
-        ImportError {
-            kind: ErrorKind::Terminal,
-            message: clean(message.into()),
-        }
+        ImportError::new(ErrorKind::Terminal, message)
     }
 
     /// A passing fault.
     pub fn retryable(message: impl Into<String>) -> Self {
+        ImportError::new(ErrorKind::Retryable, message)
+    }
+
+    /// An error of `kind`.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         ImportError {
-            kind: ErrorKind::Retryable,
+            kind,
             message: clean(message.into()),
+            source: None,
         }
+    }
+
+    /// The same error, caused by `source`.
+    pub fn caused_by(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Arc::new(source));
+        self
     }
 
     /// True for terminal errors.
@@ -61,19 +84,11 @@ impl ImportError {
     /// The same error with `context` in front of its message.
     pub fn context(self, context: impl fmt::Display) -> Self {
         ImportError {
-            kind: self.kind,
             message: clean(format!("{context}: {}", self.message)),
+            ..self
         }
     }
 }
-
-impl fmt::Display for ImportError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for ImportError {}
 
 impl ImportError {
     /// The error as Restate's handler error: terminal stays terminal, retryable is retried.
@@ -124,5 +139,19 @@ mod tests {
         let e = e.context("prepare");
         assert!(e.message.starts_with("prepare: enterprise.csv"));
         assert!(e.is_terminal());
+    }
+
+    #[test]
+    fn an_error_keeps_its_cause() {
+        use std::error::Error;
+        let io = std::io::Error::new(std::io::ErrorKind::StorageFull, "no space left");
+        let e = ImportError::retryable("could not write activity.3.csv").caused_by(io);
+        assert_eq!(e.to_string(), "could not write activity.3.csv");
+        assert_eq!(
+            e.source().map(|s| s.to_string()).as_deref(),
+            Some("no space left")
+        );
+        let e = e.context("prepare");
+        assert!(e.source().is_some(), "context keeps the cause");
     }
 }

@@ -10,6 +10,10 @@
 //! - [`workflow`]: the `KboImport` workflow; [`sync`]: the `KboSync` object;
 //! - [`config`], [`server`]: settings from the environment, the Restate endpoint.
 //!
+//! "The old app" in comments is stevenn/NewAgeKBO, whose import this service replaces and
+//! whose web application reads the register (`docs/old-app.md`); the input is described in
+//! `docs/format.md`, the tables in `docs/contract.md`.
+//!
 //! Test and benchmark support (the extract generator, the benchmark, the Restate harness) is
 //! the workspace crate `kbo-testkit` (`testkit/`).
 

@@ -18,11 +18,15 @@ ORDER BY e.enterprise_number LIMIT 5";
 pub struct Summary {
     /// (table, current rows, all rows).
     pub tables: Vec<(&'static str, i64, i64)>,
-    /// The last jobs: (workflow and job id, extract number, type, status, inserted, deleted).
-    pub jobs: Vec<(String, i64, String, String, i64, i64)>,
+    /// The last jobs.
+    pub jobs: Vec<JobLine>,
     /// The sample query's rows.
     pub sample: Vec<[String; 3]>,
 }
+
+/// A job as `inspect` shows it: workflow and job id, extract number, type, status, rows
+/// inserted, rows retired.
+pub type JobLine = (String, i64, String, String, i64, i64);
 
 /// Reads the summary, or `None` when the database holds no register yet (no tables, or no
 /// job and no rows).
@@ -61,15 +65,22 @@ pub fn summary(conn: &Connection) -> ImportResult<Option<Summary>> {
             .map_err(&err)?;
         tables.push((name, current, all));
     }
+    Ok(Some(Summary {
+        tables,
+        jobs: last_jobs(conn).map_err(&err)?,
+        sample: sample(conn).map_err(&err)?,
+    }))
+}
+
+/// The last five jobs, named by workflow and job id.
+fn last_jobs(conn: &Connection) -> duckdb::Result<Vec<JobLine>> {
     // A database of the old system may not have the service's own workflow table yet.
-    let workflows: bool = conn
-        .query_row(
-            "SELECT count(*) > 0 FROM duckdb_tables()
-             WHERE database_name = current_database() AND table_name = 'import_job_workflows'",
-            [],
-            |r| r.get(0),
-        )
-        .map_err(&err)?;
+    let workflows: bool = conn.query_row(
+        "SELECT count(*) > 0 FROM duckdb_tables()
+         WHERE database_name = current_database() AND table_name = 'import_job_workflows'",
+        [],
+        |r| r.get(0),
+    )?;
     let (who, from) = if workflows {
         (
             "coalesce(w.workflow_id || ' (job ' || j.id || ')', j.id)",
@@ -78,42 +89,35 @@ pub fn summary(conn: &Connection) -> ImportResult<Option<Summary>> {
     } else {
         ("j.id", "import_jobs j")
     };
-    let mut stmt = conn
-        .prepare(&format!(
-            "SELECT {who}, j.extract_number, j.extract_type, j.status,
-                    coalesce(j.records_inserted, 0), coalesce(j.records_deleted, 0)
-             FROM {from} ORDER BY j.extract_number DESC LIMIT 5"
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {who}, j.extract_number, j.extract_type, j.status,
+                coalesce(j.records_inserted, 0), coalesce(j.records_deleted, 0)
+         FROM {from} ORDER BY j.extract_number DESC LIMIT 5"
+    ))?;
+    stmt.query_map([], |r| {
+        Ok((
+            r.get(0)?,
+            r.get(1)?,
+            r.get(2)?,
+            r.get(3)?,
+            r.get(4)?,
+            r.get(5)?,
         ))
-        .map_err(&err)?;
-    let jobs = stmt
-        .query_map([], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-            ))
-        })
-        .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
-        .map_err(&err)?;
-    let mut stmt = conn.prepare(SAMPLE_QUERY).map_err(&err)?;
-    let sample = stmt
-        .query_map([], |r| {
-            Ok([
-                r.get(0)?,
-                r.get(1)?,
-                r.get::<_, Option<String>>(2)?.unwrap_or_default(),
-            ])
-        })
-        .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
-        .map_err(&err)?;
-    Ok(Some(Summary {
-        tables,
-        jobs,
-        sample,
-    }))
+    })?
+    .collect()
+}
+
+/// The rows of [`SAMPLE_QUERY`].
+fn sample(conn: &Connection) -> duckdb::Result<Vec<[String; 3]>> {
+    let mut stmt = conn.prepare(SAMPLE_QUERY)?;
+    stmt.query_map([], |r| {
+        Ok([
+            r.get(0)?,
+            r.get(1)?,
+            r.get::<_, Option<String>>(2)?.unwrap_or_default(),
+        ])
+    })?
+    .collect()
 }
 
 impl fmt::Display for Summary {

@@ -20,7 +20,7 @@ pub mod schema;
 pub mod target;
 pub mod version;
 
-use crate::error::{ImportError, ImportResult};
+use crate::error::{ErrorKind, ImportError, ImportResult};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -91,7 +91,11 @@ impl Database {
         let kept = open.take();
         let target = self.target.clone();
         let settings = self.settings.clone();
+        // The step's span (job id, workflow id, batch) goes along into the blocking work, so
+        // that the database layer's log lines carry it.
+        let span = tracing::Span::current();
         let (result, conn) = tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
             let started = Instant::now();
             let mut conn = match kept {
                 Some(open) => open.conn,
@@ -292,24 +296,26 @@ pub fn sql_literal(value: &str) -> String {
 
 /// Maps a DuckDB error to an import error, classified by what DuckDB says went wrong.
 pub fn db_error(context: &'static str) -> impl Fn(duckdb::Error) -> ImportError {
-    move |e| {
-        let text = e.to_string();
-        let terminal = [
-            "Constraint Error",
-            "Conversion Error",
-            "Invalid Input Error",
-            "Binder Error",
-            "Parser Error",
-            "Catalog Error",
-        ]
-        .iter()
-        .any(|kind| text.contains(kind));
-        let message = format!("{context}: {text}");
-        if terminal {
-            ImportError::terminal(message)
-        } else {
-            ImportError::retryable(message)
-        }
+    move |e| ImportError::new(error_kind(&e), format!("{context}: {e}")).caused_by(e)
+}
+
+/// Whether a DuckDB error is the statement's or the data's fault (terminal) or the moment's
+/// (retryable: I/O, a lock, memory), by DuckDB's own error type, which opens its message
+/// (`Constraint Error: …`, `IO Error: …`).
+pub fn error_kind(e: &duckdb::Error) -> ErrorKind {
+    const TERMINAL: [&str; 6] = [
+        "Constraint Error",
+        "Conversion Error",
+        "Invalid Input Error",
+        "Binder Error",
+        "Parser Error",
+        "Catalog Error",
+    ];
+    let text = e.to_string();
+    if TERMINAL.iter().any(|kind| text.contains(kind)) {
+        ErrorKind::Terminal
+    } else {
+        ErrorKind::Retryable
     }
 }
 

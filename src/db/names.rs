@@ -1,4 +1,4 @@
-//! The derived names of SCHEMA.md, defined once: a Full derives them while it inserts
+//! The derived names of docs/contract.md, defined once: a Full derives them while it inserts
 //! enterprises and establishments (its denominations are loaded first), finalize derives them
 //! again after an Update for the entities whose names or rows changed.
 

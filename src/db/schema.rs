@@ -1,4 +1,4 @@
-//! The tables of SCHEMA.md (the contract the old web app reads), and how CSV columns map to them.
+//! The tables of docs/contract.md (the contract the old web app reads), and how CSV columns map to them.
 //!
 //! Every identifier that reaches SQL comes from the fixed lists in this module.
 

@@ -102,7 +102,7 @@ pub enum ArchiveError {
     /// `meta.csv` is unusable.
     #[error(transparent)]
     Meta(#[from] MetaError),
-    /// A member's first line is not the header FORMAT.md gives.
+    /// A member's first line is not the header docs/format.md gives.
     #[error("{member}: the header is {found:?} but a KBO extract has {expected:?}")]
     Header {
         /// The member.
@@ -181,55 +181,20 @@ pub fn unpack(
         if files.contains_key(&member) {
             return Err(ArchiveError::Duplicate(base));
         }
-        let declared = entry.size();
-        let too_large = |reason: String| ArchiveError::TooLarge {
-            member: raw_name.clone(),
-            reason,
-        };
-        if declared > limits.max_member_bytes {
-            return Err(too_large(format!(
-                "it declares {declared} bytes, more than the bound of {}",
-                limits.max_member_bytes
-            )));
-        }
-        let compressed = entry.compressed_size().max(1);
-        if declared > (1 << 20) && declared / compressed > limits.max_ratio {
-            return Err(too_large(format!(
-                "it expands {}-fold, more than the bound of {}",
-                declared / compressed,
-                limits.max_ratio
-            )));
-        }
-
         let budget = limits
             .max_member_bytes
             .min(limits.max_total_bytes.saturating_sub(total));
-        let whole = matches!(member, Member::Meta | Member::Code);
-        let mut out = ChunkWriter::new(
+        let cut = Cut {
             dest,
             member,
-            if whole { u64::MAX } else { chunk_lines.max(1) },
-        );
-        let copied = copy_bounded(&mut entry, &mut out, budget).map_err(|e| match e {
-            CopyError::Read(e) => ArchiveError::Corrupt {
-                member: raw_name.clone(),
-                reason: e.to_string(),
-            },
-            CopyError::Write(source) => ArchiveError::Write {
-                path: out.current_path(),
-                source,
-            },
-        })?;
-        if copied > budget {
-            return Err(too_large(format!(
-                "it expands beyond {budget} bytes, past the member or total bound"
-            )));
-        }
+            name: &raw_name,
+            limits,
+            budget,
+            chunk_lines,
+        };
+        let (declared, compressed) = (entry.size(), entry.compressed_size());
+        let (copied, header, chunks) = cut.run(declared, compressed, &mut entry)?;
         total += copied;
-        let (header, chunks) = out.finish().map_err(|e| ArchiveError::Write {
-            path: dest.to_path_buf(),
-            source: e,
-        })?;
         headers.insert(member, header);
         files.insert(member, chunks);
     }
@@ -240,6 +205,21 @@ pub fn unpack(
             "ignored {ignored} ZIP members that are not part of the KBO format (the first {NAMED_IGNORED} are named above)"
         );
     }
+    let meta = check_members(dest, &files, &headers)?;
+    Ok(Unpacked {
+        dir: dest.to_path_buf(),
+        meta,
+        files,
+    })
+}
+
+/// Reads `meta.csv` and checks that every member its kind requires is there, each with its
+/// header.
+fn check_members(
+    dest: &Path,
+    files: &BTreeMap<Member, Vec<Chunk>>,
+    headers: &BTreeMap<Member, Vec<u8>>,
+) -> Result<Meta, ArchiveError> {
     if !files.contains_key(&Member::Meta) {
         return Err(ArchiveError::NoMeta);
     }
@@ -253,14 +233,80 @@ pub fn unpack(
             });
         }
     }
-    for (member, header) in &headers {
+    for (member, header) in headers {
         check_header(*member, header)?;
     }
-    Ok(Unpacked {
-        dir: dest.to_path_buf(),
-        meta,
-        files,
-    })
+    Ok(meta)
+}
+
+/// One member of the archive, to be checked against the bounds and cut into chunk files.
+struct Cut<'a> {
+    dest: &'a Path,
+    member: Member,
+    /// Its name in the archive.
+    name: &'a str,
+    limits: &'a Limits,
+    /// The bytes it may expand to: the member bound, or what the total bound leaves.
+    budget: u64,
+    chunk_lines: u64,
+}
+
+impl Cut<'_> {
+    /// Cuts `entry`, which declares `declared` bytes compressed to `compressed`; returns the
+    /// bytes it expanded to, its header line and its chunks.
+    fn run(
+        &self,
+        declared: u64,
+        compressed: u64,
+        entry: &mut impl Read,
+    ) -> Result<(u64, Vec<u8>, Vec<Chunk>), ArchiveError> {
+        let too_large = |reason: String| ArchiveError::TooLarge {
+            member: self.name.to_string(),
+            reason,
+        };
+        if declared > self.limits.max_member_bytes {
+            return Err(too_large(format!(
+                "it declares {declared} bytes, more than the bound of {}",
+                self.limits.max_member_bytes
+            )));
+        }
+        let compressed = compressed.max(1);
+        if declared > (1 << 20) && declared / compressed > self.limits.max_ratio {
+            return Err(too_large(format!(
+                "it expands {}-fold, more than the bound of {}",
+                declared / compressed,
+                self.limits.max_ratio
+            )));
+        }
+        let whole = matches!(self.member, Member::Meta | Member::Code);
+        let lines = if whole {
+            u64::MAX
+        } else {
+            self.chunk_lines.max(1)
+        };
+        let mut out = ChunkWriter::new(self.dest, self.member, lines);
+        let copied = copy_bounded(entry, &mut out, self.budget).map_err(|e| match e {
+            CopyError::Read(e) => ArchiveError::Corrupt {
+                member: self.name.to_string(),
+                reason: e.to_string(),
+            },
+            CopyError::Write(source) => ArchiveError::Write {
+                path: out.current_path(),
+                source,
+            },
+        })?;
+        if copied > self.budget {
+            return Err(too_large(format!(
+                "it expands beyond {} bytes, past the member or total bound",
+                self.budget
+            )));
+        }
+        let (header, chunks) = out.finish().map_err(|e| ArchiveError::Write {
+            path: self.dest.to_path_buf(),
+            source: e,
+        })?;
+        Ok((copied, header, chunks))
+    }
 }
 
 /// The members an extract of `kind` must hold.
@@ -332,7 +378,7 @@ fn read_small_text(path: &Path, member: Member) -> Result<String, ArchiveError> 
     })
 }
 
-/// Checks that the member's first line is exactly the header FORMAT.md gives.
+/// Checks that the member's first line is exactly the header docs/format.md gives.
 fn check_header(member: Member, header: &[u8]) -> Result<(), ArchiveError> {
     let text = std::str::from_utf8(header).map_err(|_| ArchiveError::Text {
         member,

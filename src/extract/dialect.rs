@@ -1,4 +1,4 @@
-//! The CSV dialect of KBO extracts, as it really is (FORMAT.md, "CSV dialect").
+//! The CSV dialect of KBO extracts, as it really is (docs/format.md, "The CSV dialect").
 //!
 //! Bulk rows are read by DuckDB's CSV reader; this module reads the few lines the service
 //! needs itself (headers, `meta.csv`) and writes lines for the extract generator.

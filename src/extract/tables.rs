@@ -1,4 +1,4 @@
-//! The seven data tables of an extract and the CSV files that carry them (FORMAT.md).
+//! The seven data tables of an extract and the CSV files that carry them (docs/format.md).
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -77,7 +77,7 @@ impl Table {
         }
     }
 
-    /// The header of the table's full and insert files, exactly as FORMAT.md gives it.
+    /// The header of the table's full and insert files, exactly as docs/format.md gives it.
     pub fn columns(self) -> &'static [&'static str] {
         match self {
             Table::Enterprise => &[

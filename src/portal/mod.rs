@@ -50,11 +50,9 @@ impl Portal {
     /// A client for the portal of `settings`, refusing downloads past `max_download_bytes`;
     /// nothing is sent before the first call.
     pub fn new(settings: PortalSettings, max_download_bytes: u64) -> Portal {
-        let http = reqwest::Client::builder()
+        let http = crate::download::client_builder()
             .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(Duration::from_secs(30))
             .read_timeout(Duration::from_secs(120))
-            .user_agent(concat!("kbo-import/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("the HTTP client's settings are valid");
         Portal {

@@ -27,28 +27,11 @@ pub struct Chain {
 /// Works out the imports that bring a register at extract `applied` (none: empty) up to date
 /// with the extracts `listed` on the portal.
 pub fn chain(applied: Option<u32>, listed: &[ExtractFileName]) -> Chain {
-    let mut updates: BTreeMap<u32, &ExtractFileName> = BTreeMap::new();
-    let mut fulls: BTreeMap<u32, &ExtractFileName> = BTreeMap::new();
-    for file in listed {
-        let by_number = match file.kind {
-            ExtractType::Update => &mut updates,
-            ExtractType::Full => &mut fulls,
-        };
-        // Two files for the same extract (a re-publication): the later name wins.
-        let keep = by_number.get(&file.extract_number).is_none_or(|kept| {
-            (kept.year, kept.month, kept.day) <= (file.year, file.month, file.day)
-        });
-        if keep {
-            by_number.insert(file.extract_number, file);
-        }
-    }
-    let newest = updates.keys().chain(fulls.keys()).copied().max();
-    let newest_full = fulls.keys().next_back().copied();
-
+    let offer = Offer::of(listed);
     let mut plan = Chain::default();
     // Where the chain of updates starts from, and the Full that starts it, if one does.
     let (start_full, from) = match applied {
-        None => match newest_full {
+        None => match offer.newest_full() {
             Some(full) => (Some(full), full),
             None => {
                 plan.problem = Some(if listed.is_empty() {
@@ -62,8 +45,8 @@ pub fn chain(applied: Option<u32>, listed: &[ExtractFileName]) -> Chain {
             }
         },
         Some(applied) => {
-            let chain_end = contiguous_end(&updates, applied);
-            match (newest, newest_full) {
+            let chain_end = offer.contiguous_end(applied);
+            match (offer.newest(), offer.newest_full()) {
                 (Some(newest), Some(full)) if chain_end < newest && full > applied => {
                     plan.note = Some(format!(
                         "update {} is no longer on the portal, so the register (at extract {applied}) continues from Full {full}",
@@ -76,13 +59,9 @@ pub fn chain(applied: Option<u32>, listed: &[ExtractFileName]) -> Chain {
         }
     };
     if plan.problem.is_none() {
-        if let Some(full) = start_full {
-            plan.imports.push(fulls[&full].clone());
-        }
-        let end = contiguous_end(&updates, from);
-        plan.imports
-            .extend((from + 1..=end).map(|n| updates[&n].clone()));
-        if let Some(newest) = newest
+        plan.imports = offer.imports(start_full, from);
+        let end = offer.contiguous_end(from);
+        if let Some(newest) = offer.newest()
             && end < newest
             && applied.is_none_or(|a| newest > a)
         {
@@ -94,14 +73,72 @@ pub fn chain(applied: Option<u32>, listed: &[ExtractFileName]) -> Chain {
             ));
         }
     }
+    plan.skipped = skipped(&offer, listed, &plan, applied, start_full);
+    plan
+}
 
-    let importing = |f: &ExtractFileName| plan.imports.contains(f);
+/// What the portal offers, by extract number (of two files for one extract, a
+/// re-publication, the later name).
+struct Offer<'a> {
+    updates: BTreeMap<u32, &'a ExtractFileName>,
+    fulls: BTreeMap<u32, &'a ExtractFileName>,
+}
+
+impl<'a> Offer<'a> {
+    fn of(listed: &'a [ExtractFileName]) -> Offer<'a> {
+        let mut offer = Offer {
+            updates: BTreeMap::new(),
+            fulls: BTreeMap::new(),
+        };
+        for file in listed {
+            let by_number = match file.kind {
+                ExtractType::Update => &mut offer.updates,
+                ExtractType::Full => &mut offer.fulls,
+            };
+            let keep = by_number.get(&file.extract_number).is_none_or(|kept| {
+                (kept.year, kept.month, kept.day) <= (file.year, file.month, file.day)
+            });
+            if keep {
+                by_number.insert(file.extract_number, file);
+            }
+        }
+        offer
+    }
+
+    fn newest(&self) -> Option<u32> {
+        self.updates.keys().chain(self.fulls.keys()).copied().max()
+    }
+
+    fn newest_full(&self) -> Option<u32> {
+        self.fulls.keys().next_back().copied()
+    }
+
+    /// The last extract number reached from `from` by updates without a gap.
+    fn contiguous_end(&self, from: u32) -> u32 {
+        contiguous_end(&self.updates, from)
+    }
+
+    /// The Full that starts the chain, if any, then the updates after `from`, in order.
+    fn imports(&self, start_full: Option<u32>, from: u32) -> Vec<ExtractFileName> {
+        let full = start_full.map(|full| self.fulls[&full].clone());
+        let end = self.contiguous_end(from);
+        full.into_iter()
+            .chain((from + 1..=end).map(|n| self.updates[&n].clone()))
+            .collect()
+    }
+}
+
+/// The listed extracts the plan does not import, and why.
+fn skipped(
+    offer: &Offer,
+    listed: &[ExtractFileName],
+    plan: &Chain,
+    applied: Option<u32>,
+    start_full: Option<u32>,
+) -> Vec<Skipped> {
     let applied_or_started = applied.or(start_full);
     let mut skipped = Vec::new();
-    for file in listed {
-        if importing(file) {
-            continue;
-        }
+    for file in listed.iter().filter(|f| !plan.imports.contains(f)) {
         let n = file.extract_number;
         let reason = match (applied, start_full) {
             (Some(a), _) if n <= a => format!("already applied (the register is at extract {a})"),
@@ -110,7 +147,7 @@ pub fn chain(applied: Option<u32>, listed: &[ExtractFileName]) -> Chain {
             }
             _ if file.kind == ExtractType::Full
                 && applied_or_started.is_some()
-                && n <= contiguous_end(&updates, applied_or_started.unwrap_or(0)) =>
+                && n <= offer.contiguous_end(applied_or_started.unwrap_or(0)) =>
             {
                 "not needed: the daily updates continue the register".to_string()
             }
@@ -124,8 +161,7 @@ pub fn chain(applied: Option<u32>, listed: &[ExtractFileName]) -> Chain {
     }
     skipped.sort_by(|a, b| a.file.cmp(&b.file));
     skipped.dedup();
-    plan.skipped = skipped;
-    plan
+    skipped
 }
 
 /// The last extract number reached from `from` by updates `from+1`, `from+2`, … without a gap.

@@ -11,7 +11,7 @@ pub mod chain;
 pub mod schedule;
 
 use crate::clock;
-use crate::error::ImportError;
+use crate::error::{ImportError, ImportResult};
 
 use crate::extract::file_name::ExtractFileName;
 use crate::importer::Importer;
@@ -97,7 +97,7 @@ impl KboSync {
     ) -> HandlerResult<Json<SyncStatus>> {
         let schedule = match body.map(Json::into_inner) {
             None | Some(ScheduleBody::Other(Value::Null)) => self.default_schedule,
-            Some(body) => parse_schedule(body).map_err(TerminalError::new)?,
+            Some(body) => parse_schedule(body).map_err(ImportError::into_handler_error)?,
         };
         let mut state = load(&ctx).await?;
         disarm(&ctx, &mut state);
@@ -198,20 +198,8 @@ impl KboSync {
                     .await;
             }
         }
-        let importer = Arc::clone(&self.importer);
-        let register = ctx
-            .run(|| async move {
-                importer
-                    .register_state()
-                    .await
-                    .map(Json)
-                    .map_err(ImportError::into_handler_error)
-            })
-            .name("read-register")
-            .retry_policy(local_retries(&self.importer.config().retries))
-            .await;
-        let register = match register {
-            Ok(register) => register.into_inner(),
+        let register = match self.read_register(ctx).await {
+            Ok(register) => register,
             Err(e) => {
                 return self
                     .finish(ctx, report, Some(e.message().to_string()))
@@ -236,17 +224,10 @@ impl KboSync {
             let workflow_id = attempt_id(&file.workflow_id(), &register.failed_jobs);
             report.importing = Some(workflow_id.clone());
             ctx.set(CURRENT, Json(report.clone()));
-            let outcome = ctx
-                .workflow_client::<KboImportClient>(workflow_id.clone())
-                .run(Json(RunBody::Named(UrlBody {
-                    portal_file: Some(file.to_string()),
-                    ..UrlBody::default()
-                })))
-                .call()
-                .await;
+            let outcome = import(ctx, file, &workflow_id).await;
             report.importing = None;
             match outcome {
-                Ok(Json(done)) => {
+                Ok(done) => {
                     report.register_after = Some(done.extract_number);
                     report.imported.push(imported(file, &workflow_id, &done));
                     ctx.set(CURRENT, Json(report.clone()));
@@ -258,6 +239,26 @@ impl KboSync {
             }
         }
         self.finish(ctx, report, plan.problem).await
+    }
+
+    /// Where the register stands, read in a journaled step.
+    async fn read_register(
+        &self,
+        ctx: &ObjectContext<'_>,
+    ) -> Result<crate::importer::RegisterState, TerminalError> {
+        let importer = Arc::clone(&self.importer);
+        let register = ctx
+            .run(|| async move {
+                importer
+                    .register_state()
+                    .await
+                    .map(Json)
+                    .map_err(ImportError::into_handler_error)
+            })
+            .name("read-register")
+            .retry_policy(local_retries(&self.importer.config().retries))
+            .await?;
+        Ok(register.into_inner())
     }
 
     /// The portal's extract file names, listed in a journaled step.
@@ -335,11 +336,11 @@ fn imported(file: &ExtractFileName, workflow_id: &str, done: &RunResult) -> Impo
 }
 
 /// `{"at": "HH:MM"}` or `{"every": "90s"}` (a bare number of seconds is taken too).
-fn parse_schedule(body: ScheduleBody) -> Result<Schedule, String> {
+fn parse_schedule(body: ScheduleBody) -> ImportResult<Schedule> {
     let refused = |found: &dyn std::fmt::Display| {
-        format!(
+        ImportError::terminal(format!(
             "a schedule is {{\"at\": \"HH:MM\"}} (daily, UTC) or {{\"every\": \"90s\"}}, found {found}"
-        )
+        ))
     };
     let spec = match body {
         ScheduleBody::Spec(spec) => spec,
@@ -350,17 +351,33 @@ fn parse_schedule(body: ScheduleBody) -> Result<Schedule, String> {
         Every::Text(text) => text,
     });
     match (&spec.at, every) {
-        (Some(at), None) => {
-            Schedule::daily_at(at).map_err(|e| format!("\"at\" {at:?}: expected {e}"))
-        }
-        (None, Some(every)) => {
-            Schedule::every(&every).map_err(|e| format!("\"every\" {every:?}: expected {e}"))
-        }
+        (Some(at), None) => Schedule::daily_at(at)
+            .map_err(|e| ImportError::terminal(format!("\"at\" {at:?}: expected {e}"))),
+        (None, Some(every)) => Schedule::every(&every)
+            .map_err(|e| ImportError::terminal(format!("\"every\" {every:?}: expected {e}"))),
         _ => Err(refused(&serde_json::to_string(&spec).unwrap_or_default())),
     }
 }
 
 /// The current time (UTC), journaled so that a replay sees the same value.
+/// Imports the portal's `file` through the `KboImport` workflow `workflow_id`, awaiting its end.
+async fn import(
+    ctx: &ObjectContext<'_>,
+    file: &ExtractFileName,
+    workflow_id: &str,
+) -> Result<RunResult, TerminalError> {
+    let body = RunBody::Named(UrlBody {
+        portal_file: Some(file.to_string()),
+        ..UrlBody::default()
+    });
+    let Json(done) = ctx
+        .workflow_client::<KboImportClient>(workflow_id.to_string())
+        .run(Json(body))
+        .call()
+        .await?;
+    Ok(done)
+}
+
 async fn now(ctx: &ObjectContext<'_>, name: &str) -> Result<String, TerminalError> {
     ctx.run(|| async { Ok(clock::utc_timestamp(clock::now_unix())) })
         .name(name)
@@ -460,7 +477,7 @@ mod tests {
         );
     }
 
-    fn schedule(body: serde_json::Value) -> Result<Schedule, String> {
+    fn schedule(body: serde_json::Value) -> ImportResult<Schedule> {
         parse_schedule(serde_json::from_value(body).unwrap())
     }
 

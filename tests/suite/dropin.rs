@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const MINUTE: Duration = Duration::from_secs(60);
+use crate::harness::MINUTE;
 
 /// A stand-in of the Vercel Blob API: records every request (head and body), answers `200 {}`.
 struct BlobApi {

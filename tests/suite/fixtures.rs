@@ -27,6 +27,68 @@ pub fn chain() -> &'static Chain {
     })
 }
 
+/// The chain imported once through the real workflow, for the tests that only read what an
+/// import produces: database `a` holds Full(140) then Update(141), database `b` Full(141)
+/// alone (batches of 20 000 lines).
+pub struct Imported {
+    /// Full(140) + Update(141).
+    pub a: PathBuf,
+    /// Full(141).
+    pub b: PathBuf,
+    /// `getProgress` of the Update once it ended.
+    pub update_progress: serde_json::Value,
+    /// The HTTP status and body of the Update's `run` output.
+    pub update_output: (u16, serde_json::Value),
+}
+
+/// The [`Imported`] chain, imported on first use (a Restate server and the service of its
+/// own, stopped once both databases are written).
+pub fn imported() -> &'static Imported {
+    static IMPORTED: OnceLock<Imported> = OnceLock::new();
+    IMPORTED.get_or_init(|| {
+        // Its own thread and runtime: the first caller may be inside a test's runtime.
+        std::thread::spawn(|| {
+            tokio::runtime::Runtime::new()
+                .unwrap()
+                .block_on(import_chain())
+        })
+        .join()
+        .expect("the shared chain imports")
+    })
+}
+
+async fn import_chain() -> Imported {
+    use crate::harness::{MINUTE, Restate, file_url};
+    let chain = chain();
+    let dir =
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("imported-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let restate = Restate::start(&dir);
+    let batches = [("KBO_BATCH_ROWS", "20000")];
+    let (a, b) = (dir.join("a.duckdb"), dir.join("b.duckdb"));
+    let service = restate.serve(&dir, &a, &batches);
+    restate.import_completed("full-140", &chain.full).await;
+    restate
+        .start_import(
+            "update-141",
+            serde_json::json!({ "url": file_url(&chain.update) }),
+        )
+        .await;
+    let update_progress = restate.wait_finished("update-141", MINUTE).await;
+    let update_output = restate.run_output("update-141").await;
+    drop(service);
+    let service = restate.serve(&dir, &b, &batches);
+    restate.import_completed("full-141", &chain.next_full).await;
+    drop(service);
+    Imported {
+        a,
+        b,
+        update_progress,
+        update_output,
+    }
+}
+
 /// Copies the ZIP `src` to `dst`, passing each member through `edit` (which may rename,
 /// change or drop it by returning `None`).
 pub fn rewrite_zip(

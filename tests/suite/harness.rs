@@ -10,6 +10,9 @@ use kbo_testkit::restate::RestateServer;
 pub use kbo_testkit::restate::{Process, free_port, port_open};
 use serde_json::{Value, json};
 
+/// How long the tests wait for an import of the shared chain to end.
+pub const MINUTE: Duration = Duration::from_secs(60);
+
 /// The project's folder.
 pub fn project_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -220,8 +223,14 @@ impl Restate {
 
     /// Imports the extract at `zip` as workflow `id` and asserts that it completes.
     pub async fn import_completed(&self, id: &str, zip: &Path) -> Value {
+        self.import_completed_within(id, zip, Duration::from_secs(120))
+            .await
+    }
+
+    /// [`Restate::import_completed`], for an import of many steps that may take `timeout`.
+    pub async fn import_completed_within(&self, id: &str, zip: &Path, timeout: Duration) -> Value {
         self.start_import(id, json!(file_url(zip))).await;
-        let done = self.wait_finished(id, Duration::from_secs(120)).await;
+        let done = self.wait_finished(id, timeout).await;
         assert_eq!(done["status"], "completed", "{id}: {done}");
         done
     }

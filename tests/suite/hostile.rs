@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-const MINUTE: Duration = Duration::from_secs(60);
+use crate::harness::MINUTE;
 
 /// The update with `meta.csv`'s `from` replaced by `to`.
 fn update_with_meta(dir: &Path, name: &str, from: &str, to: &str) -> PathBuf {

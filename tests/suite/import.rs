@@ -1,36 +1,21 @@
 //! Full and Update extracts through a real Restate server: the register they produce, and the
 //! progress reported on the way.
 
-use crate::fixtures::{chain, member_text};
+use crate::fixtures::{chain, imported, member_text};
 use crate::harness::{Restate, file_url};
 use crate::tables::{DATA_TABLES, assert_same_rows, count, current, open, rows};
 use serde_json::json;
 use std::time::Duration;
 
-const MINUTE: Duration = Duration::from_secs(60);
-
-#[tokio::test(flavor = "multi_thread")]
-async fn full_then_update_gives_the_same_register_as_the_next_full() {
-    let chain = chain();
-    let dir = tempfile::tempdir().unwrap();
-    let restate = Restate::start(dir.path());
-
-    // Database A: Full(140), then Update(141).
-    let a = restate.serve(
-        dir.path(),
-        &dir.path().join("a.duckdb"),
-        &[("KBO_BATCH_ROWS", "20000")],
-    );
-    restate.import_completed("full-140", &chain.full).await;
-    restate
-        .start_import("update-141", json!({ "url": file_url(&chain.update) }))
-        .await;
-    let done = restate.wait_finished("update-141", MINUTE).await;
+#[test]
+fn an_update_reports_its_extract_counts_and_the_apps_job_id() {
+    let imported = imported();
+    let done = &imported.update_progress;
     assert_eq!(done["status"], "completed", "{done}");
     assert_eq!(done["extract_number"], 141);
     assert_eq!(done["extract_type"], "update");
-    let (status, output) = restate.run_output("update-141").await;
-    assert_eq!(status, 200, "{output}");
+    let (status, output) = &imported.update_output;
+    assert_eq!(*status, 200, "{output}");
     assert_eq!(
         output["job_id"],
         kbo_import::db::ledger::job_id_of("update-141")
@@ -38,21 +23,12 @@ async fn full_then_update_gives_the_same_register_as_the_next_full() {
     assert!(output["records_inserted"].as_u64().unwrap() > 0, "{output}");
     assert!(output["records_deleted"].as_u64().unwrap() > 0, "{output}");
     assert!(output["names_resolved"].as_u64().unwrap() > 0, "{output}");
-    drop(a);
+}
 
-    // Database B: Full(141) alone.
-    let b = restate.serve(
-        dir.path(),
-        &dir.path().join("b.duckdb"),
-        &[("KBO_BATCH_ROWS", "20000")],
-    );
-    restate.import_completed("full-141", &chain.next_full).await;
-    drop(b);
-
-    let (a, b) = (
-        open(&dir.path().join("a.duckdb")),
-        open(&dir.path().join("b.duckdb")),
-    );
+#[test]
+fn full_then_update_gives_the_same_register_as_the_next_full() {
+    let imported = imported();
+    let (a, b) = (open(&imported.a), open(&imported.b));
     for table in DATA_TABLES {
         let left = current(&a, table);
         assert!(!left.is_empty(), "{table} has current rows");
@@ -69,39 +45,35 @@ async fn full_then_update_gives_the_same_register_as_the_next_full() {
             &rows(&b, &format!("SELECT * FROM {table}")),
         );
     }
+}
 
-    // The update really changed things, names included.
+#[test]
+fn an_update_retires_rows_and_derives_names_again() {
+    let a = open(&imported().a);
+    let some = |sql: &str| count(&a, sql) > 0;
+    assert!(some(
+        "SELECT count(*) FROM enterprises WHERE _is_current AND primary_name LIKE '%(nieuw)%'"
+    ));
+    assert!(some(
+        "SELECT count(*) FROM enterprises WHERE NOT _is_current AND _deleted_at_extract = 141"
+    ));
+    assert!(some(
+        "SELECT count(*) FROM establishments WHERE _is_current AND commercial_name LIKE '% II'"
+    ));
     assert!(
-        count(
-            &a,
-            "SELECT count(*) FROM enterprises WHERE _is_current AND primary_name LIKE '%(nieuw)%'"
-        ) > 0
-    );
-    assert!(
-        count(
-            &a,
-            "SELECT count(*) FROM enterprises WHERE NOT _is_current AND _deleted_at_extract = 141"
-        ) > 0
-    );
-    assert!(
-        count(
-            &a,
-            "SELECT count(*) FROM establishments WHERE _is_current AND commercial_name LIKE '% II'"
-        ) > 0
-    );
-    assert!(
-        count(
-            &a,
+        some(
             "SELECT count(*) FROM enterprises WHERE _is_current AND primary_name = enterprise_number"
-        ) > 0,
-        "fallback"
+        ),
+        "an enterprise without a legal name is named by its number"
     );
-    assert!(
-        count(
-            &a,
-            "SELECT count(*) FROM enterprises WHERE _is_current AND primary_name_language = '1' AND primary_name_nl IS NULL"
-        ) > 0
-    );
+    assert!(some(
+        "SELECT count(*) FROM enterprises WHERE _is_current AND primary_name_language = '1' AND primary_name_nl IS NULL"
+    ));
+}
+
+#[test]
+fn the_code_tables_are_the_last_extracts_code_list() {
+    let a = open(&imported().a);
     assert_eq!(
         count(
             &a,
@@ -116,16 +88,22 @@ async fn full_then_update_gives_the_same_register_as_the_next_full() {
             "SELECT count(*) FROM nace_codes WHERE nace_version = '2025' AND description_fr LIKE 'Fabrication%'"
         ) > 1000
     );
+}
 
-    // Names that look like SQL arrive verbatim.
+#[test]
+fn names_that_look_like_sql_arrive_verbatim() {
+    let a = open(&imported().a);
     assert!(
         count(
             &a,
             "SELECT count(*) FROM denominations WHERE denomination = 'Robert''); DROP TABLE enterprises;--'"
         ) > 0
     );
+}
 
-    // Uniqueness: the key among current rows, and (key, snapshot, extract) over all rows.
+#[test]
+fn a_key_is_current_once_and_unique_with_its_snapshot_and_extract() {
+    let a = open(&imported().a);
     for (table, key) in [
         ("enterprises", "enterprise_number"),
         ("establishments", "establishment_number"),
@@ -154,9 +132,12 @@ async fn full_then_update_gives_the_same_register_as_the_next_full() {
             "{table}"
         );
     }
+}
 
-    // The ledger: one completed job per extract, processed = inserted + deleted.
-    // Job ids are the old app's UUIDs over the workflow ids.
+#[test]
+fn the_ledger_holds_one_completed_job_per_extract_under_the_apps_job_ids() {
+    let a = open(&imported().a);
+    // Processed = inserted + deleted; job ids are the old app's UUIDs over the workflow ids.
     let jobs = rows(
         &a,
         "SELECT j.id = (SELECT job_id FROM import_job_workflows w WHERE w.workflow_id = j.extract_type || '-' || j.extract_number) AS app_id,
@@ -186,6 +167,11 @@ async fn full_then_update_gives_the_same_register_as_the_next_full() {
         ),
         0
     );
+}
+
+#[test]
+fn finalize_leaves_no_staging_behind() {
+    let a = open(&imported().a);
     let staging: i64 = count(
         &a,
         "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'kbo_staging'",

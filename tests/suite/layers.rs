@@ -1,6 +1,7 @@
 //! The library's layers point one way: extract → db → importer → workflow/sync → server. A
 //! module may use its own layer's modules and lower layers, never a higher one, and the modules
-//! never use each other in a circle (docs/architecture.md draws the layers).
+//! never use each other in a circle (docs/architecture.md draws the layers). Units stay small:
+//! no function over 80 lines, no source file over 500 lines before its unit tests.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -131,4 +132,88 @@ fn the_layer_check_sees_the_uses_it_must_see() {
     assert!(uses["importer"].contains("db"), "{uses:?}");
     assert!(uses["workflow"].contains("importer"), "{uses:?}");
     assert!(uses["db"].contains("extract"), "{uses:?}");
+}
+
+/// The source files of the service and of its test support, each with the lines before its
+/// unit tests (`#[cfg(test)]`).
+fn sources() -> Vec<(PathBuf, Vec<String>)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    rust_files(&root.join("src"), &mut files);
+    rust_files(&root.join("testkit/src"), &mut files);
+    files
+        .into_iter()
+        .map(|file| {
+            let text = std::fs::read_to_string(&file).unwrap();
+            let lines = text
+                .lines()
+                .take_while(|l| !l.starts_with("#[cfg(test)]"))
+                .map(str::to_string)
+                .collect();
+            (file, lines)
+        })
+        .collect()
+}
+
+/// The functions of `lines` with their first line and length: from `fn` to the closing brace
+/// at the same indentation.
+fn functions(lines: &[String]) -> Vec<(String, usize, usize)> {
+    let mut found = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let code = line.trim_start();
+        let indent = &line[..line.len() - code.len()];
+        let code = code
+            .trim_start_matches("pub(crate) ")
+            .trim_start_matches("pub(super) ")
+            .trim_start_matches("pub ")
+            .trim_start_matches("async ")
+            .trim_start_matches("const ");
+        let Some(rest) = code.strip_prefix("fn ") else {
+            continue;
+        };
+        let name: String = rest
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
+        let end = format!("{indent}}}");
+        if let Some(len) = lines[i..].iter().position(|l| *l == end) {
+            found.push((name, i + 1, len + 1));
+        }
+    }
+    found
+}
+
+#[test]
+fn no_function_is_over_80_lines_and_no_file_over_500() {
+    let mut long = Vec::new();
+    for (file, lines) in sources() {
+        if lines.len() > 500 {
+            long.push(format!("{}: {} lines", file.display(), lines.len()));
+        }
+        for (name, at, len) in functions(&lines) {
+            if len > 80 {
+                long.push(format!("{}:{at}: fn {name} is {len} lines", file.display()));
+            }
+        }
+    }
+    assert!(long.is_empty(), "too long:\n{}", long.join("\n"));
+}
+
+#[test]
+fn the_length_check_measures_functions() {
+    let lines: Vec<String> = [
+        "fn a() {",
+        "    x();",
+        "}",
+        "    pub async fn b(",
+        "    ) {",
+        "    }",
+    ]
+    .iter()
+    .map(|l| l.to_string())
+    .collect();
+    assert_eq!(
+        functions(&lines),
+        [("a".to_string(), 1, 3), ("b".to_string(), 4, 3)]
+    );
 }

@@ -1,5 +1,5 @@
 //! Realistic synthetic KBO extracts: a chain Full(N), Update(N+1), Full(N+1) as real ZIP files
-//! in the exact dialect of FORMAT.md, deterministic for a seed, sized by a scale factor
+//! in the exact dialect of docs/format.md, deterministic for a seed, sized by a scale factor
 //! (1.0 = the row counts of a real extract, ~47 M rows), streamed to disk.
 //!
 //! The dialect is exercised on purpose: values quoted but dates not, NULL written both as
@@ -7,6 +7,8 @@
 //! CRLF line ends and a byte-order mark in `code.csv` and `meta.csv`, repeated lines in Full
 //! and insert files, deletes of entities the register does not hold.
 
+mod data;
+mod draw;
 pub mod model;
 
 use kbo_import::extract::date::{Date, Timestamp};
@@ -19,7 +21,7 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use zip::write::SimpleFileOptions;
 
-/// Enterprises in a real Full extract (FORMAT.md, October 2025).
+/// Enterprises in a real Full extract (docs/format.md, October 2025).
 pub const REAL_ENTERPRISES: u64 = 1_938_239;
 
 /// What to generate.
@@ -306,98 +308,8 @@ impl ExtractWriter {
 /// changes one description, so that an Update's code list visibly replaces the old one.
 fn write_codes(file: &mut CsvFile, version: u8) -> io::Result<()> {
     let languages = ["NL", "FR", "DE", "EN"];
-    let fixed: &[(&str, &[(&str, &str)])] = &[
-        (
-            "ActivityGroup",
-            &[
-                ("001", "BTW-activiteiten"),
-                ("003", "RSZ-activiteiten"),
-                ("006", "Activiteiten van de onderneming"),
-            ],
-        ),
-        (
-            "Classification",
-            &[
-                ("MAIN", "Hoofdactiviteit"),
-                ("SECO", "Nevenactiviteit"),
-                ("ANCI", "Hulpactiviteit"),
-            ],
-        ),
-        (
-            "ContactType",
-            &[
-                ("TEL", "Telefoonnummer"),
-                ("EMAIL", "E-mail"),
-                ("WEB", "Webadres"),
-            ],
-        ),
-        (
-            "EntityContact",
-            &[
-                ("ENT", "Onderneming"),
-                ("EST", "Vestigingseenheid"),
-                ("BRA", "Bijkantoor"),
-            ],
-        ),
-        (
-            "JuridicalForm",
-            &[
-                ("014", "Naamloze vennootschap"),
-                ("015", "Besloten vennootschap"),
-                ("016", "Coöperatieve vennootschap"),
-                ("017", "Vereniging zonder winstoogmerk"),
-                ("019", "Stichting van openbaar nut"),
-                ("610", "Buitenlandse entiteit"),
-                ("030", "Buitenlandse onderneming"),
-                ("011", "Vennootschap onder firma"),
-                ("706", "Commanditaire vennootschap"),
-                ("612", "Europese vennootschap"),
-            ],
-        ),
-        (
-            "JuridicalSituation",
-            &[
-                ("000", "Normale toestand"),
-                ("012", "Opening faillissement"),
-                ("100", "Gerechtelijke reorganisatie"),
-            ],
-        ),
-        (
-            "Language",
-            &[
-                ("0", "Onbekend"),
-                ("1", "Frans"),
-                ("2", "Nederlands"),
-                ("3", "Duits"),
-                ("4", "Engels"),
-            ],
-        ),
-        ("Status", &[("AC", "Actief")]),
-        (
-            "TypeOfAddress",
-            &[
-                ("REGO", "Maatschappelijke zetel"),
-                ("BAET", "Vestigingseenheid"),
-                ("ABBR", "Bijkantoor"),
-                ("OBAD", "Oudste actieve vestiging"),
-            ],
-        ),
-        (
-            "TypeOfDenomination",
-            &[
-                ("001", "Naam"),
-                ("002", "Afkorting"),
-                ("003", "Commerciële naam"),
-                ("004", "Naam van het bijkantoor"),
-            ],
-        ),
-        (
-            "TypeOfEnterprise",
-            &[("1", "Natuurlijk persoon"), ("2", "Rechtspersoon")],
-        ),
-    ];
     let text = |s: String| Value::Text(s);
-    for (category, codes) in fixed {
+    for (category, codes) in data::CODES {
         for (code, nl) in *codes {
             for language in languages {
                 let mut description = match language {

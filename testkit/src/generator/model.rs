@@ -2,6 +2,9 @@
 //! are a pure function of (seed, enterprise index, version), so any scale streams in constant
 //! memory and Full(N) + Update(N+1) = Full(N+1) holds by construction.
 
+use super::data::{FOREIGN, JURIDICAL_FORMS, PLACES, STREETS, SURNAMES};
+use super::draw::company_name;
+pub use super::draw::{Rng, enterprise_number, establishment_number, unknown_enterprise_number};
 use kbo_import::extract::Table;
 use kbo_import::extract::date::Date;
 
@@ -90,188 +93,7 @@ pub struct Model {
     pub change_rate: f64,
 }
 
-/// Enterprise numbers: `0ddd.ddd.ddd` with a mod-97 check on the last two digits.
-pub fn enterprise_number(i: u64) -> String {
-    dotted(with_check(2_000_000 + i * 7))
-}
-
-/// Establishment numbers: `2.ddd.ddd.ddd`, mod-97 checked.
-pub fn establishment_number(i: u64, k: u64) -> String {
-    let n = with_check(20_000_000 + i * 4 + k);
-    format!(
-        "{}.{:03}.{:03}.{:03}",
-        n / 1_000_000_000,
-        n / 1_000_000 % 1000,
-        n / 1000 % 1000,
-        n % 1000
-    )
-}
-
-/// A number the register does not hold (for deletes of unknown entities).
-pub fn unknown_enterprise_number(k: u64) -> String {
-    dotted(with_check(19_000_000 + k))
-}
-
-fn with_check(base: u64) -> u64 {
-    base * 100 + (97 - base % 97)
-}
-
-fn dotted(n: u64) -> String {
-    format!(
-        "{:04}.{:03}.{:03}",
-        n / 1_000_000,
-        n / 1000 % 1000,
-        n % 1000
-    )
-}
-
-/// SplitMix64: small, fast, and good enough for synthetic data.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    /// A generator for (seed, entity, purpose).
-    pub fn new(seed: u64, i: u64, salt: u64) -> Rng {
-        let mut r = Rng(seed
-            ^ i.wrapping_mul(0x9E37_79B9_7F4A_7C15)
-            ^ salt.wrapping_mul(0xD1B5_4A32_D192_ED03));
-        r.next_u64();
-        r
-    }
-
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// A number in `0..n`.
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n.max(1)
-    }
-
-    /// True with probability `p`.
-    pub fn chance(&mut self, p: f64) -> bool {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64 <= p
-    }
-
-    /// One of `items`.
-    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len() as u64) as usize]
-    }
-}
-
-const PREFIX_NL: &[&str] = &[
-    "Bakkerij",
-    "Brouwerij",
-    "Garage",
-    "Immo",
-    "Bouwbedrijf",
-    "Transport",
-    "Apotheek",
-    "Advocatenkantoor",
-    "Schrijnwerkerij",
-    "Kapsalon",
-    "Frituur",
-    "Drukkerij",
-];
-const PREFIX_FR: &[&str] = &[
-    "Boulangerie",
-    "Société",
-    "Garage",
-    "Immobilière",
-    "Entreprise",
-    "Transports",
-    "Pharmacie",
-    "Cabinet d'avocats",
-    "Menuiserie",
-    "Salon de coiffure",
-    "Brasserie à l'Étoile",
-    "Imprimerie",
-];
-const PREFIX_DE: &[&str] = &[
-    "Bäckerei",
-    "Autohaus",
-    "Bauunternehmen",
-    "Schreinerei",
-    "Gaststätte",
-];
-const SURNAMES: &[&str] = &[
-    "Janssens",
-    "Peeters",
-    "Maes",
-    "Jacobs",
-    "Mertens",
-    "Willems",
-    "Claes",
-    "Goossens",
-    "Wouters",
-    "De Smet",
-    "Dubois",
-    "Lambert",
-    "Dupont",
-    "Martin",
-    "Lefèvre",
-    "Müller",
-    "Van den Broeck",
-    "D'Hondt",
-    "Vandevelde",
-    "Ó Briain",
-    "Çelik",
-    "Nowak",
-];
-const FORMS: &[&str] = &[
-    "BV", "NV", "SRL", "SA", "VZW", "ASBL", "CommV", "& Zonen", "& Fils", "GmbH", "",
-];
-const ODD_NAMES: &[&str] = &[
-    "Bakkerij \"De Zon\"",
-    "Janssens, Peeters & Co",
-    "L'Atelier du Coin",
-    "Chaussée d'Ixelles Invest",
-    "A; B; C Consulting",
-    "Robert'); DROP TABLE enterprises;--",
-    "50% \"Korting\", altijd!",
-    "Société Générale de Belgique",
-    "Ærø & Øster",
-    "O'Neill \\ Partners",
-];
-const STREETS: &[(&str, &str)] = &[
-    ("Elsensesteenweg", "Chaussée d'Ixelles"),
-    ("Wetstraat", "Rue de la Loi"),
-    ("Kerkstraat", "Rue de l'Église"),
-    ("Stationsstraat", "Rue de la Gare"),
-    ("Grote Markt", "Grand-Place"),
-    ("Louizalaan", "Avenue Louise"),
-    ("Sint-Lambertusplein", "Place Saint-Lambert"),
-    ("Grasmarkt", "Rue du Marché aux Herbes"),
-    ("Dorpsstraat", "Rue du Village"),
-];
-const PLACES: &[(&str, &str, &str)] = &[
-    ("1000", "Brussel", "Bruxelles"),
-    ("2000", "Antwerpen", "Anvers"),
-    ("9000", "Gent", "Gand"),
-    ("4000", "Luik", "Liège"),
-    ("8000", "Brugge", "Bruges"),
-    ("3000", "Leuven", "Louvain"),
-    ("5000", "Namen", "Namur"),
-    ("7000", "Bergen", "Mons"),
-    ("4700", "Eupen", "Eupen"),
-    ("1050", "Elsene", "Ixelles"),
-    ("2800", "Mechelen", "Malines"),
-];
-const FOREIGN: &[(&str, &str)] = &[
-    ("Frankrijk", "France"),
-    ("Nederland", "Pays-Bas"),
-    ("Duitsland", "Allemagne"),
-];
-const JURIDICAL_FORMS: &[&str] = &[
-    "014", "015", "016", "017", "019", "610", "030", "011", "706", "612",
-];
-
-/// NACE codes per version in the synthetic code list.
+/// How many NACE codes each NACE version of the synthetic code list has.
 pub const NACE_CODES: u64 = 1700;
 
 /// The k-th NACE code of the synthetic code list.
@@ -288,25 +110,6 @@ fn date(rng: &mut Rng, from_year: u16, to_year: u16) -> Value {
     let month = 1 + rng.below(12) as u8;
     let day = 1 + rng.below(28) as u8;
     Value::Date(Date::new(year, month, day).expect("day 1..=28 exists in every month"))
-}
-
-fn company_name(rng: &mut Rng, language: &str) -> String {
-    if rng.chance(0.03) {
-        return rng.pick(ODD_NAMES).to_string();
-    }
-    let prefix = match language {
-        "1" => rng.pick(PREFIX_FR),
-        "3" => rng.pick(PREFIX_DE),
-        _ => rng.pick(PREFIX_NL),
-    };
-    let surname = rng.pick(SURNAMES);
-    let form = rng.pick(FORMS);
-    let number = rng.below(1000);
-    if form.is_empty() {
-        format!("{prefix} {surname} {number}")
-    } else {
-        format!("{prefix} {surname} {number} {form}")
-    }
 }
 
 impl Model {
@@ -332,21 +135,20 @@ impl Model {
     }
 
     /// Everything the register holds for enterprise `i` at `version` (0 or 1); empty when the
-    /// enterprise does not exist at that version.
+    /// enterprise does not exist at that version. The draws come in a fixed order (enterprise,
+    /// names, office, contacts, activities, establishments, branch), so that the same seed
+    /// writes the same extract.
     pub fn record(&self, i: u64, version: u8) -> Record {
         let change = self.change(i);
-        let mut rec = Record::default();
         let exists = match change {
             Change::Stopped => version == 0,
             Change::New => version == 1,
             _ => true,
         };
         if !exists {
-            return rec;
+            return Record::default();
         }
-        let changed = version == 1;
         let mut rng = Rng::new(self.seed, i, 2);
-        let number = enterprise_number(i);
         let legal = rng.chance(0.62);
         let region = if rng.chance(0.58) {
             "2"
@@ -355,47 +157,90 @@ impl Model {
         } else {
             "3"
         };
-        let other = if region == "2" { "1" } else { "2" };
         let start = date(&mut rng, 1950, 2025);
-        let old = matches!(start, Value::Date(d) if d.year < 2008);
+        let mut e = Enterprise {
+            seed: self.seed,
+            i,
+            number: enterprise_number(i),
+            legal,
+            region,
+            old: matches!(start, Value::Date(d) if d.year < 2008),
+            changed: |c: Change| version == 1 && change == c,
+            rng,
+            rec: Record::default(),
+        };
+        e.enterprise_line(start);
+        e.names();
+        e.office();
+        e.contacts();
+        e.activities();
+        e.establishments();
+        e.branch();
+        e.rec
+    }
+}
 
-        // enterprise.csv
-        let situation = if changed && change == Change::Situation {
+/// One enterprise being drawn: its fixed traits, the random stream, and its lines so far.
+struct Enterprise<F: Fn(Change) -> bool> {
+    seed: u64,
+    i: u64,
+    number: String,
+    legal: bool,
+    /// The language of its region (`2` Dutch, `1` French, `3` German).
+    region: &'static str,
+    /// Started before 2008 (its activities carry NACE 2003 codes too).
+    old: bool,
+    /// Whether the version drawn carries this change.
+    changed: F,
+    rng: Rng,
+    rec: Record,
+}
+
+impl<F: Fn(Change) -> bool> Enterprise<F> {
+    /// enterprise.csv
+    fn enterprise_line(&mut self, start: Value) {
+        let rng = &mut self.rng;
+        let situation = if (self.changed)(Change::Situation) {
             "012"
         } else if rng.chance(0.9) {
             "000"
         } else {
             "100"
         };
-        let form = if legal {
+        let form = if self.legal {
             text(*rng.pick(JURIDICAL_FORMS))
         } else {
             Value::Null
         };
-        let form_cac = if legal && rng.chance(0.05) {
+        let form_cac = if self.legal && rng.chance(0.05) {
             text("610")
         } else {
             Value::Null
         };
-        rec.push(
+        let number = self.number.clone();
+        self.rec.push(
             Table::Enterprise,
             &number,
             vec![
                 text(&number),
                 text("AC"),
                 text(situation),
-                text(if legal { "2" } else { "1" }),
+                text(if self.legal { "2" } else { "1" }),
                 form,
                 form_cac,
-                start.clone(),
+                start,
             ],
         );
+    }
 
-        // Names of the enterprise.
+    /// Its names: legal (in one or two languages), abbreviation, commercial.
+    fn names(&mut self) {
+        let (rng, region) = (&mut self.rng, self.region);
+        let other = if region == "2" { "1" } else { "2" };
         let mut names = Vec::new();
-        if legal || rng.chance(0.4) {
-            let mut name = company_name(&mut rng, region);
-            if changed && change == Change::Rename {
+        if self.legal || rng.chance(0.4) {
+            let mut name = company_name(rng, region);
+            if (self.changed)(Change::Rename) {
                 name = format!("{name} (nieuw)");
             }
             names.push(("001", region, name.clone()));
@@ -408,7 +253,7 @@ impl Model {
             }
         }
         if rng.chance(0.1) {
-            let abbreviation: String = company_name(&mut rng, region)
+            let abbreviation: String = company_name(rng, region)
                 .split_whitespace()
                 .filter_map(|w| w.chars().next())
                 .collect();
@@ -418,33 +263,34 @@ impl Model {
             names.push((
                 "003",
                 if rng.chance(0.1) { "0" } else { region },
-                company_name(&mut rng, region),
+                company_name(rng, region),
             ));
         }
         if rng.chance(0.01) {
-            names.push(("001", "4", company_name(&mut rng, "2")));
+            names.push(("001", "4", company_name(rng, "2")));
         }
+        let number = &self.number;
         for (kind, language, name) in names {
-            rec.push(
+            self.rec.push(
                 Table::Denomination,
-                &number,
-                vec![text(&number), text(language), text(kind), text(name)],
+                number,
+                vec![text(number), text(language), text(kind), text(name)],
             );
         }
+    }
 
-        // Registered office.
-        if legal && rng.chance(0.95) {
-            let moved = changed && change == Change::Move;
-            push_address(
-                &mut rec,
-                &mut Rng::new(self.seed, i, 3),
-                &number,
-                "REGO",
-                moved,
-            );
+    /// The registered office.
+    fn office(&mut self) {
+        if self.legal && self.rng.chance(0.95) {
+            let moved = (self.changed)(Change::Move);
+            let mut rng = Rng::new(self.seed, self.i, 3);
+            push_address(&mut self.rec, &mut rng, &self.number, "REGO", moved);
         }
+    }
 
-        // Contacts (all random draws made up front, so a change perturbs nothing else).
+    /// Contacts (all random draws made up front, so a change perturbs nothing else).
+    fn contacts(&mut self) {
+        let rng = &mut self.rng;
         let has_contact = rng.chance(0.2);
         let has_web = rng.chance(0.5);
         let slug: String = rng
@@ -453,124 +299,115 @@ impl Model {
             .filter(|c| c.is_ascii_alphabetic())
             .collect::<String>()
             .to_lowercase();
-        if has_contact || (changed && change == Change::NewContact) {
-            let suffix = if changed && change == Change::NewContact {
-                "-new"
-            } else {
-                ""
-            };
-            rec.push(
-                Table::Contact,
-                &number,
-                vec![
-                    text(&number),
-                    text("ENT"),
-                    text("EMAIL"),
-                    text(format!("info@{slug}{}{suffix}.be", i % 1000)),
-                ],
-            );
-            if has_web {
-                rec.push(
-                    Table::Contact,
-                    &number,
-                    vec![
-                        text(&number),
-                        text("ENT"),
-                        text("WEB"),
-                        text(format!("www.{slug}{}.be", i % 1000)),
-                    ],
-                );
-            }
+        let new = (self.changed)(Change::NewContact);
+        if !(has_contact || new) {
+            return;
         }
-
-        // Activities of the enterprise.
-        let extra = changed && change == Change::NewActivity;
-        push_activities(
-            &mut rec,
-            &mut Rng::new(self.seed, i, 4),
-            &number,
-            old,
-            extra,
+        let (number, i) = (&self.number, self.i);
+        let suffix = if new { "-new" } else { "" };
+        let contact =
+            |kind: &str, value: String| vec![text(number), text("ENT"), text(kind), text(value)];
+        self.rec.push(
+            Table::Contact,
+            number,
+            contact("EMAIL", format!("info@{slug}{}{suffix}.be", i % 1000)),
         );
+        if has_web {
+            self.rec.push(
+                Table::Contact,
+                number,
+                contact("WEB", format!("www.{slug}{}.be", i % 1000)),
+            );
+        }
+    }
 
-        // Establishments.
-        let mut establishments = match rng.below(100) {
+    /// The enterprise's own activities.
+    fn activities(&mut self) {
+        let extra = (self.changed)(Change::NewActivity);
+        let mut rng = Rng::new(self.seed, self.i, 4);
+        push_activities(&mut self.rec, &mut rng, &self.number, self.old, extra);
+    }
+
+    /// Its establishments, each with a name now and then, an address, a phone, activities.
+    fn establishments(&mut self) {
+        let mut count = match self.rng.below(100) {
             0..45 => 0,
             45..80 => 1,
             80..92 => 2,
             92..97 => 3,
             _ => 4,
         };
-        if changed && change == Change::NewEstablishment {
-            establishments += 1;
+        if (self.changed)(Change::NewEstablishment) {
+            count += 1;
         }
-        for k in 0..establishments {
-            let mut rng = Rng::new(self.seed, i, 100 + k);
-            let est = establishment_number(i, k);
-            rec.push(
-                Table::Establishment,
-                &est,
-                vec![text(&est), date(&mut rng, 1960, 2025), text(&number)],
-            );
-            if rng.chance(0.5) {
-                let mut name = company_name(&mut rng, region);
-                if changed && change == Change::EstablishmentRenamed && k == 0 {
-                    name = format!("{name} II");
-                }
-                rec.push(
-                    Table::Denomination,
-                    &est,
-                    vec![text(&est), text(region), text("003"), text(name)],
-                );
-            }
-            push_address(&mut rec, &mut rng, &est, "BAET", false);
-            if rng.chance(0.07) {
-                rec.push(
-                    Table::Contact,
-                    &est,
-                    vec![
-                        text(&est),
-                        text("EST"),
-                        text("TEL"),
-                        text(format!(
-                            "+32 {} {:03} {:02} {:02}",
-                            2 + rng.below(8),
-                            rng.below(1000),
-                            rng.below(100),
-                            rng.below(100)
-                        )),
-                    ],
-                );
-            }
-            push_activities(&mut rec, &mut rng, &est, old, false);
+        for k in 0..count {
+            self.establishment(k);
         }
+    }
 
-        // A branch of a foreign entity, now and then.
-        if rng.chance(0.0038) {
-            let id = format!(
-                "9.{:03}.{:03}.{:03}",
-                i / 1_000_000 % 1000,
-                i / 1000 % 1000,
-                i % 1000
-            );
-            rec.push(
-                Table::Branch,
-                &id,
-                vec![text(&id), date(&mut rng, 1990, 2025), text(&number)],
-            );
+    fn establishment(&mut self, k: u64) {
+        let mut rng = Rng::new(self.seed, self.i, 100 + k);
+        let (rec, number) = (&mut self.rec, &self.number);
+        let est = establishment_number(self.i, k);
+        rec.push(
+            Table::Establishment,
+            &est,
+            vec![text(&est), date(&mut rng, 1960, 2025), text(number)],
+        );
+        if rng.chance(0.5) {
+            let mut name = company_name(&mut rng, self.region);
+            if (self.changed)(Change::EstablishmentRenamed) && k == 0 {
+                name = format!("{name} II");
+            }
             rec.push(
                 Table::Denomination,
-                &id,
-                vec![
-                    text(&id),
-                    text("1"),
-                    text("004"),
-                    text(format!("{} Belgium Branch", company_name(&mut rng, "1"))),
-                ],
+                &est,
+                vec![text(&est), text(self.region), text("003"), text(name)],
             );
-            push_address(&mut rec, &mut rng, &id, "ABBR", false);
         }
-        rec
+        push_address(rec, &mut rng, &est, "BAET", false);
+        if rng.chance(0.07) {
+            let phone = format!(
+                "+32 {} {:03} {:02} {:02}",
+                2 + rng.below(8),
+                rng.below(1000),
+                rng.below(100),
+                rng.below(100)
+            );
+            rec.push(
+                Table::Contact,
+                &est,
+                vec![text(&est), text("EST"), text("TEL"), text(phone)],
+            );
+        }
+        push_activities(rec, &mut rng, &est, self.old, false);
+    }
+
+    /// A branch of a foreign entity, now and then.
+    fn branch(&mut self) {
+        let rng = &mut self.rng;
+        if !rng.chance(0.0038) {
+            return;
+        }
+        let i = self.i;
+        let id = format!(
+            "9.{:03}.{:03}.{:03}",
+            i / 1_000_000 % 1000,
+            i / 1000 % 1000,
+            i % 1000
+        );
+        self.rec.push(
+            Table::Branch,
+            &id,
+            vec![text(&id), date(rng, 1990, 2025), text(&self.number)],
+        );
+        let name = format!("{} Belgium Branch", company_name(rng, "1"));
+        self.rec.push(
+            Table::Denomination,
+            &id,
+            vec![text(&id), text("1"), text("004"), text(name)],
+        );
+        push_address(&mut self.rec, rng, &id, "ABBR", false);
     }
 }
 
@@ -732,7 +569,7 @@ mod tests {
             }
         }
         let per = |t: Table| counts[table_index(t)] as f64 / 20_000.0;
-        // FORMAT.md, Oct 2025, per enterprise: establishments 0.86, names 1.71, addresses 1.47,
+        // docs/format.md, Oct 2025, per enterprise: establishments 0.86, names 1.71, addresses 1.47,
         // contacts 0.36, activities 18.7.
         for (t, expected) in [
             (Table::Establishment, 0.7..1.0),

@@ -1,0 +1,394 @@
+//! The import's steps, below the workflow: each is one journaled `ctx.run` in [`crate::workflow`].
+//!
+//! The workflow decides the order; this module does the work of each step with the extract
+//! files and the database, and says whether a failure is terminal or worth a retry.
+
+mod prepare;
+mod request;
+mod restate;
+
+pub use request::{ExtractSource, ImportRequest};
+
+use crate::db::rollback::RollbackOutcome;
+use crate::db::schema::table_name;
+use crate::db::{self, Database, apply::BatchOutcome, finalize::Finalized, ledger::Job};
+use crate::download::{self, Downloaded};
+use crate::error::{ImportError, ImportResult};
+use crate::extract::batches::Batch;
+use crate::portal::Portal;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use tracing::Instrument;
+
+/// Where the register stands, for a sync.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegisterState {
+    /// The newest extract applied, if any.
+    pub last_applied: Option<u32>,
+    /// Ids of the jobs that failed (and were rolled back).
+    pub failed_jobs: Vec<String>,
+}
+
+/// The outcome of `prepare`: the job and its batch plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Prepared {
+    /// The job, with the extract's meta data.
+    pub job: Job,
+    /// The batches, in the order they are applied.
+    pub batches: Vec<Batch>,
+    /// Lines per chunk the extract was cut into (to cut it again the same way if needed).
+    pub chunk_lines: u64,
+}
+
+impl Prepared {
+    /// Lines over all batches: the work the batches will do.
+    pub fn rows_total(&self) -> u64 {
+        self.batches.iter().map(|b| b.estimated_rows).sum()
+    }
+}
+
+/// The name of a job's folder: its id made safe for a file name (other characters become `_`,
+/// at most 48 of them), then the first 16 hex digits of the id's SHA-256. Two ids never share
+/// a folder, whatever their punctuation or length (`a.b` and `a_b` differ in their hash).
+pub fn job_folder_name(job_id: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let safe: String = job_id
+        .chars()
+        .take(48)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let hash = hex::encode(Sha256::digest(job_id.as_bytes()));
+    format!("{safe}-{}", &hash[..16])
+}
+
+/// What the importer needs to know: where the register is, where to work, and the bounds of
+/// each step. [`crate::config::Config`] builds it from the environment.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Where the register is written.
+    pub database: db::DatabaseTarget,
+    /// Downloads and unpacked CSV files.
+    pub work_dir: PathBuf,
+    /// Rows per batch step.
+    pub batch_rows: u64,
+    /// Whether `file://` extract URLs are accepted.
+    pub allow_file_urls: bool,
+    /// How often a failing step is tried.
+    pub retries: crate::retry::RetrySettings,
+    /// What extract URLs may reach and bring.
+    pub download: download::DownloadPolicy,
+    /// After a Full, retired rows older than this many months are removed.
+    pub history_months: u32,
+    /// DuckDB's resource bounds.
+    pub duckdb: db::DuckDbSettings,
+    /// Zip-bomb bounds.
+    pub limits: crate::extract::Limits,
+    /// The KBO Open Data portal.
+    pub portal: crate::portal::PortalSettings,
+    /// Vercel Blob, where the old app uploads extracts.
+    pub blob: crate::blob::BlobSettings,
+    /// Restate's admin API, when the service may ask it.
+    pub restate_admin: Option<crate::client::RestateAdmin>,
+}
+
+/// Does the work of each import step.
+pub struct Importer {
+    config: Settings,
+    db: Database,
+    http: reqwest::Client,
+    portal: Portal,
+}
+
+impl Importer {
+    /// An importer with `config`; opens nothing yet.
+    pub fn new(config: Settings) -> Importer {
+        let db = Database::new(config.database.clone(), config.duckdb.clone());
+        let http = config.download.client();
+        let portal = Portal::new(config.portal.clone(), config.download.max_bytes);
+        Importer {
+            config,
+            db,
+            http,
+            portal,
+        }
+    }
+
+    /// Its settings.
+    pub fn config(&self) -> &Settings {
+        &self.config
+    }
+
+    /// The job's own folder in the work directory: see [`job_folder_name`].
+    pub fn job_dir(&self, job_id: &str) -> PathBuf {
+        self.config.work_dir.join(job_folder_name(job_id))
+    }
+
+    fn zip_path(&self, job_id: &str) -> PathBuf {
+        self.job_dir(job_id).join("extract.zip")
+    }
+
+    /// Step `download`: the extract to the work directory, with its SHA-256 and size.
+    pub async fn download(
+        &self,
+        job_id: &str,
+        request: &ImportRequest,
+    ) -> ImportResult<Downloaded> {
+        let span = tracing::info_span!("step", step = "download", job_id);
+        async move {
+            let expected = request.sha256.as_deref();
+            let downloaded = self.fetch(request, &self.zip_path(job_id), expected).await?;
+            tracing::info!(bytes = downloaded.bytes, sha256 = %downloaded.sha256, "extract downloaded");
+            Ok(downloaded)
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Fetches the extract of `request` to `dest`, from its URL or from the portal.
+    async fn fetch(
+        &self,
+        request: &ImportRequest,
+        dest: &Path,
+        expected_sha256: Option<&str>,
+    ) -> ImportResult<Downloaded> {
+        match &request.source {
+            ExtractSource::Url(url) => {
+                download::fetch(
+                    &self.http,
+                    &self.config.download,
+                    url,
+                    dest,
+                    expected_sha256,
+                )
+                .await
+            }
+            ExtractSource::Portal(name) => self.portal.download(name, dest, expected_sha256).await,
+        }
+    }
+
+    /// The KBO portal client (one session for the process).
+    pub fn portal(&self) -> &Portal {
+        &self.portal
+    }
+
+    /// Where the register stands: the last extract applied (the newest completed job), and
+    /// the jobs that failed.
+    pub async fn register_state(&self) -> ImportResult<RegisterState> {
+        let state = self
+            .db
+            .run(|conn| {
+                db::ensure_schema(conn)?;
+                Ok(RegisterState {
+                    last_applied: db::ledger::last_applied(conn)?,
+                    failed_jobs: db::ledger::failed_jobs(conn)?,
+                })
+            })
+            .await;
+        self.db.release().await;
+        state
+    }
+
+    /// One batch step: applies the batch exactly once. Its chunk file is cut again from the
+    /// extract when it is not on this machine.
+    pub async fn apply(
+        &self,
+        prepared: &Prepared,
+        batch: &Batch,
+        request: &ImportRequest,
+        downloaded: &Downloaded,
+    ) -> ImportResult<BatchOutcome> {
+        let job = &prepared.job;
+        let name = batch.step_name();
+        let span = tracing::info_span!(
+            "step",
+            step = %name,
+            job_id = %job.id,
+            extract = job.meta.extract_number,
+            table = table_name(batch.table),
+            batch = batch.number,
+        );
+        async move {
+            let chunk = match &batch.chunk {
+                Some(chunk) => {
+                    let path = self.chunk_dir(&job.id).join(&chunk.file);
+                    if !tokio::fs::try_exists(&path).await.unwrap_or(false) {
+                        tracing::info!(file = %chunk.file, "the chunk is not here; unpacking the extract again");
+                        self.unpack(&job.id, request, downloaded, prepared.chunk_lines).await?;
+                    }
+                    Some(path)
+                }
+                None => None,
+            };
+            let deleted = self.delete_chunks(prepared, batch).await;
+            let (job, batch) = (job.clone(), batch.clone());
+            let outcome = self
+                .db
+                .run(move |conn| {
+                    db::apply::apply_batch(conn, &job, &batch, chunk.as_deref(), deleted.as_deref())
+                })
+                .await?;
+            tracing::info!(rows = outcome.rows, already_done = outcome.already_done, "batch applied");
+            Ok(outcome)
+        }
+        .instrument(span)
+        .await
+        .map_err(|e: ImportError| if e.message.contains(&name) { e } else { e.context(&name) })
+    }
+
+    /// For an Update's insert batch: the chunk files of the same table's delete file, when
+    /// they are all on this machine (see [`db::apply::apply_batch`]).
+    async fn delete_chunks(&self, prepared: &Prepared, batch: &Batch) -> Option<Vec<PathBuf>> {
+        if batch.op != crate::extract::batches::Op::Insert
+            || prepared.job.meta.extract_type != crate::extract::ExtractType::Update
+        {
+            return None;
+        }
+        let dir = self.chunk_dir(&prepared.job.id);
+        let mut paths = Vec::new();
+        for b in prepared
+            .batches
+            .iter()
+            .filter(|b| b.table == batch.table && b.op == crate::extract::batches::Op::Delete)
+        {
+            let path = dir.join(&b.chunk.as_ref()?.file);
+            if !tokio::fs::try_exists(&path).await.unwrap_or(false) {
+                return None;
+            }
+            paths.push(path);
+        }
+        Some(paths)
+    }
+
+    /// Step `finalize`: names, code tables, counts; then the job's files are removed.
+    pub async fn finalize(&self, job: &Job) -> ImportResult<Finalized> {
+        let span = tracing::info_span!("step", step = "finalize", job_id = %job.id, extract = job.meta.extract_number);
+        let job_for_db = job.clone();
+        let history_months = self.config.history_months;
+        async move {
+            let finalized = self
+                .db
+                .run(move |conn| db::finalize::finalize(conn, &job_for_db, history_months))
+                .await
+                .map_err(|e| e.context("finalize"))?;
+            let full = job.meta.extract_type == crate::extract::ExtractType::Full;
+            let started = std::time::Instant::now();
+            let checkpointed = self
+                .db
+                .checkpoint_if_due(full)
+                .await
+                .map_err(|e| e.context("finalize"))?;
+            let mut finalized = finalized;
+            finalized
+                .parts_ms
+                .push(("checkpoint".into(), started.elapsed().as_millis() as u64));
+            self.db.release().await;
+            let _ = tokio::fs::remove_dir_all(self.job_dir(&job.id)).await;
+            tracing::info!(
+                inserted = finalized.counts.inserted,
+                deleted = finalized.counts.deleted,
+                names = finalized.names_resolved,
+                history_removed = finalized.history_removed,
+                checkpointed,
+                "extract applied"
+            );
+            Ok(finalized)
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Step `cleanup-blob`: deletes the request's blob (see [`crate::blob`]); true when one
+    /// was deleted.
+    pub async fn delete_blob(&self, request: &ImportRequest) -> ImportResult<bool> {
+        match &request.blob {
+            Some(url) => crate::blob::delete(&self.http, &self.config.blob, url).await,
+            None => Ok(false),
+        }
+    }
+
+    /// Whether a `cleanup-blob` step has anything to do for `request`.
+    pub fn deletes_blob(&self, request: &ImportRequest) -> bool {
+        request.blob.is_some() && self.config.blob.token.is_some()
+    }
+
+    /// Step `rollback`, after a terminal failure or a cancellation: undoes every change the
+    /// extract made, records the job failed in `import_jobs`, and removes its files. A job
+    /// that had completed is left as it is, and said so.
+    pub async fn roll_back(
+        &self,
+        job_id: &str,
+        workflow_id: &str,
+        message: &str,
+    ) -> ImportResult<RollbackOutcome> {
+        let (id, workflow, msg) = (
+            job_id.to_string(),
+            workflow_id.to_string(),
+            message.to_string(),
+        );
+        let outcome = self
+            .db
+            .run(move |conn| {
+                db::ensure_schema(conn)?;
+                let outcome = db::rollback::fail_and_roll_back(conn, &id, &msg)?;
+                if outcome == RollbackOutcome::NotRecorded {
+                    // A ledger that refuses a row without an extract (an old database's
+                    // constraints) does not keep the failure from being reported.
+                    if let Err(e) = db::ledger::record_early_failure(conn, &id, &workflow, &msg) {
+                        tracing::warn!(job_id = %id, error = %e, "could not record the failure in import_jobs");
+                    }
+                }
+                Ok(outcome)
+            })
+            .await;
+        let outcome = match outcome {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                self.db.release().await;
+                return Err(e);
+            }
+        };
+        self.db.checkpoint_if_due(false).await?;
+        self.db.release().await;
+        match outcome {
+            RollbackOutcome::RolledBack { removed, restored } => {
+                tracing::warn!(job_id, removed, restored, "rolled back the extract")
+            }
+            RollbackOutcome::AlreadyCompleted(_) => {
+                tracing::warn!(
+                    job_id,
+                    "the extract had completed before the failure; nothing to roll back"
+                )
+            }
+            RollbackOutcome::AlreadyFailed | RollbackOutcome::NotRecorded => {}
+        }
+        let _ = tokio::fs::remove_dir_all(self.job_dir(job_id)).await;
+        Ok(outcome)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_folders_never_collide_and_stay_short() {
+        assert_ne!(job_folder_name("kbo.0141"), job_folder_name("kbo_0141"));
+        assert_ne!(job_folder_name("kbo/0141"), job_folder_name("kbo?0141"));
+        let long = "x".repeat(300);
+        let name = job_folder_name(&long);
+        assert!(name.len() <= 48 + 1 + 16, "{name}");
+        assert_ne!(name, job_folder_name(&"x".repeat(301)));
+        let name = job_folder_name("../../etc");
+        assert!(!name.contains('/') && !name.contains(".."), "{name}");
+        assert_eq!(
+            job_folder_name("kbo-0141-update"),
+            job_folder_name("kbo-0141-update")
+        );
+    }
+}

@@ -1,0 +1,154 @@
+//! The benchmark's report.
+
+use super::floor::Bare;
+use super::{BenchOptions, Round};
+
+/// The smallest and the median of `values`.
+pub(super) fn min_median(values: &[f64]) -> (f64, f64) {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len();
+    let median = if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+    };
+    (sorted[0], median)
+}
+
+/// Prints the report: the floors and the workflow (min, median, every run), the ratio of
+/// medians, peak RSS, steps and Restate's overhead, the phases, the daily Updates.
+pub(super) fn report(options: &BenchOptions, bare: &Bare, rounds: &[Round]) {
+    let mb = |b: u64| b as f64 / (1 << 20) as f64;
+    let list = |v: &[f64]| {
+        v.iter()
+            .map(|x| format!("{x:.1}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let floors: Vec<f64> = rounds.iter().map(|r| r.floor_s).collect();
+    let fulls: Vec<f64> = rounds.iter().map(|r| r.full.seconds).collect();
+    let (floor_min, floor_median) = min_median(&floors);
+    let (full_min, full_median) = min_median(&fulls);
+    println!(
+        "\nKBO Full extract at scale {} ({} rows of CSV), DuckDB {}, {} interleaved runs",
+        options.scale,
+        bare.rows,
+        kbo_import::db::version::linked(),
+        rounds.len()
+    );
+    println!(
+        "{:<44} {:>8} {:>8} {:>12}  runs",
+        "", "min s", "median s", "peak RSS MB"
+    );
+    let bare_s = bare.unzip_s + bare.load_s;
+    println!(
+        "{:<44} {:>8.1} {:>8.1} {:>12.0}  (once; unzip {:.1} s + load {:.1} s)",
+        "(a) DuckDB alone, bare read_csv",
+        bare_s,
+        bare_s,
+        mb(bare.rss),
+        bare.unzip_s,
+        bare.load_s
+    );
+    println!(
+        "{:<44} {:>8.1} {:>8.1} {:>12.0}  {}",
+        "(b) DuckDB alone, the workflow's tables",
+        floor_min,
+        floor_median,
+        mb(rounds.iter().map(|r| r.floor_rss).max().unwrap_or(0)),
+        list(&floors)
+    );
+    println!(
+        "{:<44} {:>8.1} {:>8.1} {:>12.0}  {}",
+        "the KboImport workflow (Full)",
+        full_min,
+        full_median,
+        mb(rounds.iter().map(|r| r.service_rss).max().unwrap_or(0)),
+        list(&fulls)
+    );
+    println!(
+        "ratio of medians workflow / (b): {:.2}; workflow / (a): {:.2}",
+        full_median / floor_median,
+        full_median / bare_s
+    );
+    let median_round = rounds
+        .iter()
+        .min_by(|a, b| {
+            (a.full.seconds - full_median)
+                .abs()
+                .total_cmp(&(b.full.seconds - full_median).abs())
+        })
+        .expect("at least one round");
+    let full = &median_round.full;
+    println!(
+        "workflow steps: {}; time inside steps {:.1} s; mean Restate overhead per step: {:.0} ms",
+        full.steps,
+        full.step_ms as f64 / 1000.0,
+        (full.seconds * 1000.0 - full.step_ms as f64).max(0.0) / f64::from(full.steps.max(1))
+    );
+    print_phases(&full.phases, &median_round.floor_phases);
+    print_updates(rounds);
+}
+
+/// The daily Updates: their median and minimum over every round.
+fn print_updates(rounds: &[Round]) {
+    let updates: Vec<f64> = rounds
+        .iter()
+        .flat_map(|r| r.updates.iter().map(|u| u.seconds))
+        .collect();
+    let (update_min, update_median) = min_median(&updates);
+    let sample = &rounds[0].updates[0];
+    println!(
+        "daily Update ({} lines changed: {} rows inserted, {} retired), end to end: median {:.2} s, min {:.2} s ({})",
+        sample.rows,
+        sample.inserted,
+        sample.deleted,
+        update_median,
+        update_min,
+        updates
+            .iter()
+            .map(|x| format!("{x:.2}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+}
+
+/// The workflow's phases of the median run beside the same-output floor's parts of that round
+/// (unzip beside prepare, each table's load beside its batches, the repeated-lines pass and
+/// the closing checkpoint beside finalize's).
+pub(super) fn print_phases(workflow: &[(String, u64)], floor: &[(String, u64)]) {
+    let seconds = |ms: u64| format!("{:.1}", ms as f64 / 1000.0);
+    let floor_part = |phase: &str| {
+        let part = match phase {
+            "prepare" => "unzip",
+            p => p.strip_prefix("finalize/").unwrap_or(p),
+        };
+        floor
+            .iter()
+            .find(|(name, _)| name == part)
+            .map(|(_, ms)| seconds(*ms))
+            .unwrap_or_default()
+    };
+    println!("phases of the median run (seconds; the floor's parts in the same round):");
+    println!("  {:<36} {:>8} {:>8}", "", "workflow", "(b)");
+    for (phase, ms) in workflow {
+        if *ms == 0 && phase.starts_with("delete-") {
+            continue;
+        }
+        println!("  {phase:<36} {:>8} {:>8}", seconds(*ms), floor_part(phase));
+    }
+    let total = |phases: &[(String, u64)]| {
+        phases
+            .iter()
+            .filter(|(name, _)| !name.contains('/'))
+            .map(|(_, ms)| ms)
+            .sum::<u64>()
+    };
+    println!(
+        "  {:<36} {:>8} {:>8}",
+        "sum",
+        seconds(total(workflow)),
+        seconds(total(floor))
+    );
+}
