@@ -1,6 +1,6 @@
 //! Applying one batch: its rows and its mark in the ledger in one transaction, exactly once.
 
-use super::csv::{csv_source, diagnose, insert_select, read_error};
+use super::csv::{csv_source, csv_source_of, diagnose, insert_select, read_error};
 use super::ledger::{self, Job};
 use super::names;
 use super::schema::{ColumnSource, SqlType, columns, delete_match_column, key_column, table_name};
@@ -64,8 +64,7 @@ pub fn apply_batch(
                 }
                 ExtractType::Full => Ok(()),
             };
-            let any_order = batch.chunk.as_ref().is_some_and(|c| c.keys_unique);
-            replaced.and_then(|()| insert_rows(&tx, job, batch.table, &source, any_order))
+            replaced.and_then(|()| insert_chunk(&tx, job, batch, path, member))
         }
     };
     match applied {
@@ -115,8 +114,23 @@ fn explain(
     if !err.is_terminal() {
         return err;
     }
-    let first_line = batch.chunk.as_ref().map(|c| c.first_line).unwrap_or(2);
-    match diagnose(conn, batch.table, member, path, first_line) {
+    let Some(chunk) = &batch.chunk else {
+        return err;
+    };
+    // The chunk's main file, then its tail: the first line that breaks the contract.
+    let main = diagnose(conn, batch.table, member, path, &|n| chunk.main_line(n));
+    let tail = || {
+        let tail = chunk.tail.as_ref()?;
+        let line_of = |n: u64| tail.lines.get(n as usize - 1).copied().unwrap_or(0);
+        diagnose(
+            conn,
+            batch.table,
+            member,
+            &path.with_file_name(&tail.file),
+            &line_of,
+        )
+    };
+    match main.or_else(tail) {
         Some(message) => ImportError::terminal(message),
         None => err,
     }
@@ -250,20 +264,35 @@ fn has_unique_index(conn: &Connection, t: Table) -> Result<bool, duckdb::Error> 
 /// Inserts the chunk's lines as current rows of the extract. A Full names enterprises and
 /// establishments on the way (its denominations are already loaded, see [`crate::extract::batches`]); an
 /// Update leaves their names to finalize.
-/// `any_order`: no key comes twice in `source` (the cutter saw to it), so its rows may reach
-/// the table in any order.
-fn insert_rows(
+/// Inserts a batch's chunk (file `path`), then its tail (the lines whose key came before in
+/// the chunk), so that the last line of a key has the greatest row id.
+fn insert_chunk(
     conn: &Connection,
     job: &Job,
-    t: Table,
-    source: &str,
-    any_order: bool,
+    batch: &Batch,
+    path: &Path,
+    member: Member,
 ) -> Result<u64, duckdb::Error> {
+    let t = batch.table;
     // A database created by the old system may enforce its uniqueness key with an index: there
     // a line repeated within the chunk must not reach the table twice (the last one wins).
     // Without such an index finalize removes repeats over the whole extract at once.
     let unique = has_unique_index(conn, t)?;
-    insert_lines(conn, job, t, source, unique, any_order)
+    let any_order = batch.chunk.as_ref().is_some_and(|c| c.any_order);
+    let tail = batch.chunk.as_ref().and_then(|c| c.tail.as_ref());
+    let tail = tail.map(|tail| path.with_file_name(&tail.file));
+    let source = |files: &[&Path]| insert_select(t, &csv_source_of(files, member));
+    match tail {
+        None => insert_lines(conn, job, t, &source(&[path]), unique, any_order),
+        // One statement over both files, in order, where the statement keeps the order itself.
+        Some(tail) if unique || names::naming(t).is_some() => {
+            insert_lines(conn, job, t, &source(&[path, &tail]), unique, false)
+        }
+        Some(tail) => Ok(
+            insert_lines(conn, job, t, &source(&[path]), unique, any_order)?
+                + insert_lines(conn, job, t, &source(&[&tail]), unique, false)?,
+        ),
+    }
 }
 
 /// Loads a whole data file of a Full in one statement, as current rows named on the way (its
@@ -273,6 +302,38 @@ fn insert_rows(
 pub fn load_whole_file(conn: &Connection, job: &Job, t: Table, path: &Path) -> ImportResult<u64> {
     let source = insert_select(t, &csv_source(path, Member::Full(t)));
     insert_lines(conn, job, t, &source, false, false).map_err(db_error("loading a whole file"))
+}
+
+/// The columns a table's insert writes (temporal columns aside) and, for each, its value over
+/// a row `c` of the source: CSV columns as they are (dates parsed), derived ids and entity
+/// types, and names from `naming`'s join `n` when the Full names rows on the way.
+fn insert_values(t: Table, naming: Option<&names::Naming>) -> (Vec<&'static str>, Vec<String>) {
+    let name_values = naming
+        .map(|n| names::name_values(t, &format!("c.{}", n.number)))
+        .unwrap_or_default();
+    let mut columns_sql = Vec::new();
+    let mut values = Vec::new();
+    for c in columns(t) {
+        let named = name_values.iter().find(|(column, _)| *column == c.name);
+        let value = match (c.source, c.ty, named) {
+            (_, _, Some((_, value))) => value.clone(),
+            (ColumnSource::Csv(_), SqlType::Date, _) => {
+                format!("strptime(c.{}, '%d-%m-%Y')::DATE", c.name)
+            }
+            (ColumnSource::Csv(_), SqlType::Text, _) => format!("c.{}", c.name),
+            // Until finalize derives it, an enterprise is named by its number (never NULL).
+            (ColumnSource::Derived, _, _) if c.name == "primary_name" => {
+                "c.enterprise_number".to_string()
+            }
+            (ColumnSource::Derived, _, _) if c.name == "id" || c.name == "entity_type" => {
+                format!("c.{}", c.name)
+            }
+            (ColumnSource::Derived, _, _) => "NULL".to_string(),
+        };
+        columns_sql.push(c.name);
+        values.push(value);
+    }
+    (columns_sql, values)
 }
 
 /// Inserts the lines of `source` as current rows of the extract; `unique`: a key repeated in
@@ -303,32 +364,7 @@ fn insert_lines(
             key_column(t)
         );
     }
-    let name_values = naming
-        .as_ref()
-        .map(|n| names::name_values(t, &format!("c.{}", n.number)))
-        .unwrap_or_default();
-    let mut columns_sql = Vec::new();
-    let mut values = Vec::new();
-    for c in columns(t) {
-        let named = name_values.iter().find(|(column, _)| *column == c.name);
-        let value = match (c.source, c.ty, named) {
-            (_, _, Some((_, value))) => value.clone(),
-            (ColumnSource::Csv(_), SqlType::Date, _) => {
-                format!("strptime(c.{}, '%d-%m-%Y')::DATE", c.name)
-            }
-            (ColumnSource::Csv(_), SqlType::Text, _) => format!("c.{}", c.name),
-            // Until finalize derives it, an enterprise is named by its number (never NULL).
-            (ColumnSource::Derived, _, _) if c.name == "primary_name" => {
-                "c.enterprise_number".to_string()
-            }
-            (ColumnSource::Derived, _, _) if c.name == "id" || c.name == "entity_type" => {
-                format!("c.{}", c.name)
-            }
-            (ColumnSource::Derived, _, _) => "NULL".to_string(),
-        };
-        columns_sql.push(c.name);
-        values.push(value);
-    }
+    let (columns_sql, values) = insert_values(t, naming.as_ref());
     let from = match &naming {
         Some(n) => format!(
             "({rows}) c LEFT JOIN ({}) n ON n.entity_number = c.{}",

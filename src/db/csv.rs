@@ -16,15 +16,24 @@ pub const CODE_STAGE: &str = "kbo_staging.code";
 
 /// `read_csv(…)` of a member's file in the KBO dialect, every column VARCHAR, header skipped.
 pub fn csv_source(path: &Path, member: Member) -> String {
+    csv_source_of(&[path], member)
+}
+
+/// `read_csv([…])` of files of one member, read one after the other in the KBO dialect.
+pub fn csv_source_of(paths: &[&Path], member: Member) -> String {
     let columns: Vec<String> = member
         .columns()
         .iter()
         .map(|c| format!("{}: 'VARCHAR'", sql_literal(c)))
         .collect();
+    let files: Vec<String> = paths
+        .iter()
+        .map(|p| sql_literal(&p.to_string_lossy()))
+        .collect();
     format!(
-        "read_csv({}, header = true, delim = ',', quote = '\"', escape = '\"', auto_detect = false, \
+        "read_csv([{}], header = true, delim = ',', quote = '\"', escape = '\"', auto_detect = false, \
          strict_mode = true, null_padding = false, encoding = 'utf-8', columns = {{{}}})",
-        sql_literal(&path.to_string_lossy()),
+        files.join(", "),
         columns.join(", ")
     )
 }
@@ -65,12 +74,13 @@ pub fn read_error(e: duckdb::Error, what: &str) -> ImportError {
         // created, say) refused a row.
         return ImportError::terminal(format!(
             "loading {what}: a constraint of the database refused a row ({first}); the extract is refused whole and the database is left as it was"
-        ));
+        ))
+        .caused_by(e);
     }
     if passing {
-        ImportError::retryable(format!("reading {what}: {first}"))
+        ImportError::retryable(format!("reading {what}: {first}")).caused_by(e)
     } else {
-        ImportError::terminal(format!("{what} is not a valid KBO CSV file: {first}"))
+        ImportError::terminal(format!("{what} is not a valid KBO CSV file: {first}")).caused_by(e)
     }
 }
 
@@ -154,14 +164,15 @@ fn rules(t: Table) -> Vec<Rule> {
     rules
 }
 
-/// Finds the first line of a chunk that breaks a rule of the contract, as an operator's message
-/// naming the member and the line; `None` if every line keeps the rules.
+/// Finds the first line of a chunk file that breaks a rule of the contract, as an operator's message
+/// naming the member and the line (`line_of` gives the member's line number of the file's line
+/// `n`, counted from 1 after the header); `None` if every line keeps the rules.
 pub fn diagnose(
     conn: &Connection,
     t: Table,
     member: Member,
     path: &Path,
-    first_line: u64,
+    line_of: &dyn Fn(u64) -> u64,
 ) -> Option<String> {
     let rules = rules(t);
     if rules.is_empty() {
@@ -203,7 +214,7 @@ pub fn diagnose(
     let shown = value.map(|v| format!(" {v:?}")).unwrap_or_default();
     Some(format!(
         "{member} line {}: {}{shown} {}",
-        first_line + n as u64 - 1,
+        line_of(n as u64),
         rule.header,
         rule.explain
     ))

@@ -167,7 +167,8 @@ mod tests {
                         file: format!("{member}.{}", i + 1),
                         first_line: line,
                         lines: *n,
-                        keys_unique: false,
+                        any_order: false,
+                        tail: None,
                     };
                     line += n;
                     c

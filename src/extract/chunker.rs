@@ -1,10 +1,10 @@
-//! Cutting a member into chunk files of whole lines, as DuckDB's CSV reader sees lines, and
-//! noting on the way whether a chunk can hold a key twice.
+//! Cutting a member into chunk files of whole lines, as DuckDB's CSV reader sees lines. A
+//! Full's data member is cut with its keys in mind: a line whose key came before within the
+//! chunk goes to the chunk's tail file, so that the chunk's main file holds each key once.
 
-use super::tables::{Member, Table};
-use std::collections::HashSet;
+use super::keys::Keys;
+use super::tables::Member;
 use std::fs::File;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
@@ -16,20 +16,49 @@ pub struct Chunk {
     /// Line number, in the member, of the chunk's first line after the header (the member's
     /// header is line 1).
     pub first_line: u64,
-    /// Lines in the chunk after the header.
+    /// Lines in the chunk after the header (its tail's included).
     pub lines: u64,
-    /// True when no two lines of the chunk can have the same key in the register (see
-    /// [`Table::key_columns`]): its rows may then be inserted in any order. False when two
-    /// lines may (or the cutter could not tell: an older journal, a member without keys).
+    /// True when no key comes twice in `file` (see [`Table::key_columns`](super::Table::key_columns)):
+    /// its rows may reach the table in any order. False for members cut without their keys
+    /// in mind (an Update's files) and in journals written before the cutter knew keys.
     #[serde(default)]
-    pub keys_unique: bool,
+    pub any_order: bool,
+    /// The lines whose key came before within the chunk, in their order, in a file of their
+    /// own: applied after `file`, so that the last line of a key still wins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tail: Option<Tail>,
+}
+
+/// The tail of a chunk: its lines whose key came before within the chunk.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Tail {
+    /// File name in the unpack folder, e.g. `activity.3.tail.csv`.
+    pub file: String,
+    /// The member's line numbers of its lines, in order (for messages naming a line).
+    pub lines: Vec<u64>,
+}
+
+impl Chunk {
+    /// The member's line number of line `n` (1-based, after the header) of the chunk's main
+    /// file: its tail's lines are not in it.
+    pub fn main_line(&self, n: u64) -> u64 {
+        let mut line = self.first_line + n - 1;
+        for moved in self.tail.iter().flat_map(|t| &t.lines) {
+            if *moved <= line {
+                line += 1;
+            } else {
+                break;
+            }
+        }
+        line
+    }
 }
 
 /// Where the CSV reader stands within a field, as DuckDB's reader sees it: a quote opens a
 /// quoted value only at the start of a field (`"O'Brien"`), and is an ordinary character
 /// inside an unquoted one (`O"Brien`); inside a quoted value, `""` is a quote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Field {
+pub(super) enum Field {
     /// At the start of a field (after a comma or a line end).
     Start,
     /// Inside a value that did not start with a quote.
@@ -42,7 +71,7 @@ enum Field {
 
 impl Field {
     /// The state after byte `b` (a line end is the caller's business).
-    fn next(self, b: u8) -> Field {
+    pub(super) fn next(self, b: u8) -> Field {
         match (self, b) {
             (Field::Quoted, b'"') => Field::QuoteInQuoted,
             (Field::Quoted, _) => Field::Quoted,
@@ -76,11 +105,15 @@ pub(super) struct ChunkWriter {
     /// A `\r` outside quotes ended the last buffer: dropped if a `\n` follows.
     pending_cr: bool,
     out: Option<BufWriter<File>>,
+    /// The chunk's tail file, once a key came twice in it.
+    tail: Option<BufWriter<File>>,
     partial: bool,
     chunks: Vec<Chunk>,
     next_line: u64,
-    /// The keys of the chunk in hand, for a data member of a Full.
+    /// The keys of the chunk in hand, for a Full's data member cut into chunks.
     keys: Option<Keys>,
+    /// The line in hand, while keys are tracked: written once its key is known.
+    line: Vec<u8>,
 }
 
 impl ChunkWriter {
@@ -95,13 +128,16 @@ impl ChunkWriter {
             seen: 0,
             pending_cr: false,
             out: None,
+            tail: None,
             partial: false,
             chunks: Vec::new(),
             next_line: 2,
+            // Whole files (the floors, meta.csv, code.csv) are written as they come.
             keys: match member {
-                Member::Full(table) => Some(Keys::new(table)),
+                Member::Full(table) if lines_per_chunk != u64::MAX => Some(Keys::new(table)),
                 _ => None,
             },
+            line: Vec::new(),
         }
     }
 
@@ -120,25 +156,62 @@ impl ChunkWriter {
         self.dir.join(self.file_name(self.chunks.len()))
     }
 
-    /// Writes bytes of the current line, opening a chunk (header first) when none is open.
+    /// Writes bytes of the current line (kept until the line ends while keys are tracked).
     fn body(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         if bytes.is_empty() {
             return Ok(());
         }
-        if self.out.is_none() {
-            let file = self.file_name(self.chunks.len() + 1);
-            let mut out = BufWriter::with_capacity(1 << 20, File::create(self.dir.join(&file))?);
-            out.write_all(&self.header)?;
-            self.chunks.push(Chunk {
-                file,
-                first_line: self.next_line,
-                lines: 0,
-                keys_unique: self.keys.is_some(),
-            });
-            self.out = Some(out);
-        }
         self.partial = true;
+        if self.keys.is_some() {
+            self.line.extend_from_slice(bytes);
+            return Ok(());
+        }
+        self.open_chunk()?;
         self.out.as_mut().expect("opened above").write_all(bytes)
+    }
+
+    /// Opens a chunk (header first) when none is open.
+    fn open_chunk(&mut self) -> std::io::Result<()> {
+        if self.out.is_some() {
+            return Ok(());
+        }
+        let file = self.file_name(self.chunks.len() + 1);
+        let mut out = BufWriter::with_capacity(1 << 20, File::create(self.dir.join(&file))?);
+        out.write_all(&self.header)?;
+        self.chunks.push(Chunk {
+            file,
+            first_line: self.next_line,
+            lines: 0,
+            any_order: self.keys.is_some(),
+            tail: None,
+        });
+        self.out = Some(out);
+        Ok(())
+    }
+
+    /// Writes the line in hand to the chunk, or to its tail when its key came before in it.
+    fn write_line(&mut self) -> std::io::Result<bool> {
+        let Some(keys) = &mut self.keys else {
+            return Ok(false);
+        };
+        let content = self.line.strip_suffix(b"\n").unwrap_or(&self.line);
+        let again = !keys.first_in_chunk(content);
+        self.open_chunk()?;
+        if again && self.tail.is_none() {
+            let chunk = self.chunks.last_mut().expect("opened above");
+            let file = chunk.file.replace(".csv", ".tail.csv");
+            let mut tail = BufWriter::new(File::create(self.dir.join(&file))?);
+            tail.write_all(&self.header)?;
+            chunk.tail = Some(Tail {
+                file,
+                lines: Vec::new(),
+            });
+            self.tail = Some(tail);
+        }
+        let to = if again { &mut self.tail } else { &mut self.out };
+        to.as_mut().expect("opened above").write_all(&self.line)?;
+        self.line.clear();
+        Ok(again)
     }
 
     /// Bytes of the current line (header or data).
@@ -166,24 +239,31 @@ impl ChunkWriter {
     /// A line ended.
     fn end_line(&mut self) -> std::io::Result<()> {
         self.partial = false;
+        let again = self.write_line()?;
+        let line = self.next_line;
         self.next_line += 1;
         let chunk = self
             .chunks
             .last_mut()
             .expect("a line was written to a chunk");
         chunk.lines += 1;
-        if let Some(keys) = &mut self.keys
-            && !keys.line_end()
-        {
-            chunk.keys_unique = false;
+        if again && let Some(tail) = &mut chunk.tail {
+            tail.lines.push(line);
         }
-        if chunk.lines >= self.lines_per_chunk
-            && let Some(mut out) = self.out.take()
-        {
+        if chunk.lines >= self.lines_per_chunk {
+            self.close_chunk()?;
+        }
+        Ok(())
+    }
+
+    /// Flushes the chunk in hand; the next line opens another.
+    fn close_chunk(&mut self) -> std::io::Result<()> {
+        for out in [self.out.take(), self.tail.take()].into_iter().flatten() {
+            let mut out = out;
             out.flush()?;
-            if let Some(keys) = &mut self.keys {
-                keys.next_chunk();
-            }
+        }
+        if let Some(keys) = &mut self.keys {
+            keys.next_chunk();
         }
         Ok(())
     }
@@ -195,9 +275,7 @@ impl ChunkWriter {
         if self.partial {
             self.end_line()?;
         }
-        if let Some(mut out) = self.out.take() {
-            out.flush()?;
-        }
+        self.close_chunk()?;
         if self.lines_per_chunk == u64::MAX && self.chunks.is_empty() {
             // A whole file (meta.csv, code.csv) exists even when it holds only its header.
             let file = self.file_name(1);
@@ -206,116 +284,11 @@ impl ChunkWriter {
                 file,
                 first_line: 2,
                 lines: 0,
-                keys_unique: false,
+                any_order: false,
+                tail: None,
             });
         }
         Ok((self.header, self.chunks))
-    }
-}
-
-/// The keys of a Full's data member, fingerprinted line by line as it is cut: whether a key
-/// comes twice within the chunk in hand. A fingerprint is built from the values of the table's
-/// [key columns](Table::key_columns) as DuckDB reads them (quotes removed, `""` as `"`), minus
-/// spaces, tabs and carriage returns outside quotes; lines with equal keys in the register
-/// have equal fingerprints, so a chunk said to have unique keys has them. (The converse need
-/// not hold: an equal fingerprint only makes the chunk keep its order.)
-struct Keys {
-    /// Bit `i` set: column `i` is part of the key.
-    columns: u64,
-    /// The column of the byte in hand.
-    column: u32,
-    /// The line's fingerprint so far (FNV-1a).
-    hash: u64,
-    /// The fingerprints of the chunk's lines so far.
-    seen: HashSet<u64, BuildHasherDefault<Prehashed>>,
-}
-
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-const FNV_PRIME: u64 = 0x0100_0000_01b3;
-/// Mixed in after each key value, so that `"ab","c"` and `"a","bc"` differ.
-const VALUE_END: u64 = 0x100;
-
-impl Keys {
-    pub(super) fn new(table: Table) -> Keys {
-        Keys {
-            columns: table.key_columns().iter().map(|c| 1u64 << c).sum(),
-            column: 0,
-            hash: FNV_OFFSET,
-            seen: HashSet::default(),
-        }
-    }
-
-    fn mix(&mut self, value: u64) {
-        self.hash = (self.hash ^ value).wrapping_mul(FNV_PRIME);
-    }
-
-    fn in_key(&self) -> bool {
-        self.column < 64 && self.columns & (1 << self.column) != 0
-    }
-
-    /// Byte `b` of a data line, read in state `state` (the state before it).
-    fn byte(&mut self, state: Field, b: u8) {
-        let value = match (state, b) {
-            // The closing quote, or the first of `""`.
-            (Field::Quoted, b'"') => None,
-            (Field::Quoted, _) | (Field::QuoteInQuoted, b'"') => Some(b),
-            // The opening quote.
-            (Field::Start, b'"') => None,
-            (_, b',') => {
-                if self.in_key() {
-                    self.mix(VALUE_END);
-                }
-                self.column += 1;
-                None
-            }
-            (_, b'\r' | b' ' | b'\t') => None,
-            _ => Some(b),
-        };
-        if let Some(value) = value
-            && self.in_key()
-        {
-            self.mix(u64::from(value));
-        }
-    }
-
-    /// The line ended: false when its key came before in the chunk.
-    fn line_end(&mut self) -> bool {
-        if self.in_key() {
-            self.mix(VALUE_END);
-        }
-        // A final mix spreads FNV's bits before the set takes the hash as it is.
-        let mut h = self.hash;
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-        h ^= h >> 33;
-        self.column = 0;
-        self.hash = FNV_OFFSET;
-        self.seen.insert(h)
-    }
-
-    /// A new chunk begins: keys of earlier chunks no longer count.
-    fn next_chunk(&mut self) {
-        self.seen.clear();
-    }
-}
-
-/// A hasher for values that are hashes already.
-#[derive(Default)]
-struct Prehashed(u64);
-
-impl Hasher for Prehashed {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 << 8) | u64::from(*b);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
     }
 }
 
@@ -344,11 +317,6 @@ impl Write for ChunkWriter {
                 self.field = Field::Start;
                 start = i + 1;
             } else {
-                if self.header_done
-                    && let Some(keys) = &mut self.keys
-                {
-                    keys.byte(self.field, b);
-                }
                 self.field = self.field.next(b);
             }
         }
@@ -374,6 +342,7 @@ impl Write for ChunkWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::extract::Table;
 
     #[test]
     fn a_quote_inside_an_unquoted_value_is_a_plain_character() {
@@ -421,62 +390,97 @@ mod tests {
         }
     }
 
-    /// The chunks' `keys_unique` flags of an activity member cut into chunks of `per` lines,
-    /// for every split of the text into two buffers.
-    fn unique_flags(member: Member, text: &[u8], per: u64) -> Vec<bool> {
-        let mut flags = None;
+    /// A chunk as cut: its main file, its tail file and the tail's line numbers, whether its
+    /// rows may go in any order.
+    type Cut = (String, Option<(String, Vec<u64>)>, bool);
+
+    /// `text` (a member) cut into chunks of `per` lines, the same for every split of the text
+    /// into two buffers.
+    fn cut(member: Member, text: &[u8], per: u64) -> Vec<Cut> {
+        let mut first = None;
         for split in 0..text.len() {
             let dir = tempfile::tempdir().unwrap();
+            let read = |file: &str| std::fs::read_to_string(dir.path().join(file)).unwrap();
             let mut writer = ChunkWriter::new(dir.path(), member, per);
             writer.write_all(&text[..split]).unwrap();
             writer.write_all(&text[split..]).unwrap();
             let (_, chunks) = writer.finish().unwrap();
-            let got: Vec<bool> = chunks.iter().map(|c| c.keys_unique).collect();
-            match &flags {
-                None => flags = Some(got),
+            let got: Vec<Cut> = chunks
+                .iter()
+                .map(|c| {
+                    let tail = c.tail.as_ref().map(|t| (read(&t.file), t.lines.clone()));
+                    (read(&c.file), tail, c.any_order)
+                })
+                .collect();
+            match &first {
+                None => first = Some(got),
                 Some(f) => assert_eq!(f, &got, "split at {split}"),
             }
         }
-        flags.unwrap()
+        first.unwrap()
     }
 
     const ACTIVITY_HEADER: &str =
         "\"EntityNumber\",\"ActivityGroup\",\"NaceVersion\",\"NaceCode\",\"Classification\"\n";
 
     #[test]
-    fn a_chunk_knows_whether_a_key_comes_twice_in_it() {
+    fn a_key_that_comes_again_in_a_chunk_goes_to_its_tail() {
         let activity = Member::Full(Table::Activity);
-        let distinct = format!(
-            "{ACTIVITY_HEADER}\"0200.000.043\",\"003\",\"2008\",\"73402\",\"MAIN\"\n\"0200.000.043\",\"003\",\"2025\",\"73402\",\"MAIN\"\n"
+        let (a, b) = (
+            "\"0200.000.043\",\"003\",\"2008\",\"73402\",\"MAIN\"",
+            "\"0200.000.097\",\"001\",\"2008\",\"1\",\"SECO\"",
         );
-        assert_eq!(unique_flags(activity, distinct.as_bytes(), 10), [true]);
-        // The same key written another way: unquoted, with CRLF, with spaces around.
-        let again = format!(
-            "{ACTIVITY_HEADER}\"0200.000.043\",\"003\",\"2008\",\"73402\",\"MAIN\"\n\"0200.000.097\",\"001\",\"2008\",\"1\",\"SECO\"\r\n0200.000.043, 003,2008,\"73402\",MAIN\r\n"
+        // The first key again, written another way: unquoted, with spaces, CRLF.
+        let again = "0200.000.043, 003,2008,\"73402\",MAIN";
+        let text = format!("{ACTIVITY_HEADER}{a}\n{b}\r\n{again}\r\n{b}");
+        let chunks = cut(activity, text.as_bytes(), 10);
+        assert_eq!(
+            chunks,
+            [(
+                format!("{ACTIVITY_HEADER}{a}\n{b}\n"),
+                Some((format!("{ACTIVITY_HEADER}{again}\n{b}"), vec![4, 5])),
+                true
+            )]
         );
-        assert_eq!(unique_flags(activity, again.as_bytes(), 10), [false]);
-        // Across chunks, a key may come again: each chunk alone has unique keys.
-        assert_eq!(unique_flags(activity, again.as_bytes(), 2), [true, true]);
-        // Values that only join alike are not the same key.
-        let joined = format!(
-            "{ACTIVITY_HEADER}\"0200.000.043\",\"003\",\"2008\",\"73402\",\"MAIN\"\n\"0200.000.043\",\"00\",\"32008\",\"73402\",\"MAIN\"\n"
+        // Across chunks a key may come again: each chunk alone holds it once.
+        let chunks = cut(activity, text.as_bytes(), 2);
+        assert!(
+            chunks.iter().all(|(_, tail, any)| tail.is_none() && *any),
+            "{chunks:?}"
         );
-        assert_eq!(unique_flags(activity, joined.as_bytes(), 10), [true]);
+    }
+
+    #[test]
+    fn the_chunk_knows_the_line_numbers_of_its_main_file() {
+        let chunk = Chunk {
+            file: "activity.1.csv".into(),
+            first_line: 10,
+            lines: 6,
+            any_order: true,
+            tail: Some(Tail {
+                file: "activity.1.tail.csv".into(),
+                lines: vec![11, 13],
+            }),
+        };
+        let lines: Vec<u64> = (1..=4).map(|n| chunk.main_line(n)).collect();
+        assert_eq!(lines, [10, 12, 14, 15]);
     }
 
     #[test]
     fn names_of_one_kind_and_language_keep_their_order() {
         // A denomination's id ends in a digest of the name: two names of one entity, type and
-        // language may share it, so their chunk keeps the file's order.
-        let text = "\"EntityNumber\",\"Language\",\"TypeOfDenomination\",\"Denomination\"\n\"0200.000.043\",\"2\",\"001\",\"A, \"\"B\"\"\"\n\"0200.000.043\",\"2\",\"001\",\"C\"\n";
-        assert_eq!(
-            unique_flags(Member::Full(Table::Denomination), text.as_bytes(), 10),
-            [false]
+        // language may share it, so the later one goes to the tail.
+        let header = "\"EntityNumber\",\"Language\",\"TypeOfDenomination\",\"Denomination\"\n";
+        let text = format!(
+            "{header}\"0200.000.043\",\"2\",\"001\",\"A, \"\"B\"\"\"\n\"0200.000.043\",\"2\",\"001\",\"C\"\n"
         );
-        // Members without keys (an Update's files, code.csv) never claim unique keys.
-        assert_eq!(
-            unique_flags(Member::Insert(Table::Denomination), text.as_bytes(), 10),
-            [false]
-        );
+        let chunks = cut(Member::Full(Table::Denomination), text.as_bytes(), 10);
+        assert_eq!(chunks[0].1.as_ref().map(|t| t.1.clone()), Some(vec![3]));
+        // An Update's files and whole files are cut as they come.
+        let chunks = cut(Member::Insert(Table::Denomination), text.as_bytes(), 10);
+        assert_eq!(chunks[0].1, None);
+        assert!(!chunks[0].2);
+        let chunks = cut(Member::Full(Table::Denomination), text.as_bytes(), u64::MAX);
+        assert_eq!((chunks[0].1.clone(), chunks[0].2), (None, false));
     }
 }

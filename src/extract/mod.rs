@@ -1,4 +1,4 @@
-//! Knowledge of KBO Open Data extracts (FORMAT.md): pure code, no database and no network.
+//! Knowledge of KBO Open Data extracts (docs/format.md): pure code, no database and no network.
 //!
 //! - [`tables`]: the seven data tables and the CSV members that carry them;
 //! - [`dialect`]: the CSV dialect as real extracts write it;
@@ -13,6 +13,7 @@ pub mod chunker;
 pub mod date;
 pub mod dialect;
 pub mod file_name;
+mod keys;
 pub mod meta;
 pub mod tables;
 

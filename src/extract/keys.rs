@@ -1,0 +1,178 @@
+//! Keys seen while cutting a Full's data member: whether a line's key came before within the
+//! chunk in hand.
+//!
+//! A line's fingerprint is built from the values of its table's [key
+//! columns](super::Table::key_columns) as DuckDB reads them (quotes removed, `""` as `"`),
+//! without spaces, tabs and carriage returns outside quotes. Lines with equal keys in the
+//! register have equal fingerprints, so lines whose fingerprints differ have different keys.
+//! The converse need not hold: an equal fingerprint only sends a line to the chunk's tail,
+//! which is applied after the chunk in the file's order.
+
+use super::chunker::Field;
+use super::tables::Table;
+use std::collections::HashSet;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// The fingerprints of the chunk in hand.
+pub(super) struct Keys {
+    /// Bit `i` set: column `i` is part of the key.
+    columns: u64,
+    /// The last key column.
+    last: u32,
+    seen: HashSet<u64, BuildHasherDefault<Prehashed>>,
+}
+
+impl Keys {
+    /// The keys of `table`'s lines.
+    pub(super) fn new(table: Table) -> Keys {
+        let columns = table.key_columns();
+        Keys {
+            columns: columns.iter().map(|c| 1u64 << c).sum(),
+            last: columns.iter().copied().max().unwrap_or(0) as u32,
+            seen: HashSet::default(),
+        }
+    }
+
+    /// Whether the key of `line` (without its line end) is new in the chunk; it is seen from
+    /// now on.
+    pub(super) fn first_in_chunk(&mut self, line: &[u8]) -> bool {
+        self.seen.insert(fingerprint(line, self.columns, self.last))
+    }
+
+    /// A new chunk begins: keys of earlier chunks no longer count.
+    pub(super) fn next_chunk(&mut self) {
+        self.seen.clear();
+    }
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0100_0000_01b3;
+/// Mixed in after each key value, so that `"ab","c"` and `"a","bc"` differ.
+const VALUE_END: u64 = 0x100;
+
+/// The fingerprint (FNV-1a, then mixed) of the key columns of `line`.
+fn fingerprint(line: &[u8], columns: u64, last: u32) -> u64 {
+    let in_key = |column: u32| column < 64 && columns & (1 << column) != 0;
+    let mix = |h: u64, value: u64| (h ^ value).wrapping_mul(FNV_PRIME);
+    let (mut h, mut column, mut state) = (FNV_OFFSET, 0u32, Field::Start);
+    for &b in line {
+        let value = match (state, b) {
+            // The closing quote, or the first of `""`.
+            (Field::Quoted, b'"') => None,
+            (Field::Quoted, _) | (Field::QuoteInQuoted, b'"') => Some(b),
+            // The opening quote.
+            (Field::Start, b'"') => None,
+            (_, b',') => {
+                if in_key(column) {
+                    h = mix(h, VALUE_END);
+                }
+                column += 1;
+                if column > last {
+                    break;
+                }
+                None
+            }
+            (_, b'\r' | b' ' | b'\t') => None,
+            _ => Some(b),
+        };
+        if let Some(value) = value
+            && in_key(column)
+        {
+            h = mix(h, u64::from(value));
+        }
+        state = state.next(b);
+    }
+    if column <= last && in_key(column) {
+        h = mix(h, VALUE_END);
+    }
+    // Spread FNV's bits: the set takes the fingerprint as its hash.
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^ (h >> 33)
+}
+
+/// A hasher for values that are hashes already.
+#[derive(Default)]
+struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8) | u64::from(*b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(table: Table, line: &str) -> u64 {
+        let columns = table.key_columns();
+        fingerprint(
+            line.as_bytes(),
+            columns.iter().map(|c| 1u64 << c).sum(),
+            columns.iter().copied().max().unwrap() as u32,
+        )
+    }
+
+    #[test]
+    fn a_key_written_another_way_is_the_same_key() {
+        let a = key(
+            Table::Activity,
+            r#""0200.000.043","003","2008","73402","MAIN""#,
+        );
+        assert_eq!(
+            a,
+            key(Table::Activity, "0200.000.043, 003,2008,\"73402\",MAIN\r")
+        );
+        assert_ne!(
+            a,
+            key(
+                Table::Activity,
+                r#""0200.000.043","003","2025","73402","MAIN""#
+            )
+        );
+        // Values that only join alike are other keys.
+        assert_ne!(
+            a,
+            key(
+                Table::Activity,
+                r#""0200.000.043","00","32008","73402","MAIN""#
+            )
+        );
+    }
+
+    #[test]
+    fn only_the_key_columns_count() {
+        let address = |street: &str| {
+            key(
+                Table::Address,
+                &format!(
+                    r#""0200.000.043","REGO",,,"1000","Brussel","Bruxelles","{street}","x","1",,,"#
+                ),
+            )
+        };
+        assert_eq!(address("Kerkstraat"), address("Stationsstraat"));
+        // A quoted comma or quote stays inside its value.
+        assert_ne!(
+            key(Table::Denomination, r#""0200.000.043","2","001","A, B""#),
+            key(Table::Denomination, r#""0200.000.043","2","002","A, B""#)
+        );
+        assert_eq!(
+            key(
+                Table::Denomination,
+                r#""0200.000.043","2","001","A, ""B""""#
+            ),
+            key(Table::Denomination, r#""0200.000.043","2","001","C""#)
+        );
+    }
+}
