@@ -70,6 +70,11 @@ impl Process {
         Ok(Process { child, log })
     }
 
+    /// Whether the process has ended.
+    pub fn has_exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
     /// The process id.
     pub fn id(&self) -> u32 {
         self.child.id()
@@ -152,32 +157,53 @@ impl RestateServer {
         dir: &Path,
         env: &[(String, String)],
     ) -> Result<RestateServer, String> {
-        let launch = Launch {
-            binary: binary.to_path_buf(),
-            config: config.map(Path::to_path_buf),
-            dir: dir.to_path_buf(),
-            env: env.to_vec(),
-            ingress: free_port(),
-            admin: free_port(),
-            node: free_port(),
-        };
-        let server = RestateServer {
-            process: launch.spawn()?,
-            ingress: launch.ingress,
-            admin: launch.admin,
-            launch,
-        };
-        server.wait_ready()?;
-        Ok(server)
+        // A free port may be taken by another process before the server binds it: the server
+        // then exits at once, and starts again on other ports.
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let launch = Launch {
+                binary: binary.to_path_buf(),
+                config: config.map(Path::to_path_buf),
+                dir: dir.to_path_buf(),
+                env: env.to_vec(),
+                ingress: free_port(),
+                admin: free_port(),
+                node: free_port(),
+            };
+            let mut server = RestateServer {
+                process: launch.spawn()?,
+                ingress: launch.ingress,
+                admin: launch.admin,
+                launch,
+            };
+            match server.wait_ready() {
+                Err(_) if tries < 3 && server.process.has_exited() => continue,
+                ready => return ready.map(|()| server),
+            }
+        }
     }
 
-    fn wait_ready(&self) -> Result<(), String> {
+    fn wait_ready(&mut self) -> Result<(), String> {
         let (ingress, admin) = (self.ingress, self.admin);
-        wait_until(
+        let process = &mut self.process;
+        let mut exited = false;
+        let ready = wait_until(
             "the Restate server to listen",
             Duration::from_secs(60),
-            || port_open(ingress) && port_open(admin),
-        )
+            || {
+                exited = process.has_exited();
+                exited || (port_open(ingress) && port_open(admin))
+            },
+        );
+        match (ready, exited) {
+            (Ok(()), false) => Ok(()),
+            (Ok(()), true) => Err(format!(
+                "the Restate server exited at start: {}",
+                process.log().lines().last().unwrap_or_default()
+            )),
+            (Err(e), _) => Err(e),
+        }
     }
 
     /// kill -9 the server and start it again on the same ports and data directory.
