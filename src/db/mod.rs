@@ -31,7 +31,8 @@ pub use target::DatabaseTarget;
 /// Bounds on DuckDB's resources while an import runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DuckDbSettings {
-    /// `KBO_DUCKDB_MEMORY_LIMIT`: DuckDB's `memory_limit` (default `1536MB`).
+    /// `KBO_DUCKDB_MEMORY_LIMIT`: DuckDB's `memory_limit` (default `1280MB`: with the rest of
+    /// the service, a real-size Full peaks under 2 GiB).
     pub memory_limit: String,
     /// `KBO_DUCKDB_THREADS`: DuckDB's `threads` (default: DuckDB's own, the number of cores).
     pub threads: Option<u32>,

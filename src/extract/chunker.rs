@@ -263,6 +263,9 @@ impl ChunkWriter {
             out.flush()?;
         }
         if let Some(keys) = &mut self.keys {
+            if let Some(chunk) = self.chunks.last_mut() {
+                chunk.any_order &= keys.all_known();
+            }
             keys.next_chunk();
         }
         Ok(())
@@ -426,19 +429,21 @@ mod tests {
     #[test]
     fn a_key_that_comes_again_in_a_chunk_goes_to_its_tail() {
         let activity = Member::Full(Table::Activity);
-        let (a, b) = (
+        let (a, a2, b) = (
             "\"0200.000.043\",\"003\",\"2008\",\"73402\",\"MAIN\"",
+            "\"0200.000.043\",\"003\",\"2025\",\"73402\",\"MAIN\"",
             "\"0200.000.097\",\"001\",\"2008\",\"1\",\"SECO\"",
         );
-        // The first key again, written another way: unquoted, with spaces, CRLF.
+        // The first key again within its entity's lines, written another way: unquoted, with
+        // spaces, CRLF.
         let again = "0200.000.043, 003,2008,\"73402\",MAIN";
-        let text = format!("{ACTIVITY_HEADER}{a}\n{b}\r\n{again}\r\n{b}");
+        let text = format!("{ACTIVITY_HEADER}{a}\n{a2}\r\n{again}\r\n{b}");
         let chunks = cut(activity, text.as_bytes(), 10);
         assert_eq!(
             chunks,
             [(
-                format!("{ACTIVITY_HEADER}{a}\n{b}\n"),
-                Some((format!("{ACTIVITY_HEADER}{again}\n{b}"), vec![4, 5])),
+                format!("{ACTIVITY_HEADER}{a}\n{a2}\n{b}"),
+                Some((format!("{ACTIVITY_HEADER}{again}\n"), vec![4])),
                 true
             )]
         );
@@ -448,6 +453,21 @@ mod tests {
             chunks.iter().all(|(_, tail, any)| tail.is_none() && *any),
             "{chunks:?}"
         );
+    }
+
+    #[test]
+    fn a_chunk_whose_entities_come_back_keeps_the_files_order() {
+        // 0200.000.043's lines come back after 0200.000.097's: its keys are not all known, so
+        // the chunk is inserted in the file's order.
+        let (a, b, a2) = (
+            "\"0200.000.043\",\"003\",\"2008\",\"73402\",\"MAIN\"",
+            "\"0200.000.097\",\"001\",\"2008\",\"1\",\"SECO\"",
+            "\"0200.000.043\",\"003\",\"2008\",\"73402\",\"MAIN\"",
+        );
+        let text = format!("{ACTIVITY_HEADER}{a}\n{b}\n{a2}\n");
+        let chunks = cut(Member::Full(Table::Activity), text.as_bytes(), 10);
+        assert_eq!(chunks.len(), 1);
+        assert!(!chunks[0].2, "{chunks:?}");
     }
 
     #[test]

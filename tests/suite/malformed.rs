@@ -2,19 +2,9 @@
 
 use crate::fixtures::{chain, rewrite_zip};
 use crate::harness::{Restate, file_url};
-use crate::tables::{DATA_TABLES, assert_same_rows, everything, open, rows};
+use crate::tables::{assert_same_state, open, rows, state};
 use serde_json::json;
-use std::path::Path;
 use std::time::Duration;
-
-fn snapshot(db: &Path) -> Vec<Vec<String>> {
-    let conn = open(db);
-    DATA_TABLES
-        .iter()
-        .chain(&["codes", "nace_codes"])
-        .map(|t| everything(&conn, t))
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn malformed_extracts_fail_naming_the_file_and_leave_the_database_as_it_was() {
@@ -24,7 +14,7 @@ async fn malformed_extracts_fail_naming_the_file_and_leave_the_database_as_it_wa
     let db = dir.path().join("kbo.duckdb");
     let service = restate.serve(dir.path(), &db, &[]);
     restate.import_completed("base-140", &chain.full).await;
-    let before = snapshot(&db);
+    let before = state(&db);
 
     let no_meta = dir.path().join("no-meta.zip");
     rewrite_zip(&chain.update, &no_meta, |name, bytes| {
@@ -78,15 +68,7 @@ async fn malformed_extracts_fail_naming_the_file_and_leave_the_database_as_it_wa
             "{id}: run ends in a failure, got HTTP {status}"
         );
     }
-    let after = snapshot(&db);
-    for ((table, b), a) in DATA_TABLES
-        .iter()
-        .chain(&["codes", "nace_codes"])
-        .zip(&before)
-        .zip(&after)
-    {
-        assert_same_rows(&format!("{table} after refused extracts"), b, a);
-    }
+    assert_same_state("after refused extracts", &before, &state(&db));
     let jobs = rows(
         &open(&db),
         "SELECT id, status, error_message LIKE '%' || 'line' || '%' AS has_line FROM import_jobs WHERE status = 'failed'",
