@@ -455,16 +455,22 @@ async fn a_stray_quote_inside_an_unquoted_value_is_read_as_duckdb_reads_it() {
         .next()
         .unwrap()
         .to_string();
-    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    let mut lines: Vec<String> = text.lines().take(12).map(String::from).collect();
     lines.insert(2, format!("{entity},2,003,O\"Brien & Zonen"));
     let crlf = lines.join("\r\n") + "\r\n";
     let edited = d.join("quote.zip");
+    // The Update holds these names only (its other files hold their header): a few dozen
+    // steps of two lines each.
     rewrite_zip(&chain.update, &edited, |member, bytes| {
-        if member == "denomination_insert.csv" {
-            Some((member.to_string(), crlf.clone().into_bytes()))
+        let text = if member == "denomination_insert.csv" {
+            crlf.clone()
+        } else if member.ends_with("_insert.csv") || member.ends_with("_delete.csv") {
+            let text = String::from_utf8(bytes).unwrap();
+            format!("{}\n", text.lines().next().unwrap())
         } else {
-            Some((member.to_string(), bytes))
-        }
+            return Some((member.to_string(), bytes));
+        };
+        Some((member.to_string(), text.into_bytes()))
     });
     let restate = Restate::start(d);
     let db = d.join("kbo.duckdb");
@@ -473,10 +479,7 @@ async fn a_stray_quote_inside_an_unquoted_value_is_read_as_duckdb_reads_it() {
     drop(service);
     // Small batches: the line with the quote and the lines after it fall in several chunks.
     let service = restate.serve(d, &db, &[("KBO_BATCH_ROWS", "2")]);
-    // Some 1 200 steps of two lines each: minutes on a busy machine.
-    restate
-        .import_completed_within("quote", &edited, Duration::from_secs(400))
-        .await;
+    restate.import_completed("quote", &edited).await;
     let conn = open(&db);
     let found: i64 = conn
         .query_row(

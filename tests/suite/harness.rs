@@ -223,14 +223,8 @@ impl Restate {
 
     /// Imports the extract at `zip` as workflow `id` and asserts that it completes.
     pub async fn import_completed(&self, id: &str, zip: &Path) -> Value {
-        self.import_completed_within(id, zip, Duration::from_secs(120))
-            .await
-    }
-
-    /// [`Restate::import_completed`], for an import of many steps that may take `timeout`.
-    pub async fn import_completed_within(&self, id: &str, zip: &Path, timeout: Duration) -> Value {
         self.start_import(id, json!(file_url(zip))).await;
-        let done = self.wait_finished(id, timeout).await;
+        let done = self.wait_finished(id, Duration::from_secs(120)).await;
         assert_eq!(done["status"], "completed", "{id}: {done}");
         done
     }
