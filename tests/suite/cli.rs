@@ -117,6 +117,31 @@ async fn register_start_watch_and_status_drive_an_import() {
 }
 
 #[test]
+fn inspect_shows_the_register_and_its_last_jobs() {
+    // The chain imported once for the tests that only read it; inspect opens the database for
+    // writing (to create missing views), so it reads a copy.
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("kbo.duckdb");
+    std::fs::copy(&crate::fixtures::imported().a, &db).unwrap();
+    let mut wal = crate::fixtures::imported().a.clone().into_os_string();
+    wal.push(".wal");
+    if std::path::Path::new(&wal).exists() {
+        std::fs::copy(&wal, dir.path().join("kbo.duckdb.wal")).unwrap();
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_kbo-import"))
+        .arg("inspect")
+        .env("KBO_DATABASE", &db)
+        .env("KBO_WORK_DIR", dir.path().join("work"))
+        .output()
+        .unwrap();
+    let text = output_text(&out);
+    assert!(out.status.success(), "{text}");
+    for expected in ["activities", "update-141", "full-140", "completed"] {
+        assert!(text.contains(expected), "inspect shows {expected}: {text}");
+    }
+}
+
+#[test]
 fn an_expected_failure_prints_one_line_whatever_rust_backtrace_says() {
     let closed = crate::harness::free_port();
     let url = format!("http://127.0.0.1:{closed}");
