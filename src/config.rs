@@ -231,7 +231,7 @@ fn duckdb_settings(
     work_dir: &std::path::Path,
 ) -> Result<DuckDbSettings, ConfigError> {
     Ok(DuckDbSettings {
-        memory_limit: get("KBO_DUCKDB_MEMORY_LIMIT").unwrap_or_else(|| "1280MB".into()),
+        memory_limit: get("KBO_DUCKDB_MEMORY_LIMIT").unwrap_or_else(|| "1536MB".into()),
         threads: match get("KBO_DUCKDB_THREADS") {
             None => None,
             Some(_) => Some(parse(get, "KBO_DUCKDB_THREADS", 0, "a number of threads")?),

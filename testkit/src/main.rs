@@ -59,7 +59,7 @@ enum Command {
         #[arg(long, default_value_t = 1_000_000)]
         batch_rows: u64,
         /// DuckDB memory cap for both runs.
-        #[arg(long, default_value = "1280MB")]
+        #[arg(long, default_value = "1536MB")]
         memory_limit: String,
         /// The Restate server binary.
         #[arg(long, default_value = "tools/node_modules/.bin/restate-server")]
