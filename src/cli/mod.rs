@@ -27,9 +27,9 @@ pub enum Command {
     /// Start importing an extract through Restate ingress.
     Start(start::Args),
     /// Follow an import until it ends; exits non-zero with the error if it fails.
-    Watch(watch::Args),
+    Watch(WorkflowArgs),
     /// Print an import's progress as one JSON line.
-    Status(status::Args),
+    Status(WorkflowArgs),
     /// Keep the register current from the KBO portal: the KboSync object.
     #[command(after_help = sync::EXAMPLES)]
     Sync(sync::Args),
@@ -55,6 +55,15 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Rollback(args) => rollback::run(args).await,
         Command::Register(args) => register::run(args).await,
     }
+}
+
+/// A `KboImport` workflow and where Restate is (`watch`, `status`).
+#[derive(clap::Args)]
+pub struct WorkflowArgs {
+    /// Workflow id.
+    id: String,
+    #[command(flatten)]
+    restate: RestateArgs,
 }
 
 /// Where Restate is.

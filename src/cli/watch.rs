@@ -1,19 +1,10 @@
 //! `kbo-import watch <id>`: follows an import until it ends.
 
-use super::RestateArgs;
+use super::WorkflowArgs;
 use kbo_import::wire::Progress;
 
-/// Arguments of `watch`.
-#[derive(clap::Args)]
-pub struct Args {
-    /// Workflow id.
-    id: String,
-    #[command(flatten)]
-    restate: RestateArgs,
-}
-
 /// Follows the import; an error when it fails.
-pub async fn run(args: Args) -> anyhow::Result<()> {
+pub async fn run(args: WorkflowArgs) -> anyhow::Result<()> {
     report(&args.id, args.restate.client().watch(&args.id).await?);
     Ok(())
 }

@@ -48,29 +48,7 @@ enum Command {
         full_only: bool,
     },
     /// Benchmark a Full extract: DuckDB alone versus the workflow, then a daily Update.
-    Bench {
-        /// Scale of the generated Full (1.0 = a real extract, ~47 M rows).
-        #[arg(long, default_value_t = 1.0)]
-        scale: f64,
-        /// Folder for extracts, databases and logs (the generated extract is reused).
-        #[arg(long, default_value = "bench-data")]
-        dir: PathBuf,
-        /// Rows per batch step.
-        #[arg(long, default_value_t = 1_000_000)]
-        batch_rows: u64,
-        /// DuckDB memory cap for both runs.
-        #[arg(long, default_value = "1536MB")]
-        memory_limit: String,
-        /// The Restate server binary.
-        #[arg(long, default_value = "tools/node_modules/.bin/restate-server")]
-        restate_server: PathBuf,
-        /// Rounds of (same-output floor, workflow), interleaved.
-        #[arg(long, default_value_t = 3)]
-        runs: u32,
-        /// DuckDB memory cap of the same-output floor (whole files in one statement each).
-        #[arg(long, default_value = "12GB")]
-        floor_memory_limit: String,
-    },
+    Bench(bench::BenchOptions),
     /// (Used by `bench`.) The same-output floor: the workflow's tables from whole files.
     #[command(hide = true)]
     BenchSameOutput {
@@ -110,26 +88,7 @@ fn main() -> ExitCode {
 
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Bench {
-            scale,
-            dir,
-            batch_rows,
-            memory_limit,
-            restate_server,
-            runs,
-            floor_memory_limit,
-        } => {
-            bench::run(bench::BenchOptions {
-                scale,
-                dir,
-                batch_rows,
-                memory_limit,
-                restate_server,
-                runs,
-                floor_memory_limit,
-            })
-            .await
-        }
+        Command::Bench(options) => bench::run(options).await,
         Command::BenchSameOutput {
             db,
             memory_limit,

@@ -96,7 +96,7 @@ async fn random_cancels_and_kills_leave_the_data_before_or_after_and_every_statu
                 restate.cancel_if_running(&invocation);
             }
             Fault::KillService => service.restart(),
-            Fault::KillRestate => restate.restart(d),
+            Fault::KillRestate => restate.restart(),
         }
         restate.wait_finished(&id, Duration::from_secs(120)).await;
         let done = agreed_end(&restate, &db, &id).await;

@@ -70,7 +70,7 @@ impl Restate {
     }
 
     /// kill -9 the server and start it again on the same ports and data directory.
-    pub fn restart(&mut self, _dir: &Path) {
+    pub fn restart(&mut self) {
         self.server.restart().unwrap_or_else(|e| panic!("{e}"));
     }
 

@@ -328,7 +328,7 @@ async fn a_restate_server_killed_mid_import_resumes_with_the_right_data() {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    restate.restart(d);
+    restate.restart();
     let done = restate
         .wait_finished("full-140", Duration::from_secs(180))
         .await;

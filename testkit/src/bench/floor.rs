@@ -98,6 +98,21 @@ pub(super) fn same_output_round(
     Ok((seconds, rss, phases))
 }
 
+/// A new DuckDB database file `db`, capped at `memory_limit` and spilling into `temp_dir`.
+fn open_bounded(
+    db: &Path,
+    memory_limit: &str,
+    temp_dir: &Path,
+) -> anyhow::Result<duckdb::Connection> {
+    let conn = duckdb::Connection::open(db)?;
+    conn.execute_batch(&format!(
+        "SET memory_limit = {}; SET temp_directory = {};",
+        kbo_import::db::sql_literal(memory_limit),
+        kbo_import::db::sql_literal(&temp_dir.to_string_lossy())
+    ))?;
+    Ok(conn)
+}
+
 /// The floor, in its own process: loads each CSV file with DuckDB alone; prints the row count.
 pub fn floor(
     db: &Path,
@@ -105,12 +120,7 @@ pub fn floor(
     temp_dir: &Path,
     files: &[PathBuf],
 ) -> anyhow::Result<()> {
-    let conn = duckdb::Connection::open(db)?;
-    conn.execute_batch(&format!(
-        "SET memory_limit = {}; SET temp_directory = {};",
-        kbo_import::db::sql_literal(memory_limit),
-        kbo_import::db::sql_literal(&temp_dir.to_string_lossy())
-    ))?;
+    let conn = open_bounded(db, memory_limit, temp_dir)?;
     let mut rows: u64 = 0;
     for (i, file) in files.iter().enumerate() {
         conn.execute_batch(&format!(
@@ -134,12 +144,7 @@ pub fn same_output_floor_process(
     temp_dir: &Path,
     dir: &Path,
 ) -> anyhow::Result<()> {
-    let conn = duckdb::Connection::open(db)?;
-    conn.execute_batch(&format!(
-        "SET memory_limit = {}; SET temp_directory = {};",
-        kbo_import::db::sql_literal(memory_limit),
-        kbo_import::db::sql_literal(&temp_dir.to_string_lossy())
-    ))?;
+    let conn = open_bounded(db, memory_limit, temp_dir)?;
     let mut load = same_output_floor(&conn, dir)?;
     let started = Instant::now();
     conn.execute_batch("CHECKPOINT")?;

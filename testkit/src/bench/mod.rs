@@ -30,23 +30,30 @@ use std::time::{Duration, Instant};
 /// Named parts of a run and their milliseconds, in order.
 pub(crate) type Phases = Vec<(String, u64)>;
 
-/// What to measure.
-#[derive(Debug, Clone)]
+/// What to measure (the arguments of `kbo-testkit bench`).
+#[derive(Debug, Clone, clap::Args)]
 pub struct BenchOptions {
-    /// Scale of the Full extract (1.0 = real size).
+    /// Scale of the generated Full (1.0 = a real extract, ~47 M rows).
+    #[arg(long, default_value_t = 1.0)]
     pub scale: f64,
-    /// Folder for extracts, databases and logs (kept between runs: the extract is reused).
+    /// Folder for extracts, databases and logs (the generated extract is reused).
+    #[arg(long, default_value = "bench-data")]
     pub dir: PathBuf,
-    /// `KBO_BATCH_ROWS` of the service.
+    /// Rows per batch step (`KBO_BATCH_ROWS` of the service).
+    #[arg(long, default_value_t = 1_000_000)]
     pub batch_rows: u64,
     /// DuckDB memory cap of the bare floor and of the service.
+    #[arg(long, default_value = "1536MB")]
     pub memory_limit: String,
     /// DuckDB memory cap of the same-output floor, which loads each whole file in one
-    /// statement (its window over 36 M activity lines needs several GB).
+    /// statement.
+    #[arg(long, default_value = "12GB")]
     pub floor_memory_limit: String,
     /// The Restate server binary.
+    #[arg(long, default_value = "tools/node_modules/.bin/restate-server")]
     pub restate_server: PathBuf,
     /// Rounds of (same-output floor, workflow), interleaved.
+    #[arg(long, default_value_t = 3)]
     pub runs: u32,
 }
 
