@@ -108,6 +108,7 @@ impl Database {
             };
             let opened = started.elapsed();
             let result = work(&mut conn);
+            return_freed_memory();
             tracing::debug!(
                 open_ms = opened.as_millis() as u64,
                 work_ms = (started.elapsed() - opened).as_millis() as u64,
@@ -157,6 +158,22 @@ impl Database {
         if let Some(open) = open.take() {
             let _ = tokio::task::spawn_blocking(move || drop(open.conn)).await;
         }
+    }
+}
+
+/// Hands the memory DuckDB's last statements freed back to the system.
+///
+/// DuckDB allocates with the C library's `malloc`, which keeps freed memory for reuse in one
+/// arena per thread; over the steps of a Full, run on whichever blocking thread Tokio picks,
+/// that kept memory added some 700 MiB to the service's resident size on top of DuckDB's own
+/// `memory_limit`. Trimming after each step keeps it to DuckDB's working set (the benchmark's
+/// peak fell from 1.9-2.2 GiB to 1.7-1.9 GiB) for about 20 ms per step.
+fn return_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: `malloc_trim` only returns free pages of glibc's heaps to the kernel; it touches
+    // no memory in use and is safe to call from any thread at any time.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
