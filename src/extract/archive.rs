@@ -258,7 +258,7 @@ impl Cut<'_> {
         &self,
         declared: u64,
         compressed: u64,
-        entry: &mut impl Read,
+        entry: &mut (impl Read + Send),
     ) -> Result<(u64, Vec<u8>, Vec<Chunk>), ArchiveError> {
         let too_large = |reason: String| ArchiveError::TooLarge {
             member: self.name.to_string(),
@@ -344,21 +344,55 @@ enum CopyError {
     Write(std::io::Error),
 }
 
+/// The size of the pieces a member is read in.
+const PIECE: usize = 256 * 1024;
+
 /// Copies at most `budget + 1` bytes, so that the caller can tell an overflow from a fit.
-fn copy_bounded(from: &mut impl Read, to: &mut impl Write, budget: u64) -> Result<u64, CopyError> {
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut copied: u64 = 0;
-    loop {
-        let n = from.read(&mut buf).map_err(CopyError::Read)?;
-        if n == 0 {
-            return Ok(copied);
+///
+/// Reading (inflating the member) runs on a thread of its own while `to` takes the pieces
+/// read before: unpacking a Full is two halves of similar cost, inflating and cutting, which
+/// then overlap on two cores. A few pieces are in flight at most (bounded memory).
+fn copy_bounded(
+    from: &mut (impl Read + Send),
+    to: &mut impl Write,
+    budget: u64,
+) -> Result<u64, CopyError> {
+    let (full, pieces) = std::sync::mpsc::sync_channel::<std::io::Result<Vec<u8>>>(4);
+    let (spent, empties) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            let mut read: u64 = 0;
+            while read <= budget {
+                let mut piece = empties.try_recv().unwrap_or_default();
+                piece.resize(PIECE, 0);
+                let n = match from.read(&mut piece) {
+                    Ok(0) => return,
+                    Ok(n) => n,
+                    Err(e) => {
+                        let _ = full.send(Err(e));
+                        return;
+                    }
+                };
+                piece.truncate(n);
+                read += n as u64;
+                // The writer stopped (it failed): nothing more to read.
+                if full.send(Ok(piece)).is_err() {
+                    return;
+                }
+            }
+        });
+        let mut copied: u64 = 0;
+        for piece in pieces {
+            let piece = piece.map_err(CopyError::Read)?;
+            copied += piece.len() as u64;
+            if copied > budget {
+                return Ok(copied);
+            }
+            to.write_all(&piece).map_err(CopyError::Write)?;
+            let _ = spent.send(piece);
         }
-        copied += n as u64;
-        if copied > budget {
-            return Ok(copied);
-        }
-        to.write_all(&buf[..n]).map_err(CopyError::Write)?;
-    }
+        Ok(copied)
+    })
 }
 
 fn read_small_text(path: &Path, member: Member) -> Result<String, ArchiveError> {
@@ -566,6 +600,47 @@ mod tests {
             let err = unpack_members(&members).unwrap_err();
             assert!(matches!(err, ArchiveError::UnsafeName(_)), "{name}: {err}");
         }
+    }
+
+    /// A reader that yields `good` bytes, then fails.
+    struct FailsAfter {
+        good: usize,
+    }
+
+    impl Read for FailsAfter {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.good == 0 {
+                return Err(std::io::Error::other("inflate failed"));
+            }
+            let n = buf.len().min(self.good).min(1000);
+            buf[..n].fill(b'x');
+            self.good -= n;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn copying_on_two_threads_keeps_every_byte_and_every_failure() {
+        // Bytes arrive whole and in order across many pieces.
+        let data: Vec<u8> = (0..3 * PIECE + 17).map(|i| (i % 251) as u8).collect();
+        let mut out = Vec::new();
+        let copied = copy_bounded(&mut data.as_slice(), &mut out, u64::MAX).ok();
+        assert_eq!(copied, Some(data.len() as u64));
+        assert_eq!(out, data);
+        // Past the budget: the caller sees more than the budget, and nothing past it is written.
+        let mut out = Vec::new();
+        let copied = copy_bounded(&mut data.as_slice(), &mut out, PIECE as u64).ok();
+        assert!(copied.is_some_and(|n| n > PIECE as u64));
+        assert!(out.len() <= PIECE);
+        // A failing read is the reader's failure, after what came before was written.
+        let mut out = Vec::new();
+        let failed = copy_bounded(&mut FailsAfter { good: 5000 }, &mut out, u64::MAX);
+        assert!(matches!(failed, Err(CopyError::Read(e)) if e.to_string() == "inflate failed"));
+        assert_eq!(out.len(), 5000);
+        // A failing write stops the reader (the call returns instead of hanging).
+        let mut full = [0u8; 10];
+        let failed = copy_bounded(&mut data.as_slice(), &mut full.as_mut_slice(), u64::MAX);
+        assert!(matches!(failed, Err(CopyError::Write(_))));
     }
 
     #[test]

@@ -305,7 +305,10 @@ impl Write for ChunkWriter {
             self.push(b"\r")?;
         }
         let mut start = 0;
-        for (i, &b) in buf.iter().enumerate() {
+        let mut i = 0;
+        while i < buf.len() {
+            let b = buf[i];
+            i += 1;
             if self.seen < BOM.len() {
                 let in_bom = b == BOM[self.seen];
                 self.seen = if in_bom { self.seen + 1 } else { BOM.len() };
@@ -313,7 +316,18 @@ impl Write for ChunkWriter {
                     continue;
                 }
             }
-            if b == b'\n' && self.field != Field::Quoted {
+            if self.field == Field::Quoted {
+                // Inside a quoted value (most of a KBO file) only a quote matters: on to the
+                // next one at once, line ends included.
+                let Some(at) = memchr::memchr(b'"', &buf[i - 1..]) else {
+                    break;
+                };
+                i += at;
+                self.field = Field::QuoteInQuoted;
+                continue;
+            }
+            let i = i - 1;
+            if b == b'\n' {
                 let line = &buf[start..i];
                 self.push(line.strip_suffix(b"\r").unwrap_or(line))?;
                 self.line_end()?;
