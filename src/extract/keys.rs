@@ -94,7 +94,21 @@ fn fingerprints(line: &[u8], columns: u64, last: u32) -> (u64, u64) {
     let mix = |h: u64, value: u64| (h ^ value).wrapping_mul(FNV_PRIME);
     let (mut h, mut column, mut state) = (FNV_OFFSET, 0u32, Field::Start);
     let mut entity = None;
-    for &b in line {
+    let mut i = 0;
+    while i < line.len() {
+        if state == Field::Quoted {
+            // Inside a quoted value every byte up to the next quote is the value's.
+            let end = memchr::memchr(b'"', &line[i..]).map_or(line.len(), |at| i + at);
+            if in_key(column) {
+                h = line[i..end].iter().fold(h, |h, &b| mix(h, u64::from(b)));
+            }
+            i = end;
+            if i == line.len() {
+                break;
+            }
+        }
+        let b = line[i];
+        i += 1;
         let value = match (state, b) {
             // The closing quote, or the first of `""`.
             (Field::Quoted, b'"') => None,
