@@ -32,8 +32,8 @@ pub use target::DatabaseTarget;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DuckDbSettings {
     /// `KBO_DUCKDB_MEMORY_LIMIT`: DuckDB's `memory_limit` (default `1536MB`: a real-size Full
-    /// then peaks at about 2.07 GiB for the whole service; 1280 MB saved only 44 MiB of it and took
-    /// about 20 s longer in the benchmark).
+    /// then peaks at about 1.8 GiB for the whole service; 1280 MB saved only 44 MiB of it and
+    /// took about 20 s longer in the benchmark).
     pub memory_limit: String,
     /// `KBO_DUCKDB_THREADS`: DuckDB's `threads` (default: DuckDB's own, the number of cores).
     pub threads: Option<u32>,
