@@ -357,38 +357,33 @@ fn copy_bounded(
     to: &mut impl Write,
     budget: u64,
 ) -> Result<u64, CopyError> {
-    let (full, pieces) = std::sync::mpsc::sync_channel::<std::io::Result<Vec<u8>>>(4);
+    // A piece travels with the length read into it; spent pieces go back to the reader.
+    let (full, pieces) = std::sync::mpsc::sync_channel::<std::io::Result<(Vec<u8>, usize)>>(4);
     let (spent, empties) = std::sync::mpsc::channel::<Vec<u8>>();
     std::thread::scope(|scope| {
+        // Reads until the end, a failure, or the writer stops (past the budget, or failed).
         scope.spawn(move || {
-            let mut read: u64 = 0;
-            while read <= budget {
-                let mut piece = empties.try_recv().unwrap_or_default();
-                piece.resize(PIECE, 0);
-                let n = match from.read(&mut piece) {
+            loop {
+                let mut piece = empties.try_recv().unwrap_or_else(|_| vec![0; PIECE]);
+                let read = match from.read(&mut piece) {
                     Ok(0) => return,
-                    Ok(n) => n,
-                    Err(e) => {
-                        let _ = full.send(Err(e));
-                        return;
-                    }
+                    Ok(n) => Ok((piece, n)),
+                    Err(e) => Err(e),
                 };
-                piece.truncate(n);
-                read += n as u64;
-                // The writer stopped (it failed): nothing more to read.
-                if full.send(Ok(piece)).is_err() {
+                let failed = read.is_err();
+                if full.send(read).is_err() || failed {
                     return;
                 }
             }
         });
         let mut copied: u64 = 0;
         for piece in pieces {
-            let piece = piece.map_err(CopyError::Read)?;
-            copied += piece.len() as u64;
+            let (piece, n) = piece.map_err(CopyError::Read)?;
+            copied += n as u64;
             if copied > budget {
                 return Ok(copied);
             }
-            to.write_all(&piece).map_err(CopyError::Write)?;
+            to.write_all(&piece[..n]).map_err(CopyError::Write)?;
             let _ = spent.send(piece);
         }
         Ok(copied)

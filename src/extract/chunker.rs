@@ -308,25 +308,24 @@ impl Write for ChunkWriter {
         let mut i = 0;
         while i < buf.len() {
             let b = buf[i];
-            i += 1;
             if self.seen < BOM.len() {
                 let in_bom = b == BOM[self.seen];
                 self.seen = if in_bom { self.seen + 1 } else { BOM.len() };
                 if in_bom {
+                    i += 1;
                     continue;
                 }
             }
             if self.field == Field::Quoted {
                 // Inside a quoted value (most of a KBO file) only a quote matters: on to the
                 // next one at once, line ends included.
-                let Some(at) = memchr::memchr(b'"', &buf[i - 1..]) else {
+                let Some(at) = memchr::memchr(b'"', &buf[i..]) else {
                     break;
                 };
-                i += at;
+                i += at + 1;
                 self.field = Field::QuoteInQuoted;
                 continue;
             }
-            let i = i - 1;
             if b == b'\n' {
                 let line = &buf[start..i];
                 self.push(line.strip_suffix(b"\r").unwrap_or(line))?;
@@ -336,6 +335,7 @@ impl Write for ChunkWriter {
             } else {
                 self.field = self.field.next(b);
             }
+            i += 1;
         }
         let rest = &buf[start..];
         match rest.strip_suffix(b"\r") {
