@@ -13,7 +13,7 @@ pub struct Config {
     pub database: DatabaseTarget,
     /// `KBO_WORK_DIR`: downloads and unpacked CSV files (default `kbo-work`).
     pub work_dir: PathBuf,
-    /// `KBO_BATCH_ROWS`: rows per batch step (default 1 000 000).
+    /// `KBO_BATCH_ROWS`: rows per batch step (default 2 000 000).
     pub batch_rows: u64,
     /// `KBO_ALLOW_FILE_URLS`: accept `file://` extract URLs (default false).
     pub allow_file_urls: bool,
@@ -129,7 +129,7 @@ impl Config {
         let batch_rows: u64 = parse(
             &get,
             "KBO_BATCH_ROWS",
-            1_000_000,
+            2_000_000,
             "a positive number of rows",
         )?;
         if batch_rows == 0 {
@@ -333,7 +333,7 @@ mod tests {
         let c = config(&[]).unwrap();
         assert_eq!(c.port, 9080);
         assert_eq!(c.database, DatabaseTarget::File("kbo.duckdb".into()));
-        assert_eq!(c.batch_rows, 1_000_000);
+        assert_eq!(c.batch_rows, 2_000_000);
         assert!(!c.allow_file_urls);
         assert_eq!(c.history_months, 24);
         assert!(c.identity_keys.is_empty());

@@ -39,8 +39,8 @@ pub struct BenchOptions {
     /// Folder for extracts, databases and logs (the generated extract is reused).
     #[arg(long, default_value = "bench-data")]
     pub dir: PathBuf,
-    /// Rows per batch step (`KBO_BATCH_ROWS` of the service).
-    #[arg(long, default_value_t = 1_000_000)]
+    /// Rows per batch step (`KBO_BATCH_ROWS` of the service, at its default).
+    #[arg(long, default_value_t = 2_000_000)]
     pub batch_rows: u64,
     /// DuckDB memory cap of the bare floor and of the service.
     #[arg(long, default_value = "1536MB")]
