@@ -40,7 +40,7 @@ pub struct BenchOptions {
     #[arg(long, default_value = "bench-data")]
     pub dir: PathBuf,
     /// Rows per batch step (`KBO_BATCH_ROWS` of the service, at its default).
-    #[arg(long, default_value_t = 2_000_000)]
+    #[arg(long, default_value_t = kbo_import::config::DEFAULT_BATCH_ROWS)]
     pub batch_rows: u64,
     /// DuckDB memory cap of the bare floor and of the service.
     #[arg(long, default_value = "1536MB")]
