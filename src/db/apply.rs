@@ -3,14 +3,15 @@
 use super::csv::{csv_source, csv_source_of, diagnose, insert_select, read_error};
 use super::ledger::{self, Job};
 use super::names;
-use super::schema::{ColumnSource, SqlType, columns, delete_match_column, key_column, table_name};
+use super::retire::{self, Replacing};
+use super::schema::{ColumnSource, SqlType, columns, key_column, table_name};
 use super::{Connection, db_error, utc_now};
 use crate::error::{ImportError, ImportResult};
 use crate::extract::batches::{Batch, Op};
 use crate::extract::{ExtractType, Member, Table};
 use duckdb::params;
 use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// What applying a batch did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,17 +25,18 @@ pub struct BatchOutcome {
 /// Applies `batch` of `job` and marks it done, in one transaction; a batch the ledger already
 /// holds as done is not applied again (a step re-run after a crash between commit and journal).
 /// `chunk` is the path of the batch's chunk file (`None` for retiring a whole table);
-/// `deleted` the chunks of the table's delete file, for an Update's insert batch (`None` when
-/// they are not all at hand).
+/// `replacing` says whether the batch retires the current rows whose key an Update's insert
+/// file brings again (see [`retire`]).
 pub fn apply_batch(
     conn: &mut Connection,
     job: &Job,
     batch: &Batch,
     chunk: Option<&Path>,
-    deleted: Option<&[PathBuf]>,
+    replacing: &Replacing,
 ) -> ImportResult<BatchOutcome> {
     let started_at = utc_now();
     let member = batch.member(job.meta.extract_type);
+    check_readable(conn, job, replacing)?;
     let tx = conn
         .transaction()
         .map_err(db_error("starting the batch transaction"))?;
@@ -45,22 +47,26 @@ pub fn apply_batch(
         });
     }
     let applied = match (batch.op, job.meta.extract_type, chunk) {
-        (Op::Delete, ExtractType::Full, _) => Ok(retire_all(&tx, job, batch.table)?),
+        (Op::Delete, ExtractType::Full, _) => Ok(retire::retire_all(&tx, job, batch.table)?),
         (_, _, None) => {
             return Err(ImportError::terminal(format!(
                 "batch {batch} has no chunk file; the plan is broken"
             )));
         }
         (Op::Delete, ExtractType::Update, Some(path)) => {
-            retire_listed(&tx, job, batch.table, &csv_source(path, member))
+            let own = csv_source(path, member);
+            match replacing {
+                Replacing::Here(chunks) => {
+                    retire::retire_listed_and_replaced(&tx, job, batch.table, &own, chunks)
+                }
+                _ => retire::retire_listed(&tx, job, batch.table, &own),
+            }
         }
         (Op::Insert, kind, Some(path)) => {
             let source = insert_select(batch.table, &csv_source(path, member));
-            // In an Update, a key that is current and not in the delete file is replaced, not doubled.
             let replaced = match kind {
                 ExtractType::Update => {
-                    let listed = deleted.map(|chunks| listed_entities(batch.table, chunks));
-                    retire_replaced(&tx, job, batch.table, &source, listed.as_deref()).map(|_| ())
+                    retire::replace_keys(&tx, job, batch.table, &source, replacing)
                 }
                 ExtractType::Full => Ok(()),
             };
@@ -88,6 +94,29 @@ pub fn apply_batch(
             ))
         }
     }
+}
+
+/// Reads the insert chunks a delete batch searches for the keys they bring again: a file
+/// DuckDB refuses is reported as its own insert batch would report it (its first offending
+/// line), not as a fault of the delete file.
+fn check_readable(conn: &Connection, job: &Job, replacing: &Replacing) -> ImportResult<()> {
+    let Replacing::Here(chunks) = replacing else {
+        return Ok(());
+    };
+    for (insert, path) in &chunks.inserts {
+        let member = insert.member(job.meta.extract_type);
+        let source = insert_select(insert.table, &csv_source(path, member));
+        // Every column counted: DuckDB reads (and checks) only the columns a query uses.
+        let read = conn.query_row(
+            &format!("SELECT count(COLUMNS(*)) FROM ({source})"),
+            [],
+            |r| r.get::<_, i64>(0),
+        );
+        if let Err(e) = read {
+            return Err(explain(e, conn, insert, member, path));
+        }
+    }
+    Ok(())
 }
 
 /// Turns DuckDB's refusal of a chunk into the operator's message: the first offending line
@@ -134,120 +163,6 @@ fn explain(
         Some(message) => ImportError::terminal(message),
         None => err,
     }
-}
-
-const RETIRE: &str = "SET _is_current = false, _deleted_at_extract = ?";
-
-/// Full: every current row of the table from earlier extracts is retired.
-fn retire_all(conn: &Connection, job: &Job, t: Table) -> ImportResult<u64> {
-    let n = job.meta.extract_number;
-    let sql = format!(
-        "UPDATE {} {RETIRE} WHERE _is_current AND _extract_number <> ?",
-        table_name(t)
-    );
-    conn.execute(&sql, params![n, n])
-        .map(|n| n as u64)
-        .map_err(db_error("retiring the current rows"))
-}
-
-/// Update: every current row of the entities listed in the delete file's chunk.
-fn retire_listed(
-    conn: &Connection,
-    job: &Job,
-    t: Table,
-    source: &str,
-) -> Result<u64, duckdb::Error> {
-    let sql = format!(
-        "UPDATE {} {RETIRE} WHERE _is_current AND {} IN (SELECT \"{}\" FROM {source})",
-        table_name(t),
-        delete_match_column(t),
-        t.delete_column()
-    );
-    conn.execute(&sql, params![job.meta.extract_number])
-        .map(|n| n as u64)
-}
-
-/// Update: current rows whose key the insert chunk brings again.
-/// The entities a table's delete file lists (its chunks), as a query of one column `v`.
-fn listed_entities(t: Table, chunks: &[PathBuf]) -> String {
-    if chunks.is_empty() {
-        return "SELECT NULL::VARCHAR AS v WHERE false".to_string();
-    }
-    chunks
-        .iter()
-        .map(|chunk| {
-            format!(
-                "SELECT \"{}\" AS v FROM {}",
-                t.delete_column(),
-                csv_source(chunk, Member::Delete(t))
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(" UNION ALL ")
-}
-
-/// Update: current rows whose key the insert chunk brings again. `listed` (the entities the
-/// delete file names, whose current rows its delete batches retired already) narrows the
-/// search to the other entities: in a well-formed Update none are left, and the scan of a
-/// 36 M-row table is skipped.
-fn retire_replaced(
-    conn: &Connection,
-    job: &Job,
-    t: Table,
-    source: &str,
-    listed: Option<&str>,
-) -> Result<u64, duckdb::Error> {
-    let table = table_name(t);
-    let n = job.meta.extract_number;
-    // A key this extract already inserted (its insert file repeats the line, in an earlier
-    // batch) is replaced outright: retiring it would leave (key, snapshot, extract) twice in
-    // the history, and make the result depend on where the batches were cut. (The filter on
-    // the extract number lets DuckDB skip every row group of earlier extracts.)
-    conn.execute(
-        &format!(
-            "DELETE FROM {table} WHERE _is_current AND _extract_number = ?{}",
-            matching_keys(t, source)
-        ),
-        params![n],
-    )?;
-    let candidates = match listed {
-        Some(listed) => {
-            let unlisted = format!(
-                "SELECT * FROM ({source}) WHERE {} NOT IN (SELECT v FROM ({listed}) WHERE v IS NOT NULL)",
-                delete_match_column(t)
-            );
-            let count: i64 =
-                conn.query_row(&format!("SELECT count(*) FROM ({unlisted})"), [], |r| {
-                    r.get(0)
-                })?;
-            if count == 0 {
-                return Ok(0);
-            }
-            unlisted
-        }
-        None => source.to_string(),
-    };
-    conn.execute(
-        &format!(
-            "UPDATE {table} {RETIRE} WHERE _is_current AND _extract_number <> ?{}",
-            matching_keys(t, &candidates)
-        ),
-        params![n, n],
-    )
-    .map(|n| n as u64)
-}
-
-/// ` AND <key> IN (<keys of rows>)` for the rows of the query `rows`. An id begins with its
-/// entity number (KBO numbers hold no `_`): matching the entity numbers first, which are
-/// dictionary-compressed, leaves few rows whose id is compared.
-fn matching_keys(t: Table, rows: &str) -> String {
-    let key = key_column(t);
-    let narrow = if key == "id" && delete_match_column(t) == "entity_number" {
-        format!(" AND entity_number IN (SELECT entity_number FROM ({rows}))")
-    } else {
-        String::new()
-    };
-    format!("{narrow} AND {key} IN (SELECT {key} FROM ({rows}))")
 }
 
 /// Whether the table carries a primary key or unique constraint (databases of the old system).

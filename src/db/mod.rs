@@ -3,7 +3,8 @@
 //! - [`Database::run`] opens a connection for one step and closes it afterwards, so that no
 //!   write lock is held on a local file while no import runs;
 //! - [`schema`]: the tables of the contract; [`csv`]: loading an extract's CSV files;
-//! - [`apply`]: one batch, exactly once; [`finalize`]: names, codes, counts;
+//! - [`apply`]: one batch, exactly once, with [`retire`]'s rows it replaces; [`finalize`]:
+//!   names, codes, counts;
 //! - [`ledger`]: `import_jobs` and `import_job_batches`; [`rollback`]: undoing an extract.
 //!
 //! A local file and MotherDuck share one code path: an in-memory DuckDB that `ATTACH`es the
@@ -15,6 +16,7 @@ pub mod finalize;
 pub mod inspect;
 pub mod ledger;
 pub mod names;
+pub mod retire;
 pub mod rollback;
 pub mod schema;
 pub mod target;

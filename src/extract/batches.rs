@@ -39,6 +39,13 @@ pub struct Batch {
     pub chunk: Option<Chunk>,
     /// Lines this batch covers, for progress (0 for retiring a whole table).
     pub estimated_rows: u64,
+    /// An Update's first delete batch of a table whose insert file has lines: it also retires
+    /// the current rows whose key the insert file brings again while the delete file does not
+    /// name their entity (one scan of the table finds both), and the table's insert batches
+    /// leave those rows to it. False in plans journaled before it existed, whose insert
+    /// batches look for them themselves.
+    #[serde(default)]
+    pub retires_replaced: bool,
 }
 
 impl Batch {
@@ -87,6 +94,8 @@ pub const FULL_ORDER: [Table; 7] = [
 
 /// One batch per chunk, deletes of a table before its inserts; an Update takes the tables in
 /// [`Table::ALL`] order, a Full in [`FULL_ORDER`] and first retires each table in one step.
+/// An Update's first delete batch of a table also retires the rows its insert file replaces
+/// ([`Batch::retires_replaced`]).
 pub fn batches(extract: &Unpacked) -> Vec<Batch> {
     let kind = extract.meta.extract_type;
     let order = match kind {
@@ -102,6 +111,7 @@ pub fn batches(extract: &Unpacked) -> Vec<Batch> {
                 number: 1,
                 chunk: None,
                 estimated_rows: 0,
+                retires_replaced: false,
             });
         }
         for op in [Op::Delete, Op::Insert] {
@@ -111,6 +121,10 @@ pub fn batches(extract: &Unpacked) -> Vec<Batch> {
                 (Op::Insert, ExtractType::Full) => Member::Full(table),
                 (Op::Insert, ExtractType::Update) => Member::Insert(table),
             };
+            let inserts = match kind {
+                ExtractType::Update => extract.chunks(Member::Insert(table)).len(),
+                ExtractType::Full => 0,
+            };
             for (i, chunk) in extract.chunks(member).iter().enumerate() {
                 batches.push(Batch {
                     table,
@@ -118,6 +132,7 @@ pub fn batches(extract: &Unpacked) -> Vec<Batch> {
                     number: i as u32 + 1,
                     chunk: Some(chunk.clone()),
                     estimated_rows: chunk.lines,
+                    retires_replaced: op == Op::Delete && i == 0 && inserts > 0,
                 });
             }
         }
@@ -211,6 +226,40 @@ mod tests {
             batches[2].member(ExtractType::Update),
             Member::Insert(Table::Activity)
         );
+    }
+
+    #[test]
+    fn an_updates_first_delete_batch_of_a_table_with_inserts_retires_the_replaced_keys() {
+        let e = extract(
+            ExtractType::Update,
+            &[
+                (Member::Delete(Table::Activity), &[3, 3]),
+                (Member::Insert(Table::Activity), &[10]),
+                (Member::Delete(Table::Address), &[2]),
+                (Member::Insert(Table::Contact), &[4]),
+            ],
+        );
+        let retiring: Vec<String> = batches(&e)
+            .iter()
+            .filter(|b| b.retires_replaced)
+            .map(|b| b.step_name())
+            .collect();
+        // Not the second delete batch, not a table without inserts, never an insert batch: a
+        // table without a delete file leaves the search to its insert batches.
+        assert_eq!(retiring, ["delete-activities-1"]);
+        let full = batches(&extract(
+            ExtractType::Full,
+            &[(Member::Full(Table::Activity), &[4])],
+        ));
+        assert!(full.iter().all(|b| !b.retires_replaced));
+    }
+
+    #[test]
+    fn a_plan_journaled_before_the_flag_reads_as_insert_batches_searching_themselves() {
+        let old =
+            r#"{"table":"activity","op":"delete","number":1,"chunk":null,"estimated_rows":0}"#;
+        let batch: Batch = serde_json::from_str(old).unwrap();
+        assert!(!batch.retires_replaced);
     }
 
     #[test]

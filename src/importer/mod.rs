@@ -9,12 +9,14 @@ mod restate;
 
 pub use request::{ExtractSource, ImportRequest};
 
+use crate::db::retire::{Replacing, TableChunks};
 use crate::db::rollback::RollbackOutcome;
 use crate::db::schema::table_name;
 use crate::db::{self, Database, apply::BatchOutcome, finalize::Finalized, ledger::Job};
 use crate::download::{self, Downloaded};
 use crate::error::{ImportError, ImportResult};
-use crate::extract::batches::Batch;
+use crate::extract::ExtractType;
+use crate::extract::batches::{Batch, Op};
 use crate::portal::Portal;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -214,55 +216,89 @@ impl Importer {
             batch = batch.number,
         );
         async move {
-            let chunk = match &batch.chunk {
-                Some(chunk) => {
-                    let path = self.chunk_dir(&job.id).join(&chunk.file);
-                    if !tokio::fs::try_exists(&path).await.unwrap_or(false) {
-                        tracing::info!(file = %chunk.file, "the chunk is not here; unpacking the extract again");
-                        self.unpack(&job.id, request, downloaded, prepared.chunk_lines).await?;
-                    }
-                    Some(path)
-                }
-                None => None,
-            };
-            let deleted = self.delete_chunks(prepared, batch).await;
+            let chunk = batch
+                .chunk
+                .as_ref()
+                .map(|chunk| self.chunk_dir(&job.id).join(&chunk.file));
+            let mut replacing = self.replacing(prepared, batch).await;
+            if !self.chunks_here(chunk.as_deref(), &replacing).await {
+                tracing::info!("a chunk is not here; unpacking the extract again");
+                self.unpack(&job.id, request, downloaded, prepared.chunk_lines)
+                    .await?;
+                replacing = self.replacing(prepared, batch).await;
+            }
             let (job, batch) = (job.clone(), batch.clone());
             let outcome = self
                 .db
                 .run(move |conn| {
-                    db::apply::apply_batch(conn, &job, &batch, chunk.as_deref(), deleted.as_deref())
+                    db::apply::apply_batch(conn, &job, &batch, chunk.as_deref(), &replacing)
                 })
                 .await?;
-            tracing::info!(rows = outcome.rows, already_done = outcome.already_done, "batch applied");
+            tracing::info!(
+                rows = outcome.rows,
+                already_done = outcome.already_done,
+                "batch applied"
+            );
             Ok(outcome)
         }
         .instrument(span)
         .await
-        .map_err(|e: ImportError| if e.message.contains(&name) { e } else { e.context(&name) })
+        .map_err(|e: ImportError| {
+            if e.message.contains(&name) {
+                e
+            } else {
+                e.context(&name)
+            }
+        })
     }
 
-    /// For an Update's insert batch: the chunk files of the same table's delete file, when
-    /// they are all on this machine (see [`db::apply::apply_batch`]).
-    async fn delete_chunks(&self, prepared: &Prepared, batch: &Batch) -> Option<Vec<PathBuf>> {
-        if batch.op != crate::extract::batches::Op::Insert
-            || prepared.job.meta.extract_type != crate::extract::ExtractType::Update
-        {
-            return None;
+    /// Whether `batch` retires the current rows whose key an Update's insert file brings again
+    /// (see [`db::retire`]), with the chunk files it needs for that.
+    async fn replacing(&self, prepared: &Prepared, batch: &Batch) -> Replacing {
+        if prepared.job.meta.extract_type != ExtractType::Update {
+            return Replacing::NotHere;
         }
+        let of_table = |op: Op| {
+            prepared
+                .batches
+                .iter()
+                .filter(move |b| b.table == batch.table && b.op == op)
+        };
         let dir = self.chunk_dir(&prepared.job.id);
-        let mut paths = Vec::new();
-        for b in prepared
-            .batches
-            .iter()
-            .filter(|b| b.table == batch.table && b.op == crate::extract::batches::Op::Delete)
-        {
-            let path = dir.join(&b.chunk.as_ref()?.file);
-            if !tokio::fs::try_exists(&path).await.unwrap_or(false) {
-                return None;
+        let path = |b: &Batch| b.chunk.as_ref().map(|c| dir.join(&c.file));
+        let deletes: Option<Vec<PathBuf>> = of_table(Op::Delete).map(path).collect();
+        match batch.op {
+            Op::Delete if batch.retires_replaced => Replacing::Here(TableChunks {
+                deletes: deletes.unwrap_or_default(),
+                inserts: of_table(Op::Insert)
+                    .filter_map(|b| Some((b.clone(), path(b)?)))
+                    .collect(),
+            }),
+            Op::Delete => Replacing::NotHere,
+            Op::Insert if of_table(Op::Delete).any(|b| b.retires_replaced) => Replacing::Done,
+            Op::Insert => {
+                let mut here = true;
+                for p in deletes.iter().flatten() {
+                    here &= tokio::fs::try_exists(p).await.unwrap_or(false);
+                }
+                Replacing::OwnLines(deletes.filter(|_| here))
             }
-            paths.push(path);
         }
-        Some(paths)
+    }
+
+    /// Whether the batch's chunk and the chunks its `replacing` reads are all on this machine.
+    async fn chunks_here(&self, chunk: Option<&Path>, replacing: &Replacing) -> bool {
+        let mut needed: Vec<&Path> = chunk.into_iter().collect();
+        if let Replacing::Here(chunks) = replacing {
+            needed.extend(chunks.deletes.iter().map(PathBuf::as_path));
+            needed.extend(chunks.inserts.iter().map(|(_, p)| p.as_path()));
+        }
+        for path in needed {
+            if !tokio::fs::try_exists(path).await.unwrap_or(false) {
+                return false;
+            }
+        }
+        true
     }
 
     /// Step `finalize`: names, code tables, counts; then the job's files are removed.
@@ -276,7 +312,7 @@ impl Importer {
                 .run(move |conn| db::finalize::finalize(conn, &job_for_db, history_months))
                 .await
                 .map_err(|e| e.context("finalize"))?;
-            let full = job.meta.extract_type == crate::extract::ExtractType::Full;
+            let full = job.meta.extract_type == ExtractType::Full;
             let started = std::time::Instant::now();
             let checkpointed = self
                 .db

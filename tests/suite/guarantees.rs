@@ -667,67 +667,141 @@ fn identity_keys_that_are_set_but_empty_refuse_to_start() {
     }
 }
 
+/// The entities a member of the update lists in its delete file.
+fn listed_in(zip: &Path, member: &str) -> std::collections::HashSet<String> {
+    member_text(zip, member)
+        .lines()
+        .skip(1)
+        .map(|l| l.trim_matches('"').to_string())
+        .collect()
+}
+
+/// The first line of `member` (of the Full) whose entity is not in `listed`, as fields, and
+/// with `pick` choosing among them.
+fn line_of_unlisted(
+    member: &str,
+    listed: &std::collections::HashSet<String>,
+    pick: impl Fn(&[Option<String>], &str) -> bool,
+) -> Vec<Option<String>> {
+    let full = member_text(&chain().full, member);
+    full.lines()
+        .skip(1)
+        .filter_map(|l| kbo_import::extract::dialect::split_line(l).ok())
+        .find(|f| {
+            f[0].as_ref()
+                .is_some_and(|e| !listed.contains(e) && pick(f, &full))
+        })
+        .expect("a line whose entity the update leaves alone")
+}
+
+fn csv_line(fields: &[Option<String>]) -> String {
+    fields
+        .iter()
+        .map(|v| v.as_ref().map(|v| format!("\"{v}\"")).unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_current_key_inserted_again_without_a_delete_is_replaced_not_doubled() {
     let chain = chain();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     // An address of Full 140 whose entity the Update's address_delete.csv does not name,
-    // inserted again with another street.
-    let deleted: std::collections::HashSet<String> =
-        member_text(&chain.update, "address_delete.csv")
-            .lines()
-            .skip(1)
-            .map(|l| l.trim_matches('"').to_string())
-            .collect();
-    let full = member_text(&chain.full, "address.csv");
-    let fields = full
-        .lines()
-        .skip(1)
-        .filter_map(|l| kbo_import::extract::dialect::split_line(l).ok())
-        .find(|f| f[0].as_ref().is_some_and(|e| !deleted.contains(e)))
-        .expect("an address the update leaves alone");
+    // inserted again with another street; and an activity of an entity with several, whose
+    // entity activity_delete.csv does not name, inserted again as it was.
+    let fields = line_of_unlisted(
+        "address.csv",
+        &listed_in(&chain.update, "address_delete.csv"),
+        |_, _| true,
+    );
     let (entity, kind) = (fields[0].clone().unwrap(), fields[1].clone().unwrap());
     let mut changed = fields.clone();
     changed[7] = Some("Nieuwe Straat".into());
-    let line = changed
-        .iter()
-        .map(|v| v.as_ref().map(|v| format!("\"{v}\"")).unwrap_or_default())
-        .collect::<Vec<_>>()
-        .join(",");
+    let activity = line_of_unlisted(
+        "activity.csv",
+        &listed_in(&chain.update, "activity_delete.csv"),
+        |f, full| {
+            full.matches(&format!("\"{}\"", f[0].as_ref().unwrap()))
+                .count()
+                >= 3
+        },
+    );
     let edited = d.join("replacing.zip");
     rewrite_zip(&chain.update, &edited, |member, bytes| {
-        if member == "address_insert.csv" {
-            let mut text = String::from_utf8(bytes).unwrap().trim_end().to_string();
-            text.push('\n');
-            text.push_str(&line);
-            text.push('\n');
-            Some((member.to_string(), text.into_bytes()))
-        } else {
-            Some((member.to_string(), bytes))
-        }
+        let added = match member {
+            "address_insert.csv" => csv_line(&changed),
+            "activity_insert.csv" => csv_line(&activity),
+            _ => return Some((member.to_string(), bytes)),
+        };
+        let mut text = String::from_utf8(bytes).unwrap().trim_end().to_string();
+        text.push('\n');
+        text.push_str(&added);
+        text.push('\n');
+        Some((member.to_string(), text.into_bytes()))
     });
     let restate = Restate::start(d);
-    let db = d.join("kbo.duckdb");
-    let service = restate.serve(d, &db, &[]);
-    restate.import_completed("full-140", &chain.full).await;
-    restate.import_completed("replacing", &edited).await;
-    drop(service);
-    let conn = open(&db);
-    let id = format!("{entity}_{kind}");
+    let mut states = Vec::new();
+    // Batches of 50 lines cut the delete and insert files in several chunks.
+    for rows in ["1000000", "50"] {
+        let db = d.join(format!("kbo-{rows}.duckdb"));
+        let service = restate.serve(d, &db, &[]);
+        restate
+            .import_completed(&format!("full-140-{rows}"), &chain.full)
+            .await;
+        drop(service);
+        let service = restate.serve(d, &db, &[("KBO_BATCH_ROWS", rows)]);
+        restate
+            .import_completed(&format!("replacing-{rows}"), &edited)
+            .await;
+        drop(service);
+        assert_replaced(&db, &format!("{entity}_{kind}"), &activity);
+        states.push(state(&db));
+    }
+    assert_same_state("batches of 1 000 000 vs 50 lines", &states[0], &states[1]);
+}
+
+/// The address `address_id` and the activity line `activity` were each retired by Update 141
+/// and inserted again by it; the entity's other activities are untouched.
+fn assert_replaced(db: &Path, address_id: &str, activity: &[Option<String>]) {
+    let conn = open(db);
     let rows: Vec<(String, bool, Option<i64>)> = conn
         .prepare("SELECT street_nl, _is_current, _deleted_at_extract FROM addresses WHERE id = ? ORDER BY _extract_number")
         .unwrap()
-        .query_map([&id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .query_map([address_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .unwrap()
         .map(Result::unwrap)
         .collect();
-    assert_eq!(rows.len(), 2, "{id}: {rows:?}");
+    assert_eq!(rows.len(), 2, "{address_id}: {rows:?}");
     assert!(!rows[0].1, "the old row is retired: {rows:?}");
     assert_eq!(rows[0].2, Some(141), "by the Update: {rows:?}");
     assert_eq!(
         rows[1],
         ("Nieuwe Straat".to_string(), true, None),
         "{rows:?}"
+    );
+    let id = activity
+        .iter()
+        .map(|v| v.clone().unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join("_");
+    let entity = activity[0].clone().unwrap();
+    let of_entity: Vec<(String, i64, bool, Option<i64>)> = conn
+        .prepare("SELECT id, _extract_number, _is_current, _deleted_at_extract FROM activities WHERE entity_number = ? ORDER BY id, _extract_number")
+        .unwrap()
+        .query_map([&entity], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let (same, others): (Vec<_>, Vec<_>) = of_entity.iter().partition(|r| r.0 == id);
+    assert_eq!(
+        same.iter().map(|r| (r.1, r.2, r.3)).collect::<Vec<_>>(),
+        [(140, false, Some(141)), (141, true, None)],
+        "{id}: {of_entity:?}"
+    );
+    assert!(others.len() >= 2, "{of_entity:?}");
+    assert!(
+        others.iter().all(|r| r.1 == 140 && r.2 && r.3.is_none()),
+        "the entity's other activities stay current: {of_entity:?}"
     );
 }
