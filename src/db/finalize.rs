@@ -137,8 +137,8 @@ pub(crate) fn affected_by_update() -> String {
     )
 }
 
-/// The entities an Update touched and their current names of both kinds (legal `001`,
-/// commercial `003`), staged once before finalize's transaction: a daily Update touches a few
+/// The entities an Update touched and their current names per type (enterprises read the
+/// legal `001`, establishments the commercial `003`), staged once before finalize's transaction: a daily Update touches a few
 /// thousand entities, and finding them and their names takes two scans of the 3.5 M
 /// denominations that the two `UPDATE`s would otherwise each repeat. (DDL stays out of the
 /// transaction, as MotherDuck wants it; the denominations are final by now: the batches
