@@ -104,6 +104,9 @@ impl RestateClient {
             .progress_chars("=> "),
         );
         let mut last_line = String::new();
+        // Polled every 250 ms for the bar; the attach says at once when the import has ended.
+        let mut ended = std::pin::pin!(self.attach(workflow_id));
+        let mut attached = true;
         loop {
             let p = self.progress(workflow_id).await?;
             bar.set_prefix(format!("{:?}", p.status).to_lowercase());
@@ -139,9 +142,34 @@ impl RestateClient {
                         p.error.unwrap_or_else(|| "no message".into())
                     );
                 }
-                _ => tokio::time::sleep(Duration::from_millis(250)).await,
+                _ => {
+                    let pause = tokio::time::sleep(Duration::from_millis(250));
+                    if attached {
+                        tokio::select! {
+                            () = &mut ended => attached = false,
+                            () = pause => {}
+                        }
+                    } else {
+                        pause.await;
+                    }
+                }
             }
         }
+    }
+
+    /// Returns once Restate answers an attach to the workflow's `run`: when it has ended,
+    /// whatever its outcome (which `getProgress` then tells), or at once if Restate refuses.
+    async fn attach(&self, workflow_id: &str) {
+        let url = format!(
+            "{}/restate/workflow/KboImport/{}/attach",
+            self.ingress,
+            encode(workflow_id)
+        );
+        let mut request = self.http.get(&url);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let _ = request.send().await;
     }
 
     /// Calls handler `handler` of `KboSync/<key>` (with `body`, or none) and returns its answer.
