@@ -392,6 +392,29 @@ pub fn update_repeating_a_line(dir: &Path) -> std::path::PathBuf {
     out
 }
 
+/// A new database in `d` holding the Full (default batches), then `update` applied in batches
+/// of `rows` lines (the service started again with `KBO_BATCH_ROWS`).
+async fn full_then_update_in_batches(
+    restate: &Restate,
+    d: &Path,
+    update: &Path,
+    rows: &str,
+) -> std::path::PathBuf {
+    let name = update.file_stem().unwrap().to_string_lossy().to_string();
+    let db = d.join(format!("{name}-{rows}.duckdb"));
+    let service = restate.serve(d, &db, &[]);
+    restate
+        .import_completed(&format!("full-{name}-{rows}"), &chain().full)
+        .await;
+    drop(service);
+    let service = restate.serve(d, &db, &[("KBO_BATCH_ROWS", rows)]);
+    restate
+        .import_completed(&format!("{name}-{rows}"), update)
+        .await;
+    drop(service);
+    db
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_repeated_line_leaves_unique_history_whatever_the_batch_size() {
     let chain = chain();
@@ -401,18 +424,8 @@ async fn a_repeated_line_leaves_unique_history_whatever_the_batch_size() {
     let restate = Restate::start(d);
     let mut states = Vec::new();
     for rows in ["50", "1000000"] {
-        let db = d.join(format!("batch-{rows}.duckdb"));
-        let service = restate.serve(d, &db, &[]);
-        restate
-            .import_completed(&format!("full-{rows}"), &chain.full)
-            .await;
-        drop(service);
         // The repeat lands in another batch than its first line with batches of 50 lines.
-        let service = restate.serve(d, &db, &[("KBO_BATCH_ROWS", rows)]);
-        restate
-            .import_completed(&format!("update-{rows}"), &update)
-            .await;
-        drop(service);
+        let db = full_then_update_in_batches(&restate, d, &update, rows).await;
         let conn = open(&db);
         for (table, key) in [
             ("enterprises", "enterprise_number"),
@@ -744,17 +757,7 @@ async fn a_current_key_inserted_again_without_a_delete_is_replaced_not_doubled()
     let mut states = Vec::new();
     // Batches of 50 lines cut the delete and insert files in several chunks.
     for rows in ["1000000", "50"] {
-        let db = d.join(format!("kbo-{rows}.duckdb"));
-        let service = restate.serve(d, &db, &[]);
-        restate
-            .import_completed(&format!("full-140-{rows}"), &chain.full)
-            .await;
-        drop(service);
-        let service = restate.serve(d, &db, &[("KBO_BATCH_ROWS", rows)]);
-        restate
-            .import_completed(&format!("replacing-{rows}"), &edited)
-            .await;
-        drop(service);
+        let db = full_then_update_in_batches(&restate, d, &edited, rows).await;
         assert_replaced(&db, &format!("{entity}_{kind}"), &activity);
         states.push(state(&db));
     }
