@@ -417,7 +417,6 @@ async fn full_then_update_in_batches(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_repeated_line_leaves_unique_history_whatever_the_batch_size() {
-    let chain = chain();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let update = update_repeating_a_line(d);
