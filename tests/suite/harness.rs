@@ -331,6 +331,21 @@ impl Service {
         .unwrap_or_else(|e| panic!("{e}"))
     }
 
+    /// kill -9 the service and start it again on the same port and database, with its work
+    /// directory gone: as if Restate resumed the import on another machine.
+    pub fn restart_elsewhere(&mut self) {
+        self.process.kill();
+        std::fs::remove_dir_all(self.dir.join(format!("work-{}", self.port)))
+            .expect("the service had a work directory");
+        self.process = Service::spawn(&self.dir, &self.database, self.port, &self.env);
+        let port = self.port;
+        wait_until(
+            "the service to listen again",
+            Duration::from_secs(30),
+            || port_open(port),
+        );
+    }
+
     /// kill -9 the service and start it again on the same port and database.
     pub fn restart(&mut self) {
         self.process.kill();

@@ -2,7 +2,9 @@
 
 use crate::fixtures::chain;
 use crate::harness::{Restate, file_url};
-use crate::tables::{DATA_TABLES, assert_same_rows, count, everything, open};
+use crate::tables::{
+    DATA_TABLES, assert_same_rows, assert_same_state, count, everything, open, state,
+};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -80,4 +82,66 @@ async fn a_service_killed_during_the_batches_resumes_and_applies_each_batch_once
             &everything(&reference, table),
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_update_resumed_on_a_machine_without_its_files_cuts_the_extract_again() {
+    let chain = chain();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let restate = Restate::start(d);
+    // Full 140, then Update 141 uninterrupted: what the resumed import must produce.
+    let base = d.join("base.duckdb");
+    let service = restate.serve(d, &base, &[]);
+    restate.import_completed("base-140", &chain.full).await;
+    drop(service);
+    let reference = d.join("reference.duckdb");
+    std::fs::copy(&base, &reference).unwrap();
+    let service = restate.serve(d, &reference, &[]);
+    restate
+        .import_completed("reference-141", &chain.update)
+        .await;
+    drop(service);
+
+    // Batches of 20 lines: each table's delete batch reads the chunks of its insert file too.
+    let db = d.join("resumed.duckdb");
+    std::fs::copy(&base, &db).unwrap();
+    let mut service = restate.serve(d, &db, &[("KBO_BATCH_ROWS", "20")]);
+    restate
+        .start_import("moved-141", json!(file_url(&chain.update)))
+        .await;
+    let start = Instant::now();
+    loop {
+        let p = restate.progress("moved-141").await;
+        assert_ne!(p["status"], "completed", "the import ended before the kill");
+        if p["completed_batches"].as_u64().unwrap_or(0) >= 3 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no batch done: {p}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    service.restart_elsewhere();
+    let done = restate
+        .wait_finished("moved-141", Duration::from_secs(120))
+        .await;
+    assert_eq!(
+        done["status"],
+        "completed",
+        "{done}\n{}",
+        service.process.log()
+    );
+    let log = service.process.log();
+    drop(service);
+    assert!(
+        log.contains("unpacking the extract again"),
+        "the chunks were cut again: {log}"
+    );
+    assert_same_state(
+        "an Update resumed without its files",
+        &state(&db),
+        &state(&reference),
+    );
 }
