@@ -337,18 +337,17 @@ impl Service {
         self.process.kill();
         std::fs::remove_dir_all(self.dir.join(format!("work-{}", self.port)))
             .expect("the service had a work directory");
-        self.process = Service::spawn(&self.dir, &self.database, self.port, &self.env);
-        let port = self.port;
-        wait_until(
-            "the service to listen again",
-            Duration::from_secs(30),
-            || port_open(port),
-        );
+        self.start_again();
     }
 
     /// kill -9 the service and start it again on the same port and database.
     pub fn restart(&mut self) {
         self.process.kill();
+        self.start_again();
+    }
+
+    /// Starts the killed service again, on the same port and database.
+    fn start_again(&mut self) {
         self.process = Service::spawn(&self.dir, &self.database, self.port, &self.env);
         let port = self.port;
         wait_until(

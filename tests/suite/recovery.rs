@@ -1,7 +1,7 @@
 //! Crashes: the service killed with SIGKILL in the middle of the batches.
 
 use crate::fixtures::chain;
-use crate::harness::{Restate, file_url};
+use crate::harness::{Restate, Service, file_url};
 use crate::tables::{
     DATA_TABLES, assert_same_rows, assert_same_state, count, everything, open, state,
 };
@@ -19,33 +19,7 @@ async fn a_service_killed_during_the_batches_resumes_and_applies_each_batch_once
     restate
         .start_import("crash-140", json!(file_url(&chain.full)))
         .await;
-    let start = Instant::now();
-    loop {
-        let p = restate.progress("crash-140").await;
-        assert_ne!(
-            p["status"], "completed",
-            "the import ended before the kill; make batches smaller"
-        );
-        if p["completed_batches"].as_u64().unwrap_or(0) >= 5 {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "no batch done: {p}\n{}",
-            service.process.log()
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    service.restart();
-    let done = restate
-        .wait_finished("crash-140", Duration::from_secs(120))
-        .await;
-    assert_eq!(
-        done["status"],
-        "completed",
-        "{done}\n{}",
-        service.process.log()
-    );
+    let done = fault_after_batches(&restate, &mut service, "crash-140", 5, Service::restart).await;
     let total = done["total_batches"].as_i64().unwrap();
     drop(service);
 
@@ -110,29 +84,14 @@ async fn an_update_resumed_on_a_machine_without_its_files_cuts_the_extract_again
     restate
         .start_import("moved-141", json!(file_url(&chain.update)))
         .await;
-    let start = Instant::now();
-    loop {
-        let p = restate.progress("moved-141").await;
-        assert_ne!(p["status"], "completed", "the import ended before the kill");
-        if p["completed_batches"].as_u64().unwrap_or(0) >= 3 {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "no batch done: {p}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    service.restart_elsewhere();
-    let done = restate
-        .wait_finished("moved-141", Duration::from_secs(120))
-        .await;
-    assert_eq!(
-        done["status"],
-        "completed",
-        "{done}\n{}",
-        service.process.log()
-    );
+    fault_after_batches(
+        &restate,
+        &mut service,
+        "moved-141",
+        3,
+        Service::restart_elsewhere,
+    )
+    .await;
     let log = service.process.log();
     drop(service);
     assert!(
@@ -144,4 +103,41 @@ async fn an_update_resumed_on_a_machine_without_its_files_cuts_the_extract_again
         &state(&db),
         &state(&reference),
     );
+}
+
+/// Waits until import `id` has `batches` batches done (and has not ended), then does `fault`
+/// to the service; returns the import's end, which must be `completed`.
+async fn fault_after_batches(
+    restate: &Restate,
+    service: &mut Service,
+    id: &str,
+    batches: u64,
+    fault: impl FnOnce(&mut Service),
+) -> serde_json::Value {
+    let start = Instant::now();
+    loop {
+        let p = restate.progress(id).await;
+        assert_ne!(
+            p["status"], "completed",
+            "the import ended before the fault; make batches smaller"
+        );
+        if p["completed_batches"].as_u64().unwrap_or(0) >= batches {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no batch done: {p}\n{}",
+            service.process.log()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    fault(service);
+    let done = restate.wait_finished(id, Duration::from_secs(120)).await;
+    assert_eq!(
+        done["status"],
+        "completed",
+        "{done}\n{}",
+        service.process.log()
+    );
+    done
 }
