@@ -142,17 +142,10 @@ impl RestateClient {
                         p.error.unwrap_or_else(|| "no message".into())
                     );
                 }
-                _ => {
-                    let pause = tokio::time::sleep(Duration::from_millis(250));
-                    if attached {
-                        tokio::select! {
-                            () = &mut ended => attached = false,
-                            () = pause => {}
-                        }
-                    } else {
-                        pause.await;
-                    }
-                }
+                _ => tokio::select! {
+                    () = &mut ended, if attached => attached = false,
+                    () = tokio::time::sleep(Duration::from_millis(250)) => {}
+                },
             }
         }
     }

@@ -138,8 +138,9 @@ pub(crate) fn affected_by_update() -> String {
 }
 
 /// The entities an Update touched and their current names per type (enterprises read the
-/// legal `001`, establishments the commercial `003`), staged once before finalize's transaction: a daily Update touches a few
-/// thousand entities, and finding them and their names takes two scans of the 3.5 M
+/// legal `001`, establishments the commercial `003`), staged once before finalize's
+/// transaction: a daily Update touches a few thousand entities, and finding them and their
+/// names takes two scans of the 3.5 M
 /// denominations that the two `UPDATE`s would otherwise each repeat. (DDL stays out of the
 /// transaction, as MotherDuck wants it; the denominations are final by now: the batches
 /// committed them, and finalize only removes identical repeats.)

@@ -8,7 +8,7 @@
 //! first delete batch of a table finds both kinds in one scan ([`Replacing::Here`]), and the
 //! table's insert batches leave them to it.
 
-use super::csv::{csv_source, csv_source_of, insert_select};
+use super::csv::{csv_source_of, insert_select};
 use super::ledger::Job;
 use super::schema::{delete_match_column, key_column, table_name};
 use super::{Connection, db_error};
@@ -39,9 +39,9 @@ pub enum Replacing {
     /// extract itself inserted in an earlier batch.
     Done,
     /// This insert batch, among its own lines: a plan journaled before the delete batches did
-    /// it, or a table without a delete file. `Some`: the delete chunks, all on this machine
-    /// (their entities' rows are retired already, and left out of the search).
-    OwnLines(Option<Vec<PathBuf>>),
+    /// it, or a table without a delete file. The table's delete chunks: their entities' rows
+    /// are retired already, and left out of the search.
+    OwnLines(Vec<PathBuf>),
 }
 
 const RETIRE: &str = "SET _is_current = false, _deleted_at_extract = ?";
@@ -113,17 +113,12 @@ fn listed_entities(t: Table, chunks: &[PathBuf]) -> String {
     if chunks.is_empty() {
         return "SELECT NULL::VARCHAR AS v WHERE false".to_string();
     }
-    chunks
-        .iter()
-        .map(|chunk| {
-            format!(
-                "SELECT \"{}\" AS v FROM {}",
-                t.delete_column(),
-                csv_source(chunk, Member::Delete(t))
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(" UNION ALL ")
+    let chunks: Vec<&Path> = chunks.iter().map(PathBuf::as_path).collect();
+    format!(
+        "SELECT \"{}\" AS v FROM {}",
+        t.delete_column(),
+        csv_source_of(&chunks, Member::Delete(t))
+    )
 }
 
 /// Update, an insert batch over the rows of the query `source`: the current rows its keys
@@ -148,12 +143,12 @@ pub fn replace_keys(
         ),
         params![n],
     )?;
-    let listed = match replacing {
+    let deletes: &[PathBuf] = match replacing {
         Replacing::Done => return Ok(()),
-        Replacing::OwnLines(deletes) => deletes.as_deref().map(|d| listed_entities(t, d)),
-        Replacing::NotHere | Replacing::Here(_) => None,
+        Replacing::OwnLines(deletes) => deletes,
+        Replacing::NotHere | Replacing::Here(_) => &[],
     };
-    retire_replaced(conn, job, t, source, listed.as_deref())
+    retire_replaced(conn, job, t, source, &listed_entities(t, deletes))
 }
 
 /// Update: current rows of earlier extracts whose key the insert chunk brings again. `listed`
@@ -165,25 +160,18 @@ fn retire_replaced(
     job: &Job,
     t: Table,
     source: &str,
-    listed: Option<&str>,
+    listed: &str,
 ) -> Result<(), duckdb::Error> {
-    let candidates = match listed {
-        Some(listed) => {
-            let unlisted = format!(
-                "SELECT * FROM ({source}) WHERE {} NOT IN (SELECT v FROM ({listed}) WHERE v IS NOT NULL)",
-                delete_match_column(t)
-            );
-            let count: i64 =
-                conn.query_row(&format!("SELECT count(*) FROM ({unlisted})"), [], |r| {
-                    r.get(0)
-                })?;
-            if count == 0 {
-                return Ok(());
-            }
-            unlisted
-        }
-        None => source.to_string(),
-    };
+    let candidates = format!(
+        "SELECT * FROM ({source}) WHERE {} NOT IN (SELECT v FROM ({listed}) WHERE v IS NOT NULL)",
+        delete_match_column(t)
+    );
+    let count: i64 = conn.query_row(&format!("SELECT count(*) FROM ({candidates})"), [], |r| {
+        r.get(0)
+    })?;
+    if count == 0 {
+        return Ok(());
+    }
     let n = job.meta.extract_number;
     conn.execute(
         &format!(

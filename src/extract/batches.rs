@@ -114,16 +114,14 @@ pub fn batches(extract: &Unpacked) -> Vec<Batch> {
                 retires_replaced: false,
             });
         }
+        let has_inserts =
+            kind == ExtractType::Update && !extract.chunks(Member::Insert(table)).is_empty();
         for op in [Op::Delete, Op::Insert] {
             let member = match (op, kind) {
                 (Op::Delete, ExtractType::Full) => continue,
                 (Op::Delete, ExtractType::Update) => Member::Delete(table),
                 (Op::Insert, ExtractType::Full) => Member::Full(table),
                 (Op::Insert, ExtractType::Update) => Member::Insert(table),
-            };
-            let inserts = match kind {
-                ExtractType::Update => extract.chunks(Member::Insert(table)).len(),
-                ExtractType::Full => 0,
             };
             for (i, chunk) in extract.chunks(member).iter().enumerate() {
                 batches.push(Batch {
@@ -132,7 +130,7 @@ pub fn batches(extract: &Unpacked) -> Vec<Batch> {
                     number: i as u32 + 1,
                     chunk: Some(chunk.clone()),
                     estimated_rows: chunk.lines,
-                    retires_replaced: op == Op::Delete && i == 0 && inserts > 0,
+                    retires_replaced: op == Op::Delete && i == 0 && has_inserts,
                 });
             }
         }

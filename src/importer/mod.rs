@@ -220,12 +220,11 @@ impl Importer {
                 .chunk
                 .as_ref()
                 .map(|chunk| self.chunk_dir(&job.id).join(&chunk.file));
-            let mut replacing = self.replacing(prepared, batch).await;
+            let replacing = self.replacing(prepared, batch);
             if !self.chunks_here(chunk.as_deref(), &replacing).await {
                 tracing::info!("a chunk is not here; unpacking the extract again");
                 self.unpack(&job.id, request, downloaded, prepared.chunk_lines)
                     .await?;
-                replacing = self.replacing(prepared, batch).await;
             }
             let (job, batch) = (job.clone(), batch.clone());
             let outcome = self
@@ -253,45 +252,43 @@ impl Importer {
     }
 
     /// Whether `batch` retires the current rows whose key an Update's insert file brings again
-    /// (see [`db::retire`]), with the chunk files it needs for that.
-    async fn replacing(&self, prepared: &Prepared, batch: &Batch) -> Replacing {
+    /// (see [`db::retire`]), with the chunk files it reads for that.
+    fn replacing(&self, prepared: &Prepared, batch: &Batch) -> Replacing {
         if prepared.job.meta.extract_type != ExtractType::Update {
             return Replacing::NotHere;
         }
+        let dir = self.chunk_dir(&prepared.job.id);
         let of_table = |op: Op| {
             prepared
                 .batches
                 .iter()
                 .filter(move |b| b.table == batch.table && b.op == op)
+                .filter_map(|b| Some((b, dir.join(&b.chunk.as_ref()?.file))))
         };
-        let dir = self.chunk_dir(&prepared.job.id);
-        let path = |b: &Batch| b.chunk.as_ref().map(|c| dir.join(&c.file));
-        let deletes: Option<Vec<PathBuf>> = of_table(Op::Delete).map(path).collect();
+        let deletes = || of_table(Op::Delete).map(|(_, path)| path).collect();
         match batch.op {
             Op::Delete if batch.retires_replaced => Replacing::Here(TableChunks {
-                deletes: deletes.unwrap_or_default(),
+                deletes: deletes(),
                 inserts: of_table(Op::Insert)
-                    .filter_map(|b| Some((b.clone(), path(b)?)))
+                    .map(|(b, path)| (b.clone(), path))
                     .collect(),
             }),
             Op::Delete => Replacing::NotHere,
-            Op::Insert if of_table(Op::Delete).any(|b| b.retires_replaced) => Replacing::Done,
-            Op::Insert => {
-                let mut here = true;
-                for p in deletes.iter().flatten() {
-                    here &= tokio::fs::try_exists(p).await.unwrap_or(false);
-                }
-                Replacing::OwnLines(deletes.filter(|_| here))
-            }
+            Op::Insert if of_table(Op::Delete).any(|(b, _)| b.retires_replaced) => Replacing::Done,
+            Op::Insert => Replacing::OwnLines(deletes()),
         }
     }
 
     /// Whether the batch's chunk and the chunks its `replacing` reads are all on this machine.
     async fn chunks_here(&self, chunk: Option<&Path>, replacing: &Replacing) -> bool {
         let mut needed: Vec<&Path> = chunk.into_iter().collect();
-        if let Replacing::Here(chunks) = replacing {
-            needed.extend(chunks.deletes.iter().map(PathBuf::as_path));
-            needed.extend(chunks.inserts.iter().map(|(_, p)| p.as_path()));
+        match replacing {
+            Replacing::Here(chunks) => {
+                needed.extend(chunks.deletes.iter().map(PathBuf::as_path));
+                needed.extend(chunks.inserts.iter().map(|(_, p)| p.as_path()));
+            }
+            Replacing::OwnLines(deletes) => needed.extend(deletes.iter().map(PathBuf::as_path)),
+            Replacing::NotHere | Replacing::Done => {}
         }
         for path in needed {
             if !tokio::fs::try_exists(path).await.unwrap_or(false) {

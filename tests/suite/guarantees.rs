@@ -706,12 +706,18 @@ fn line_of_unlisted(
         .expect("a line whose entity the update leaves alone")
 }
 
+/// `fields` as a line of a KBO CSV file: values quoted, an empty field for `None`.
 fn csv_line(fields: &[Option<String>]) -> String {
-    fields
-        .iter()
-        .map(|v| v.as_ref().map(|v| format!("\"{v}\"")).unwrap_or_default())
-        .collect::<Vec<_>>()
-        .join(",")
+    let mut line = String::new();
+    for (i, value) in fields.iter().enumerate() {
+        if i > 0 {
+            line.push(',');
+        }
+        if let Some(value) = value {
+            kbo_import::extract::dialect::push_quoted(&mut line, value);
+        }
+    }
+    line
 }
 
 #[tokio::test(flavor = "multi_thread")]
