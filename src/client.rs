@@ -5,88 +5,279 @@ use crate::wire::{Progress, Status};
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// Restate's admin API, as the service may ask it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RestateAdmin {
-    /// Its base URL.
+    /// Its base URL, or several separated by commas (the nodes of a cluster).
     pub url: String,
     /// A bearer token (Restate Cloud).
     pub token: Option<crate::redact::Secret>,
 }
 
-/// Where Restate is, and how to authenticate (Restate Cloud).
-#[derive(Debug, Clone)]
-pub struct RestateClient {
-    ingress: String,
-    admin: String,
-    token: Option<String>,
-    http: reqwest::Client,
+/// How long a short call (getProgress, starting an import, the admin API) may take on one
+/// node before the next node is tried: a paused node holds a connection and answers nothing.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// How long a call keeps trying the nodes while none answers (a cluster electing leaders
+/// after a node's loss takes up to about 15 s).
+pub const FAILOVER_WINDOW: Duration = Duration::from_secs(60);
+
+/// One of Restate's APIs (ingress or admin), reached at one of several base URLs: the nodes
+/// of a cluster, in the order given. The node that answered last is asked first.
+#[derive(Debug)]
+struct Endpoints {
+    urls: Vec<String>,
+    preferred: AtomicUsize,
 }
 
-impl RestateClient {
-    /// A client for the given ingress and admin URLs; `token` is sent as a bearer token.
-    pub fn new(ingress: &str, admin: &str, token: Option<String>) -> RestateClient {
-        RestateClient {
-            ingress: ingress.trim_end_matches('/').to_string(),
-            admin: admin.trim_end_matches('/').to_string(),
-            token,
-            http: crate::download::client_builder()
-                .build()
-                .expect("the HTTP client's settings are valid"),
+impl Endpoints {
+    /// The base URLs in `urls`, separated by commas.
+    fn parse(urls: &str) -> Endpoints {
+        Endpoints {
+            urls: urls
+                .split(',')
+                .map(|u| u.trim().trim_end_matches('/').to_string())
+                .filter(|u| !u.is_empty())
+                .collect(),
+            preferred: AtomicUsize::new(0),
         }
     }
 
-    /// POSTs `body` as JSON to `url` (ingress or admin) and returns the answer's text; a
-    /// failure says `what` answered which HTTP status and words, followed by `hint`.
+    /// The base URLs, the one to try first first.
+    fn in_turn(&self) -> impl Iterator<Item = (usize, &str)> {
+        let first = self.preferred.load(Ordering::Relaxed);
+        let n = self.urls.len();
+        (0..n).map(move |k| {
+            let i = (first + k) % n;
+            (i, self.urls[i].as_str())
+        })
+    }
+
+    /// All base URLs, for messages.
+    fn list(&self) -> String {
+        self.urls.join(", ")
+    }
+}
+
+impl Clone for Endpoints {
+    fn clone(&self) -> Endpoints {
+        Endpoints {
+            urls: self.urls.clone(),
+            preferred: AtomicUsize::new(self.preferred.load(Ordering::Relaxed)),
+        }
+    }
+}
+
+/// Whether an answer says that this node cannot serve the call now, while another may: a
+/// proxy's or the node's own "unavailable" during a leader change.
+fn node_unavailable(status: reqwest::StatusCode) -> bool {
+    matches!(status.as_u16(), 502..=504)
+}
+
+/// Where Restate is, and how to authenticate (Restate Cloud).
+#[derive(Debug, Clone)]
+pub struct RestateClient {
+    ingress: Endpoints,
+    admin: Endpoints,
+    token: Option<String>,
+    http: reqwest::Client,
+    /// How long one node may take for a short call.
+    call_timeout: Duration,
+    /// How long a call goes on trying the nodes while none answers.
+    failover_window: Duration,
+}
+
+/// What starting an import found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Started {
+    /// Restate accepted a new run.
+    New,
+    /// A run of that workflow id was already under way (or ended): its progress tells.
+    AlreadyRunning,
+}
+
+/// Which of Restate's APIs a call goes to.
+#[derive(Debug, Clone, Copy)]
+enum Api {
+    Ingress,
+    Admin,
+}
+
+impl RestateClient {
+    /// A client for the given ingress and admin URLs (each one URL, or several separated by
+    /// commas: the nodes of a cluster, tried in turn when one does not answer); `token` is
+    /// sent as a bearer token.
+    pub fn new(ingress: &str, admin: &str, token: Option<String>) -> RestateClient {
+        RestateClient {
+            ingress: Endpoints::parse(ingress),
+            admin: Endpoints::parse(admin),
+            token,
+            http: crate::download::client_builder()
+                .connect_timeout(Duration::from_secs(5))
+                .build()
+                .expect("the HTTP client's settings are valid"),
+            call_timeout: CALL_TIMEOUT,
+            failover_window: FAILOVER_WINDOW,
+        }
+    }
+
+    /// The same client for a caller that must answer soon (the service's `getProgress`
+    /// asking the admin API): each node gets `timeout`, and every node is tried once.
+    pub fn impatient(mut self, timeout: Duration) -> RestateClient {
+        self.call_timeout = timeout;
+        self.failover_window = Duration::ZERO;
+        self
+    }
+
+    fn endpoints(&self, api: Api) -> &Endpoints {
+        match api {
+            Api::Ingress => &self.ingress,
+            Api::Admin => &self.admin,
+        }
+    }
+
+    /// Sends the request `build` makes for a base URL of `api` (with the bearer token), to
+    /// each node in turn until one answers with something else than "unavailable", for up to
+    /// the client's failover window ([`FAILOVER_WINDOW`] by default); each try may take the
+    /// client's call timeout when `short`. The answer, or why no node gave one.
+    async fn send(
+        &self,
+        api: Api,
+        short: bool,
+        build: impl Fn(&str) -> reqwest::RequestBuilder,
+    ) -> anyhow::Result<reqwest::Response> {
+        let endpoints = self.endpoints(api);
+        let started = std::time::Instant::now();
+        loop {
+            let mut last_error = None;
+            for (i, base) in endpoints.in_turn() {
+                let mut request = build(base);
+                if let Some(token) = &self.token {
+                    request = request.bearer_auth(token);
+                }
+                if short {
+                    request = request.timeout(self.call_timeout);
+                }
+                match request.send().await {
+                    Ok(response) if !node_unavailable(response.status()) => {
+                        endpoints.preferred.store(i, Ordering::Relaxed);
+                        return Ok(response);
+                    }
+                    Ok(response) => {
+                        last_error = Some(anyhow::anyhow!(
+                            "{base} answered HTTP {}",
+                            response.status()
+                        ))
+                    }
+                    Err(e) => last_error = Some(anyhow::Error::new(e).context(base.to_string())),
+                }
+            }
+            let error = last_error.unwrap_or_else(|| anyhow::anyhow!("no URL given"));
+            if started.elapsed() >= self.failover_window || endpoints.urls.is_empty() {
+                let what = match api {
+                    Api::Ingress => "Restate ingress",
+                    Api::Admin => "the Restate admin API",
+                };
+                return Err(error.context(format!(
+                    "cannot reach {what} at {} (tried for {} s)",
+                    endpoints.list(),
+                    started.elapsed().as_secs()
+                )));
+            }
+            tracing::debug!(error = %error, "no Restate node answered; trying again");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    /// POSTs `body` as JSON to `path` of `api` and returns the answer's text; a failure says
+    /// `what` answered which HTTP status and words, followed by `hint`.
     async fn call(
         &self,
-        url: String,
+        api: Api,
+        path: &str,
         body: &Value,
         what: &str,
         hint: &str,
     ) -> anyhow::Result<String> {
-        let mut request = self.http.post(&url).json(body);
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().await.with_context(|| {
-            if url.starts_with(&self.admin) {
-                format!("cannot reach the Restate admin API at {}", self.admin)
-            } else {
-                format!("cannot reach Restate ingress at {}", self.ingress)
-            }
-        })?;
+        let response = self
+            .send(api, true, |base| {
+                self.http.post(format!("{base}{path}")).json(body)
+            })
+            .await?;
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
+        if let Some(refused) = self.refused(api, status) {
+            bail!("{what}: {refused}");
+        }
         if !status.is_success() {
             bail!("{what} answered HTTP {status}: {text}{hint}");
         }
         Ok(text)
     }
 
+    /// What to do when Restate refuses the caller (401, 403): one line naming the token.
+    fn refused(&self, api: Api, status: reqwest::StatusCode) -> Option<String> {
+        let (url, role) = match api {
+            Api::Ingress => (self.ingress.list(), "ingress access (or full access)"),
+            Api::Admin => (self.admin.list(), "admin access (or full access)"),
+        };
+        let given = if self.token.is_some() {
+            "the RESTATE_AUTH_TOKEN given was refused"
+        } else {
+            "no RESTATE_AUTH_TOKEN was given"
+        };
+        match status.as_u16() {
+            401 | 403 => Some(format!(
+                "{url} answered HTTP {status}: {given}; set RESTATE_AUTH_TOKEN to an API key of \
+                 this Restate environment with {role}"
+            )),
+            _ => None,
+        }
+    }
+
     /// Starts `KboImport/<id>/run` with `body` (`{"url": …}` or `{"portalFile": …}`, and an
-    /// optional `sha256`); returns Restate's answer.
-    pub async fn start(&self, workflow_id: &str, body: &Value) -> anyhow::Result<Value> {
-        let url = format!(
-            "{}/KboImport/{}/run/send",
-            self.ingress,
-            encode(workflow_id)
-        );
-        let text = self.call(url, body, "starting the import", "").await?;
-        Ok(serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    /// optional `sha256`). A workflow that already runs under that id is not an error: Restate
+    /// may answer 409 ("the workflow method was already invoked") during a partition's leader
+    /// change, while the run it names goes on.
+    pub async fn start(&self, workflow_id: &str, body: &Value) -> anyhow::Result<Started> {
+        let path = format!("/KboImport/{}/run/send", encode(workflow_id));
+        let response = self
+            .send(Api::Ingress, true, |base| {
+                self.http.post(format!("{base}{path}")).json(body)
+            })
+            .await?;
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        if status == reqwest::StatusCode::CONFLICT {
+            return Ok(Started::AlreadyRunning);
+        }
+        if let Some(refused) = self.refused(Api::Ingress, status) {
+            bail!("starting the import: {refused}");
+        }
+        if !status.is_success() {
+            bail!("starting the import answered HTTP {status}: {text}");
+        }
+        let answer: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Ok(match answer["status"].as_str() {
+            Some("PreviouslyAccepted") => Started::AlreadyRunning,
+            _ => Started::New,
+        })
     }
 
     /// `KboImport/<id>/getProgress`.
     pub async fn progress(&self, workflow_id: &str) -> anyhow::Result<Progress> {
-        let url = format!(
-            "{}/KboImport/{}/getProgress",
-            self.ingress,
-            encode(workflow_id)
-        );
+        let path = format!("/KboImport/{}/getProgress", encode(workflow_id));
         let text = self
-            .call(url, &Value::Null, "getProgress", NOT_REGISTERED)
+            .call(
+                Api::Ingress,
+                &path,
+                &Value::Null,
+                "getProgress",
+                NOT_REGISTERED,
+            )
             .await?;
         serde_json::from_str(&text)
             .with_context(|| format!("getProgress answered something else than progress: {text}"))
@@ -152,17 +343,27 @@ impl RestateClient {
 
     /// Returns once Restate answers an attach to the workflow's `run`: when it has ended,
     /// whatever its outcome (which `getProgress` then tells), or at once if Restate refuses.
+    /// A node lost while attached is left for another (the attach is asked again).
     async fn attach(&self, workflow_id: &str) {
-        let url = format!(
-            "{}/restate/workflow/KboImport/{}/attach",
-            self.ingress,
-            encode(workflow_id)
-        );
-        let mut request = self.http.get(&url);
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
+        let path = format!("/restate/workflow/KboImport/{}/attach", encode(workflow_id));
+        loop {
+            match self
+                .send(Api::Ingress, false, |base| {
+                    self.http.get(format!("{base}{path}"))
+                })
+                .await
+            {
+                Ok(response) if !response.status().is_server_error() => {
+                    // The answer ends when the run ends (or Restate cut the attach short).
+                    if response.bytes().await.is_ok() {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => return,
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
         }
-        let _ = request.send().await;
     }
 
     /// Calls handler `handler` of `KboSync/<key>` (with `body`, or none) and returns its answer.
@@ -172,10 +373,16 @@ impl RestateClient {
         handler: &str,
         body: Option<Value>,
     ) -> anyhow::Result<Value> {
-        let url = format!("{}/KboSync/{}/{handler}", self.ingress, encode(key));
+        let path = format!("/KboSync/{}/{handler}", encode(key));
         let what = format!("KboSync/{key}/{handler}");
         let text = self
-            .call(url, &body.unwrap_or(Value::Null), &what, NOT_REGISTERED)
+            .call(
+                Api::Ingress,
+                &path,
+                &body.unwrap_or(Value::Null),
+                &what,
+                NOT_REGISTERED,
+            )
             .await?;
         serde_json::from_str(&text)
             .with_context(|| format!("{what} answered something else than JSON: {text}"))
@@ -187,7 +394,7 @@ impl RestateClient {
         let body = json!({ "uri": endpoint_url, "force": true });
         let what = format!("registering {endpoint_url}");
         let text = self
-            .call(format!("{}/deployments", self.admin), &body, &what, "")
+            .call(Api::Admin, "/deployments", &body, &what, "")
             .await?;
         Ok(serde_json::from_str(&text).unwrap_or(Value::String(text)))
     }
@@ -217,20 +424,19 @@ impl RestateClient {
                       CAST(created_at AS VARCHAR) AS created FROM sys_invocation \
                       WHERE target_service_name = 'KboImport' AND target_handler_name = 'run'"
         });
-        let mut request = self
-            .http
-            .post(format!("{}/query", self.admin))
-            .header("accept", "application/json")
-            .json(&body);
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
-        }
-        let response = request
-            .send()
-            .await
-            .with_context(|| format!("cannot reach the Restate admin API at {}", self.admin))?;
+        let response = self
+            .send(Api::Admin, true, |base| {
+                self.http
+                    .post(format!("{base}/query"))
+                    .header("accept", "application/json")
+                    .json(&body)
+            })
+            .await?;
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
+        if let Some(refused) = self.refused(Api::Admin, status) {
+            bail!("listing the imports: {refused}");
+        }
         if !status.is_success() {
             bail!("the Restate admin API's /query answered HTTP {status}: {text}");
         }
@@ -284,4 +490,35 @@ fn encode(segment: &str) -> String {
     url::form_urlencoded::byte_serialize(segment.as_bytes())
         .collect::<String>()
         .replace('+', "%20")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn several_urls_are_tried_in_turn_from_the_one_that_answered_last() {
+        let endpoints = Endpoints::parse(" http://a:8080/, http://b:8080 ,,http://c:8080");
+        let first: Vec<&str> = endpoints.in_turn().map(|(_, u)| u).collect();
+        assert_eq!(first, ["http://a:8080", "http://b:8080", "http://c:8080"]);
+        endpoints.preferred.store(2, Ordering::Relaxed);
+        let later: Vec<&str> = endpoints.in_turn().map(|(_, u)| u).collect();
+        assert_eq!(later, ["http://c:8080", "http://a:8080", "http://b:8080"]);
+        assert_eq!(Endpoints::parse("http://one/").urls, ["http://one"]);
+    }
+
+    #[test]
+    fn only_gateway_answers_send_the_call_to_another_node() {
+        for (code, other_node) in [
+            (502, true),
+            (503, true),
+            (504, true),
+            (500, false),
+            (404, false),
+            (409, false),
+        ] {
+            let status = reqwest::StatusCode::from_u16(code).unwrap();
+            assert_eq!(node_unavailable(status), other_node, "{code}");
+        }
+    }
 }

@@ -31,6 +31,9 @@ pub struct Config {
     /// `RESTATE_IDENTITY_KEYS`: comma-separated `publickeyv1_…` keys; when set, only requests
     /// signed by Restate are served.
     pub identity_keys: Vec<String>,
+    /// `KBO_TLS_CERT_FILE` and `KBO_TLS_KEY_FILE` (PEM): when both are set, the endpoint speaks
+    /// HTTP/2 over TLS (as Restate Cloud reaches a deployment); otherwise cleartext HTTP/2.
+    pub tls: Option<TlsFiles>,
     /// The KBO Open Data portal, for `KboSync` and portal file imports.
     pub portal: PortalSettings,
     /// Vercel Blob, where the old app's start route uploads extracts (deleted after import).
@@ -52,6 +55,15 @@ pub use crate::db::DuckDbSettings;
 pub use crate::portal::{DEFAULT_PORTAL_URL, PortalSettings};
 pub use crate::redact::Secret;
 pub use crate::retry::RetrySettings;
+
+/// The endpoint's certificate chain and private key, PEM files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// `KBO_TLS_CERT_FILE`: the certificate chain, the endpoint's own first.
+    pub cert: PathBuf,
+    /// `KBO_TLS_KEY_FILE`: its private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+}
 
 /// The default schedule of `KboSync`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,6 +167,7 @@ impl Config {
             duckdb: duckdb_settings(&get, &work_dir)?,
             limits: limits(&get)?,
             identity_keys: identity_keys(&get)?,
+            tls: tls_files(&get)?,
             blob: crate::blob::BlobSettings::from_lookup(&get),
             restate_admin: get("RESTATE_ADMIN_URL").map(|url| RestateAdmin {
                 url: url.trim().trim_end_matches('/').to_string(),
@@ -194,11 +207,37 @@ fn parse<T: std::str::FromStr>(
     }
 }
 
+/// `KBO_TLS_CERT_FILE` and `KBO_TLS_KEY_FILE`: both, or neither.
+fn tls_files(get: &impl Fn(&str) -> Option<String>) -> Result<Option<TlsFiles>, ConfigError> {
+    match (get("KBO_TLS_CERT_FILE"), get("KBO_TLS_KEY_FILE")) {
+        (Some(cert), Some(key)) => Ok(Some(TlsFiles {
+            cert: PathBuf::from(cert.trim()),
+            key: PathBuf::from(key.trim()),
+        })),
+        (None, None) => Ok(None),
+        (Some(cert), None) => Err(ConfigError {
+            var: "KBO_TLS_KEY_FILE",
+            value: String::new(),
+            expected: format!("the private key of KBO_TLS_CERT_FILE={cert} (set both, or neither)"),
+        }),
+        (None, Some(key)) => Err(ConfigError {
+            var: "KBO_TLS_CERT_FILE",
+            value: String::new(),
+            expected: format!("the certificate of KBO_TLS_KEY_FILE={key} (set both, or neither)"),
+        }),
+    }
+}
+
+/// The most tries a step's retry policy may have: each try is an attempt of the invocation,
+/// and `run`'s invocation retry policy pauses the import after 70 attempts
+/// (src/workflow/mod.rs), which a step's own tries must stay well below.
+pub const MAX_STEP_ATTEMPTS: u32 = 50;
+
 /// `KBO_RETRY_NETWORK_ATTEMPTS`, `KBO_RETRY_LOCAL_ATTEMPTS`.
 fn retry_settings(get: &impl Fn(&str) -> Option<String>) -> Result<RetrySettings, ConfigError> {
     let defaults = RetrySettings::default();
-    let attempts = "a positive number of attempts";
-    Ok(RetrySettings {
+    let attempts = "a number of attempts from 1 to 50";
+    let settings = RetrySettings {
         network_attempts: parse(
             get,
             "KBO_RETRY_NETWORK_ATTEMPTS",
@@ -211,7 +250,20 @@ fn retry_settings(get: &impl Fn(&str) -> Option<String>) -> Result<RetrySettings
             defaults.local_attempts,
             attempts,
         )?,
-    })
+    };
+    for (var, n) in [
+        ("KBO_RETRY_NETWORK_ATTEMPTS", settings.network_attempts),
+        ("KBO_RETRY_LOCAL_ATTEMPTS", settings.local_attempts),
+    ] {
+        if !(1..=MAX_STEP_ATTEMPTS).contains(&n) {
+            return Err(ConfigError {
+                var,
+                value: n.to_string(),
+                expected: attempts.into(),
+            });
+        }
+    }
+    Ok(settings)
 }
 
 /// `KBO_MAX_DOWNLOAD_BYTES`, `KBO_ALLOW_PRIVATE_HOSTS`.
@@ -346,6 +398,51 @@ mod tests {
         assert_eq!(c.portal.url, DEFAULT_PORTAL_URL);
         assert_eq!(c.portal.username, None);
         assert_eq!(c.sync.schedule.to_string(), "daily at 07:00 UTC");
+    }
+
+    #[test]
+    fn every_value_env_example_sets_is_the_default() {
+        let defaults = format!("{:?}", config(&[]).unwrap());
+        let example = include_str!("../.env.example");
+        let set: Vec<&str> = example
+            .lines()
+            .filter(|l| !l.starts_with('#') && l.contains('='))
+            .collect();
+        assert!(set.len() >= 10, "{set:?}");
+        for line in set {
+            let (var, value) = line.split_once('=').unwrap();
+            let with = format!("{:?}", config(&[(var, value)]).unwrap());
+            assert_eq!(with, defaults, ".env.example's {line} is not the default");
+        }
+    }
+
+    #[test]
+    fn tls_takes_a_certificate_and_its_key_together() {
+        assert_eq!(config(&[]).unwrap().tls, None);
+        let both = config(&[
+            ("KBO_TLS_CERT_FILE", "c.pem"),
+            ("KBO_TLS_KEY_FILE", "k.pem"),
+        ]);
+        assert_eq!(
+            both.unwrap().tls,
+            Some(TlsFiles {
+                cert: "c.pem".into(),
+                key: "k.pem".into()
+            })
+        );
+        let e = config(&[("KBO_TLS_CERT_FILE", "c.pem")]).unwrap_err();
+        assert_eq!(e.var, "KBO_TLS_KEY_FILE");
+        let e = config(&[("KBO_TLS_KEY_FILE", "k.pem")]).unwrap_err();
+        assert_eq!(e.var, "KBO_TLS_CERT_FILE");
+    }
+
+    #[test]
+    fn step_retries_stay_below_the_runs_invocation_retries() {
+        assert!(config(&[("KBO_RETRY_LOCAL_ATTEMPTS", "50")]).is_ok());
+        let e = config(&[("KBO_RETRY_LOCAL_ATTEMPTS", "51")]).unwrap_err();
+        assert_eq!(e.var, "KBO_RETRY_LOCAL_ATTEMPTS");
+        let e = config(&[("KBO_RETRY_NETWORK_ATTEMPTS", "0")]).unwrap_err();
+        assert_eq!(e.var, "KBO_RETRY_NETWORK_ATTEMPTS");
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //!   extract URLs, the KBO portal, the old app's uploads, Restate's ingress and admin APIs;
 //! - [`importer`]: the work of each step; [`retry`]: how often a step is tried;
 //! - [`workflow`]: the `KboImport` workflow; [`sync`]: the `KboSync` object;
-//! - [`config`], [`server`]: settings from the environment, the Restate endpoint.
+//! - [`config`], [`server`], [`tls`]: settings from the environment, the Restate endpoint,
+//!   served over TLS when configured.
 //!
 //! "The old app" in comments is stevenn/NewAgeKBO, whose import this service replaces and
 //! whose web application reads the register (`docs/old-app.md`); the input is described in
@@ -32,5 +33,6 @@ pub mod retry;
 pub mod server;
 pub mod sync;
 pub mod telemetry;
+pub mod tls;
 pub mod wire;
 pub mod workflow;

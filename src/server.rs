@@ -1,5 +1,6 @@
-//! The Restate endpoint: the `restate-sdk` crate's own HTTP server, serving `KboImport` and
-//! `KboSync`.
+//! The Restate endpoint serving `KboImport` and `KboSync`: the `restate-sdk` crate's own HTTP
+//! server (cleartext HTTP/2), or the same endpoint over TLS ([`crate::tls`]) when
+//! `KBO_TLS_CERT_FILE` and `KBO_TLS_KEY_FILE` are set.
 
 use crate::config::Config;
 use crate::importer::Importer;
@@ -26,11 +27,18 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         work_dir = %config.work_dir.display(),
         batch_rows = config.batch_rows,
         request_identity = !config.identity_keys.is_empty(),
+        tls = config.tls.is_some(),
         portal = %config.portal.url,
         portal_account = config.portal.username.is_some(),
         sync_schedule = %config.sync.schedule,
         "serving the KboImport workflow and the KboSync object"
     );
+    // A certificate that cannot serve is refused before anything listens.
+    let tls = config
+        .tls
+        .as_ref()
+        .map(crate::tls::server_config)
+        .transpose()?;
     let schedule = config.sync.schedule;
     let importer = Arc::new(Importer::new(config.importer()));
     let endpoint = builder
@@ -40,6 +48,30 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
         anyhow::anyhow!("cannot listen on {addr}: {e}; is another process using PORT?")
     })?;
-    HttpServer::new(endpoint).serve(listener).await;
+    match tls {
+        Some(tls) => crate::tls::serve(endpoint, tls, listener, shutdown()).await,
+        None => {
+            HttpServer::new(endpoint)
+                .serve_with_cancel(listener, shutdown())
+                .await
+        }
+    }
     Ok(())
+}
+
+/// Completes on Ctrl-C or SIGTERM (how a container platform stops the service).
+async fn shutdown() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down: letting open streams end");
 }

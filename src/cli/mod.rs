@@ -69,7 +69,7 @@ pub struct WorkflowArgs {
 /// Where Restate is.
 #[derive(clap::Args)]
 pub struct RestateArgs {
-    /// Restate ingress URL.
+    /// Restate ingress URL; several separated by commas (a cluster's nodes) are tried in turn.
     #[arg(
         long,
         global = true,
@@ -77,7 +77,7 @@ pub struct RestateArgs {
         default_value = "http://localhost:8080"
     )]
     ingress_url: String,
-    /// Restate admin API URL.
+    /// Restate admin API URL; several separated by commas are tried in turn.
     #[arg(
         long,
         global = true,

@@ -2,6 +2,7 @@
 
 use super::RestateArgs;
 use anyhow::Context;
+use kbo_import::client::Started;
 use kbo_import::extract::file_name::ExtractFileName;
 use kbo_import::wire::{RunBody, UrlBody};
 
@@ -56,10 +57,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         },
     };
     let client = restate.client();
-    client
+    match client
         .start(&id, &serde_json::to_value(RunBody::Named(body))?)
-        .await?;
-    println!("started {id}");
+        .await?
+    {
+        Started::New => println!("started {id}"),
+        Started::AlreadyRunning => println!(
+            "{id} was already started: following that run (`kbo-import status {id}` shows it)"
+        ),
+    }
     if watch {
         super::watch::report(&id, client.watch(&id).await?);
     }

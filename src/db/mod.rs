@@ -86,27 +86,30 @@ impl Database {
 
     /// Runs `work` on a blocking thread with the connection (opened if need be). A failed
     /// step closes the connection, so that the next one starts afresh.
+    ///
+    /// The work owns the connection's slot until it ends, even when the caller is gone: Restate
+    /// drops a step's future when its stream is cut (a failover, an abort) while the blocking
+    /// work goes on. A second attempt of the step then waits here for the first to finish,
+    /// and finds its connection, instead of opening a second DuckDB instance on the same file
+    /// in the same process (file locks do not exclude a process from itself, and two instances
+    /// writing one file lose each other's rows).
     pub async fn run<T, F>(&self, work: F) -> ImportResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> ImportResult<T> + Send + 'static,
     {
-        let mut open = self.open.lock().await;
-        let kept = open.take();
+        let mut slot = Arc::clone(&self.open).lock_owned().await;
         let target = self.target.clone();
         let settings = self.settings.clone();
         // The step's span (job id, workflow id, batch) goes along into the blocking work, so
         // that the database layer's log lines carry it.
         let span = tracing::Span::current();
-        let (result, conn) = tokio::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(move || {
             let _entered = span.enter();
             let started = Instant::now();
-            let mut conn = match kept {
+            let mut conn = match slot.take() {
                 Some(open) => open.conn,
-                None => match connect(&target, &settings) {
-                    Ok(conn) => conn,
-                    Err(e) => return (Err(e), None),
-                },
+                None => connect(&target, &settings)?,
             };
             let opened = started.elapsed();
             let result = work(&mut conn);
@@ -116,16 +119,17 @@ impl Database {
                 work_ms = (started.elapsed() - opened).as_millis() as u64,
                 "database step"
             );
-            let keep = result.is_ok().then_some(conn);
-            (result, keep)
+            // Kept for the next step, or closed here, still under the slot's guard.
+            if result.is_ok() {
+                *slot = Some(Open {
+                    conn,
+                    last_used: Instant::now(),
+                });
+            }
+            result
         })
         .await
-        .map_err(|e| ImportError::retryable(format!("database task failed: {e}")))?;
-        *open = conn.map(|conn| Open {
-            conn,
-            last_used: Instant::now(),
-        });
-        result
+        .map_err(|e| ImportError::retryable(format!("database task failed: {e}")))?
     }
 
     /// Folds DuckDB's write-ahead log into a local database file (a checkpoint) when `always`
@@ -156,10 +160,18 @@ impl Database {
     /// Closes the connection now, releasing the file (a local file keeps its write-ahead log;
     /// see [`Database::checkpoint_if_due`]).
     pub async fn release(&self) {
-        let mut open = self.open.lock().await;
-        if let Some(open) = open.take() {
-            let _ = tokio::task::spawn_blocking(move || drop(open.conn)).await;
-        }
+        close(Arc::clone(&self.open).lock_owned().await).await;
+    }
+}
+
+/// The connection's slot, held: no step runs and no connection opens while it is held.
+type Slot = tokio::sync::OwnedMutexGuard<Option<Open>>;
+
+/// Closes the connection in `slot`, if any, on a blocking thread that keeps the slot until the
+/// instance is closed (closing may write the file), even when the caller is gone.
+async fn close(mut slot: Slot) {
+    if slot.is_some() {
+        let _ = tokio::task::spawn_blocking(move || drop(slot.take())).await;
     }
 }
 
@@ -184,15 +196,14 @@ async fn close_when_idle(open: std::sync::Weak<tokio::sync::Mutex<Option<Open>>>
     loop {
         tokio::time::sleep(IDLE_CLOSE / 4).await;
         let Some(open) = open.upgrade() else { return };
-        let Ok(mut guard) = open.try_lock() else {
+        let Ok(slot) = open.try_lock_owned() else {
             continue;
         };
-        if guard
+        if slot
             .as_ref()
             .is_some_and(|o| o.last_used.elapsed() >= IDLE_CLOSE)
-            && let Some(idle) = guard.take()
         {
-            let _ = tokio::task::spawn_blocking(move || drop(idle.conn)).await;
+            close(slot).await;
         }
     }
 }
@@ -417,6 +428,57 @@ mod tests {
         assert!(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0) < 1 << 20);
         write(10).await;
         assert!(db.checkpoint_if_due(true).await.unwrap());
+        db.release().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_step_whose_caller_is_gone_keeps_the_database_until_its_work_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = DuckDbSettings {
+            memory_limit: "256MB".into(),
+            threads: Some(1),
+            temp_dir: dir.path().join("tmp"),
+            checkpoint_wal_mb: 64,
+        };
+        let db = Database::new(
+            DatabaseTarget::File(dir.path().join("kbo.duckdb")),
+            settings,
+        );
+        let first_ended = Arc::new(std::sync::Mutex::new(None::<Instant>));
+        let ended = Arc::clone(&first_ended);
+        // The first attempt: its caller is dropped (as Restate drops a step whose stream is
+        // cut) while its work still runs on the connection.
+        let first = db.run(move |conn| {
+            conn.execute_batch("CREATE TEMP TABLE this_instance (x INTEGER)")
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(600));
+            *ended.lock().unwrap() = Some(Instant::now());
+            Ok(())
+        });
+        assert!(
+            tokio::time::timeout(Duration::from_millis(100), first)
+                .await
+                .is_err(),
+            "the first attempt is still at work when its caller goes"
+        );
+        // The second attempt starts after the first's work has ended, on the same instance
+        // (a temporary table lives in one instance only).
+        let same_instance = db
+            .run(|conn| {
+                let n: i64 = conn
+                    .query_row(
+                        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'this_instance'",
+                        [],
+                        |r| r.get(0),
+                    )
+                    .unwrap();
+                Ok((Instant::now(), n == 1))
+            })
+            .await
+            .unwrap();
+        let first_ended = first_ended.lock().unwrap().expect("the first work ended");
+        assert!(same_instance.0 >= first_ended, "the attempts overlapped");
+        assert!(same_instance.1, "a second DuckDB instance was opened");
         db.release().await;
     }
 

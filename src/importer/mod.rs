@@ -3,6 +3,7 @@
 //! The workflow decides the order; this module does the work of each step with the extract
 //! files and the database, and says whether a failure is terminal or worth a retry.
 
+mod attempts;
 mod prepare;
 mod request;
 mod restate;
@@ -20,6 +21,7 @@ use crate::extract::batches::{Batch, Op};
 use crate::portal::Portal;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use tracing::Instrument;
 
 /// Where the register stands, for a sync.
@@ -31,9 +33,21 @@ pub struct RegisterState {
     pub failed_jobs: Vec<String>,
 }
 
+/// The version of the plan that `prepare` journals, and the newest this code replays. A change
+/// that would make a plan journaled by an earlier version mean something else when replayed
+/// raises it, and says in [`Prepared::replayable`] which earlier versions it still replays.
+pub const PLAN_VERSION: u32 = 2;
+
+/// The oldest plan version this code replays: version 1 is the plan of the versions before the
+/// plan carried a version (no `version` field; every later field has its default there).
+pub const OLDEST_PLAN_VERSION: u32 = 1;
+
 /// The outcome of `prepare`: the job and its batch plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Prepared {
+    /// The plan's version ([`PLAN_VERSION`] when this code wrote it; 1 when absent).
+    #[serde(default = "first_plan_version")]
+    pub version: u32,
     /// The job, with the extract's meta data.
     pub job: Job,
     /// The batches, in the order they are applied.
@@ -42,7 +56,27 @@ pub struct Prepared {
     pub chunk_lines: u64,
 }
 
+fn first_plan_version() -> u32 {
+    1
+}
+
 impl Prepared {
+    /// Whether this code can replay the plan: a plan journaled by a newer version of the
+    /// service (an upgrade rolled back while an import ran) is refused, never read as
+    /// something else.
+    pub fn replayable(&self) -> ImportResult<()> {
+        if (OLDEST_PLAN_VERSION..=PLAN_VERSION).contains(&self.version) {
+            return Ok(());
+        }
+        Err(ImportError::terminal(format!(
+            "the import's plan was journaled by a version of kbo-import whose plans are version \
+             {}, and this one replays versions {OLDEST_PLAN_VERSION} to {PLAN_VERSION}: register \
+             the version that started the import again and let it finish (or cancel the import \
+             and start it again on this version)",
+            self.version
+        )))
+    }
+
     /// Lines over all batches: the work the batches will do.
     pub fn rows_total(&self) -> u64 {
         self.batches.iter().map(|b| b.estimated_rows).sum()
@@ -105,6 +139,10 @@ pub struct Importer {
     db: Database,
     http: reqwest::Client,
     portal: Portal,
+    /// One attempt at a time for each job's steps.
+    steps: attempts::JobLocks,
+    /// Restate's admin API, when the service may ask it.
+    restate_admin: Option<crate::client::RestateClient>,
 }
 
 impl Importer {
@@ -113,12 +151,34 @@ impl Importer {
         let db = Database::new(config.database.clone(), config.duckdb.clone());
         let http = config.download.client();
         let portal = Portal::new(config.portal.clone(), config.download.max_bytes);
+        let restate_admin = restate::admin_client(config.restate_admin.as_ref());
         Importer {
+            restate_admin,
             config,
             db,
             http,
             portal,
+            steps: attempts::JobLocks::default(),
         }
+    }
+
+    /// Runs step `step` of job `job_id`, the work `work` makes with the importer, to its end
+    /// and one attempt at a time: an attempt that Restate gave up on (a failover, an abort)
+    /// finishes its work before the next attempt of the job's steps starts (see
+    /// [`attempts`]).
+    pub async fn run_to_end<T, Fut>(
+        self: &Arc<Self>,
+        job_id: &str,
+        step: &str,
+        work: impl FnOnce(Arc<Importer>) -> Fut,
+    ) -> ImportResult<T>
+    where
+        Fut: Future<Output = ImportResult<T>> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.steps
+            .run_to_end(job_id, step, work(Arc::clone(self)))
+            .await
     }
 
     /// Its settings.
@@ -408,6 +468,56 @@ impl Importer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A plan as a journal holds it: `version` as given (absent when `None`).
+    fn journaled_plan(version: Option<u32>) -> Prepared {
+        let meta = crate::extract::Meta::parse(
+            "\"Variable\",\"Value\"\n\"SnapshotDate\",\"04-10-2025\"\n\
+             \"ExtractTimestamp\",\"05-10-2025 07:31:02\"\n\"ExtractType\",\"update\"\n\
+             \"ExtractNumber\",\"0140\"\n\"Version\",\"1.0.0\"\n",
+        )
+        .unwrap();
+        let mut plan = serde_json::json!({
+            "job": { "id": "job", "workflow_id": "kbo-0140-update", "meta": meta },
+            "batches": [],
+            "chunk_lines": 100,
+        });
+        if let Some(version) = version {
+            plan["version"] = version.into();
+        }
+        serde_json::from_value(plan).unwrap()
+    }
+
+    #[test]
+    fn plans_of_this_version_and_of_the_versions_before_it_are_replayed() {
+        assert_eq!(
+            journaled_plan(None).version,
+            1,
+            "a plan without a version is version 1"
+        );
+        assert!(journaled_plan(None).replayable().is_ok());
+        assert!(journaled_plan(Some(PLAN_VERSION)).replayable().is_ok());
+    }
+
+    #[test]
+    fn a_plan_journaled_by_a_newer_version_is_refused_saying_what_to_do() {
+        let e = journaled_plan(Some(PLAN_VERSION + 1))
+            .replayable()
+            .unwrap_err();
+        assert!(e.is_terminal());
+        assert!(
+            e.message.contains(&format!("version {}", PLAN_VERSION + 1)),
+            "{}",
+            e.message
+        );
+        assert!(
+            e.message
+                .contains("register the version that started the import"),
+            "{}",
+            e.message
+        );
+        assert!(journaled_plan(Some(0)).replayable().is_err());
+    }
 
     #[test]
     fn job_folders_never_collide_and_stay_short() {

@@ -85,6 +85,7 @@ impl Importer {
             ));
         }
         let prepared = Prepared {
+            version: super::PLAN_VERSION,
             job,
             batches,
             chunk_lines,

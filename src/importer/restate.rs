@@ -4,15 +4,27 @@
 use super::Importer;
 use crate::db;
 
-impl Importer {
-    /// A client of Restate's admin API, when `RESTATE_ADMIN_URL` is configured.
-    fn restate_admin(&self) -> Option<crate::client::RestateClient> {
-        let admin = self.config.restate_admin.as_ref()?;
-        Some(crate::client::RestateClient::new(
+/// A client of Restate's admin API (`RESTATE_ADMIN_URL`, one URL or a cluster's nodes), made
+/// once, so that it remembers which node answered last.
+pub(super) fn admin_client(
+    admin: Option<&crate::client::RestateAdmin>,
+) -> Option<crate::client::RestateClient> {
+    let admin = admin?;
+    // getProgress waits for this answer: a node that does not answer soon is skipped.
+    Some(
+        crate::client::RestateClient::new(
             "",
             &admin.url,
             admin.token.as_ref().map(|t| t.expose().to_string()),
-        ))
+        )
+        .impatient(std::time::Duration::from_secs(3)),
+    )
+}
+
+impl Importer {
+    /// The client of Restate's admin API, when `RESTATE_ADMIN_URL` is configured.
+    fn restate_admin(&self) -> Option<&crate::client::RestateClient> {
+        self.restate_admin.as_ref()
     }
 
     /// Why the `run` of `workflow_id` ended without finishing, when Restate's admin API says

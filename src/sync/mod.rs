@@ -66,7 +66,15 @@ impl KboSync {
     }
 }
 
-#[restate_sdk::object]
+// Carried by the service, as `KboImport`'s are (see crate::workflow): a sync waits for its
+// imports as calls (suspended, not inactive); its own steps read the ledger and list the
+// portal, which a slow portal can make last minutes.
+#[restate_sdk::object(
+    inactivity_timeout = "10m",
+    abort_timeout = "10m",
+    // How long the Restate UI shows an ended sync's steps.
+    journal_retention = "7 days"
+)]
 impl KboSync {
     /// Runs one sync now and returns its report (also kept as the last report). The first
     /// sync of an object that was never scheduled nor paused also arms the default schedule,

@@ -56,12 +56,41 @@ async fn timed<T>(
     }))
 }
 
-#[restate_sdk::workflow]
+// The Restate settings the import needs, carried by the service itself (sent to Restate when
+// the deployment is registered, and winning over the server's defaults): on Restate Cloud the
+// server's configuration is not ours, and its defaults (1 minute of inactivity, 10 minutes to
+// abort) would abort and retry for ever a step that works longer than that without a word.
+#[restate_sdk::workflow(
+    // How long after an import `getProgress` and the run's output still answer, and the
+    // workflow id stays taken (the same extract started again is the same workflow, not a
+    // second import): longer than the month between two Fulls.
+    workflow_completion_retention = "35 days",
+    // How long the Restate UI shows an ended import's steps.
+    journal_retention = "7 days"
+)]
 impl KboImport {
     /// Imports one KBO extract. Body: the extract's URL as a JSON string, or an object with
     /// one of `url`, `blobUrl`, `fileUrl`, `portalFile`, and optional `sha256` and `filename`
     /// (see [`RunBody`]).
-    #[handler(name = "run")]
+    #[handler(
+        name = "run",
+        // A step sends Restate nothing while it works: a Full's download (2 GB), its prepare,
+        // a two-million-line batch or a Full's finalize over MotherDuck's network can take many
+        // minutes. Restate asks a silent invocation to suspend after `inactivity_timeout`, then
+        // aborts and retries it after `abort_timeout` more.
+        inactivity_timeout = "30m",
+        abort_timeout = "30m",
+        // A run that keeps failing outside its steps' own retries (the service unreachable, a
+        // step aborted again and again) is paused for an operator after about two hours of
+        // tries, never killed: `restate invocations resume` goes on where it stopped.
+        invocation_retry_policy(
+            initial_interval = "1s",
+            max_interval = "2m",
+            factor = 2.0,
+            max_attempts = 70,
+            on_max_attempts = "pause"
+        )
+    )]
     async fn run(
         &self,
         ctx: WorkflowContext<'_>,
@@ -95,7 +124,12 @@ impl KboImport {
     /// Where the import stands; answers before, during and after `run`. Any body (none, or
     /// JSON `null` as the old web app sends) is accepted and ignored. A run that Restate says
     /// was killed half-way is reported `failed`, with the command that settles its job.
-    #[handler(name = "getProgress")]
+    #[handler(
+        name = "getProgress",
+        // Reads the workflow's state and, at most, asks the admin API (3 s a node).
+        inactivity_timeout = "1m",
+        abort_timeout = "1m"
+    )]
     async fn get_progress(
         &self,
         ctx: SharedWorkflowContext<'_>,
@@ -165,10 +199,14 @@ impl KboImport {
     /// that cannot be deleted is logged, and changes nothing about the import's outcome.
     async fn clean_up_blob(&self, ctx: &WorkflowContext<'_>, request: &ImportRequest) {
         let importer = Arc::clone(&self.importer);
+        let job_id = job_id(ctx.key());
         let deleted = ctx
             .run(|| async move {
+                let request = request.clone();
                 importer
-                    .delete_blob(request)
+                    .run_to_end(&job_id, "cleanup-blob", move |i| async move {
+                        i.delete_blob(&request).await
+                    })
                     .await
                     .map(Json)
                     .map_err(ImportError::into_handler_error)
@@ -197,11 +235,20 @@ impl KboImport {
                 1 => "rollback".to_string(),
                 n => format!("rollback-{n}"),
             };
-            let workflow_id = ctx.key();
+            let (job, workflow, why) = (
+                job_id.to_string(),
+                ctx.key().to_string(),
+                message.to_string(),
+            );
             let done = ctx
-                .run(
-                    || async move { timed(importer.roll_back(job_id, workflow_id, message)).await },
-                )
+                .run(|| async move {
+                    timed(
+                        importer.run_to_end(job_id, "rollback", move |i| async move {
+                            i.roll_back(&job, &workflow, &why).await
+                        }),
+                    )
+                    .await
+                })
                 .name(&name)
                 .retry_policy(local_retries(&self.importer.config().retries))
                 .await;
@@ -224,44 +271,47 @@ impl KboImport {
         let importer = &self.importer;
         let mut story = Story {
             ctx,
+            importer,
+            job_id,
             progress,
             retries: &importer.config().retries,
         };
         story.enter(Status::Preparing);
 
         let downloaded = story
-            .step(
-                "download",
-                "download",
-                Network,
-                importer.download(job_id, request),
-            )
+            .step("download", "download", Network, {
+                let request = request.clone();
+                let job = job_id.to_string();
+                move |i| async move { i.download(&job, &request).await }
+            })
             .await?;
         let prepared = story
-            .step(
-                "prepare",
-                "prepare",
-                Local,
-                importer.prepare(job_id, ctx.key(), request, &downloaded),
-            )
+            .step("prepare", "prepare", Local, {
+                let (request, downloaded) = (request.clone(), downloaded.clone());
+                let (job, workflow) = (job_id.to_string(), ctx.key().to_string());
+                move |i| async move { i.prepare(&job, &workflow, &request, &downloaded).await }
+            })
             .await?;
+        prepared
+            .replayable()
+            .map_err(|e| TerminalError::new(e.message))?;
         story.progress.planned(
             prepared.job.meta.extract_number,
             prepared.job.meta.extract_type,
             &prepared.batches,
         );
         story.publish();
+        let prepared = Arc::new(prepared);
 
         for batch in &prepared.batches {
             story.progress.starting(batch);
             story.publish();
             story
-                .step(
-                    &batch.step_name(),
-                    &batch.phase(),
-                    Local,
-                    importer.apply(&prepared, batch, request, &downloaded),
-                )
+                .step(&batch.step_name(), &batch.phase(), Local, {
+                    let (prepared, batch) = (Arc::clone(&prepared), batch.clone());
+                    let (request, downloaded) = (request.clone(), downloaded.clone());
+                    move |i| async move { i.apply(&prepared, &batch, &request, &downloaded).await }
+                })
                 .await?;
             story.progress.done(batch);
             story.publish();
@@ -270,7 +320,10 @@ impl KboImport {
         story.enter(Status::Finalizing);
         let job = &prepared.job;
         let finalized = story
-            .step("finalize", "finalize", Local, importer.finalize(job))
+            .step("finalize", "finalize", Local, {
+                let job = job.clone();
+                move |i| async move { i.finalize(&job).await }
+            })
             .await?;
         for (part, ms) in &finalized.parts_ms {
             story.progress.add_phase(&format!("finalize/{part}"), *ms);
@@ -302,22 +355,27 @@ use Retries::{Local, Network};
 /// The import's journal and its published progress, as the story goes.
 struct Story<'a, 'ctx> {
     ctx: &'a WorkflowContext<'ctx>,
+    importer: &'a Arc<Importer>,
+    job_id: &'a str,
     progress: &'a mut Progress,
     retries: &'a RetrySettings,
 }
 
 impl Story<'_, '_> {
-    /// One journaled step: `work` under the name `name` (as the Restate UI shows it), timed,
-    /// retried by `retries`; its time counts towards `phase` of the progress.
-    async fn step<T>(
+    /// One journaled step: the work `work` makes with the importer, under the name `name` (as
+    /// the Restate UI shows it), run to its end one attempt at a time
+    /// ([`Importer::run_to_end`]), timed, retried by `retries`; its time counts towards
+    /// `phase` of the progress.
+    async fn step<T, Fut>(
         &mut self,
         name: &str,
         phase: &str,
         retries: Retries,
-        work: impl Future<Output = ImportResult<T>> + Send,
+        work: impl FnOnce(Arc<Importer>) -> Fut + Send,
     ) -> Result<T, TerminalError>
     where
-        T: Serialize + serde::de::DeserializeOwned + 'static,
+        Fut: Future<Output = ImportResult<T>> + Send + 'static,
+        T: Serialize + serde::de::DeserializeOwned + Send + 'static,
     {
         let policy = match retries {
             Network => network_retries(self.retries),
@@ -325,7 +383,7 @@ impl Story<'_, '_> {
         };
         let done = self
             .ctx
-            .run(|| timed(work))
+            .run(|| timed(self.importer.run_to_end(self.job_id, name, work)))
             .name(name)
             .retry_policy(policy)
             .await?
