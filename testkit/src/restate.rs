@@ -80,10 +80,20 @@ impl Process {
         self.child.id()
     }
 
-    /// kill -9, and wait for the process to be gone.
+    /// kill -9, and wait for the process to be gone (a paused process too).
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Sends `signal` to the process.
+    pub fn signal(&self, signal: libc::c_int) {
+        if let Ok(pid) = libc::pid_t::try_from(self.child.id()) {
+            // SAFETY: kill(2) with the id of our own child, which `Drop` has not reaped yet.
+            unsafe {
+                libc::kill(pid, signal);
+            }
+        }
     }
 
     /// The process's output so far.
@@ -148,6 +158,28 @@ impl Launch {
     }
 }
 
+/// The loopback ports a server listens on.
+#[derive(Debug, Clone, Copy)]
+pub struct Ports {
+    /// Ingress.
+    pub ingress: u16,
+    /// Admin API.
+    pub admin: u16,
+    /// Node-to-node (the advertised address).
+    pub node: u16,
+}
+
+impl Ports {
+    /// Three free ports.
+    pub fn free() -> Ports {
+        Ports {
+            ingress: free_port(),
+            admin: free_port(),
+            node: free_port(),
+        }
+    }
+}
+
 impl RestateServer {
     /// Starts `binary` (see [`tool`]) with the configuration file `config`, if any, and the
     /// extra environment `env`; waits until its ingress and admin ports listen.
@@ -162,21 +194,7 @@ impl RestateServer {
         let mut tries = 0;
         loop {
             tries += 1;
-            let launch = Launch {
-                binary: binary.to_path_buf(),
-                config: config.map(Path::to_path_buf),
-                dir: dir.to_path_buf(),
-                env: env.to_vec(),
-                ingress: free_port(),
-                admin: free_port(),
-                node: free_port(),
-            };
-            let mut server = RestateServer {
-                process: launch.spawn()?,
-                ingress: launch.ingress,
-                admin: launch.admin,
-                launch,
-            };
+            let mut server = RestateServer::spawn(binary, config, dir, env, Ports::free())?;
             match server.wait_ready() {
                 Err(_) if tries < 3 && server.process.has_exited() => continue,
                 ready => return ready.map(|()| server),
@@ -184,7 +202,34 @@ impl RestateServer {
         }
     }
 
-    fn wait_ready(&mut self) -> Result<(), String> {
+    /// Starts `binary` on `ports` as [`RestateServer::start`] does, without waiting for it (a
+    /// cluster's nodes listen only once enough of them are up).
+    pub fn spawn(
+        binary: &Path,
+        config: Option<&Path>,
+        dir: &Path,
+        env: &[(String, String)],
+        ports: Ports,
+    ) -> Result<RestateServer, String> {
+        let launch = Launch {
+            binary: binary.to_path_buf(),
+            config: config.map(Path::to_path_buf),
+            dir: dir.to_path_buf(),
+            env: env.to_vec(),
+            ingress: ports.ingress,
+            admin: ports.admin,
+            node: ports.node,
+        };
+        Ok(RestateServer {
+            process: launch.spawn()?,
+            ingress: launch.ingress,
+            admin: launch.admin,
+            launch,
+        })
+    }
+
+    /// Waits until the server's ingress and admin ports listen; an error if it exits first.
+    pub fn wait_ready(&mut self) -> Result<(), String> {
         let (ingress, admin) = (self.ingress, self.admin);
         let process = &mut self.process;
         let mut exited = false;
@@ -208,9 +253,36 @@ impl RestateServer {
 
     /// kill -9 the server and start it again on the same ports and data directory.
     pub fn restart(&mut self) -> Result<(), String> {
-        self.process.kill();
-        self.process = self.launch.spawn()?;
+        self.kill();
+        self.start_again()?;
         self.wait_ready()
+    }
+
+    /// kill -9 the server (a paused one too) and wait for it to be gone.
+    pub fn kill(&mut self) {
+        self.process.kill();
+    }
+
+    /// Starts the killed server again on the same ports and data directory, without waiting.
+    pub fn start_again(&mut self) -> Result<(), String> {
+        self.process = self.launch.spawn()?;
+        Ok(())
+    }
+
+    /// Pauses the server (SIGSTOP): it holds its ports and connections and answers nothing,
+    /// as a machine that stalls does.
+    pub fn pause(&self) {
+        self.process.signal(libc::SIGSTOP);
+    }
+
+    /// Resumes a paused server (SIGCONT).
+    pub fn resume(&self) {
+        self.process.signal(libc::SIGCONT);
+    }
+
+    /// The node-to-node address the server advertises (what `restatectl` talks to).
+    pub fn node_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.launch.node)
     }
 
     /// Where the server keeps its data.

@@ -267,3 +267,35 @@ fn the_dockerfile_builds_with_the_commands_and_profile_ci_uses() {
         "the image's Rust {have:?} meets rust-version {min:?}"
     );
 }
+
+#[test]
+fn the_fly_io_example_serves_the_image_as_restate_cloud_reaches_it() {
+    let root = crate::harness::project_dir();
+    let fly = std::fs::read_to_string(root.join("fly.toml")).unwrap();
+    let dockerfile = std::fs::read_to_string(root.join("Dockerfile")).unwrap();
+    // The value of `key = value` in fly.toml (comments cut off, quotes removed).
+    let value = |key: &str| -> String {
+        fly.lines()
+            .map(|l| l.split('#').next().unwrap().trim())
+            .find_map(|l| l.strip_prefix(key)?.trim_start().strip_prefix('='))
+            .unwrap_or_else(|| panic!("fly.toml sets {key}"))
+            .trim()
+            .trim_matches('"')
+            .to_string()
+    };
+    assert!(root.join(value("dockerfile")).is_file());
+    assert!(dockerfile.contains(&format!("EXPOSE {}", value("internal_port"))));
+    assert!(dockerfile.contains(&format!("PORT={}", value("PORT"))));
+    assert!(dockerfile.contains(&format!("RUST_LOG={}", value("RUST_LOG"))));
+    assert!(dockerfile.contains(&format!("VOLUME [\"{}\"]", value("destination"))));
+    assert_eq!(value("force_https"), "true");
+    assert_eq!(
+        value("h2_backend"),
+        "true",
+        "the service speaks HTTP/2 only"
+    );
+    assert_eq!(value("auto_stop_machines"), "off");
+    assert_eq!(value("min_machines_running"), "1");
+    let memory: u32 = value("memory").trim_end_matches("gb").parse().unwrap();
+    assert!(memory >= 2, "a real-size Full needs about 1.8 GiB");
+}

@@ -3,7 +3,7 @@
 //! `import_jobs` agree, and there is a named way forward.
 
 use crate::fixtures::{chain, member_text, rewrite_zip, with_meta};
-use crate::harness::{Restate, file_url, output_text};
+use crate::harness::{Ingress, Restate, file_url, output_text};
 use crate::http_server::{Answer, FileServer};
 use crate::tables::{assert_same_state, count, open, register, state};
 use serde_json::{Value, json};
@@ -27,7 +27,7 @@ pub fn job_status(db: &Path, workflow_id: &str) -> Option<String> {
 
 /// Checks that `getProgress`, the run's result and `import_jobs` agree on how workflow `id`
 /// ended; returns whether it completed.
-pub async fn agreed_end(restate: &Restate, db: &Path, id: &str) -> bool {
+pub async fn agreed_end(restate: &impl Ingress, db: &Path, id: &str) -> bool {
     let progress = restate.progress(id).await;
     let status = progress["status"].as_str().unwrap_or_default().to_string();
     assert!(

@@ -83,20 +83,24 @@ impl Restate {
 
     /// `restate deployments register <service>` with the real CLI.
     pub fn register(&self, service_port: u16) {
-        let output = Command::new(tool("restate"))
+        let output = self.register_url(&format!("http://127.0.0.1:{service_port}"));
+        assert!(
+            output.status.success(),
+            "restate deployments register failed:\n{}",
+            output_text(&output)
+        );
+    }
+
+    /// `restate deployments register <url>` with the real CLI; what it printed.
+    pub fn register_url(&self, url: &str) -> Output {
+        Command::new(tool("restate"))
             .args(["deployments", "register", "--yes", "--force"])
-            .arg(format!("http://127.0.0.1:{service_port}"))
+            .arg(url)
             .env("RESTATE_ADMIN_URL", self.admin_url())
             .env("RESTATE_INGRESS_URL", self.ingress_url())
             .env("RESTATE_CLI_CONFIG_HOME", self.data_dir().join("cli"))
             .output()
-            .expect("the restate CLI runs");
-        assert!(
-            output.status.success(),
-            "restate deployments register failed:\n{}\n{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
+            .expect("the restate CLI runs")
     }
 
     /// Runs the `kbo-import` binary with this server's URLs and extra environment `env`.
@@ -273,6 +277,23 @@ impl Restate {
         let status = response.status().as_u16();
         let text = response.text().await.unwrap_or_default();
         (status, serde_json::from_str(&text).unwrap_or(json!(text)))
+    }
+}
+
+/// What the checks of an import's end ask Restate, of one server or of a cluster.
+pub trait Ingress {
+    /// `getProgress` of workflow `id`.
+    fn progress(&self, id: &str) -> impl Future<Output = Value> + Send;
+    /// The HTTP status and body of workflow `id`'s `run` output.
+    fn run_output(&self, id: &str) -> impl Future<Output = (u16, Value)> + Send;
+}
+
+impl Ingress for Restate {
+    fn progress(&self, id: &str) -> impl Future<Output = Value> + Send {
+        Restate::progress(self, id)
+    }
+    fn run_output(&self, id: &str) -> impl Future<Output = (u16, Value)> + Send {
+        Restate::run_output(self, id)
     }
 }
 

@@ -21,6 +21,9 @@ pub enum Answer {
     Short(PathBuf),
     /// `302 Found` to this location.
     Redirect(String),
+    /// `200 OK` with the file's bytes, sent in ten pieces spread over the duration (a slow
+    /// server: the download step takes that long).
+    Slow(PathBuf, std::time::Duration),
 }
 
 /// The running server: paths map to scripted answers, consumed in order; the last one repeats.
@@ -81,6 +84,16 @@ impl FileServer {
                                 Ok(()) => socket.write_all(&bytes[..bytes.len() / 2]).await,
                                 Err(e) => Err(e),
                             }
+                        }
+                        Some(Answer::Slow(path, over)) => {
+                            let bytes = tokio::fs::read(&path).await.unwrap();
+                            let head = format!("HTTP/1.1 200 OK\r\ncontent-type: application/zip\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", bytes.len());
+                            let mut sent = socket.write_all(head.as_bytes()).await;
+                            for piece in bytes.chunks(bytes.len().div_ceil(10).max(1)) {
+                                tokio::time::sleep(over / 10).await;
+                                sent = sent.and(socket.write_all(piece).await);
+                            }
+                            sent
                         }
                         Some(Answer::File(path)) => {
                             let bytes = tokio::fs::read(&path).await.unwrap();

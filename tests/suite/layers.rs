@@ -31,6 +31,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("sync", 5),
     // Serving and configuring.
     ("config", 6),
+    ("tls", 6),
     ("server", 6),
 ];
 

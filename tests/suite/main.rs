@@ -1,12 +1,16 @@
 //! End-to-end and integration tests: one test binary (each links DuckDB, and links are slow),
 //! against a real Restate server on loopback and the real service binary.
 
+mod certs;
 mod cli;
+mod cloud;
+mod cluster;
 mod dropin;
 mod existing;
 mod faults;
 mod fixtures;
 mod floor;
+mod gateway;
 mod guarantees;
 mod harness;
 mod hostile;
@@ -19,3 +23,4 @@ mod portal_server;
 mod recovery;
 mod sync;
 mod tables;
+mod upgrade;

@@ -1,0 +1,255 @@
+//! Production on Restate Cloud, where the server is not ours: the service carries the timeouts,
+//! retention and retry policy it needs and Restate shows them; an import whose steps outlast a
+//! server left at strict timeouts completes without a retry; the endpoint serves HTTPS with
+//! request identity; the operator's commands send their token over HTTPS to a front door that
+//! requires one, and say what to do when it is refused; and `start` of an import that already
+//! runs follows that run.
+
+use crate::certs::TestCa;
+use crate::fixtures::chain;
+use crate::gateway::Gateway;
+use crate::harness::{Restate, Service, file_url, output_text};
+use crate::http_server::{Answer, FileServer};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+/// `GET <admin>/services/<name>`: what Restate knows of a registered service.
+async fn service_metadata(restate: &Restate, name: &str) -> Value {
+    let url = format!("{}/services/{name}", restate.admin_url());
+    let response = reqwest::get(&url).await.expect("the admin API answers");
+    assert!(
+        response.status().is_success(),
+        "{url}: {}",
+        response.status()
+    );
+    response.json().await.unwrap()
+}
+
+/// A handler's entry in a service's metadata.
+fn handler<'a>(service: &'a Value, name: &str) -> &'a Value {
+    service["handlers"]
+        .as_array()
+        .and_then(|hs| hs.iter().find(|h| h["name"] == name))
+        .unwrap_or_else(|| panic!("no handler {name}: {service}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn restate_shows_the_timeouts_retention_and_retries_the_service_carries() {
+    let dir = tempfile::tempdir().unwrap();
+    let restate = Restate::start(dir.path());
+    let _service = restate.serve(dir.path(), &dir.path().join("kbo.duckdb"), &[]);
+    let import = service_metadata(&restate, "KboImport").await;
+    let run = handler(&import, "run");
+    eprintln!("KboImport: {import}");
+    assert_eq!(run["inactivity_timeout"], "30m", "{run}");
+    assert_eq!(run["abort_timeout"], "30m", "{run}");
+    assert_eq!(run["retry_policy"]["max_attempts"], 70, "{run}");
+    assert_eq!(run["retry_policy"]["on_max_attempts"], "Pause", "{run}");
+    assert_eq!(run["retry_policy"]["max_interval"], "2m", "{run}");
+    assert_eq!(import["workflow_completion_retention"], "35d", "{import}");
+    assert_eq!(import["journal_retention"], "7d", "{import}");
+    let progress = handler(&import, "getProgress");
+    assert_eq!(progress["inactivity_timeout"], "1m", "{progress}");
+    let sync = service_metadata(&restate, "KboSync").await;
+    assert_eq!(sync["inactivity_timeout"], "10m", "{sync}");
+    assert_eq!(sync["abort_timeout"], "10m", "{sync}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_import_whose_steps_outlast_strict_server_timeouts_completes_with_no_step_retried() {
+    let chain = chain();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // A server that asks a silent invocation to suspend after 1 s and aborts it 2 s later.
+    let restate = Restate::start_with(
+        d,
+        &[
+            ("RESTATE_WORKER__INVOKER__INACTIVITY_TIMEOUT", "1s"),
+            ("RESTATE_WORKER__INVOKER__ABORT_TIMEOUT", "2s"),
+        ],
+    );
+    // A download that takes 6 s: one step twice as long as the server's timeouts together.
+    let path = "/KboOpenData_0140_2025_09_Full.zip";
+    let slow = Answer::Slow(chain.full.clone(), Duration::from_secs(6));
+    let server = FileServer::start(HashMap::from([(path.to_string(), vec![slow])])).await;
+    let db = d.join("kbo.duckdb");
+    let service = restate.serve(d, &db, &[]);
+    restate
+        .start_import("slow-140", json!({ "url": server.url(path) }))
+        .await;
+    let done = restate
+        .wait_finished("slow-140", Duration::from_secs(120))
+        .await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(server.requests(), 1, "the download ran once");
+    let downloads = service.process.log().matches("extract downloaded").count();
+    assert_eq!(downloads, 1, "the download step was not retried");
+}
+
+/// An ed25519 private key in PEM, as restate-server signs its requests with.
+fn signing_key(path: &Path) -> std::path::PathBuf {
+    let status = std::process::Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "ed25519",
+            "-outform",
+            "pem",
+            "-out",
+        ])
+        .arg(path)
+        .status()
+        .expect("openssl generates an ed25519 key");
+    assert!(status.success());
+    path.to_path_buf()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn over_https_with_request_identity_restate_registers_and_imports_and_nothing_else_is_served()
+{
+    let chain = chain();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ca = TestCa::new(&d.join("certs"));
+    let trust = ca.ca.to_str().unwrap();
+    let key = signing_key(&d.join("identity.pem"));
+    for server in ["signer", "other"] {
+        std::fs::create_dir_all(d.join(server)).unwrap();
+    }
+    let restate = Restate::start_with(
+        &d.join("signer"),
+        &[
+            (
+                "RESTATE_WORKER__INVOKER__REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE",
+                key.to_str().unwrap(),
+            ),
+            ("SSL_CERT_FILE", trust),
+        ],
+    );
+    let public_key = restate.wait_log_token("publickeyv1_");
+    let service = Service::start(
+        d,
+        &d.join("kbo.duckdb"),
+        &[
+            ("KBO_TLS_CERT_FILE", ca.cert.to_str().unwrap()),
+            ("KBO_TLS_KEY_FILE", ca.key.to_str().unwrap()),
+            ("RESTATE_IDENTITY_KEYS", public_key.as_str()),
+        ],
+    );
+    let url = format!("https://127.0.0.1:{}", service.port);
+
+    // HTTP/2 over TLS, and an unsigned request is refused.
+    let client = reqwest::Client::builder()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(&std::fs::read(&ca.ca).unwrap()).unwrap(),
+        )
+        .build()
+        .unwrap();
+    let unsigned = client.get(format!("{url}/discover")).send().await.unwrap();
+    assert_eq!(unsigned.version(), reqwest::Version::HTTP_2);
+    assert_eq!(
+        unsigned.status().as_u16(),
+        401,
+        "unsigned discovery is refused"
+    );
+
+    // A Restate signing with another key is refused too.
+    let other_key = signing_key(&d.join("other.pem"));
+    let other = Restate::start_with(
+        &d.join("other"),
+        &[
+            (
+                "RESTATE_WORKER__INVOKER__REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE",
+                other_key.to_str().unwrap(),
+            ),
+            ("SSL_CERT_FILE", trust),
+        ],
+    );
+    let refused = other.register_url(&url);
+    assert!(!refused.status.success(), "{}", output_text(&refused));
+    drop(other);
+
+    // The signing Restate, trusting the test CA, registers the HTTPS endpoint and imports.
+    let registered = restate.register_url(&url);
+    assert!(registered.status.success(), "{}", output_text(&registered));
+    restate.import_completed("https-140", &chain.full).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cli_sends_its_token_over_https_and_says_in_one_line_what_to_do_when_refused() {
+    let chain = chain();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let restate = Restate::start(d);
+    let _service = restate.serve(d, &d.join("kbo.duckdb"), &[]);
+    let ca = TestCa::new(&d.join("certs"));
+    let token = "kbo-test-api-key";
+    let ingress = Gateway::start(&ca, &restate.ingress_url(), token).await;
+    let admin = Gateway::start(&ca, &restate.admin_url(), token).await;
+    let (ingress_url, admin_url) = (ingress.url(), admin.url());
+    let cloud = |token: Option<&'static str>, trust: bool| {
+        let mut env = vec![
+            ("RESTATE_INGRESS_URL", ingress_url.as_str()),
+            ("RESTATE_ADMIN_URL", admin_url.as_str()),
+        ];
+        if let Some(token) = token {
+            env.push(("RESTATE_AUTH_TOKEN", token));
+        }
+        if trust {
+            env.push(("SSL_CERT_FILE", ca.ca.to_str().unwrap()));
+        }
+        env
+    };
+
+    // With the token and the CA trusted: start, watch and status work through the front door.
+    let zip = file_url(&chain.full);
+    let out = restate.kbo_import(&["start", &zip, "--watch"], &cloud(Some(token), true));
+    assert!(out.status.success(), "{}", output_text(&out));
+    let out = restate.kbo_import(&["status", "kbo-0140-full"], &cloud(Some(token), true));
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert_eq!(ingress.refused() + admin.refused(), 0);
+
+    // No token, a wrong token: one line that names the variable and the role.
+    for (given, code) in [(None, "401"), (Some("not-the-key"), "403")] {
+        let out = restate.kbo_import(&["status", "kbo-0140-full"], &cloud(given, true));
+        assert!(!out.status.success(), "{}", output_text(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let line = stderr
+            .lines()
+            .find(|l| l.contains(code))
+            .unwrap_or_default();
+        assert!(
+            line.contains("set RESTATE_AUTH_TOKEN to an API key") && line.contains("access"),
+            "{given:?}: {stderr}"
+        );
+    }
+    assert!(ingress.refused() + admin.refused() >= 2);
+
+    // The test CA is trusted only through SSL_CERT_FILE.
+    let out = restate.kbo_import(&["status", "kbo-0140-full"], &cloud(Some(token), false));
+    assert!(!out.status.success(), "{}", output_text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr).to_lowercase();
+    assert!(stderr.contains("certificate"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn starting_an_import_that_already_runs_follows_that_run_to_its_end() {
+    let chain = chain();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let restate = Restate::start(d);
+    let _service = restate.serve(d, &d.join("kbo.duckdb"), &[("KBO_BATCH_ROWS", "2000")]);
+    restate
+        .start_import("twice-140", json!(file_url(&chain.full)))
+        .await;
+    let zip = file_url(&chain.full);
+    let out = restate.kbo_import(&["start", &zip, "--id", "twice-140", "--watch"], &[]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("twice-140 was already started"), "{stdout}");
+    assert!(stdout.contains("twice-140: completed"), "{stdout}");
+    let done = restate.progress("twice-140").await;
+    assert_eq!(done["status"], "completed", "{done}");
+}
