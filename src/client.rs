@@ -77,6 +77,25 @@ fn node_unavailable(status: reqwest::StatusCode) -> bool {
     matches!(status.as_u16(), 502..=504)
 }
 
+/// Whether `e` is a TLS handshake that refused the server's certificate: no other node and no
+/// later try changes that (rustls's own error, found in the chain of causes).
+fn untrusted_certificate(e: &reqwest::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(error) = cause {
+        let inner = error
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .map(|inner| inner as &(dyn std::error::Error + 'static));
+        for candidate in [Some(error), inner].into_iter().flatten() {
+            if let Some(rustls::Error::InvalidCertificate(_)) = candidate.downcast_ref() {
+                return true;
+            }
+        }
+        cause = inner.or_else(|| error.source());
+    }
+    false
+}
+
 /// Where Restate is, and how to authenticate (Restate Cloud).
 #[derive(Debug, Clone)]
 pub struct RestateClient {
@@ -153,6 +172,10 @@ impl RestateClient {
         let started = std::time::Instant::now();
         loop {
             let mut last_error = None;
+            // A node started again answers 404 until it has caught up on the registered
+            // services: another node may know them, so a 404 is the answer only when every
+            // node gives it.
+            let mut not_found = None;
             for (i, base) in endpoints.in_turn() {
                 let mut request = build(base);
                 if let Some(token) = &self.token {
@@ -162,6 +185,12 @@ impl RestateClient {
                     request = request.timeout(self.call_timeout);
                 }
                 match request.send().await {
+                    Ok(response)
+                        if response.status() == reqwest::StatusCode::NOT_FOUND
+                            && endpoints.urls.len() > 1 =>
+                    {
+                        not_found.get_or_insert(response);
+                    }
                     Ok(response) if !node_unavailable(response.status()) => {
                         endpoints.preferred.store(i, Ordering::Relaxed);
                         return Ok(response);
@@ -172,8 +201,17 @@ impl RestateClient {
                             response.status()
                         ))
                     }
+                    Err(e) if untrusted_certificate(&e) => {
+                        return Err(anyhow::Error::new(e).context(format!(
+                            "{base} presents a certificate this machine does not trust: set \
+                             SSL_CERT_FILE to the certificate of the authority that signed it"
+                        )));
+                    }
                     Err(e) => last_error = Some(anyhow::Error::new(e).context(base.to_string())),
                 }
+            }
+            if let Some(response) = not_found {
+                return Ok(response);
             }
             let error = last_error.unwrap_or_else(|| anyhow::anyhow!("no URL given"));
             if started.elapsed() >= self.failover_window || endpoints.urls.is_empty() {

@@ -378,7 +378,7 @@ async fn with_identity_keys_the_endpoint_serves_only_requests_signed_by_restate(
     let restate = Restate::start_with(
         d,
         &[(
-            "RESTATE_REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE",
+            "RESTATE_WORKER__INVOKER__REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE",
             key.to_str().unwrap(),
         )],
     );
