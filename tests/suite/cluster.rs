@@ -80,6 +80,19 @@ impl ClusterRestate {
             .expect("kbo-import runs")
     }
 
+    /// Starts the `kbo-import` binary with every node's URLs, its standard output piped.
+    fn spawn_kbo_import(&self, args: &[&str]) -> std::process::Child {
+        Command::new(env!("CARGO_BIN_EXE_kbo-import"))
+            .args(args)
+            .env("RESTATE_INGRESS_URL", self.cluster.ingress_urls())
+            .env("RESTATE_ADMIN_URL", self.cluster.admin_urls())
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("kbo-import runs")
+    }
+
     /// Sends `method path` with `body` to a node that answers, the next one when a node
     /// cannot (down, paused, or answering 5xx while leaders move), for up to two minutes.
     async fn call(
@@ -381,6 +394,8 @@ async fn import_through(
     fault: Fault,
 ) -> Value {
     restate.start_import(id, zip).await;
+    // The operator follows the import with every node's URL; the struck node may be the first.
+    let mut watch = restate.spawn_kbo_import(&["watch", id]);
     restate
         .wait_progress(id, &format!("{after} batches"), |p| {
             p["completed_batches"].as_u64().unwrap_or(0) >= after
@@ -396,6 +411,21 @@ async fn import_through(
     let done = restate.wait_finished(id).await;
     assert!(agreed_end(restate, db, id).await, "{id} failed: {done}");
     assert_each_batch_once(db, id, &done);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while watch.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = watch.kill();
+            panic!("{id}: watch did not end with the import");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let watched = watch.wait_with_output().unwrap();
+    assert!(watched.status.success(), "watch: {}", output_text(&watched));
+    let stdout = String::from_utf8_lossy(&watched.stdout);
+    assert!(
+        stdout.contains(&format!("{id}: completed")),
+        "watch: {stdout}"
+    );
     done
 }
 
