@@ -1,5 +1,6 @@
 //! A throwaway certificate authority for the HTTPS tests, made with `openssl` (as the request
-//! identity test makes its key): a CA, and a certificate it signs for `127.0.0.1`.
+//! identity tests make their keys): a CA, a certificate it signs for `127.0.0.1`, and the
+//! ed25519 keys restate-server signs its requests with.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -71,4 +72,27 @@ impl TestCa {
         config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         config
     }
+}
+
+/// Writes an ed25519 private key in PEM at `path`, as restate-server signs its requests with
+/// (`RESTATE_WORKER__INVOKER__REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE`); returns the path.
+pub fn signing_key(path: &Path) -> PathBuf {
+    let dir = path.parent().expect("the key's folder");
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .expect("a file name");
+    openssl(
+        dir,
+        &[
+            "genpkey",
+            "-algorithm",
+            "ed25519",
+            "-outform",
+            "pem",
+            "-out",
+            name,
+        ],
+    );
+    path.to_path_buf()
 }

@@ -5,14 +5,13 @@
 //! requires one, and say what to do when it is refused; and `start` of an import that already
 //! runs follows that run.
 
-use crate::certs::TestCa;
+use crate::certs::{TestCa, signing_key};
 use crate::fixtures::chain;
 use crate::gateway::Gateway;
 use crate::harness::{Restate, Service, file_url, output_text};
 use crate::http_server::{Answer, FileServer};
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use std::path::Path;
 use std::time::Duration;
 
 /// `GET <admin>/services/<name>`: what Restate knows of a registered service.
@@ -86,24 +85,6 @@ async fn an_import_whose_steps_outlast_strict_server_timeouts_completes_with_no_
     assert_eq!(server.requests(), 1, "the download ran once");
     let downloads = service.process.log().matches("extract downloaded").count();
     assert_eq!(downloads, 1, "the download step was not retried");
-}
-
-/// An ed25519 private key in PEM, as restate-server signs its requests with.
-fn signing_key(path: &Path) -> std::path::PathBuf {
-    let status = std::process::Command::new("openssl")
-        .args([
-            "genpkey",
-            "-algorithm",
-            "ed25519",
-            "-outform",
-            "pem",
-            "-out",
-        ])
-        .arg(path)
-        .status()
-        .expect("openssl generates an ed25519 key");
-    assert!(status.success());
-    path.to_path_buf()
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -9,6 +9,7 @@
 //! `KBO_FAULT_SEED` and `KBO_CLUSTER_ROUNDS` replay or lengthen the random rounds; each fault
 //! is printed with the step it struck and how long the import took to move again.
 
+use crate::faults::{Lcg, env_number};
 use crate::fixtures::{chain, imported};
 use crate::guarantees::agreed_end;
 use crate::harness::{Ingress, Service, file_url, output_text, project_dir};
@@ -511,26 +512,6 @@ async fn a_batch_of_seconds_struck_by_a_failover_lands_once_after_its_first_atte
         &state(&db),
         &state(&reference),
     );
-}
-
-/// A small deterministic random source (64-bit LCG): the same seed, the same faults.
-struct Lcg(u64);
-
-impl Lcg {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        (self.0 >> 33) % n
-    }
-}
-
-fn env_number(var: &str, default: u64) -> u64 {
-    std::env::var(var)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }
 
 #[tokio::test(flavor = "multi_thread")]

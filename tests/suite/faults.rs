@@ -14,10 +14,11 @@ use serde_json::json;
 use std::time::Duration;
 
 /// A small deterministic random source (64-bit LCG): the same seed, the same faults.
-struct Lcg(u64);
+pub struct Lcg(pub u64);
 
 impl Lcg {
-    fn below(&mut self, n: u64) -> u64 {
+    /// The next number below `n`.
+    pub fn below(&mut self, n: u64) -> u64 {
         self.0 = self
             .0
             .wrapping_mul(6_364_136_223_846_793_005)
@@ -43,7 +44,8 @@ const FAULTS: [Fault; 5] = [
     Fault::KillRestate,
 ];
 
-fn env_number(var: &str, default: u64) -> u64 {
+/// The number in environment variable `var`, `default` when unset or not a number.
+pub fn env_number(var: &str, default: u64) -> u64 {
     std::env::var(var)
         .ok()
         .and_then(|v| v.parse().ok())

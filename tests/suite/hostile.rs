@@ -361,20 +361,7 @@ async fn with_identity_keys_the_endpoint_serves_only_requests_signed_by_restate(
     let chain = chain();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let key = d.join("private.pem");
-    let status = std::process::Command::new("openssl")
-        .args([
-            "genpkey",
-            "-algorithm",
-            "ed25519",
-            "-outform",
-            "pem",
-            "-out",
-        ])
-        .arg(&key)
-        .status()
-        .expect("openssl generates an ed25519 key");
-    assert!(status.success());
+    let key = crate::certs::signing_key(&d.join("private.pem"));
     let restate = Restate::start_with(
         d,
         &[(
