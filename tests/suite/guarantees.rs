@@ -65,7 +65,7 @@ pub async fn agreed_end(restate: &impl Ingress, db: &Path, id: &str) -> bool {
 }
 
 /// Waits until `getProgress` of `id` shows at least `batches` batches done.
-async fn wait_batches(restate: &Restate, id: &str, batches: u64) -> Value {
+pub async fn wait_batches(restate: &Restate, id: &str, batches: u64) -> Value {
     let start = std::time::Instant::now();
     loop {
         let p = restate.progress(id).await;

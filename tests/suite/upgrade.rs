@@ -5,28 +5,10 @@
 
 use crate::cluster::assert_each_batch_once;
 use crate::fixtures::{chain, imported};
-use crate::guarantees::agreed_end;
+use crate::guarantees::{agreed_end, wait_batches};
 use crate::harness::{MINUTE, Restate, Service, file_url};
 use crate::tables::{assert_same_state, state};
-use serde_json::{Value, json};
-use std::time::{Duration, Instant};
-
-/// Waits until `getProgress` of `id` shows at least `batches` batches done.
-async fn wait_batches(restate: &Restate, id: &str, batches: u64) {
-    let started = Instant::now();
-    loop {
-        let p: Value = restate.progress(id).await;
-        if p["completed_batches"].as_u64().unwrap_or(0) >= batches {
-            return;
-        }
-        assert_ne!(
-            p["status"], "completed",
-            "{id} ended before {batches} batches"
-        );
-        assert!(started.elapsed() < MINUTE, "{id}: {p}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+use serde_json::json;
 
 /// The service's log lines that say an extract was applied.
 fn applied(service: &Service) -> usize {
