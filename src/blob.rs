@@ -5,7 +5,7 @@
 //! On only when a token is configured (`BLOB_READ_WRITE_TOKEN`, or the old app's
 //! `NEWAGEKBOBLOB_READ_WRITE_TOKEN`) and the request came with a `blobUrl`.
 
-use crate::error::{ImportError, ImportResult};
+use crate::error::{ErrorCode, ImportError, ImportResult};
 use crate::redact::Secret;
 use url::Url;
 
@@ -65,10 +65,13 @@ pub async fn delete(
         .send()
         .await
         .map_err(|e| {
-            ImportError::retryable(format!(
-                "deleting the blob {shown}: cannot reach the blob API: {}",
-                crate::download::without_url(&e)
-            ))
+            ImportError::new(
+                ErrorCode::Unreachable,
+                format!(
+                    "deleting the blob {shown}: cannot reach the blob API: {}",
+                    crate::download::without_url(&e)
+                ),
+            )
         })?;
     let status = response.status();
     if status.is_success() || status.as_u16() == 404 {
@@ -77,11 +80,12 @@ pub async fn delete(
     let text = response.text().await.unwrap_or_default();
     let message = format!("deleting the blob {shown}: the blob API answered HTTP {status}: {text}");
     if status.is_client_error() && status.as_u16() != 429 {
-        Err(ImportError::terminal(format!(
-            "{message}; check BLOB_READ_WRITE_TOKEN"
-        )))
+        Err(ImportError::new(
+            ErrorCode::CredentialsRefused,
+            format!("{message}; check BLOB_READ_WRITE_TOKEN"),
+        ))
     } else {
-        Err(ImportError::retryable(message))
+        Err(ImportError::new(ErrorCode::Unreachable, message))
     }
 }
 

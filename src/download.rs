@@ -1,6 +1,6 @@
 //! Fetching an extract to the work directory: streamed to disk, hashed on the way.
 
-use crate::error::{ImportError, ImportResult};
+use crate::error::{ErrorCode, ImportError, ImportResult};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -22,19 +22,28 @@ pub struct Downloaded {
 /// Checks that `raw` is a URL the service may fetch: `http`/`https`, or `file` when allowed.
 pub fn parse_url(raw: &str, allow_file_urls: bool) -> ImportResult<Url> {
     let url = Url::parse(raw.trim()).map_err(|e| {
-        ImportError::terminal(format!("the extract URL {raw:?} is not a valid URL ({e})"))
+        ImportError::new(
+            ErrorCode::BadRequest,
+            format!("the extract URL {raw:?} is not a valid URL ({e})"),
+        )
     })?;
     match url.scheme() {
         "http" | "https" => Ok(url),
         "file" if allow_file_urls => Ok(url),
-        "file" => Err(ImportError::terminal(format!(
-            "the extract URL {:?} is a file:// URL, which this service refuses unless KBO_ALLOW_FILE_URLS=true",
-            redacted(&url)
-        ))),
-        other => Err(ImportError::terminal(format!(
-            "the extract URL {:?} has scheme {other:?}; only http and https are accepted",
-            redacted(&url)
-        ))),
+        "file" => Err(ImportError::new(
+            ErrorCode::UrlRefused,
+            format!(
+                "the extract URL {:?} is a file:// URL, which this service refuses unless KBO_ALLOW_FILE_URLS=true",
+                redacted(&url)
+            ),
+        )),
+        other => Err(ImportError::new(
+            ErrorCode::UrlRefused,
+            format!(
+                "the extract URL {:?} has scheme {other:?}; only http and https are accepted",
+                redacted(&url)
+            ),
+        )),
     }
 }
 
@@ -44,9 +53,10 @@ pub fn parse_sha256(raw: &str) -> ImportResult<String> {
     if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         Ok(hex)
     } else {
-        Err(ImportError::terminal(format!(
-            "sha256 {raw:?} is not 64 hexadecimal digits"
-        )))
+        Err(ImportError::new(
+            ErrorCode::BadRequest,
+            format!("sha256 {raw:?} is not 64 hexadecimal digits"),
+        ))
     }
 }
 
@@ -251,17 +261,26 @@ pub async fn fetch(
 ) -> ImportResult<Downloaded> {
     let shown = redacted(url);
     if url.scheme() == "file" {
-        let source = url
-            .to_file_path()
-            .map_err(|_| ImportError::terminal(format!("{shown} is not a local file path")))?;
+        let source = url.to_file_path().map_err(|_| {
+            ImportError::new(
+                ErrorCode::BadRequest,
+                format!("{shown} is not a local file path"),
+            )
+        })?;
         let mut file = tokio::fs::File::open(&source).await.map_err(|e| {
-            ImportError::terminal(format!("cannot open the extract {}: {e}", source.display()))
+            ImportError::new(
+                ErrorCode::DownloadRefused,
+                format!("cannot open the extract {}: {e}", source.display()),
+            )
         })?;
         let mut part = Part::create(dest, policy.max_bytes).await?;
         let mut buf = vec![0u8; 1 << 20];
         loop {
             let n = file.read(&mut buf).await.map_err(|e| {
-                ImportError::retryable(format!("cannot read {}: {e}", source.display()))
+                ImportError::new(
+                    ErrorCode::LocalIo,
+                    format!("cannot read {}: {e}", source.display()),
+                )
             })?;
             if n == 0 {
                 break;
@@ -270,24 +289,24 @@ pub async fn fetch(
         }
         return part.finish(&shown, dest, expected_sha256).await;
     }
-    policy
-        .check_url(url)
-        .map_err(|refused| ImportError::terminal(format!("the extract URL {refused}")))?;
+    policy.check_url(url).map_err(|refused| {
+        ImportError::new(ErrorCode::UrlRefused, format!("the extract URL {refused}"))
+    })?;
     let response = client
         .get(url.clone())
         .send()
         .await
         .map_err(|e| match refusal(&e) {
             Some(refused) => {
-                ImportError::terminal(format!("downloading {shown} is refused: {refused}"))
+                ImportError::new(ErrorCode::UrlRefused, format!("downloading {shown} is refused: {refused}"))
             }
             // A redirect reqwest will not follow (another scheme, such as file://): retrying
             // leads to the same place.
-            None if e.is_redirect() => ImportError::terminal(format!(
+            None if e.is_redirect() => ImportError::new(ErrorCode::DownloadRefused, format!(
                 "downloading {shown} is refused: a redirect leads where extracts are not fetched from ({}); only http and https are followed",
                 without_url(&e)
             )),
-            None => ImportError::retryable(format!("cannot reach {shown}: {}", without_url(&e))),
+            None => ImportError::new(ErrorCode::Unreachable, format!("cannot reach {shown}: {}", without_url(&e))),
         })?;
     let status = response.status();
     if status.is_redirection() {
@@ -302,20 +321,26 @@ pub async fn fetch(
                     .unwrap_or_else(|_| l.to_string())
             })
             .unwrap_or_default();
-        return Err(ImportError::terminal(format!(
-            "downloading {shown} is refused: it answers HTTP {status}, a redirect to {}, which is not followed (only http and https are)",
-            crate::redact::capped(&location, 200)
-        )));
+        return Err(ImportError::new(
+            ErrorCode::DownloadRefused,
+            format!(
+                "downloading {shown} is refused: it answers HTTP {status}, a redirect to {}, which is not followed (only http and https are)",
+                crate::redact::capped(&location, 200)
+            ),
+        ));
     }
     if !status.is_success() {
         let message = format!("downloading {shown} answered HTTP {status}");
         return Err(
             if status.is_client_error() && status.as_u16() != 408 && status.as_u16() != 429 {
-                ImportError::terminal(format!(
-                    "{message}; check the URL (the portal keeps only the last few extracts)"
-                ))
+                ImportError::new(
+                    ErrorCode::DownloadRefused,
+                    format!(
+                        "{message}; check the URL (the portal keeps only the last few extracts)"
+                    ),
+                )
             } else {
-                ImportError::retryable(message)
+                ImportError::new(ErrorCode::Unreachable, message)
             },
         );
     }
@@ -343,17 +368,20 @@ pub async fn save_response(
     let mut body = response.bytes_stream();
     while let Some(chunk) = body.next().await {
         let chunk = chunk.map_err(|e| match announced {
-            Some(len) if !broken_connection(&e) => ImportError::terminal(format!(
-                "the server of {shown} closed the connection after {} of the {len} bytes it \
+            Some(len) if !broken_connection(&e) => ImportError::new(
+                ErrorCode::CutShort,
+                format!(
+                    "the server of {shown} closed the connection after {} of the {len} bytes it \
                  announced ({}): the file there is cut short; check the server, then start the \
                  import again",
-                part.bytes,
-                without_url(&e)
-            )),
-            _ => ImportError::retryable(format!(
-                "download of {shown} broke off: {}",
-                without_url(&e)
-            )),
+                    part.bytes,
+                    without_url(&e)
+                ),
+            ),
+            _ => ImportError::new(
+                ErrorCode::DownloadBroke,
+                format!("download of {shown} broke off: {}", without_url(&e)),
+            ),
         })?;
         part.write(&chunk).await.map_err(|e| {
             if part.bytes > max_bytes {
@@ -371,10 +399,13 @@ fn too_large(shown: &str, announced: Option<u64>, max_bytes: u64) -> ImportError
     let size = announced
         .map(|n| format!("announces {n} bytes"))
         .unwrap_or_else(|| format!("goes on past {max_bytes} bytes"));
-    ImportError::terminal(format!(
-        "the download of {shown} {size}, more than KBO_MAX_DOWNLOAD_BYTES ({max_bytes}); a real \
+    ImportError::new(
+        ErrorCode::TooLarge,
+        format!(
+            "the download of {shown} {size}, more than KBO_MAX_DOWNLOAD_BYTES ({max_bytes}); a real \
          Full is about 300 MB: check the URL, or raise the bound if the file is genuine"
-    ))
+        ),
+    )
 }
 
 /// A download in progress: a `.part` file next to its destination, hashed as it is written,
@@ -391,12 +422,18 @@ impl Part {
     async fn create(dest: &Path, max_bytes: u64) -> ImportResult<Part> {
         if let Some(dir) = dest.parent() {
             tokio::fs::create_dir_all(dir).await.map_err(|e| {
-                ImportError::retryable(format!("cannot create {}: {e}", dir.display()))
+                ImportError::new(
+                    ErrorCode::LocalIo,
+                    format!("cannot create {}: {e}", dir.display()),
+                )
             })?;
         }
         let path = dest.with_extension("part");
         let file = tokio::fs::File::create(&path).await.map_err(|e| {
-            ImportError::retryable(format!("cannot create {}: {e}", path.display()))
+            ImportError::new(
+                ErrorCode::LocalIo,
+                format!("cannot create {}: {e}", path.display()),
+            )
         })?;
         Ok(Part {
             path,
@@ -408,7 +445,10 @@ impl Part {
     }
 
     fn write_error(&self, e: std::io::Error) -> ImportError {
-        ImportError::retryable(format!("cannot write {}: {e}", self.path.display()))
+        ImportError::new(
+            ErrorCode::LocalIo,
+            format!("cannot write {}: {e}", self.path.display()),
+        )
     }
 
     async fn write(&mut self, chunk: &[u8]) -> ImportResult<()> {
@@ -416,10 +456,13 @@ impl Part {
         self.bytes += chunk.len() as u64;
         if self.bytes > self.max_bytes {
             let _ = tokio::fs::remove_file(&self.path).await;
-            return Err(ImportError::terminal(format!(
-                "the download goes on past {} bytes, more than KBO_MAX_DOWNLOAD_BYTES",
-                self.max_bytes
-            )));
+            return Err(ImportError::new(
+                ErrorCode::TooLarge,
+                format!(
+                    "the download goes on past {} bytes, more than KBO_MAX_DOWNLOAD_BYTES",
+                    self.max_bytes
+                ),
+            ));
         }
         match self.file.write_all(chunk).await {
             Ok(()) => Ok(()),
@@ -453,15 +496,18 @@ impl Part {
             && !expected.eq_ignore_ascii_case(&sha256)
         {
             let _ = tokio::fs::remove_file(&path).await;
-            return Err(ImportError::terminal(format!(
-                "the extract from {shown} has sha256 {sha256}, but {expected} was expected; the file is not the one requested"
-            )));
+            return Err(ImportError::new(
+                ErrorCode::ChecksumMismatch,
+                format!(
+                    "the extract from {shown} has sha256 {sha256}, but {expected} was expected; the file is not the one requested"
+                ),
+            ));
         }
         tokio::fs::rename(&path, dest).await.map_err(|e| {
-            ImportError::retryable(format!(
-                "cannot move the download to {}: {e}",
-                dest.display()
-            ))
+            ImportError::new(
+                ErrorCode::LocalIo,
+                format!("cannot move the download to {}: {e}", dest.display()),
+            )
         })?;
         Ok(Downloaded {
             path: dest.to_path_buf(),

@@ -1,11 +1,16 @@
-//! The import's error: a message for the operator, classified as terminal or retryable.
+//! The import's error: a code a program reads, a message an operator reads, and whether trying
+//! again may help.
 //!
-//! Terminal errors are faults of the input or of the request (a bad extract, a wrong URL, a
-//! checksum mismatch): trying again cannot help, so the workflow fails with the message.
-//! Retryable errors are faults of the moment (network, disk, a locked database): Restate
-//! retries the step with backoff.
+//! Every error carries an [`ErrorCode`], and the code alone decides the class: terminal codes
+//! are faults of the input or of the request (a bad extract, a wrong URL, a checksum mismatch),
+//! where trying again cannot help, so the workflow fails with the message; retryable codes are
+//! faults of the moment (network, disk, a locked database), and Restate retries the step with
+//! backoff. The code travels through Restate's journal as the terminal error's number
+//! ([`ErrorCode::number`]) and ends in `getProgress`'s `error_code`; the message is for people
+//! (`error`, `import_jobs.error_message`).
 
 use restate_sdk::errors::{HandlerError, TerminalError};
+use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::sync::Arc;
 
@@ -18,15 +23,170 @@ pub enum ErrorKind {
     Retryable,
 }
 
-/// An error of the import: the message an operator reads, whether a retry may help, and the
-/// error that caused it (DuckDB's, the file system's, the network's), kept for the logs.
+/// What went wrong, in a word a program can match on (`getProgress`'s `error_code`).
+///
+/// The numbers are what Restate's journal and UI show as the failure's code; they are part of
+/// the wire contract (docs/contract.md) and never change meaning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[repr(u16)]
+pub enum ErrorCode {
+    /// The request's body or a field of it is not what the service takes.
+    BadRequest = 4001,
+    /// The extract's URL is refused by the download policy (scheme, private host, file URL).
+    UrlRefused = 4002,
+    /// The extract's server refuses or does not have the file (HTTP 4xx, a redirect elsewhere).
+    DownloadRefused = 4003,
+    /// The server ended the file before the length it announced.
+    CutShort = 4004,
+    /// The download is larger than `KBO_MAX_DOWNLOAD_BYTES`.
+    TooLarge = 4005,
+    /// The file's SHA-256 is not the one the request gave.
+    ChecksumMismatch = 4006,
+    /// The file is not a readable ZIP archive.
+    NotZip = 4007,
+    /// The archive is unsafe or inconsistent (a member corrupt, twice, unsafe, over the bounds).
+    BadArchive = 4008,
+    /// A file the extract's kind requires is absent.
+    MissingFile = 4009,
+    /// `meta.csv` is absent, unreadable, or implausible.
+    BadMeta = 4010,
+    /// A CSV file's header is not the one of docs/format.md.
+    BadHeader = 4011,
+    /// A CSV line breaks the dialect or the contract (its file and line are in the message).
+    BadLine = 4012,
+    /// The extract does not follow the register's last one (an Update before its Full, a gap).
+    OutOfOrder = 4013,
+    /// The extract is already completed in `import_jobs`.
+    AlreadyImported = 4014,
+    /// Another import is recorded as running in this database.
+    JobRunning = 4015,
+    /// The database refused the data or the statement (a constraint of the old system, say).
+    DatabaseRefused = 4016,
+    /// The database file was written by a newer DuckDB than the service's.
+    DatabaseTooNew = 4017,
+    /// DuckDB's `motherduck` extension is neither installed nor downloadable.
+    MissingExtension = 4018,
+    /// A setting is refused (by DuckDB, or as a schedule).
+    BadSetting = 4019,
+    /// A credential is refused (the portal's login, the blob token).
+    CredentialsRefused = 4020,
+    /// The job's ledger rows changed under it while it ran.
+    LedgerChanged = 4021,
+    /// The journaled plan cannot be replayed (a newer version of the service wrote it).
+    BadPlan = 4022,
+    /// The run was killed through Restate's admin API.
+    Killed = 4023,
+    /// The extract's server cannot be reached, or answers with a passing error.
+    Unreachable = 4501,
+    /// The download broke off.
+    DownloadBroke = 4502,
+    /// The database cannot be opened now (locked by another process, MotherDuck unreachable).
+    DatabaseBusy = 4503,
+    /// DuckDB failed for a passing reason (I/O, memory).
+    DatabaseFailed = 4504,
+    /// A local file or folder cannot be read or written (disk full, permissions).
+    LocalIo = 4505,
+    /// The service itself failed (a task that panicked).
+    Internal = 4506,
+    /// The run was cancelled (Restate's code for a cancellation).
+    Cancelled = 409,
+    /// A step's retries ran out on a passing error (Restate's code for a failure it made
+    /// terminal); the message is the last error's.
+    RetriesExhausted = 500,
+}
+
+impl ErrorCode {
+    /// Every code, for [`ErrorCode::from_number`] and the docs' test.
+    pub const ALL: [ErrorCode; 31] = [
+        ErrorCode::BadRequest,
+        ErrorCode::UrlRefused,
+        ErrorCode::DownloadRefused,
+        ErrorCode::CutShort,
+        ErrorCode::TooLarge,
+        ErrorCode::ChecksumMismatch,
+        ErrorCode::NotZip,
+        ErrorCode::BadArchive,
+        ErrorCode::MissingFile,
+        ErrorCode::BadMeta,
+        ErrorCode::BadHeader,
+        ErrorCode::BadLine,
+        ErrorCode::OutOfOrder,
+        ErrorCode::AlreadyImported,
+        ErrorCode::JobRunning,
+        ErrorCode::DatabaseRefused,
+        ErrorCode::DatabaseTooNew,
+        ErrorCode::MissingExtension,
+        ErrorCode::BadSetting,
+        ErrorCode::CredentialsRefused,
+        ErrorCode::LedgerChanged,
+        ErrorCode::BadPlan,
+        ErrorCode::Killed,
+        ErrorCode::Unreachable,
+        ErrorCode::DownloadBroke,
+        ErrorCode::DatabaseBusy,
+        ErrorCode::DatabaseFailed,
+        ErrorCode::LocalIo,
+        ErrorCode::Internal,
+        ErrorCode::Cancelled,
+        ErrorCode::RetriesExhausted,
+    ];
+
+    /// Terminal or retryable: the one place that decides it.
+    pub fn kind(self) -> ErrorKind {
+        use ErrorCode::*;
+        match self {
+            Unreachable | DownloadBroke | DatabaseBusy | DatabaseFailed | LocalIo | Internal => {
+                ErrorKind::Retryable
+            }
+            BadRequest | UrlRefused | DownloadRefused | CutShort | TooLarge | ChecksumMismatch
+            | NotZip | BadArchive | MissingFile | BadMeta | BadHeader | BadLine | OutOfOrder
+            | AlreadyImported | JobRunning | DatabaseRefused | DatabaseTooNew
+            | MissingExtension | BadSetting | CredentialsRefused | LedgerChanged | BadPlan
+            | Killed | Cancelled | RetriesExhausted => ErrorKind::Terminal,
+        }
+    }
+
+    /// The code's number in Restate's journal.
+    pub fn number(self) -> u16 {
+        self as u16
+    }
+
+    /// The code of a terminal failure Restate journaled with `number`: one of ours, or
+    /// [`ErrorCode::Internal`] for a number the service never writes.
+    pub fn from_number(number: u16) -> ErrorCode {
+        ErrorCode::ALL
+            .into_iter()
+            .find(|c| c.number() == number)
+            .unwrap_or(ErrorCode::Internal)
+    }
+
+    /// The code's name, as `getProgress` spells it (`bad_line`).
+    pub fn as_str(self) -> String {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default()
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.as_str())
+    }
+}
+
+/// An error of the import: its code, the message an operator reads, the step it happened in,
+/// and the error that caused it (DuckDB's, the file system's, the network's), kept for the logs.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{message}")]
 pub struct ImportError {
-    /// Terminal or retryable, decided where the cause is known.
-    pub kind: ErrorKind,
+    /// What went wrong; it decides whether a retry may help.
+    pub code: ErrorCode,
     /// What failed, for which file/line/extract, and what to do.
     pub message: String,
+    /// The journaled step it happened in (`insert-activities-12`), once known.
+    pub step: Option<String>,
     /// The underlying error.
     #[source]
     source: Option<Arc<dyn std::error::Error + Send + Sync>>,
@@ -34,7 +194,7 @@ pub struct ImportError {
 
 impl PartialEq for ImportError {
     fn eq(&self, other: &Self) -> bool {
-        self.kind == other.kind && self.message == other.message
+        self.code == other.code && self.message == other.message && self.step == other.step
     }
 }
 
@@ -51,21 +211,12 @@ fn clean(message: String) -> String {
 }
 
 impl ImportError {
-    /// A fault of the input or request.
-    pub fn terminal(message: impl Into<String>) -> Self {
-        ImportError::new(ErrorKind::Terminal, message)
-    }
-
-    /// A passing fault.
-    pub fn retryable(message: impl Into<String>) -> Self {
-        ImportError::new(ErrorKind::Retryable, message)
-    }
-
-    /// An error of `kind`.
-    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+    /// An error with `code` and `message`.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         ImportError {
-            kind,
+            code,
             message: clean(message.into()),
+            step: None,
             source: None,
         }
     }
@@ -76,9 +227,14 @@ impl ImportError {
         self
     }
 
+    /// Terminal or retryable, by its code.
+    pub fn kind(&self) -> ErrorKind {
+        self.code.kind()
+    }
+
     /// True for terminal errors.
     pub fn is_terminal(&self) -> bool {
-        self.kind == ErrorKind::Terminal
+        self.kind() == ErrorKind::Terminal
     }
 
     /// The same error with `context` in front of its message.
@@ -88,15 +244,30 @@ impl ImportError {
             ..self
         }
     }
-}
 
-impl ImportError {
-    /// The error as Restate's handler error: terminal stays terminal, retryable is retried.
+    /// The same error, said to have happened in step `step` (named in front of its message),
+    /// unless a step was named already.
+    pub fn in_step(self, step: &str) -> Self {
+        if self.step.is_some() {
+            return self;
+        }
+        let mut e = self.context(step);
+        e.step = Some(step.to_string());
+        e
+    }
+
+    /// The error as Restate's handler error: terminal stays terminal (with the code's
+    /// number), retryable is retried.
     pub fn into_handler_error(self) -> HandlerError {
-        match self.kind {
-            ErrorKind::Terminal => TerminalError::new(self.message).into(),
+        match self.kind() {
+            ErrorKind::Terminal => self.into_terminal().into(),
             ErrorKind::Retryable => HandlerError::from(RetryableError(self.message)),
         }
+    }
+
+    /// The error as Restate's terminal error, whatever its class (the run ends with it).
+    pub fn into_terminal(self) -> TerminalError {
+        TerminalError::new_with_code(self.code.number(), self.message)
     }
 }
 
@@ -121,7 +292,8 @@ mod tests {
 
     #[test]
     fn messages_are_scrubbed_and_capped_when_made() {
-        let e = ImportError::retryable(
+        let e = ImportError::new(
+            ErrorCode::DatabaseBusy,
             "cannot open the database md:kbo?motherduck_token=eyJfake.token: IO Error",
         );
         assert_eq!(
@@ -129,7 +301,10 @@ mod tests {
             "cannot open the database md:kbo?motherduck_token=***: IO Error"
         );
         let header = "x".repeat(30 << 20);
-        let e = ImportError::terminal(format!("enterprise.csv: the header is {header}"));
+        let e = ImportError::new(
+            ErrorCode::BadHeader,
+            format!("enterprise.csv: the header is {header}"),
+        );
         assert!(
             e.message.len() < MAX_MESSAGE_BYTES + 100,
             "{}",
@@ -145,7 +320,8 @@ mod tests {
     fn an_error_keeps_its_cause() {
         use std::error::Error;
         let io = std::io::Error::new(std::io::ErrorKind::StorageFull, "no space left");
-        let e = ImportError::retryable("could not write activity.3.csv").caused_by(io);
+        let e =
+            ImportError::new(ErrorCode::LocalIo, "could not write activity.3.csv").caused_by(io);
         assert_eq!(e.to_string(), "could not write activity.3.csv");
         assert_eq!(
             e.source().map(|s| s.to_string()).as_deref(),
@@ -153,5 +329,50 @@ mod tests {
         );
         let e = e.context("prepare");
         assert!(e.source().is_some(), "context keeps the cause");
+    }
+
+    #[test]
+    fn every_code_survives_the_journal_and_has_one_number_and_one_name() {
+        let mut numbers = std::collections::HashSet::new();
+        let mut names = std::collections::HashSet::new();
+        for code in ErrorCode::ALL {
+            assert!(numbers.insert(code.number()), "{code} shares its number");
+            assert!(names.insert(code.as_str()), "{code} shares its name");
+            assert_eq!(ErrorCode::from_number(code.number()), code);
+            let journaled = ImportError::new(code, "x").into_terminal();
+            assert_eq!(ErrorCode::from_number(journaled.code()), code);
+        }
+        assert_eq!(ErrorCode::BadLine.as_str(), "bad_line");
+        assert_eq!(ErrorCode::from_number(418), ErrorCode::Internal);
+    }
+
+    #[test]
+    fn the_code_alone_decides_whether_a_retry_may_help() {
+        for code in [
+            ErrorCode::NotZip,
+            ErrorCode::ChecksumMismatch,
+            ErrorCode::JobRunning,
+        ] {
+            assert!(ImportError::new(code, "x").is_terminal(), "{code}");
+        }
+        for code in [
+            ErrorCode::DatabaseBusy,
+            ErrorCode::Unreachable,
+            ErrorCode::LocalIo,
+        ] {
+            assert!(!ImportError::new(code, "x").is_terminal(), "{code}");
+        }
+    }
+
+    #[test]
+    fn a_step_is_named_once() {
+        let e = ImportError::new(ErrorCode::BadLine, "activity.csv line 9: a stray quote")
+            .in_step("insert-activities-1")
+            .in_step("insert-activities-1");
+        assert_eq!(e.step.as_deref(), Some("insert-activities-1"));
+        assert_eq!(
+            e.message,
+            "insert-activities-1: activity.csv line 9: a stray quote"
+        );
     }
 }

@@ -6,7 +6,7 @@ use super::names;
 use super::retire::{self, Replacing};
 use super::schema::{ColumnSource, SqlType, columns, key_column, table_name};
 use super::{Connection, db_error, utc_now};
-use crate::error::{ImportError, ImportResult};
+use crate::error::{ErrorCode, ImportError, ImportResult};
 use crate::extract::batches::{Batch, Op};
 use crate::extract::{ExtractType, Member, Table};
 use duckdb::params;
@@ -49,9 +49,10 @@ pub fn apply_batch(
     let applied = match (batch.op, job.meta.extract_type, chunk) {
         (Op::Delete, ExtractType::Full, _) => Ok(retire::retire_all(&tx, job, batch.table)?),
         (_, _, None) => {
-            return Err(ImportError::terminal(format!(
-                "batch {batch} has no chunk file; the plan is broken"
-            )));
+            return Err(ImportError::new(
+                ErrorCode::BadPlan,
+                format!("batch {batch} has no chunk file; the plan is broken"),
+            ));
         }
         (Op::Delete, ExtractType::Update, Some(path)) => {
             let own = csv_source(path, member);
@@ -160,7 +161,7 @@ fn explain(
         )
     };
     match main.or_else(tail) {
-        Some(message) => ImportError::terminal(message),
+        Some(message) => ImportError::new(ErrorCode::BadLine, message),
         None => err,
     }
 }

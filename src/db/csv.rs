@@ -5,9 +5,10 @@
 //! staged, as `kbo_staging.code`, for finalize. When a chunk breaks the contract, [`diagnose`]
 //! finds the first offending line for the error message.
 
+use super::error::ErrorType;
 use super::schema::{ColumnSource, SqlType, allowed_values, columns, derived_expression};
 use super::{Connection, db_error, sql_literal};
-use crate::error::{ImportError, ImportResult};
+use crate::error::{ErrorCode, ImportError, ImportResult};
 use crate::extract::{Member, Table};
 use std::path::Path;
 
@@ -58,7 +59,8 @@ pub fn drop_staging(conn: &Connection) -> ImportResult<()> {
         .map_err(db_error("dropping the staging tables"))
 }
 
-/// Classifies an error of DuckDB reading a CSV file: passing (I/O, memory) or the file's fault.
+/// Classifies an error of DuckDB reading a CSV file, by DuckDB's error type: a constraint of
+/// the database, a passing fault (I/O, memory), or the file's fault.
 pub fn read_error(e: duckdb::Error, what: &str) -> ImportError {
     let text = e.to_string();
     let first = text
@@ -67,21 +69,17 @@ pub fn read_error(e: duckdb::Error, what: &str) -> ImportError {
         .unwrap_or(&text)
         .trim()
         .to_string();
-    let passing =
-        (text.contains("IO Error") && !text.contains("CSV")) || text.contains("Out of Memory");
-    if text.contains("Constraint Error") {
+    let code = ErrorType::of(&e).reading_code();
+    let message = match code {
         // Not the file's fault as such: a constraint of the database (one the old system
         // created, say) refused a row.
-        return ImportError::terminal(format!(
+        ErrorCode::DatabaseRefused => format!(
             "loading {what}: a constraint of the database refused a row ({first}); the extract is refused whole and the database is left as it was"
-        ))
-        .caused_by(e);
-    }
-    if passing {
-        ImportError::retryable(format!("reading {what}: {first}")).caused_by(e)
-    } else {
-        ImportError::terminal(format!("{what} is not a valid KBO CSV file: {first}")).caused_by(e)
-    }
+        ),
+        ErrorCode::BadLine => format!("{what} is not a valid KBO CSV file: {first}"),
+        _ => format!("reading {what}: {first}"),
+    };
+    ImportError::new(code, message).caused_by(e)
 }
 
 /// The SELECT of a table's full or insert file over `source`: CSV columns under their

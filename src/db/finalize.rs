@@ -30,14 +30,14 @@ pub struct Finalized {
 /// A job the ledger already holds as completed is not finalized again.
 pub fn finalize(conn: &mut Connection, job: &Job, history_months: u32) -> ImportResult<Finalized> {
     if job.meta.extract_type == ExtractType::Update
-        && ledger::job_status(conn, &job.id)?.as_deref() != Some("completed")
+        && ledger::job_status(conn, &job.id)? != Some(ledger::JobStatus::Completed)
     {
         stage_affected(conn, job)?;
     }
     let tx = conn
         .transaction()
         .map_err(db_error("starting the finalize transaction"))?;
-    if ledger::job_status(&tx, &job.id)?.as_deref() == Some("completed") {
+    if ledger::job_status(&tx, &job.id)? == Some(ledger::JobStatus::Completed) {
         let counts = ledger::job_counts(&tx, &job.id)?;
         return Ok(Finalized {
             names_resolved: 0,

@@ -1,8 +1,9 @@
 //! The job ledger: `import_jobs` (one row per extract) and `import_job_batches` (one per step).
 
+pub use super::status::JobStatus;
 use super::{Connection, db_error, utc_now};
 use crate::db::schema::table_name;
-use crate::error::{ImportError, ImportResult};
+use crate::error::{ErrorCode, ImportError, ImportResult};
 use crate::extract::batches::Batch;
 use crate::extract::{ExtractType, Meta};
 use duckdb::{OptionalExt, params};
@@ -71,7 +72,7 @@ pub struct JobCounts {
 pub fn begin_job(conn: &Connection, job: &Job) -> ImportResult<()> {
     let err = db_error("recording the job in import_jobs");
     let meta = &job.meta;
-    let other: Option<(String, String)> = conn
+    let other: Option<(String, JobStatus)> = conn
         .query_row(
             "SELECT id, status FROM import_jobs WHERE extract_number = ? AND id <> ?",
             params![meta.extract_number, job.id],
@@ -80,7 +81,7 @@ pub fn begin_job(conn: &Connection, job: &Job) -> ImportResult<()> {
         .optional()
         .map_err(&err)?;
     match other {
-        Some((id, status)) if status == "failed" => {
+        Some((id, JobStatus::Failed)) => {
             conn.execute(
                 "DELETE FROM import_job_batches WHERE job_id = ?",
                 params![id],
@@ -89,11 +90,14 @@ pub fn begin_job(conn: &Connection, job: &Job) -> ImportResult<()> {
             conn.execute("DELETE FROM import_jobs WHERE id = ?", params![id])
                 .map_err(&err)?;
         }
-        Some((id, status)) if status == "completed" => {
-            return Err(ImportError::terminal(format!(
-                "extract {} is already completed in import_jobs (job {id}); it is not imported twice",
-                meta.extract_number
-            )));
+        Some((id, JobStatus::Completed)) => {
+            return Err(ImportError::new(
+                ErrorCode::AlreadyImported,
+                format!(
+                    "extract {} is already completed in import_jobs (job {id}); it is not imported twice",
+                    meta.extract_number
+                ),
+            ));
         }
         Some((id, _)) => {
             let other = RunningJob {
@@ -107,7 +111,7 @@ pub fn begin_job(conn: &Connection, job: &Job) -> ImportResult<()> {
         None => {}
     }
     check_order(conn, job)?;
-    let mine: Option<String> = conn
+    let mine: Option<JobStatus> = conn
         .query_row(
             "SELECT status FROM import_jobs WHERE id = ?",
             params![job.id],
@@ -115,11 +119,11 @@ pub fn begin_job(conn: &Connection, job: &Job) -> ImportResult<()> {
         )
         .optional()
         .map_err(&err)?;
-    if mine.as_deref() == Some("completed") {
-        return Err(ImportError::terminal(format!(
-            "job {} has already completed",
-            job.id
-        )));
+    if mine == Some(JobStatus::Completed) {
+        return Err(ImportError::new(
+            ErrorCode::AlreadyImported,
+            format!("job {} has already completed", job.id),
+        ));
     }
     if mine.is_some() {
         conn.execute("DELETE FROM import_jobs WHERE id = ?", params![job.id])
@@ -128,13 +132,14 @@ pub fn begin_job(conn: &Connection, job: &Job) -> ImportResult<()> {
     conn.execute(
         "INSERT INTO import_jobs (id, extract_number, extract_type, snapshot_date, extract_timestamp, status, started_at,
              completed_at, error_message, records_processed, records_inserted, records_updated, records_deleted, worker_type)
-         VALUES (?, ?, ?, ?::DATE, ?::TIMESTAMP, 'running', ?::TIMESTAMP, NULL, NULL, 0, 0, 0, 0, 'local')",
+         VALUES (?, ?, ?, ?::DATE, ?::TIMESTAMP, ?, ?::TIMESTAMP, NULL, NULL, 0, 0, 0, 0, 'local')",
         params![
             job.id,
             meta.extract_number,
             meta.extract_type.as_str(),
             meta.snapshot_date.iso(),
             meta.extract_timestamp.iso(),
+            JobStatus::Running,
             utc_now()
         ],
     )
@@ -170,17 +175,21 @@ fn check_order(conn: &Connection, job: &Job) -> ImportResult<()> {
     };
     let last = last.map(i64::from);
     let n = i64::from(n);
-    let refusal = |message: String| ImportError::terminal(format!("{message}{source}"));
+    let refusal =
+        |message: String| ImportError::new(ErrorCode::OutOfOrder, format!("{message}{source}"));
     match (job.meta.extract_type, last) {
         (ExtractType::Full, None) => Ok(()),
         (ExtractType::Full, Some(last)) if n > last => Ok(()),
         (ExtractType::Full, Some(last)) => Err(refusal(format!(
             "Full extract {n} is not newer than extract {last}, the last one applied; a Full must be newer than the database"
         ))),
-        (ExtractType::Update, None) => Err(ImportError::terminal(format!(
-            "Update extract {n} needs extract {} applied before it, but the database holds no completed extract: import a Full first",
-            n - 1
-        ))),
+        (ExtractType::Update, None) => Err(ImportError::new(
+            ErrorCode::OutOfOrder,
+            format!(
+                "Update extract {n} needs extract {} applied before it, but the database holds no completed extract: import a Full first",
+                n - 1
+            ),
+        )),
         (ExtractType::Update, Some(last)) if last == n - 1 => Ok(()),
         (ExtractType::Update, Some(last)) if last >= n => Err(refusal(format!(
             "Update extract {n} is already applied: the last extract applied is {last}"
@@ -212,8 +221,8 @@ pub struct RunningJob {
 pub fn running_other(conn: &Connection, job_id: &str) -> ImportResult<Option<RunningJob>> {
     let running: Option<(String, Option<i64>)> = conn
         .query_row(
-            "SELECT id, extract_number FROM import_jobs WHERE status IN ('running', 'pending') AND id <> ? ORDER BY started_at LIMIT 1",
-            params![job_id],
+            "SELECT id, extract_number FROM import_jobs WHERE status IN (?, ?) AND id <> ? ORDER BY started_at LIMIT 1",
+            params![JobStatus::Running, JobStatus::Pending, job_id],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .optional()
@@ -247,12 +256,15 @@ pub fn refuse_running(other: &RunningJob, wanted: u32, restate_says: Option<&str
         ),
     };
     let says = restate_says.map(|s| format!(" {s};")).unwrap_or_default();
-    ImportError::terminal(format!(
-        "{who} is recorded as importing {its} into this database (import_jobs says running), \
+    ImportError::new(
+        ErrorCode::JobRunning,
+        format!(
+            "{who} is recorded as importing {its} into this database (import_jobs says running), \
          and one import runs at a time:{says} if it is still running, start extract {wanted} \
          again when it has ended; if its workflow no longer runs (killed, or its retries ran \
          out), `kbo-import rollback {handle}` undoes what it applied and ends it"
-    ))
+        ),
+    )
 }
 
 /// Writes the batch plan as `pending` rows, replacing any earlier plan of the job.
@@ -316,15 +328,18 @@ pub fn complete_batch(
     if updated == 1 {
         Ok(())
     } else {
-        Err(ImportError::terminal(format!(
-            "batch {batch} of job {} is not in import_job_batches; the job's plan was removed while it ran",
-            job.id
-        )))
+        Err(ImportError::new(
+            ErrorCode::LedgerChanged,
+            format!(
+                "batch {batch} of job {} is not in import_job_batches; the job's plan was removed while it ran",
+                job.id
+            ),
+        ))
     }
 }
 
 /// The status of a job, if it is recorded.
-pub fn job_status(conn: &Connection, job_id: &str) -> ImportResult<Option<String>> {
+pub fn job_status(conn: &Connection, job_id: &str) -> ImportResult<Option<JobStatus>> {
     conn.query_row(
         "SELECT status FROM import_jobs WHERE id = ?",
         params![job_id],
@@ -335,7 +350,10 @@ pub fn job_status(conn: &Connection, job_id: &str) -> ImportResult<Option<String
 }
 
 /// The extract number and status of a recorded job.
-pub fn job_extract(conn: &Connection, job_id: &str) -> ImportResult<Option<(Option<u32>, String)>> {
+pub fn job_extract(
+    conn: &Connection,
+    job_id: &str,
+) -> ImportResult<Option<(Option<u32>, JobStatus)>> {
     conn.query_row(
         "SELECT extract_number, status FROM import_jobs WHERE id = ?",
         params![job_id],
@@ -363,10 +381,17 @@ pub fn job_counts(conn: &Connection, job_id: &str) -> ImportResult<JobCounts> {
 /// Marks the job completed with its counts.
 pub fn complete_job(conn: &Connection, job: &Job, counts: JobCounts) -> ImportResult<()> {
     conn.execute(
-        "UPDATE import_jobs SET status = 'completed', completed_at = ?::TIMESTAMP, error_message = NULL,
+        "UPDATE import_jobs SET status = ?, completed_at = ?::TIMESTAMP, error_message = NULL,
              records_inserted = ?, records_deleted = ?, records_processed = ?, records_updated = 0
          WHERE id = ?",
-        params![utc_now(), counts.inserted as i64, counts.deleted as i64, (counts.inserted + counts.deleted) as i64, job.id],
+        params![
+            JobStatus::Completed,
+            utc_now(),
+            counts.inserted as i64,
+            counts.deleted as i64,
+            (counts.inserted + counts.deleted) as i64,
+            job.id
+        ],
     )
     .map_err(db_error("marking the job completed in import_jobs"))?;
     Ok(())
@@ -388,9 +413,9 @@ pub fn record_early_failure(
     conn.execute(
         "INSERT INTO import_jobs (id, extract_number, extract_type, snapshot_date, extract_timestamp, status, started_at,
              completed_at, error_message, records_processed, records_inserted, records_updated, records_deleted, worker_type)
-         SELECT ?, NULL, NULL, NULL, NULL, 'failed', ?::TIMESTAMP, ?::TIMESTAMP, ?, 0, 0, 0, 0, 'local'
+         SELECT ?, NULL, NULL, NULL, NULL, ?, ?::TIMESTAMP, ?::TIMESTAMP, ?, 0, 0, 0, 0, 'local'
          WHERE NOT EXISTS (SELECT 1 FROM import_jobs WHERE id = ?)",
-        params![job_id, utc_now(), utc_now(), message, job_id],
+        params![job_id, JobStatus::Failed, utc_now(), utc_now(), message, job_id],
     )
     .map_err(db_error("recording the failure in import_jobs"))?;
     Ok(())
@@ -399,9 +424,15 @@ pub fn record_early_failure(
 /// Marks the job failed with `message`, if it is recorded and not completed.
 pub fn fail_job(conn: &Connection, job_id: &str, message: &str) -> ImportResult<()> {
     conn.execute(
-        "UPDATE import_jobs SET status = 'failed', completed_at = ?::TIMESTAMP, error_message = ?
-         WHERE id = ? AND status <> 'completed'",
-        params![utc_now(), message, job_id],
+        "UPDATE import_jobs SET status = ?, completed_at = ?::TIMESTAMP, error_message = ?
+         WHERE id = ? AND status <> ?",
+        params![
+            JobStatus::Failed,
+            utc_now(),
+            message,
+            job_id,
+            JobStatus::Completed
+        ],
     )
     .map_err(db_error("marking the job failed in import_jobs"))?;
     Ok(())
@@ -410,8 +441,8 @@ pub fn fail_job(conn: &Connection, job_id: &str, message: &str) -> ImportResult<
 /// The newest extract applied to the register: the highest extract number of a completed job.
 pub fn last_applied(conn: &Connection) -> ImportResult<Option<u32>> {
     conn.query_row(
-        "SELECT max(extract_number) FROM import_jobs WHERE status = 'completed'",
-        [],
+        "SELECT max(extract_number) FROM import_jobs WHERE status = ?",
+        [JobStatus::Completed],
         |r| r.get::<_, Option<i64>>(0),
     )
     .map(|n| n.map(|n| n as u32))
@@ -437,11 +468,11 @@ pub fn failed_jobs(conn: &Connection) -> ImportResult<Vec<String>> {
         .prepare(
             "SELECT coalesce(w.workflow_id, j.id) FROM import_jobs j
              LEFT JOIN import_job_workflows w ON w.job_id = j.id
-             WHERE j.status = 'failed' ORDER BY 1",
+             WHERE j.status = ? ORDER BY 1",
         )
         .map_err(db_error("reading import_jobs"))?;
     let ids = stmt
-        .query_map([], |r| r.get::<_, String>(0))
+        .query_map([JobStatus::Failed], |r| r.get::<_, String>(0))
         .map_err(db_error("reading import_jobs"))?
         .collect::<Result<Vec<_>, _>>()
         .map_err(db_error("reading import_jobs"))?;

@@ -12,6 +12,7 @@
 
 pub mod apply;
 pub mod csv;
+pub mod error;
 pub mod finalize;
 pub mod inspect;
 pub mod ledger;
@@ -19,15 +20,17 @@ pub mod names;
 pub mod retire;
 pub mod rollback;
 pub mod schema;
+pub mod status;
 pub mod target;
 pub mod version;
 
-use crate::error::{ErrorKind, ImportError, ImportResult};
+use crate::error::{ErrorCode, ImportError, ImportResult};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use duckdb::Connection;
+pub use error::db_error;
 pub use target::DatabaseTarget;
 
 /// Bounds on DuckDB's resources while an import runs.
@@ -129,7 +132,7 @@ impl Database {
             result
         })
         .await
-        .map_err(|e| ImportError::retryable(format!("database task failed: {e}")))?
+        .map_err(|e| ImportError::new(ErrorCode::Internal, format!("database task failed: {e}")))?
     }
 
     /// Folds DuckDB's write-ahead log into a local database file (a checkpoint) when `always`
@@ -213,10 +216,10 @@ async fn close_when_idle(open: std::sync::Weak<tokio::sync::Mutex<Option<Open>>>
 pub fn connect(target: &DatabaseTarget, settings: &DuckDbSettings) -> ImportResult<Connection> {
     let conn = Connection::open_in_memory().map_err(db_error("opening DuckDB"))?;
     std::fs::create_dir_all(&settings.temp_dir).map_err(|e| {
-        ImportError::retryable(format!(
-            "cannot create {}: {e}",
-            settings.temp_dir.display()
-        ))
+        ImportError::new(
+            ErrorCode::LocalIo,
+            format!("cannot create {}: {e}", settings.temp_dir.display()),
+        )
     })?;
     let mut setup = format!(
         "SET memory_limit = {}; SET temp_directory = {}; ",
@@ -227,7 +230,7 @@ pub fn connect(target: &DatabaseTarget, settings: &DuckDbSettings) -> ImportResu
         setup.push_str(&format!("SET threads = {threads}; "));
     }
     conn.execute_batch(&setup).map_err(|e| {
-        ImportError::terminal(format!(
+        ImportError::new(ErrorCode::BadSetting, format!(
             "DuckDB settings refused (check KBO_DUCKDB_MEMORY_LIMIT and KBO_DUCKDB_THREADS): {e}"
         ))
     })?;
@@ -241,7 +244,10 @@ pub fn connect(target: &DatabaseTarget, settings: &DuckDbSettings) -> ImportResu
             .map_err(db_error("setting DuckDB's checkpoint policy"))?;
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir).map_err(|e| {
-                    ImportError::retryable(format!("cannot create {}: {e}", dir.display()))
+                    ImportError::new(
+                        ErrorCode::LocalIo,
+                        format!("cannot create {}: {e}", dir.display()),
+                    )
                 })?;
             }
         }
@@ -261,7 +267,7 @@ fn load_motherduck(conn: &Connection) -> ImportResult<()> {
     conn.execute_batch("INSTALL motherduck; LOAD motherduck;")
         .map_err(|e| {
             let first_line = e.to_string().lines().next().unwrap_or_default().to_string();
-            ImportError::terminal(format!(
+            ImportError::new(ErrorCode::MissingExtension, format!(
                 "DuckDB's motherduck extension for DuckDB {} is not installed on this machine and \
                  could not be downloaded ({first_line}): run `kbo-import install-extensions` \
                  where the service runs, once, with access to extensions.duckdb.org (the \
@@ -274,24 +280,27 @@ fn load_motherduck(conn: &Connection) -> ImportResult<()> {
 /// Explains why `target` could not be attached, and whether waiting can help.
 fn attach_error(target: &DatabaseTarget, e: duckdb::Error) -> ImportError {
     let text = e.to_string();
+    // A file of a newer DuckDB: its header names the writer (the error's words are DuckDB's
+    // to change).
     if let DatabaseTarget::File(path) = target
-        && (text.contains("version number") || text.contains("storage version"))
+        && let Some(writer) = version::written_by(path)
+        && version::Version::parse(&writer) > version::Version::parse(&version::linked())
     {
-        let writer = version::written_by(path)
-            .map(|v| format!("DuckDB {v}"))
-            .unwrap_or_else(|| "a newer DuckDB".into());
-        return ImportError::terminal(format!(
-            "the database file {} was written by a newer DuckDB ({writer}) than this service's \
-             DuckDB {}, which cannot open it ({}): open it with the DuckDB that wrote it and \
-             EXPORT DATABASE, then IMPORT DATABASE with DuckDB {} (or import the register into \
-             a new file); MotherDuck accepts DuckDB {} to {} only",
-            path.display(),
-            version::linked(),
-            text.lines().next().unwrap_or_default(),
-            version::linked(),
-            version::MOTHERDUCK_WINDOW.0,
-            version::MOTHERDUCK_WINDOW.1,
-        ));
+        return ImportError::new(
+            ErrorCode::DatabaseTooNew,
+            format!(
+                "the database file {} was written by a newer DuckDB (DuckDB {writer}) than this \
+             service's DuckDB {}, which cannot open it ({}): open it with the DuckDB that wrote \
+             it and EXPORT DATABASE, then IMPORT DATABASE with DuckDB {} (or import the register \
+             into a new file); MotherDuck accepts DuckDB {} to {} only",
+                path.display(),
+                version::linked(),
+                text.lines().next().unwrap_or_default(),
+                version::linked(),
+                version::MOTHERDUCK_WINDOW.0,
+                version::MOTHERDUCK_WINDOW.1,
+            ),
+        );
     }
     let hint = match target {
         DatabaseTarget::MotherDuck(md) => format!(
@@ -300,7 +309,11 @@ fn attach_error(target: &DatabaseTarget, e: duckdb::Error) -> ImportError {
         ),
         DatabaseTarget::File(_) => "; another process may hold the file open for writing".into(),
     };
-    ImportError::retryable(format!("cannot open the database {target}: {text}{hint}"))
+    ImportError::new(
+        ErrorCode::DatabaseBusy,
+        format!("cannot open the database {target}: {text}{hint}"),
+    )
+    .caused_by(e)
 }
 
 /// Creates the contract's tables, the ledger, the staging schema and the `<table>_current`
@@ -325,31 +338,6 @@ pub fn ensure_schema(conn: &Connection) -> ImportResult<()> {
 /// as a parameter. Data values never go through here: they are bound as parameters.
 pub fn sql_literal(value: &str) -> String {
     format!("'{}'", value.replace('\'', "''"))
-}
-
-/// Maps a DuckDB error to an import error, classified by what DuckDB says went wrong.
-pub fn db_error(context: &'static str) -> impl Fn(duckdb::Error) -> ImportError {
-    move |e| ImportError::new(error_kind(&e), format!("{context}: {e}")).caused_by(e)
-}
-
-/// Whether a DuckDB error is the statement's or the data's fault (terminal) or the moment's
-/// (retryable: I/O, a lock, memory), by DuckDB's own error type, which opens its message
-/// (`Constraint Error: …`, `IO Error: …`).
-pub fn error_kind(e: &duckdb::Error) -> ErrorKind {
-    const TERMINAL: [&str; 6] = [
-        "Constraint Error",
-        "Conversion Error",
-        "Invalid Input Error",
-        "Binder Error",
-        "Parser Error",
-        "Catalog Error",
-    ];
-    let text = e.to_string();
-    if TERMINAL.iter().any(|kind| text.contains(kind)) {
-        ErrorKind::Terminal
-    } else {
-        ErrorKind::Retryable
-    }
 }
 
 /// Now, UTC, as `yyyy-mm-dd HH:MM:SS` for TIMESTAMP columns.

@@ -7,6 +7,7 @@
 //! never changed them.
 
 use super::csv::drop_staging;
+use super::ledger::JobStatus;
 use super::schema::table_name;
 use super::{Connection, db_error, ledger};
 use crate::error::ImportResult;
@@ -55,9 +56,7 @@ pub fn undo_abandoned_attempt(conn: &mut Connection, job_id: &str) -> ImportResu
         .transaction()
         .map_err(db_error("starting the rollback transaction"))?;
     let undone = match ledger::job_extract(&tx, job_id)? {
-        Some((Some(n), status)) if status == "running" || status == "pending" => {
-            Some(undo_extract(&tx, n)?)
-        }
+        Some((Some(n), status)) if status.is_unfinished() => Some(undo_extract(&tx, n)?),
         _ => None,
     };
     tx.commit().map_err(db_error("committing the rollback"))?;
@@ -97,14 +96,14 @@ pub fn fail_and_roll_back(
     let Some((extract_number, status)) = ledger::job_extract(&tx, job_id)? else {
         return Ok(RollbackOutcome::NotRecorded);
     };
-    match status.as_str() {
-        "completed" => {
+    match status {
+        JobStatus::Completed => {
             let counts = ledger::job_counts(&tx, job_id)?;
             return Ok(RollbackOutcome::AlreadyCompleted(counts));
         }
         // A failed job was undone in the transaction that recorded it failed; undoing its
         // extract again could remove the rows of a later job that applied the same extract.
-        "failed" => return Ok(RollbackOutcome::AlreadyFailed),
+        JobStatus::Failed => return Ok(RollbackOutcome::AlreadyFailed),
         _ => {}
     }
     let undone = match extract_number {
@@ -130,11 +129,16 @@ pub fn remove_completed(
     job_id: &str,
     message: &str,
 ) -> ImportResult<Undone> {
-    let refuse = |why: String| Err(crate::error::ImportError::terminal(why));
+    let refuse = |why: String| {
+        Err(crate::error::ImportError::new(
+            crate::error::ErrorCode::BadRequest,
+            why,
+        ))
+    };
     let Some((number, status)) = ledger::job_extract(conn, job_id)? else {
         return refuse(format!("import_jobs has no job {job_id}"));
     };
-    let Some(n) = number.filter(|_| status == "completed") else {
+    let Some(n) = number.filter(|_| status == JobStatus::Completed) else {
         return refuse(format!(
             "job {job_id} is {status}, not completed: `kbo-import rollback` without --completed settles it"
         ));
@@ -177,8 +181,8 @@ pub fn remove_completed(
         )?;
     }
     tx.execute(
-        "UPDATE import_jobs SET status = 'failed', completed_at = ?::TIMESTAMP, error_message = ? WHERE id = ?",
-        params![super::utc_now(), message, job_id],
+        "UPDATE import_jobs SET status = ?, completed_at = ?::TIMESTAMP, error_message = ? WHERE id = ?",
+        params![JobStatus::Failed, super::utc_now(), message, job_id],
     )
     .map_err(db_error("recording the job failed in import_jobs"))?;
     tx.commit().map_err(db_error("committing the removal"))?;

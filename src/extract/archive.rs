@@ -5,6 +5,7 @@ use super::chunker::ChunkWriter;
 use super::dialect::split_line;
 use super::meta::{ExtractType, Meta, MetaError};
 use super::tables::{Member, Table};
+use crate::error::ErrorCode;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufReader, Read, Write};
@@ -131,9 +132,21 @@ pub enum ArchiveError {
 }
 
 impl ArchiveError {
-    /// Whether trying again may succeed (local I/O), as opposed to bad input.
-    pub fn is_retryable(&self) -> bool {
-        matches!(self, ArchiveError::Write { .. })
+    /// What went wrong, as the import's error code says it; only a failed write (local I/O)
+    /// may succeed when tried again.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            ArchiveError::NotZip(_) => ErrorCode::NotZip,
+            ArchiveError::Corrupt { .. }
+            | ArchiveError::UnsafeName(_)
+            | ArchiveError::Duplicate(_)
+            | ArchiveError::TooLarge { .. } => ErrorCode::BadArchive,
+            ArchiveError::Missing { .. } => ErrorCode::MissingFile,
+            ArchiveError::NoMeta | ArchiveError::Meta(_) => ErrorCode::BadMeta,
+            ArchiveError::Header { .. } => ErrorCode::BadHeader,
+            ArchiveError::Text { .. } => ErrorCode::BadLine,
+            ArchiveError::Write { .. } => ErrorCode::LocalIo,
+        }
     }
 }
 

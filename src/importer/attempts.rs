@@ -11,7 +11,7 @@
 //! ends, even when the attempt that started it is gone; a new attempt waits for it, then does
 //! its step as a replay would (the ledger says the batch is done, the files are whole).
 
-use crate::error::{ImportError, ImportResult};
+use crate::error::{ErrorCode, ImportError, ImportResult};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 
@@ -24,7 +24,8 @@ pub struct JobLocks {
 impl JobLocks {
     /// Runs `work` (a step of job `job_id`) to its end in a task of its own, after any earlier
     /// step of the same job has ended, and returns its result. If the caller is dropped, the
-    /// work still runs to its end and only then lets the next step of the job start.
+    /// work still runs to its end and only then lets the next step of the job start. Its
+    /// error is said to have happened in `step`.
     pub async fn run_to_end<T>(
         &self,
         job_id: &str,
@@ -51,8 +52,16 @@ impl JobLocks {
             drop(held);
             result
         });
-        task.await
-            .map_err(|e| ImportError::retryable(format!("step {step}: its task failed: {e}")))?
+        let result = task.await.map_err(|e| {
+            ImportError::new(
+                ErrorCode::Internal,
+                format!("step {step}: its task failed: {e}"),
+            )
+        })?;
+        result.map_err(|mut e| {
+            e.step.get_or_insert_with(|| step.to_string());
+            e
+        })
     }
 
     /// The lock of `job_id` (made on first use; forgotten once no step holds or awaits it).

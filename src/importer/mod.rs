@@ -15,7 +15,7 @@ use crate::db::rollback::RollbackOutcome;
 use crate::db::schema::table_name;
 use crate::db::{self, Database, apply::BatchOutcome, finalize::Finalized, ledger::Job};
 use crate::download::{self, Downloaded};
-use crate::error::{ImportError, ImportResult};
+use crate::error::{ErrorCode, ImportError, ImportResult};
 use crate::extract::ExtractType;
 use crate::extract::batches::{Batch, Op};
 use crate::portal::Portal;
@@ -68,13 +68,16 @@ impl Prepared {
         if (OLDEST_PLAN_VERSION..=PLAN_VERSION).contains(&self.version) {
             return Ok(());
         }
-        Err(ImportError::terminal(format!(
-            "the import's plan was journaled by a version of kbo-import whose plans are version \
+        Err(ImportError::new(
+            ErrorCode::BadPlan,
+            format!(
+                "the import's plan was journaled by a version of kbo-import whose plans are version \
              {}, and this one replays versions {OLDEST_PLAN_VERSION} to {PLAN_VERSION}: register \
              the version that started the import again and let it finish (or cancel the import \
              and start it again on this version)",
-            self.version
-        )))
+                self.version
+            ),
+        ))
     }
 
     /// Lines over all batches: the work the batches will do.
@@ -302,13 +305,7 @@ impl Importer {
         }
         .instrument(span)
         .await
-        .map_err(|e: ImportError| {
-            if e.message.contains(&name) {
-                e
-            } else {
-                e.context(&name)
-            }
-        })
+        .map_err(|e: ImportError| e.in_step(&name))
     }
 
     /// Whether `batch` retires the current rows whose key an Update's insert file brings again

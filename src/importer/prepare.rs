@@ -4,7 +4,7 @@
 use super::{ImportRequest, Importer, Prepared};
 use crate::db::{self, ledger::Job};
 use crate::download::{self, Downloaded};
-use crate::error::{ErrorKind, ImportError, ImportResult};
+use crate::error::{ErrorCode, ImportError, ImportResult};
 use crate::extract::Member;
 use crate::extract::archive::{self, ArchiveError, Unpacked};
 use crate::extract::batches;
@@ -127,15 +127,8 @@ impl Importer {
             archive::unpack(&zip, &dir, &limits, chunk_lines)
         })
         .await
-        .map_err(|e| ImportError::retryable(format!("unpacking failed: {e}")))?
-        .map_err(|e: ArchiveError| {
-            let kind = if e.is_retryable() {
-                ErrorKind::Retryable
-            } else {
-                ErrorKind::Terminal
-            };
-            ImportError::new(kind, e.to_string()).caused_by(e)
-        })
+        .map_err(|e| ImportError::new(ErrorCode::Internal, format!("unpacking failed: {e}")))?
+        .map_err(|e: ArchiveError| ImportError::new(e.code(), e.to_string()).caused_by(e))
     }
 
     /// The folder of the job's chunk files.
@@ -152,20 +145,26 @@ fn check_plausible(
     name: Option<&ExtractFileName>,
 ) -> ImportResult<()> {
     if let Some(why) = name.and_then(|n| n.disagreement(meta)) {
-        return Err(ImportError::terminal(why));
+        return Err(ImportError::new(ErrorCode::BadMeta, why));
     }
     if !(1..=9999).contains(&meta.extract_number) {
-        return Err(ImportError::terminal(format!(
-            "meta.csv: ExtractNumber {} is not a KBO extract number (four digits, 0001 to 9999); the extract is refused",
-            meta.extract_number
-        )));
+        return Err(ImportError::new(
+            ErrorCode::BadMeta,
+            format!(
+                "meta.csv: ExtractNumber {} is not a KBO extract number (four digits, 0001 to 9999); the extract is refused",
+                meta.extract_number
+            ),
+        ));
     }
     let tomorrow = crate::clock::utc_timestamp(crate::clock::now_unix() + 86_400);
     if meta.snapshot_date.iso().as_str() > &tomorrow[..10] {
-        return Err(ImportError::terminal(format!(
-            "meta.csv: SnapshotDate {} is in the future; the extract is refused (is this machine's clock right?)",
-            meta.snapshot_date.kbo()
-        )));
+        return Err(ImportError::new(
+            ErrorCode::BadMeta,
+            format!(
+                "meta.csv: SnapshotDate {} is in the future; the extract is refused (is this machine's clock right?)",
+                meta.snapshot_date.kbo()
+            ),
+        ));
     }
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! What the caller of `run` asks for, read from the handler's typed body ([`RunBody`]).
 
 use crate::download;
-use crate::error::{ImportError, ImportResult};
+use crate::error::{ErrorCode, ImportError, ImportResult};
 use crate::extract::file_name::ExtractFileName;
 use crate::wire::{RunBody, UrlBody};
 use url::Url;
@@ -89,16 +89,19 @@ fn refused(body: &RunBody) -> ImportError {
             .iter()
             .find(|(_, v)| !v.is_string() && !v.is_null())
             .map(|(k, _)| crate::redact::capped(k, 100));
-        return ImportError::terminal(format!(
-            "\"{}\" must be a string: {SHAPES}",
-            key.unwrap_or_default()
-        ));
+        return ImportError::new(
+            ErrorCode::BadRequest,
+            format!("\"{}\" must be a string: {SHAPES}", key.unwrap_or_default()),
+        );
     }
     let found = serde_json::to_string(body).unwrap_or_default();
-    ImportError::terminal(format!(
-        "the request must name the extract: {SHAPES}; found {}",
-        crate::redact::capped(&found, 200)
-    ))
+    ImportError::new(
+        ErrorCode::BadRequest,
+        format!(
+            "the request must name the extract: {SHAPES}; found {}",
+            crate::redact::capped(&found, 200)
+        ),
+    )
 }
 
 /// The one key that names the extract, and its value.
@@ -114,15 +117,21 @@ fn the_one_name(body: &UrlBody) -> ImportResult<(&'static str, &str)> {
     .collect();
     match named.as_slice() {
         [one] => Ok(*one),
-        [] => Err(ImportError::terminal(format!(
-            "the request has no \"url\", \"blobUrl\", \"fileUrl\" or \"portalFile\" string: {SHAPES}"
-        ))),
+        [] => Err(ImportError::new(
+            ErrorCode::BadRequest,
+            format!(
+                "the request has no \"url\", \"blobUrl\", \"fileUrl\" or \"portalFile\" string: {SHAPES}"
+            ),
+        )),
         several => {
             let keys: Vec<&str> = several.iter().map(|(k, _)| *k).collect();
-            Err(ImportError::terminal(format!(
-                "the request names the extract more than once ({}): {SHAPES}",
-                keys.join(", ")
-            )))
+            Err(ImportError::new(
+                ErrorCode::BadRequest,
+                format!(
+                    "the request names the extract more than once ({}): {SHAPES}",
+                    keys.join(", ")
+                ),
+            ))
         }
     }
 }
@@ -130,10 +139,13 @@ fn the_one_name(body: &UrlBody) -> ImportResult<(&'static str, &str)> {
 /// The request's `filename`.
 fn file_name(name: &str) -> ImportResult<ExtractFileName> {
     ExtractFileName::parse(name.trim()).ok_or_else(|| {
-        ImportError::terminal(format!(
-            "\"filename\" {:?} is not a KBO extract file name ({FILE_NAME_FORM})",
-            crate::redact::capped(name, 200)
-        ))
+        ImportError::new(
+            ErrorCode::BadRequest,
+            format!(
+                "\"filename\" {:?} is not a KBO extract file name ({FILE_NAME_FORM})",
+                crate::redact::capped(name, 200)
+            ),
+        )
     })
 }
 
@@ -142,10 +154,13 @@ fn portal_file(value: &str) -> ImportResult<ExtractFileName> {
     ExtractFileName::parse(value.trim())
         .filter(|f| f.to_string() == value.trim())
         .ok_or_else(|| {
-            ImportError::terminal(format!(
-                "\"portalFile\" {:?} is not a KBO extract file name ({FILE_NAME_FORM})",
-                crate::redact::capped(value, 200)
-            ))
+            ImportError::new(
+                ErrorCode::BadRequest,
+                format!(
+                    "\"portalFile\" {:?} is not a KBO extract file name ({FILE_NAME_FORM})",
+                    crate::redact::capped(value, 200)
+                ),
+            )
         })
 }
 

@@ -10,7 +10,7 @@ pub mod cookies;
 pub mod listing;
 
 use crate::download::{self, Downloaded, redacted, without_url};
-use crate::error::{ImportError, ImportResult};
+use crate::error::{ErrorCode, ImportError, ImportResult};
 use crate::extract::file_name::ExtractFileName;
 use crate::redact::Secret;
 use cookies::Cookies;
@@ -87,10 +87,10 @@ impl Portal {
                 return Err(self.unexpected("the file listing", status));
             }
             let page = response.text().await.map_err(|e| {
-                ImportError::retryable(format!(
-                    "the portal's file listing broke off: {}",
-                    without_url(&e)
-                ))
+                ImportError::new(
+                    ErrorCode::DownloadBroke,
+                    format!("the portal's file listing broke off: {}", without_url(&e)),
+                )
             })?;
             let found = listing::extracts(&page);
             Ok(if found.is_empty() {
@@ -118,7 +118,7 @@ impl Portal {
                 return Ok(Attempt::Stale(stale));
             }
             if status == StatusCode::NOT_FOUND || status == StatusCode::GONE {
-                return Err(ImportError::terminal(format!(
+                return Err(ImportError::new(ErrorCode::DownloadRefused, format!(
                     "{name} is not on the KBO portal (HTTP {status}); the portal keeps only the last few extracts"
                 )));
             }
@@ -168,18 +168,22 @@ impl Portal {
     }
 
     fn refused_after_login(&self, what: &str, why: &str) -> ImportError {
-        ImportError::terminal(format!(
-            "the KBO portal at {} answered {what} with {why} right after logging in: \
+        ImportError::new(
+            ErrorCode::CredentialsRefused,
+            format!(
+                "the KBO portal at {} answered {what} with {why} right after logging in: \
              check KBO_USERNAME and KBO_PASSWORD, and that the account may download the open data files",
-            self.base_url()
-        ))
+                self.base_url()
+            ),
+        )
     }
 
     /// Logs in and completes the session; keeps and returns its cookies.
     async fn login(&self) -> ImportResult<Cookies> {
         let (Some(username), Some(password)) = (&self.settings.username, &self.settings.password)
         else {
-            return Err(ImportError::terminal(
+            return Err(ImportError::new(
+                ErrorCode::CredentialsRefused,
                 "KBO_USERNAME and KBO_PASSWORD are not set: the KBO Open Data portal needs the \
                  account you registered for the open data files",
             ));
@@ -198,10 +202,13 @@ impl Portal {
         let status = response.status();
         let mut cookies = Cookies::default();
         cookies.absorb(response.headers());
-        let refused = ImportError::terminal(format!(
-            "the KBO portal at {} refused the login: check KBO_USERNAME and KBO_PASSWORD",
-            self.base_url()
-        ));
+        let refused = ImportError::new(
+            ErrorCode::CredentialsRefused,
+            format!(
+                "the KBO portal at {} refused the login: check KBO_USERNAME and KBO_PASSWORD",
+                self.base_url()
+            ),
+        );
         if status.is_redirection() {
             let location = location(&response).to_ascii_lowercase();
             if ["error", "fail", "denied", "invalid"]
@@ -243,11 +250,14 @@ impl Portal {
     }
 
     fn unreachable(&self, e: &reqwest::Error) -> ImportError {
-        ImportError::retryable(format!(
-            "cannot reach the KBO portal at {}: {}",
-            self.base_url(),
-            without_url(e)
-        ))
+        ImportError::new(
+            ErrorCode::Unreachable,
+            format!(
+                "cannot reach the KBO portal at {}: {}",
+                self.base_url(),
+                without_url(e)
+            ),
+        )
     }
 
     /// An answer none of the portal's observed behaviours explains: retried when it is the
@@ -258,9 +268,12 @@ impl Portal {
             self.base_url()
         );
         if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
-            ImportError::retryable(message)
+            ImportError::new(ErrorCode::Unreachable, message)
         } else {
-            ImportError::terminal(format!("{message}; check KBO_PORTAL_URL"))
+            ImportError::new(
+                ErrorCode::DownloadRefused,
+                format!("{message}; check KBO_PORTAL_URL"),
+            )
         }
     }
 }

@@ -11,7 +11,7 @@ pub mod chain;
 pub mod schedule;
 
 use crate::clock;
-use crate::error::{ImportError, ImportResult};
+use crate::error::{ErrorCode, ImportError, ImportResult};
 
 use crate::extract::file_name::ExtractFileName;
 use crate::importer::Importer;
@@ -346,9 +346,12 @@ fn imported(file: &ExtractFileName, workflow_id: &str, done: &RunResult) -> Impo
 /// `{"at": "HH:MM"}` or `{"every": "90s"}` (a bare number of seconds is taken too).
 fn parse_schedule(body: ScheduleBody) -> ImportResult<Schedule> {
     let refused = |found: &dyn std::fmt::Display| {
-        ImportError::terminal(format!(
-            "a schedule is {{\"at\": \"HH:MM\"}} (daily, UTC) or {{\"every\": \"90s\"}}, found {found}"
-        ))
+        ImportError::new(
+            ErrorCode::BadRequest,
+            format!(
+                "a schedule is {{\"at\": \"HH:MM\"}} (daily, UTC) or {{\"every\": \"90s\"}}, found {found}"
+            ),
+        )
     };
     let spec = match body {
         ScheduleBody::Spec(spec) => spec,
@@ -359,10 +362,18 @@ fn parse_schedule(body: ScheduleBody) -> ImportResult<Schedule> {
         Every::Text(text) => text,
     });
     match (&spec.at, every) {
-        (Some(at), None) => Schedule::daily_at(at)
-            .map_err(|e| ImportError::terminal(format!("\"at\" {at:?}: expected {e}"))),
-        (None, Some(every)) => Schedule::every(&every)
-            .map_err(|e| ImportError::terminal(format!("\"every\" {every:?}: expected {e}"))),
+        (Some(at), None) => Schedule::daily_at(at).map_err(|e| {
+            ImportError::new(
+                ErrorCode::BadRequest,
+                format!("\"at\" {at:?}: expected {e}"),
+            )
+        }),
+        (None, Some(every)) => Schedule::every(&every).map_err(|e| {
+            ImportError::new(
+                ErrorCode::BadRequest,
+                format!("\"every\" {every:?}: expected {e}"),
+            )
+        }),
         _ => Err(refused(&serde_json::to_string(&spec).unwrap_or_default())),
     }
 }

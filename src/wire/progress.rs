@@ -1,5 +1,6 @@
 //! The progress record `getProgress` answers with (the old service's shape, and more).
 
+use crate::error::ErrorCode;
 use crate::extract::ExtractType;
 use crate::extract::batches::Batch;
 use serde::{Deserialize, Serialize};
@@ -52,8 +53,12 @@ pub struct Progress {
     pub records_inserted: Option<u64>,
     /// Rows retired, once completed.
     pub records_deleted: Option<u64>,
-    /// Why the import failed.
+    /// Why the import failed, for people.
     pub error: Option<String>,
+    /// Why the import failed, for programs: a stable code (`bad_line`, `job_running`, …;
+    /// docs/contract.md lists them).
+    #[serde(default)]
+    pub error_code: Option<ErrorCode>,
     /// Journaled steps done (download, prepare, batches, finalize).
     pub steps: u32,
     /// Time spent inside those steps, in milliseconds (the rest of the wall time is Restate's).

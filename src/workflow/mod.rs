@@ -6,7 +6,7 @@
 //! workflow's state. The work of each step lives in [`crate::importer`].
 
 use crate::db::rollback::RollbackOutcome;
-use crate::error::{ImportError, ImportResult};
+use crate::error::{ErrorCode, ImportError, ImportResult};
 use crate::extract::ExtractType;
 use crate::importer::{ImportRequest, Importer};
 use crate::retry::{RetrySettings, local_retries, network_retries};
@@ -102,12 +102,12 @@ impl KboImport {
             ImportRequest::from_body(body.into_inner(), self.importer.config().allow_file_urls);
         let outcome = match &request {
             Ok(request) => self.import(&ctx, &job_id, request, &mut progress).await,
-            Err(e) => Err(TerminalError::new(e.message.clone())),
+            Err(e) => Err(e.clone().into_terminal()),
         };
         let ended = match outcome {
             Ok(result) => Ok(result),
             Err(error) => {
-                self.settle_failure(&ctx, &job_id, error.message(), &mut progress)
+                self.settle_failure(&ctx, &job_id, &error, &mut progress)
                     .await
             }
         };
@@ -116,9 +116,7 @@ impl KboImport {
         {
             self.clean_up_blob(&ctx, request).await;
         }
-        ended
-            .map(Json)
-            .map_err(|message| TerminalError::new(message).into())
+        ended.map(Json).map_err(Into::into)
     }
 
     /// Where the import stands; answers before, during and after `run`. Any body (none, or
@@ -147,28 +145,31 @@ impl KboImport {
         {
             progress.status = Status::Failed;
             progress.error = Some(why);
+            progress.error_code = Some(ErrorCode::Killed);
         }
         Ok(Json(progress))
     }
 }
 
 impl KboImport {
-    /// After a failure: rolls the extract back, then records where the import ended — failed
-    /// with `message` (and, when the rollback could not finish, the command that settles
+    /// After `failure`: rolls the extract back, then records where the import ended — failed
+    /// with its code and message (and, when the rollback could not finish, the command that settles
     /// it), or completed after all when the extract had been applied before the failure
     /// reached the workflow (a cancel after finalize's commit).
     async fn settle_failure(
         &self,
         ctx: &WorkflowContext<'_>,
         job_id: &str,
-        message: &str,
+        failure: &TerminalError,
         progress: &mut Progress,
-    ) -> Result<RunResult, String> {
+    ) -> Result<RunResult, TerminalError> {
         let workflow_id = ctx.key();
+        let (code, message) = (ErrorCode::from_number(failure.code()), failure.message());
         let message = match self.roll_back(ctx, job_id, message).await {
             Ok(RollbackOutcome::AlreadyCompleted(counts)) => {
                 progress.status = Status::Completed;
                 progress.error = None;
+                progress.error_code = None;
                 progress.records_inserted = Some(counts.inserted);
                 progress.records_deleted = Some(counts.deleted);
                 ctx.set(PROGRESS, Json(progress.clone()));
@@ -191,8 +192,9 @@ impl KboImport {
         };
         progress.status = Status::Failed;
         progress.error = Some(message.clone());
+        progress.error_code = Some(code);
         ctx.set(PROGRESS, Json(progress.clone()));
-        Err(message)
+        Err(TerminalError::new_with_code(failure.code(), message))
     }
 
     /// The `cleanup-blob` step: deletes the old app's uploaded extract. Best effort: a blob
@@ -292,9 +294,7 @@ impl KboImport {
                 move |i| async move { i.prepare(&job, &workflow, &request, &downloaded).await }
             })
             .await?;
-        prepared
-            .replayable()
-            .map_err(|e| TerminalError::new(e.message))?;
+        prepared.replayable().map_err(ImportError::into_terminal)?;
         story.progress.planned(
             prepared.job.meta.extract_number,
             prepared.job.meta.extract_type,
