@@ -347,6 +347,19 @@ mod tests {
     }
 
     #[test]
+    fn docs_contract_lists_every_code_with_its_number_and_class() {
+        let docs = include_str!("../docs/contract.md");
+        for code in ErrorCode::ALL {
+            let class = match code.kind() {
+                ErrorKind::Terminal => "terminal",
+                ErrorKind::Retryable => "retryable",
+            };
+            let row = format!("| `{code}` | {} | {class} |", code.number());
+            assert!(docs.contains(&row), "docs/contract.md lacks {row}");
+        }
+    }
+
+    #[test]
     fn the_code_alone_decides_whether_a_retry_may_help() {
         for code in [
             ErrorCode::NotZip,

@@ -7,6 +7,7 @@ use crate::tables::{DATA_TABLES, assert_same_rows, rows};
 use kbo_import::db::DuckDbSettings;
 use kbo_import::db::version::{self, Version};
 use kbo_import::db::{DatabaseTarget, connect};
+use kbo_import::error::ErrorCode;
 use serde_json::{Value, json};
 use std::io::Read;
 use std::path::Path;
@@ -84,9 +85,9 @@ fn a_file_written_by_a_newer_duckdb_is_refused_naming_both_versions() {
         checkpoint_wal_mb: 64,
     };
     let err = connect(&DatabaseTarget::File(file.clone()), &settings).unwrap_err();
+    assert_eq!(err.code, ErrorCode::DatabaseTooNew, "{err}");
     assert!(err.is_terminal(), "retrying cannot help: {err}");
     let message = err.to_string();
-    assert!(message.contains("written by a newer DuckDB"), "{message}");
     assert!(
         message.contains("v2.0.0"),
         "names the writer's version: {message}"
