@@ -1,7 +1,7 @@
 //! Opening an extract ZIP: member names, size limits, streaming unpack, header and meta checks.
 
 pub use super::chunker::Chunk;
-use super::chunker::ChunkWriter;
+use super::chunker::{ChunkWriter, Cut};
 use super::dialect::split_line;
 use super::meta::{ExtractType, Meta, MetaError};
 use super::tables::{Member, Table};
@@ -34,7 +34,7 @@ impl Default for Limits {
 }
 
 /// An extract unpacked to disk and checked: its meta data and every member, data members cut
-/// into chunks of at most `chunk_lines` lines.
+/// as `cut` says.
 #[derive(Debug, Clone)]
 pub struct Unpacked {
     /// The folder the files are in.
@@ -159,7 +159,7 @@ pub fn unpack(
     zip_path: &Path,
     dest: &Path,
     limits: &Limits,
-    chunk_lines: u64,
+    cut: Cut,
 ) -> Result<Unpacked, ArchiveError> {
     let file = File::open(zip_path).map_err(|e| ArchiveError::NotZip(e.to_string()))?;
     let mut archive = zip::ZipArchive::new(BufReader::new(file))
@@ -197,13 +197,13 @@ pub fn unpack(
         let budget = limits
             .max_member_bytes
             .min(limits.max_total_bytes.saturating_sub(total));
-        let cut = Cut {
+        let cut = MemberCut {
             dest,
             member,
             name: &raw_name,
             limits,
             budget,
-            chunk_lines,
+            cut,
         };
         let (declared, compressed) = (entry.size(), entry.compressed_size());
         let (copied, header, chunks) = cut.run(declared, compressed, &mut entry)?;
@@ -253,7 +253,7 @@ fn check_members(
 }
 
 /// One member of the archive, to be checked against the bounds and cut into chunk files.
-struct Cut<'a> {
+struct MemberCut<'a> {
     dest: &'a Path,
     member: Member,
     /// Its name in the archive.
@@ -261,10 +261,11 @@ struct Cut<'a> {
     limits: &'a Limits,
     /// The bytes it may expand to: the member bound, or what the total bound leaves.
     budget: u64,
-    chunk_lines: u64,
+    /// How its data members are cut (meta.csv and code.csv are written whole).
+    cut: Cut,
 }
 
-impl Cut<'_> {
+impl MemberCut<'_> {
     /// Cuts `entry`, which declares `declared` bytes compressed to `compressed`; returns the
     /// bytes it expanded to, its header line and its chunks.
     fn run(
@@ -291,13 +292,11 @@ impl Cut<'_> {
                 self.limits.max_ratio
             )));
         }
-        let whole = matches!(self.member, Member::Meta | Member::Code);
-        let lines = if whole {
-            u64::MAX
-        } else {
-            self.chunk_lines.max(1)
+        let cut = match self.member {
+            Member::Meta | Member::Code => Cut::Whole,
+            _ => self.cut,
         };
-        let mut out = ChunkWriter::new(self.dest, self.member, lines);
+        let mut out = ChunkWriter::new(self.dest, self.member, cut);
         let copied = copy_bounded(entry, &mut out, self.budget).map_err(|e| match e {
             CopyError::Read(e) => ArchiveError::Corrupt {
                 member: self.name.to_string(),
@@ -498,7 +497,7 @@ mod tests {
             .map(|(n, c)| (n.as_str(), c.as_slice()))
             .collect();
         let zip = zip_with(&refs);
-        unpack(zip.path(), dir, &Limits::default(), 1000)
+        unpack(zip.path(), dir, &Limits::default(), Cut::Chunks(1000))
     }
 
     #[test]
@@ -527,7 +526,13 @@ mod tests {
             .iter()
             .map(|(n, c)| (n.as_str(), c.as_slice()))
             .collect();
-        let unpacked = unpack(zip_with(&refs).path(), dir.path(), &Limits::default(), 2).unwrap();
+        let unpacked = unpack(
+            zip_with(&refs).path(),
+            dir.path(),
+            &Limits::default(),
+            Cut::Chunks(2),
+        )
+        .unwrap();
         let chunks = unpacked.chunks(Member::Full(Table::Denomination));
         let shape: Vec<(&str, u64, u64)> = chunks
             .iter()
@@ -665,14 +670,20 @@ mod tests {
             .collect();
         let zip = zip_with(&refs);
         let dir = tempfile::tempdir().unwrap();
-        let err = unpack(zip.path(), dir.path(), &Limits::default(), 1000).unwrap_err();
+        let err = unpack(
+            zip.path(),
+            dir.path(),
+            &Limits::default(),
+            Cut::Chunks(1000),
+        )
+        .unwrap_err();
         assert!(matches!(err, ArchiveError::TooLarge { .. }), "{err}");
         let tight = Limits {
             max_member_bytes: 1000,
             max_total_bytes: 1 << 40,
             max_ratio: 1 << 40,
         };
-        let err = unpack(zip.path(), dir.path(), &tight, 1000).unwrap_err();
+        let err = unpack(zip.path(), dir.path(), &tight, Cut::Chunks(1000)).unwrap_err();
         assert!(err.to_string().contains("activity.csv"), "{err}");
     }
 
@@ -682,7 +693,7 @@ mod tests {
         let not_zip = dir.path().join("x.zip");
         std::fs::write(&not_zip, b"<html>404</html>").unwrap();
         assert!(matches!(
-            unpack(&not_zip, dir.path(), &Limits::default(), 1000),
+            unpack(&not_zip, dir.path(), &Limits::default(), Cut::Chunks(1000)),
             Err(ArchiveError::NotZip(_))
         ));
 
@@ -695,6 +706,14 @@ mod tests {
         let bytes = std::fs::read(zip.path()).unwrap();
         let truncated = dir.path().join("t.zip");
         std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
-        assert!(unpack(&truncated, dir.path(), &Limits::default(), 1000).is_err());
+        assert!(
+            unpack(
+                &truncated,
+                dir.path(),
+                &Limits::default(),
+                Cut::Chunks(1000)
+            )
+            .is_err()
+        );
     }
 }

@@ -87,7 +87,16 @@ impl Field {
 /// A UTF-8 byte-order mark, which may open a member and is not part of its first field.
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
-/// Writes a member as chunk files of at most `lines_per_chunk` lines each, every chunk
+/// How a member is written out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cut {
+    /// As one file under its own name (`meta.csv`, `code.csv`, the benchmark's floors).
+    Whole,
+    /// In chunk files of at most this many lines (at least one), named `<member>.<n>.csv`.
+    Chunks(u64),
+}
+
+/// Writes a member as chunk files as `cut` says, every chunk
 /// starting with the member's header. Lines end at a newline outside a quoted value (see
 /// [`Field`]), so a quoted value holding a newline stays whole and a stray quote inside an
 /// unquoted value changes nothing. Line ends are written as `\n` whether the file has LF, CRLF
@@ -96,7 +105,7 @@ const BOM: &[u8] = b"\xEF\xBB\xBF";
 pub(super) struct ChunkWriter {
     dir: PathBuf,
     member: Member,
-    lines_per_chunk: u64,
+    cut: Cut,
     header: Vec<u8>,
     header_done: bool,
     field: Field,
@@ -117,11 +126,11 @@ pub(super) struct ChunkWriter {
 }
 
 impl ChunkWriter {
-    pub(super) fn new(dir: &Path, member: Member, lines_per_chunk: u64) -> ChunkWriter {
+    pub(super) fn new(dir: &Path, member: Member, cut: Cut) -> ChunkWriter {
         ChunkWriter {
             dir: dir.to_path_buf(),
             member,
-            lines_per_chunk,
+            cut,
             header: Vec::new(),
             header_done: false,
             field: Field::Start,
@@ -134,7 +143,7 @@ impl ChunkWriter {
             next_line: 2,
             // Whole files (the floors, meta.csv, code.csv) are written as they come.
             keys: match member {
-                Member::Full(table) if lines_per_chunk != u64::MAX => Some(Keys::new(table)),
+                Member::Full(table) if cut != Cut::Whole => Some(Keys::new(table)),
                 _ => None,
             },
             line: Vec::new(),
@@ -142,7 +151,7 @@ impl ChunkWriter {
     }
 
     fn file_name(&self, number: usize) -> String {
-        if self.lines_per_chunk == u64::MAX {
+        if self.cut == Cut::Whole {
             self.member.file_name()
         } else {
             let name = self.member.file_name();
@@ -250,7 +259,9 @@ impl ChunkWriter {
         if again && let Some(tail) = &mut chunk.tail {
             tail.lines.push(line);
         }
-        if chunk.lines >= self.lines_per_chunk {
+        if let Cut::Chunks(lines) = self.cut
+            && chunk.lines >= lines.max(1)
+        {
             self.close_chunk()?;
         }
         Ok(())
@@ -279,7 +290,7 @@ impl ChunkWriter {
             self.end_line()?;
         }
         self.close_chunk()?;
-        if self.lines_per_chunk == u64::MAX && self.chunks.is_empty() {
+        if self.cut == Cut::Whole && self.chunks.is_empty() {
             // A whole file (meta.csv, code.csv) exists even when it holds only its header.
             let file = self.file_name(1);
             std::fs::write(self.dir.join(&file), &self.header)?;
@@ -368,7 +379,7 @@ mod tests {
         let text: &[u8] = b"\xEF\xBB\xBF\"EntityNumber\",\"Denomination\"\r\n\"0200.000.097\",O\"Brien\r\n\"0200.000.196\",\"a, \"\"b\"\"\r\nc\"\r\n0200.000.295,x\"y\"z\r\n\"0200.000.394\",\"D\"\r\n";
         for split in 0..text.len() {
             let dir = tempfile::tempdir().unwrap();
-            let mut writer = ChunkWriter::new(dir.path(), Member::Code, 2);
+            let mut writer = ChunkWriter::new(dir.path(), Member::Code, Cut::Chunks(2));
             writer.write_all(&text[..split]).unwrap();
             writer.write_all(&text[split..]).unwrap();
             let (header, chunks) = writer.finish().unwrap();
@@ -392,7 +403,7 @@ mod tests {
             b"\"A\",\"B\"\r\n\"1\",\"x\r\ny\"\r\n\"2\",\"z\"\n\"3\",\"a\rb\"\r\n\"4\",\"w\"\r";
         for split in 0..text.len() {
             let dir = tempfile::tempdir().unwrap();
-            let mut writer = ChunkWriter::new(dir.path(), Member::Code, u64::MAX);
+            let mut writer = ChunkWriter::new(dir.path(), Member::Code, Cut::Whole);
             writer.write_all(&text[..split]).unwrap();
             writer.write_all(&text[split..]).unwrap();
             let (header, chunks) = writer.finish().unwrap();
@@ -409,11 +420,11 @@ mod tests {
 
     /// A chunk as cut: its main file, its tail file and the tail's line numbers, whether its
     /// rows may go in any order.
-    type Cut = (String, Option<(String, Vec<u64>)>, bool);
+    type CutChunk = (String, Option<(String, Vec<u64>)>, bool);
 
     /// `text` (a member) cut into chunks of `per` lines, the same for every split of the text
     /// into two buffers.
-    fn cut(member: Member, text: &[u8], per: u64) -> Vec<Cut> {
+    fn cut(member: Member, text: &[u8], per: Cut) -> Vec<CutChunk> {
         let mut first = None;
         for split in 0..text.len() {
             let dir = tempfile::tempdir().unwrap();
@@ -422,7 +433,7 @@ mod tests {
             writer.write_all(&text[..split]).unwrap();
             writer.write_all(&text[split..]).unwrap();
             let (_, chunks) = writer.finish().unwrap();
-            let got: Vec<Cut> = chunks
+            let got: Vec<CutChunk> = chunks
                 .iter()
                 .map(|c| {
                     let tail = c.tail.as_ref().map(|t| (read(&t.file), t.lines.clone()));
@@ -452,7 +463,7 @@ mod tests {
         // spaces, CRLF.
         let again = "0200.000.043, 003,2008,\"73402\",MAIN";
         let text = format!("{ACTIVITY_HEADER}{a}\n{a2}\r\n{again}\r\n{b}");
-        let chunks = cut(activity, text.as_bytes(), 10);
+        let chunks = cut(activity, text.as_bytes(), Cut::Chunks(10));
         assert_eq!(
             chunks,
             [(
@@ -462,7 +473,7 @@ mod tests {
             )]
         );
         // Across chunks a key may come again: each chunk alone holds it once.
-        let chunks = cut(activity, text.as_bytes(), 2);
+        let chunks = cut(activity, text.as_bytes(), Cut::Chunks(2));
         assert!(
             chunks.iter().all(|(_, tail, any)| tail.is_none() && *any),
             "{chunks:?}"
@@ -479,7 +490,11 @@ mod tests {
             "\"0200.000.043\",\"003\",\"2008\",\"73402\",\"MAIN\"",
         );
         let text = format!("{ACTIVITY_HEADER}{a}\n{b}\n{a2}\n");
-        let chunks = cut(Member::Full(Table::Activity), text.as_bytes(), 10);
+        let chunks = cut(
+            Member::Full(Table::Activity),
+            text.as_bytes(),
+            Cut::Chunks(10),
+        );
         assert_eq!(chunks.len(), 1);
         assert!(!chunks[0].2, "{chunks:?}");
     }
@@ -508,13 +523,25 @@ mod tests {
         let text = format!(
             "{header}\"0200.000.043\",\"2\",\"001\",\"A, \"\"B\"\"\"\n\"0200.000.043\",\"2\",\"001\",\"C\"\n"
         );
-        let chunks = cut(Member::Full(Table::Denomination), text.as_bytes(), 10);
+        let chunks = cut(
+            Member::Full(Table::Denomination),
+            text.as_bytes(),
+            Cut::Chunks(10),
+        );
         assert_eq!(chunks[0].1.as_ref().map(|t| t.1.clone()), Some(vec![3]));
         // An Update's files and whole files are cut as they come.
-        let chunks = cut(Member::Insert(Table::Denomination), text.as_bytes(), 10);
+        let chunks = cut(
+            Member::Insert(Table::Denomination),
+            text.as_bytes(),
+            Cut::Chunks(10),
+        );
         assert_eq!(chunks[0].1, None);
         assert!(!chunks[0].2);
-        let chunks = cut(Member::Full(Table::Denomination), text.as_bytes(), u64::MAX);
+        let chunks = cut(
+            Member::Full(Table::Denomination),
+            text.as_bytes(),
+            Cut::Whole,
+        );
         assert_eq!((chunks[0].1.clone(), chunks[0].2), (None, false));
     }
 }

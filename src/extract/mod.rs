@@ -18,5 +18,6 @@ pub mod meta;
 pub mod tables;
 
 pub use archive::{Limits, Unpacked};
+pub use chunker::Cut;
 pub use meta::{ExtractType, Meta};
 pub use tables::{Member, Table};

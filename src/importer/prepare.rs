@@ -5,10 +5,10 @@ use super::{ImportRequest, Importer, Prepared};
 use crate::db::{self, ledger::Job};
 use crate::download::{self, Downloaded};
 use crate::error::{ErrorCode, ImportError, ImportResult};
-use crate::extract::Member;
 use crate::extract::archive::{self, ArchiveError, Unpacked};
 use crate::extract::batches;
 use crate::extract::file_name::ExtractFileName;
+use crate::extract::{Cut, Member};
 use std::path::PathBuf;
 use tracing::Instrument;
 
@@ -124,7 +124,7 @@ impl Importer {
         let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {
             let _entered = span.enter();
-            archive::unpack(&zip, &dir, &limits, chunk_lines)
+            archive::unpack(&zip, &dir, &limits, Cut::Chunks(chunk_lines))
         })
         .await
         .map_err(|e| ImportError::new(ErrorCode::Internal, format!("unpacking failed: {e}")))?

@@ -38,6 +38,11 @@ impl KboImport {
 }
 
 /// A step's result and the time spent doing it, journaled together.
+///
+/// The time is journaled on purpose: the progress the workflow writes to its state
+/// (`steps`, `step_ms`, `phase_ms`) must be the same when a restarted run replays its
+/// journal, or Restate refuses the replay as non-deterministic (it compares a replayed state
+/// write with the journaled one). A duration measured outside the journal cannot go there.
 #[derive(Serialize, Deserialize)]
 struct Timed<T> {
     value: T,

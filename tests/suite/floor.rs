@@ -4,7 +4,7 @@
 use crate::fixtures::chain;
 use crate::harness::Restate;
 use crate::tables::{assert_same_state, state};
-use kbo_import::extract::{Limits, archive};
+use kbo_import::extract::{Cut, Limits, archive};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_same_output_floor_produces_the_workflows_tables() {
@@ -12,7 +12,7 @@ async fn the_same_output_floor_produces_the_workflows_tables() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let csv = d.join("csv");
-    archive::unpack(&chain.full, &csv, &Limits::default(), u64::MAX).unwrap();
+    archive::unpack(&chain.full, &csv, &Limits::default(), Cut::Whole).unwrap();
     let floor_db = d.join("floor.duckdb");
     let rows = {
         let conn = duckdb::Connection::open(&floor_db).unwrap();

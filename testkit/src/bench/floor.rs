@@ -4,7 +4,7 @@
 use super::measure::run_measured;
 use super::{BenchOptions, Phases};
 use anyhow::Context;
-use kbo_import::extract::{Limits, Member, Table, archive};
+use kbo_import::extract::{Cut, Limits, Member, Table, archive};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -25,7 +25,7 @@ pub(super) fn bare_floor(
     let csv_dir = dir.join("floor-csv");
     let _ = std::fs::remove_dir_all(&csv_dir);
     let started = Instant::now();
-    let unpacked = archive::unpack(full_zip, &csv_dir, &Limits::default(), u64::MAX)?;
+    let unpacked = archive::unpack(full_zip, &csv_dir, &Limits::default(), Cut::Whole)?;
     let unzip_s = started.elapsed().as_secs_f64();
     let floor_db = dir.join("floor.duckdb");
     let _ = std::fs::remove_file(&floor_db);
@@ -83,7 +83,7 @@ pub(super) fn same_output_round(
     let _ = std::fs::remove_dir_all(&csv_dir);
     let _ = std::fs::remove_file(&db);
     let started = Instant::now();
-    archive::unpack(full_zip, &csv_dir, &Limits::default(), u64::MAX)?;
+    archive::unpack(full_zip, &csv_dir, &Limits::default(), Cut::Whole)?;
     let unzip_ms = started.elapsed().as_millis() as u64;
     let mut floor = floor_command("bench-same-output", &db, &options.floor_memory_limit, dir)?;
     floor.arg("--dir").arg(&csv_dir);

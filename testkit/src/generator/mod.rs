@@ -359,7 +359,7 @@ fn write_codes(file: &mut CsvFile, version: u8) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kbo_import::extract::{Limits, archive};
+    use kbo_import::extract::{Cut, Limits, archive};
 
     #[test]
     fn a_generated_chain_unpacks_and_is_deterministic() {
@@ -388,7 +388,7 @@ mod tests {
             &chain.update,
             &dir.path().join("u"),
             &Limits::default(),
-            u64::MAX,
+            Cut::Whole,
         )
         .unwrap();
         assert_eq!(update.meta.extract_type, ExtractType::Update);
@@ -402,7 +402,7 @@ mod tests {
             &chain.full,
             &dir.path().join("f"),
             &Limits::default(),
-            u64::MAX,
+            Cut::Whole,
         )
         .unwrap();
         let enterprises = std::fs::read_to_string(full.dir.join("enterprise.csv")).unwrap();
