@@ -287,7 +287,7 @@ fn duckdb_settings(
     get: &impl Fn(&str) -> Option<String>,
     work_dir: &std::path::Path,
 ) -> Result<DuckDbSettings, ConfigError> {
-    Ok(DuckDbSettings {
+    let settings = DuckDbSettings {
         memory_limit: get("KBO_DUCKDB_MEMORY_LIMIT").unwrap_or_else(|| "1536MB".into()),
         threads: match get("KBO_DUCKDB_THREADS") {
             None => None,
@@ -297,7 +297,19 @@ fn duckdb_settings(
             .map(PathBuf::from)
             .unwrap_or_else(|| work_dir.join("duckdb-tmp")),
         checkpoint_wal_mb: parse(get, "KBO_DUCKDB_CHECKPOINT_WAL_MB", 64, "a number of MiB")?,
-    })
+    };
+    // Checked by DuckDB now, not at the first import.
+    settings.check().map_err(|(var, why)| ConfigError {
+        var,
+        value: get(var).unwrap_or_default(),
+        expected: match var {
+            "KBO_DUCKDB_MEMORY_LIMIT" => {
+                format!("a size DuckDB takes, such as 1536MB or 2GB ({why})")
+            }
+            _ => format!("a number of threads DuckDB takes ({why})"),
+        },
+    })?;
+    Ok(settings)
 }
 
 /// `KBO_MAX_MEMBER_BYTES`, `KBO_MAX_TOTAL_BYTES`, `KBO_MAX_COMPRESSION_RATIO`.
@@ -503,6 +515,17 @@ mod tests {
         assert!(config(&[("PORT", "99999")]).is_err());
         let c = config(&[("RESTATE_IDENTITY_KEYS", "publickeyv1_a, publickeyv1_b")]).unwrap();
         assert_eq!(c.identity_keys, vec!["publickeyv1_a", "publickeyv1_b"]);
+    }
+
+    #[test]
+    fn duckdb_is_asked_at_start_up_whether_it_takes_its_resource_bounds() {
+        let err = config(&[("KBO_DUCKDB_MEMORY_LIMIT", "lots")]).unwrap_err();
+        assert_eq!(err.var, "KBO_DUCKDB_MEMORY_LIMIT");
+        assert_eq!(err.value, "lots");
+        let c = config(&[("KBO_DUCKDB_MEMORY_LIMIT", "2GB")]).unwrap();
+        assert_eq!(c.duckdb.memory_limit, "2GB");
+        let err = config(&[("KBO_DUCKDB_THREADS", "0")]).unwrap_err();
+        assert_eq!(err.var, "KBO_DUCKDB_THREADS");
     }
 
     #[test]

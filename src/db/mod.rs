@@ -50,6 +50,43 @@ pub struct DuckDbSettings {
     pub checkpoint_wal_mb: u64,
 }
 
+impl DuckDbSettings {
+    /// The statements that bound a connection's resources.
+    fn setup_sql(&self) -> String {
+        let mut setup = format!(
+            "SET memory_limit = {}; SET temp_directory = {}; ",
+            sql_literal(&self.memory_limit),
+            sql_literal(&self.temp_dir.to_string_lossy())
+        );
+        if let Some(threads) = self.threads {
+            setup.push_str(&format!("SET threads = {threads}; "));
+        }
+        setup
+    }
+
+    /// Asks DuckDB itself whether it takes `memory_limit` and `threads` (at start-up, before
+    /// any import): the variable DuckDB refuses, and DuckDB's reason.
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
+        let conn =
+            Connection::open_in_memory().map_err(|e| ("KBO_DUCKDB_MEMORY_LIMIT", e.to_string()))?;
+        conn.execute_batch(&format!(
+            "SET memory_limit = {}",
+            sql_literal(&self.memory_limit)
+        ))
+        .map_err(|e| ("KBO_DUCKDB_MEMORY_LIMIT", first_line(&e)))?;
+        if let Some(threads) = self.threads {
+            conn.execute_batch(&format!("SET threads = {threads}"))
+                .map_err(|e| ("KBO_DUCKDB_THREADS", first_line(&e)))?;
+        }
+        Ok(())
+    }
+}
+
+/// The first line of a DuckDB error (its type and reason).
+fn first_line(e: &duckdb::Error) -> String {
+    e.to_string().lines().next().unwrap_or_default().to_string()
+}
+
 /// The register's database, and the means to run work against it one step at a time.
 ///
 /// The connection is kept open between the steps of an import (closing a DuckDB file
@@ -221,18 +258,13 @@ pub fn connect(target: &DatabaseTarget, settings: &DuckDbSettings) -> ImportResu
             format!("cannot create {}: {e}", settings.temp_dir.display()),
         )
     })?;
-    let mut setup = format!(
-        "SET memory_limit = {}; SET temp_directory = {}; ",
-        sql_literal(&settings.memory_limit),
-        sql_literal(&settings.temp_dir.to_string_lossy())
-    );
-    if let Some(threads) = settings.threads {
-        setup.push_str(&format!("SET threads = {threads}; "));
-    }
-    conn.execute_batch(&setup).map_err(|e| {
-        ImportError::new(ErrorCode::BadSetting, format!(
-            "DuckDB settings refused (check KBO_DUCKDB_MEMORY_LIMIT and KBO_DUCKDB_THREADS): {e}"
-        ))
+    conn.execute_batch(&settings.setup_sql()).map_err(|e| {
+        ImportError::new(
+            ErrorCode::BadSetting,
+            format!(
+                "DuckDB settings refused (check KBO_DUCKDB_MEMORY_LIMIT and KBO_DUCKDB_THREADS): {e}"
+            ),
+        )
     })?;
     match target {
         DatabaseTarget::File(path) => {
