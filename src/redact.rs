@@ -89,7 +89,7 @@ pub fn is_secret_parameter(name: &str) -> bool {
     SECRET_PARAMETERS.iter().any(|p| name.ends_with(p))
 }
 
-/// Masks the value of every `name=value` whose name ends in one of [`SECRET_PARAMETERS`]
+/// Masks the value of every `name=value` whose name ends in one of `SECRET_PARAMETERS`
 /// (a connection string's or a URL's query parameters, wherever they appear in `text`).
 pub fn mask_parameters(text: &str) -> String {
     let bytes = text.as_bytes();

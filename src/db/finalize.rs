@@ -1,4 +1,5 @@
-//! Finalize: derived names, code tables, the job's counts, and staging removed; one transaction.
+//! Finalize: derived names, code tables and the job's counts in one transaction; staging
+//! removed after its commit (DuckDB refuses DDL that creates and drops in one transaction).
 
 use super::csv::{CODE_STAGE, drop_staging};
 use super::ledger::{self, Job, JobCounts};

@@ -1,11 +1,15 @@
 //! The database layer: DuckDB behind a few functions.
 //!
-//! - [`Database::run`] opens a connection for one step and closes it afterwards, so that no
+//! - [`Database::run`] runs one step's work on the connection, which is kept open between the
+//!   steps of an import and closed when it ends or after [`IDLE_CLOSE`] unused, so that no
 //!   write lock is held on a local file while no import runs;
-//! - [`schema`]: the tables of the contract; [`csv`]: loading an extract's CSV files;
+//! - [`schema`]: the tables of the contract; [`csv`]: reading an extract's CSV files;
 //! - [`apply`]: one batch, exactly once, with [`retire`]'s rows it replaces; [`finalize`]:
-//!   names, codes, counts;
-//! - [`ledger`]: `import_jobs` and `import_job_batches`; [`rollback`]: undoing an extract.
+//!   names, codes, counts; [`names`]: how names are derived;
+//! - [`ledger`]: `import_jobs` and `import_job_batches`, with [`status`]'s job statuses;
+//!   [`rollback`]: undoing an extract; [`inspect`]: what `kbo-import inspect` prints;
+//! - [`error`]: DuckDB's errors by their type; [`target`]: a local file or MotherDuck;
+//!   [`version`]: the pinned DuckDB and the versions MotherDuck accepts.
 //!
 //! A local file and MotherDuck share one code path: an in-memory DuckDB that `ATTACH`es the
 //! target as `kbo` and `USE`s it.

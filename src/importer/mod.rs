@@ -168,7 +168,7 @@ impl Importer {
     /// Runs step `step` of job `job_id`, the work `work` makes with the importer, to its end
     /// and one attempt at a time: an attempt that Restate gave up on (a failover, an abort)
     /// finishes its work before the next attempt of the job's steps starts (see
-    /// [`attempts`]).
+    /// `importer::attempts`).
     pub async fn run_to_end<T, Fut>(
         self: &Arc<Self>,
         job_id: &str,

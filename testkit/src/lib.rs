@@ -6,7 +6,7 @@
 //!   shared by the end-to-end tests (`tests/suite/harness.rs`) and the benchmark;
 //! - [`cluster`]: a real three-node replicated Restate cluster, its nodes killed, paused and
 //!   restarted, its partitions' leaders read with `restatectl`;
-//! - [`bench`]: `kbo-testkit bench`, the Full against DuckDB alone and the daily Update;
+//! - [`bench`](mod@bench): `kbo-testkit bench`, the Full against DuckDB alone and the daily Update;
 //! - [`tools`]: the pinned Restate binaries the project installs with npm.
 
 pub mod bench;

@@ -5,6 +5,7 @@ mod certs;
 mod cli;
 mod cloud;
 mod cluster;
+mod docs;
 mod dropin;
 mod existing;
 mod faults;

@@ -1,0 +1,108 @@
+//! The documents agree with the tree and with the code: every relative link leads to a file
+//! that exists, and the README's configuration table gives the defaults `.env.example` sets
+//! (which `config`'s unit test checks against the code).
+
+use std::path::{Path, PathBuf};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The README and every page of docs/.
+fn documents() -> Vec<PathBuf> {
+    let mut docs = vec![
+        root().join("README.md"),
+        root().join("deploy/cluster/README.md"),
+    ];
+    for entry in std::fs::read_dir(root().join("docs")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "md") {
+            docs.push(path);
+        }
+    }
+    docs
+}
+
+/// The targets of a Markdown text's inline links: `[text](target)`.
+fn link_targets(text: &str) -> Vec<String> {
+    let mut targets = Vec::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("](") {
+        rest = &rest[at + 2..];
+        if let Some(end) = rest.find(')') {
+            targets.push(rest[..end].to_string());
+        }
+    }
+    targets
+}
+
+#[test]
+fn every_relative_link_in_the_docs_leads_to_a_file_of_the_tree() {
+    let mut broken = Vec::new();
+    for doc in documents() {
+        let text = std::fs::read_to_string(&doc).unwrap();
+        for target in link_targets(&text) {
+            if target.contains("://") || target.starts_with('#') || target.starts_with("mailto:") {
+                continue;
+            }
+            let path = target.split('#').next().unwrap_or_default();
+            let base = doc.parent().unwrap_or(Path::new("."));
+            if !base.join(path).exists() {
+                broken.push(format!("{}: {target}", doc.display()));
+            }
+        }
+        // A page named in prose (`docs/cloud.md`, `cloud.md` beside it) exists too.
+        for word in text.split(|c: char| c.is_whitespace() || "`(),;:".contains(c)) {
+            let word = word.trim_end_matches('.');
+            if word.ends_with(".md") && !word.contains('/') && !word.contains('*') {
+                let beside = doc.parent().unwrap().join(word);
+                let in_docs = root().join("docs").join(word);
+                if !beside.exists() && !in_docs.exists() && !root().join(word).exists() {
+                    broken.push(format!("{}: names {word}", doc.display()));
+                }
+            } else if let Some(page) = word.strip_prefix("docs/")
+                && page.ends_with(".md")
+                && !root().join("docs").join(page).exists()
+            {
+                broken.push(format!("{}: names {word}", doc.display()));
+            }
+        }
+    }
+    assert!(broken.is_empty(), "links to nothing: {broken:#?}");
+}
+
+#[test]
+fn the_readme_table_gives_the_defaults_env_example_sets() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let example = std::fs::read_to_string(root().join(".env.example")).unwrap();
+    for line in example.lines().filter(|l| !l.starts_with('#')) {
+        let Some((var, value)) = line.split_once('=') else {
+            continue;
+        };
+        let row = readme
+            .lines()
+            .find(|l| {
+                l.split('|')
+                    .nth(1)
+                    .is_some_and(|first| first.contains(&format!("`{var}`")))
+            })
+            .unwrap_or_else(|| panic!("the README's configuration table has no row for {var}"));
+        let default = row.split('|').nth(2).unwrap_or_default();
+        let shown = default.replace(['`', ' '], "");
+        let agrees = shown.split(',').any(|d| {
+            d == value
+                || d == byte_size(value).as_deref().unwrap_or("-")
+                || value == "false" && d == "false"
+        });
+        assert!(
+            agrees,
+            "{var}: .env.example sets {value:?}, the README's default says {default:?}"
+        );
+    }
+}
+
+/// A number of bytes as the README writes a round one (`8GiB`).
+fn byte_size(value: &str) -> Option<String> {
+    let n: u64 = value.parse().ok()?;
+    (n >= 1 << 30 && n % (1 << 30) == 0).then(|| format!("{}GiB", n >> 30))
+}
