@@ -56,7 +56,7 @@ pub async fn delete(
     let Some(token) = &settings.token else {
         return Ok(false);
     };
-    let shown = crate::download::redacted(blob_url);
+    let shown = crate::net::redacted(blob_url);
     let response = http
         .post(format!("{}/delete", settings.api_url))
         .bearer_auth(token.expose())
@@ -69,7 +69,7 @@ pub async fn delete(
                 ErrorCode::Unreachable,
                 format!(
                     "deleting the blob {shown}: cannot reach the blob API: {}",
-                    crate::download::without_url(&e)
+                    crate::net::without_url(&e)
                 ),
             )
         })?;

@@ -20,7 +20,7 @@ pub struct Config {
     /// `KBO_RETRY_NETWORK_ATTEMPTS`, `KBO_RETRY_LOCAL_ATTEMPTS`: how often a failing step is tried.
     pub retries: RetrySettings,
     /// `KBO_MAX_DOWNLOAD_BYTES`, `KBO_ALLOW_PRIVATE_HOSTS`: what extract URLs may reach and bring.
-    pub download: crate::download::DownloadPolicy,
+    pub download: crate::net::DownloadPolicy,
     /// `KBO_HISTORY_MONTHS`: after a Full, retired rows from snapshots older than this many
     /// months before it are removed (default 24).
     pub history_months: u32,
@@ -269,9 +269,9 @@ fn retry_settings(get: &impl Fn(&str) -> Option<String>) -> Result<RetrySettings
 /// `KBO_MAX_DOWNLOAD_BYTES`, `KBO_ALLOW_PRIVATE_HOSTS`.
 fn download_policy(
     get: &impl Fn(&str) -> Option<String>,
-) -> Result<crate::download::DownloadPolicy, ConfigError> {
-    let defaults = crate::download::DownloadPolicy::default();
-    Ok(crate::download::DownloadPolicy {
+) -> Result<crate::net::DownloadPolicy, ConfigError> {
+    let defaults = crate::net::DownloadPolicy::default();
+    Ok(crate::net::DownloadPolicy {
         max_bytes: parse(
             get,
             "KBO_MAX_DOWNLOAD_BYTES",

@@ -4,7 +4,8 @@
 //! - [`error`], [`redact`], [`clock`], [`telemetry`]: foundations;
 //! - [`extract`]: KBO extract knowledge (ZIP, `meta.csv`, CSV dialect, tables, batches), pure;
 //! - [`wire`]: what the handlers take and answer, shared with [`client`];
-//! - [`db`]: DuckDB behind a few functions; [`download`], [`portal`], [`blob`], [`client`]:
+//! - [`db`]: DuckDB behind a few functions; [`net`]: the network policy and HTTP clients;
+//!   [`download`], [`portal`], [`blob`], [`client`]:
 //!   extract URLs, the KBO portal, the old app's uploads, Restate's ingress and admin APIs;
 //! - [`importer`]: the work of each step; [`retry`]: how often a step is tried;
 //! - [`workflow`]: the `KboImport` workflow; [`sync`]: the `KboSync` object;
@@ -27,6 +28,7 @@ pub mod download;
 pub mod error;
 pub mod extract;
 pub mod importer;
+pub mod net;
 pub mod portal;
 pub mod redact;
 pub mod retry;

@@ -66,7 +66,7 @@ impl RestateClient {
             ingress: Endpoints::parse(ingress),
             admin: Endpoints::parse(admin),
             token,
-            http: crate::download::client_builder()
+            http: crate::net::client_builder()
                 .connect_timeout(Duration::from_secs(5))
                 .build()
                 .expect("the HTTP client's settings are valid"),

@@ -66,10 +66,9 @@ pub struct JobCounts {
     pub deleted: u64,
 }
 
-/// Records `job` as running, refusing an extract another job already applied or is applying.
-///
-/// A failed earlier attempt at the same extract is replaced.
-pub fn begin_job(conn: &Connection, job: &Job) -> ImportResult<()> {
+/// Another job of the same extract: a failed one is removed (this job replaces it), a
+/// completed or running one refuses this job.
+fn settle_other_job_of_extract(conn: &Connection, job: &Job) -> ImportResult<()> {
     let err = db_error("recording the job in import_jobs");
     let meta = &job.meta;
     let other: Option<(String, JobStatus)> = conn
@@ -110,6 +109,16 @@ pub fn begin_job(conn: &Connection, job: &Job) -> ImportResult<()> {
 
         None => {}
     }
+    Ok(())
+}
+
+/// Records `job` as running, refusing an extract another job already applied or is applying.
+///
+/// A failed earlier attempt at the same extract is replaced.
+pub fn begin_job(conn: &Connection, job: &Job) -> ImportResult<()> {
+    let err = db_error("recording the job in import_jobs");
+    let meta = &job.meta;
+    settle_other_job_of_extract(conn, job)?;
     check_order(conn, job)?;
     let mine: Option<JobStatus> = conn
         .query_row(

@@ -70,9 +70,9 @@ mod tests {
     #[test]
     fn a_status_is_written_and_read_as_the_old_app_spells_it() {
         let conn = duckdb::Connection::open_in_memory().unwrap();
-        conn.execute_batch(&format!(
-            "CREATE TABLE j (status VARCHAR CHECK (status IN ('pending', 'running', 'completed', 'failed')))"
-        ))
+        conn.execute_batch(
+            "CREATE TABLE j (status VARCHAR CHECK (status IN ('pending', 'running', 'completed', 'failed')))",
+        )
         .unwrap();
         for status in JobStatus::ALL {
             conn.execute("INSERT INTO j VALUES (?)", [status]).unwrap();

@@ -2,6 +2,7 @@
 //! Full's data member is cut with its keys in mind: a line whose key came before within the
 //! chunk goes to the chunk's tail file, so that the chunk's main file holds each key once.
 
+use super::dialect::{BOM, Field};
 use super::keys::Keys;
 use super::tables::Member;
 use std::fs::File;
@@ -53,39 +54,6 @@ impl Chunk {
         line
     }
 }
-
-/// Where the CSV reader stands within a field, as DuckDB's reader sees it: a quote opens a
-/// quoted value only at the start of a field (`"O'Brien"`), and is an ordinary character
-/// inside an unquoted one (`O"Brien`); inside a quoted value, `""` is a quote.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Field {
-    /// At the start of a field (after a comma or a line end).
-    Start,
-    /// Inside a value that did not start with a quote.
-    Unquoted,
-    /// Inside a quoted value.
-    Quoted,
-    /// Just after a quote inside a quoted value: the value's end, or the first of `""`.
-    QuoteInQuoted,
-}
-
-impl Field {
-    /// The state after byte `b` (a line end is the caller's business).
-    pub(super) fn next(self, b: u8) -> Field {
-        match (self, b) {
-            (Field::Quoted, b'"') => Field::QuoteInQuoted,
-            (Field::Quoted, _) => Field::Quoted,
-            (Field::QuoteInQuoted, b'"') => Field::Quoted,
-            (Field::Start, b'"') => Field::Quoted,
-            (_, b',') => Field::Start,
-            (state, b'\r') => state,
-            _ => Field::Unquoted,
-        }
-    }
-}
-
-/// A UTF-8 byte-order mark, which may open a member and is not part of its first field.
-const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// How a member is written out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -320,7 +288,7 @@ impl Write for ChunkWriter {
         while i < buf.len() {
             let b = buf[i];
             if self.seen < BOM.len() {
-                let in_bom = b == BOM[self.seen];
+                let in_bom = b == BOM.as_bytes()[self.seen];
                 self.seen = if in_bom { self.seen + 1 } else { BOM.len() };
                 if in_bom {
                     i += 1;

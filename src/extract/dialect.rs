@@ -1,14 +1,47 @@
-//! The CSV dialect of KBO extracts, as it really is (docs/format.md, "The CSV dialect").
+//! The CSV dialect of KBO extracts, as it really is (docs/format.md, "The CSV dialect"): the
+//! one lexer of the service.
 //!
-//! Bulk rows are read by DuckDB's CSV reader; this module reads the few lines the service
-//! needs itself (headers, `meta.csv`) and writes lines for the extract generator.
+//! [`Field`] is where a reader stands within a field, byte by byte, as DuckDB's CSV reader
+//! sees it; the chunker cuts lines with it and the key fingerprints split values with it. Bulk
+//! rows are read by DuckDB; [`split_line`] reads the few lines the service reads itself
+//! (headers, `meta.csv`), strictly; [`push_quoted`] writes values for the extract generator.
 
 use thiserror::Error;
 
-/// The UTF-8 byte-order mark some files start with.
+/// The UTF-8 byte-order mark some files start with (not part of their first field).
 pub const BOM: &str = "\u{feff}";
 
-/// A line that is not valid CSV in the KBO dialect.
+/// Where the CSV reader stands within a field, as DuckDB's reader sees it: a quote opens a
+/// quoted value only at the start of a field (`"O'Brien"`), and is an ordinary character
+/// inside an unquoted one (`O"Brien`); inside a quoted value, `""` is a quote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    /// At the start of a field (after a comma or a line end).
+    Start,
+    /// Inside a value that did not start with a quote.
+    Unquoted,
+    /// Inside a quoted value.
+    Quoted,
+    /// Just after a quote inside a quoted value: the value's end, or the first of `""`.
+    QuoteInQuoted,
+}
+
+impl Field {
+    /// The state after byte `b` (a line end is the caller's business).
+    pub fn next(self, b: u8) -> Field {
+        match (self, b) {
+            (Field::Quoted, b'"') => Field::QuoteInQuoted,
+            (Field::Quoted, _) => Field::Quoted,
+            (Field::QuoteInQuoted, b'"') => Field::Quoted,
+            (Field::Start, b'"') => Field::Quoted,
+            (_, b',') => Field::Start,
+            (state, b'\r') => state,
+            _ => Field::Unquoted,
+        }
+    }
+}
+
+/// A line that is not valid CSV in the KBO dialect, read strictly.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum DialectError {
     /// A quoted value is not closed before the end of the line.
@@ -22,58 +55,47 @@ pub enum DialectError {
     StrayQuote,
 }
 
-/// Splits one CSV line (without its line end) into values.
+/// Splits one CSV line (without its line end) into values, with [`Field`]'s lexing.
 ///
 /// Quoted and unquoted values may be mixed; `""` inside quotes is one quote. An empty value,
-/// quoted (`""`) or not (`,,`), is returned as `None`, which is how KBO writes NULL.
-/// A leading byte-order mark and a trailing `\r` are ignored.
+/// quoted (`""`) or not (`,,`), is returned as `None`, which is how KBO writes NULL. A leading
+/// byte-order mark and a trailing `\r` are ignored.
+///
+/// Strict where DuckDB and the chunker are lenient: a quote inside an unquoted value
+/// (`O"Brien`) and a character after a closing quote are refused, not read as characters. Only
+/// headers and `meta.csv` are read this way, and a header or a `meta.csv` line with either
+/// cannot be the one a KBO extract has.
 pub fn split_line(line: &str) -> Result<Vec<Option<String>>, DialectError> {
     let line = line.strip_prefix(BOM).unwrap_or(line);
     let line = line.strip_suffix('\r').unwrap_or(line);
     let mut values = Vec::new();
-    let mut chars = line.chars().peekable();
-    loop {
-        let mut value = String::new();
-        if chars.peek() == Some(&'"') {
-            chars.next();
-            loop {
-                match chars.next() {
-                    None => return Err(DialectError::UnclosedQuote),
-                    Some('"') if chars.peek() == Some(&'"') => {
-                        chars.next();
-                        value.push('"');
-                    }
-                    Some('"') => break,
-                    Some(c) => value.push(c),
-                }
+    let mut value = Vec::new();
+    let mut state = Field::Start;
+    for (at, &b) in line.as_bytes().iter().enumerate() {
+        match (state, b) {
+            (Field::Unquoted, b'"') => return Err(DialectError::StrayQuote),
+            (Field::QuoteInQuoted, b) if b != b',' && b != b'"' => {
+                let c = line[at..].chars().next().unwrap_or_default();
+                return Err(DialectError::AfterQuote(c));
             }
-            match chars.next() {
-                None => {
-                    values.push(non_empty(value));
-                    return Ok(values);
-                }
-                Some(',') => values.push(non_empty(value)),
-                Some(c) => return Err(DialectError::AfterQuote(c)),
-            }
-        } else {
-            loop {
-                match chars.next() {
-                    None => {
-                        values.push(non_empty(value));
-                        return Ok(values);
-                    }
-                    Some(',') => break,
-                    Some('"') => return Err(DialectError::StrayQuote),
-                    Some(c) => value.push(c),
-                }
-            }
-            values.push(non_empty(value));
+            // An opening quote, a closing one or the first of `""`: not part of the value.
+            (Field::Start | Field::Quoted, b'"') => {}
+            (Field::Quoted, _) | (Field::QuoteInQuoted, b'"') => value.push(b),
+            (_, b',') => values.push(non_empty(std::mem::take(&mut value))),
+            _ => value.push(b),
         }
+        state = state.next(b);
     }
+    if state == Field::Quoted {
+        return Err(DialectError::UnclosedQuote);
+    }
+    values.push(non_empty(value));
+    Ok(values)
 }
 
-fn non_empty(value: String) -> Option<String> {
-    if value.is_empty() { None } else { Some(value) }
+/// A value as read: `None` when empty. Split at ASCII bytes of a `str`, it is UTF-8.
+fn non_empty(value: Vec<u8>) -> Option<String> {
+    (!value.is_empty()).then(|| String::from_utf8_lossy(&value).into_owned())
 }
 
 /// Appends `value` to `out` quoted, doubling any quote inside it.
@@ -132,6 +154,33 @@ mod tests {
         assert_eq!(split_line(r#""abc"#), Err(DialectError::UnclosedQuote));
         assert_eq!(split_line(r#""abc"d"#), Err(DialectError::AfterQuote('d')));
         assert_eq!(split_line(r#"ab"c"#), Err(DialectError::StrayQuote));
+    }
+
+    #[test]
+    fn the_strict_reading_and_the_lexer_agree_on_every_well_formed_line() {
+        // Where split_line accepts a line, the lexer ends it outside quotes and cuts it at the
+        // same commas.
+        for line in [
+            r#""a","b""c",,d"#,
+            r#"x,"y,z""#,
+            "\u{feff}\"Variable\",\"Value\"",
+        ] {
+            let values = split_line(line).unwrap();
+            let mut state = Field::Start;
+            let mut commas = 0;
+            for b in line.trim_start_matches(BOM).bytes() {
+                if b == b',' && state != Field::Quoted {
+                    commas += 1;
+                }
+                state = state.next(b);
+            }
+            assert_ne!(state, Field::Quoted, "{line}");
+            assert_eq!(values.len(), commas + 1, "{line}");
+        }
+        // O"Brien: a character to DuckDB and the lexer, refused by the strict reading.
+        assert_eq!(Field::Unquoted.next(b'"'), Field::Unquoted);
+        assert_eq!(split_line(r#"O"Brien"#), Err(DialectError::StrayQuote));
+        assert_eq!(split_line("\"é\"è"), Err(DialectError::AfterQuote('è')));
     }
 
     #[test]

@@ -11,7 +11,7 @@
 //! Remembering every key of a chunk (a million) costs a cache miss per line; remembering the
 //! keys of one entity's run costs nothing (see [`Keys`]).
 
-use super::chunker::Field;
+use super::dialect::Field;
 use super::tables::Table;
 use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};

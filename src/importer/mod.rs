@@ -121,7 +121,7 @@ pub struct Settings {
     /// How often a failing step is tried.
     pub retries: crate::retry::RetrySettings,
     /// What extract URLs may reach and bring.
-    pub download: download::DownloadPolicy,
+    pub download: crate::net::DownloadPolicy,
     /// After a Full, retired rows older than this many months are removed.
     pub history_months: u32,
     /// DuckDB's resource bounds.
@@ -146,6 +146,8 @@ pub struct Importer {
     steps: attempts::JobLocks,
     /// Restate's admin API, when the service may ask it.
     restate_admin: Option<crate::client::RestateClient>,
+    /// Whose progress stopped moving, and what Restate said of them.
+    stalls: restate::Stalls,
 }
 
 impl Importer {
@@ -162,6 +164,7 @@ impl Importer {
             http,
             portal,
             steps: attempts::JobLocks::default(),
+            stalls: restate::Stalls::default(),
         }
     }
 

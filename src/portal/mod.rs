@@ -9,9 +9,10 @@
 pub mod cookies;
 pub mod listing;
 
-use crate::download::{self, Downloaded, redacted, without_url};
+use crate::download::{self, Downloaded};
 use crate::error::{ErrorCode, ImportError, ImportResult};
 use crate::extract::file_name::ExtractFileName;
+use crate::net::{redacted, without_url};
 use crate::redact::Secret;
 use cookies::Cookies;
 use reqwest::StatusCode;
@@ -50,7 +51,7 @@ impl Portal {
     /// A client for the portal of `settings`, refusing downloads past `max_download_bytes`;
     /// nothing is sent before the first call.
     pub fn new(settings: PortalSettings, max_download_bytes: u64) -> Portal {
-        let http = crate::download::client_builder()
+        let http = crate::net::client_builder()
             .redirect(reqwest::redirect::Policy::none())
             .read_timeout(Duration::from_secs(120))
             .build()

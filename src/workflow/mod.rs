@@ -146,7 +146,10 @@ impl KboImport {
         // A run killed through Restate's admin API runs no more code: its last progress says
         // it is under way. Restate (when RESTATE_ADMIN_URL is set) knows better.
         if progress.is_under_way()
-            && let Some(why) = self.importer.run_ended_outside(ctx.key()).await
+            && let Some(why) = self
+                .importer
+                .run_ended_outside(ctx.key(), &serde_json::to_string(&progress)?)
+                .await
         {
             progress.status = Status::Failed;
             progress.error = Some(why);

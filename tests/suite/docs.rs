@@ -104,5 +104,5 @@ fn the_readme_table_gives_the_defaults_env_example_sets() {
 /// A number of bytes as the README writes a round one (`8GiB`).
 fn byte_size(value: &str) -> Option<String> {
     let n: u64 = value.parse().ok()?;
-    (n >= 1 << 30 && n % (1 << 30) == 0).then(|| format!("{}GiB", n >> 30))
+    (n >= 1 << 30 && n.is_multiple_of(1 << 30)).then(|| format!("{}GiB", n >> 30))
 }

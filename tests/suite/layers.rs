@@ -19,6 +19,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("wire", 2),
     // The database, the network, Restate's APIs.
     ("db", 3),
+    ("net", 3),
     ("download", 3),
     ("portal", 3),
     ("blob", 3),
@@ -104,9 +105,8 @@ fn no_module_uses_a_higher_layer() {
     assert!(wrong.is_empty(), "upward uses:\n{}", wrong.join("\n"));
 }
 
-#[test]
-fn modules_never_use_each_other_in_a_circle() {
-    let uses = uses();
+/// The modules of `uses` that reach themselves again.
+fn circles(uses: &BTreeMap<String, BTreeSet<String>>) -> Vec<String> {
     // Depth-first search for a path back to where it started.
     fn reaches(
         uses: &BTreeMap<String, BTreeSet<String>>,
@@ -119,11 +119,103 @@ fn modules_never_use_each_other_in_a_circle() {
             .flatten()
             .any(|next| next == to || (seen.insert(next.clone()) && reaches(uses, next, to, seen)))
     }
-    let circles: Vec<&String> = uses
-        .keys()
-        .filter(|m| reaches(&uses, m, m, &mut BTreeSet::new()))
-        .collect();
+    uses.keys()
+        .filter(|m| reaches(uses, m, m, &mut BTreeSet::new()))
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn modules_never_use_each_other_in_a_circle() {
+    let circles = circles(&uses());
     assert!(circles.is_empty(), "modules in a circle: {circles:?}");
+}
+
+/// For each layer that is a folder (`src/extract/`), the modules inside it that each of its
+/// modules uses (`super::<module>` or `crate::<layer>::<module>`, outside comments and unit
+/// tests).
+fn inner_uses() -> BTreeMap<String, BTreeMap<String, BTreeSet<String>>> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut layers = BTreeMap::new();
+    for entry in std::fs::read_dir(&src).unwrap() {
+        let dir = entry.unwrap().path();
+        if !dir.is_dir() {
+            continue;
+        }
+        let layer = dir.file_name().unwrap().to_string_lossy().to_string();
+        let mut uses: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for file in std::fs::read_dir(&dir).unwrap() {
+            let file = file.unwrap().path();
+            let module = file.file_stem().unwrap().to_string_lossy().to_string();
+            if module == "mod" || file.extension().is_none_or(|e| e != "rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&file).unwrap();
+            let used = uses.entry(module.clone()).or_default();
+            let prefixes = ["super::".to_string(), format!("crate::{layer}::")];
+            for line in text.lines().take_while(|l| !l.starts_with("#[cfg(test)]")) {
+                let code = line.split("//").next().unwrap_or("");
+                for prefix in &prefixes {
+                    for (at, _) in code.match_indices(prefix.as_str()) {
+                        let rest = &code[at + prefix.len()..];
+                        let names: Vec<String> = if let Some(list) = rest.strip_prefix('{') {
+                            list.split(['}', ','])
+                                .map(|n| n.trim().split("::").next().unwrap_or("").to_string())
+                                .collect()
+                        } else {
+                            vec![
+                                rest.chars()
+                                    .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                                    .collect(),
+                            ]
+                        };
+                        for name in names {
+                            let is_module =
+                                dir.join(format!("{name}.rs")).exists() || dir.join(&name).is_dir();
+                            if is_module && name != module {
+                                used.insert(name);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        layers.insert(layer, uses);
+    }
+    layers
+}
+
+#[test]
+fn the_modules_inside_a_layer_never_use_each_other_in_a_circle() {
+    let mut found = Vec::new();
+    for (layer, uses) in inner_uses() {
+        for module in circles(&uses) {
+            found.push(format!("{layer}::{module}"));
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "modules in a circle inside their layer: {found:?}"
+    );
+}
+
+#[test]
+fn the_inner_check_sees_the_uses_it_must_see() {
+    let layers = inner_uses();
+    let extract = &layers["extract"];
+    assert!(extract["chunker"].contains("keys"), "{extract:?}");
+    assert!(extract["keys"].contains("dialect"), "{extract:?}");
+    assert!(extract["archive"].contains("chunker"), "{extract:?}");
+    assert!(
+        layers["db"]["apply"].contains("ledger"),
+        "{:?}",
+        layers["db"]
+    );
+    // A circle is found when there is one.
+    let mut circle = BTreeMap::new();
+    circle.insert("a".to_string(), BTreeSet::from(["b".to_string()]));
+    circle.insert("b".to_string(), BTreeSet::from(["a".to_string()]));
+    assert_eq!(circles(&circle), ["a", "b"]);
 }
 
 #[test]
@@ -195,6 +287,82 @@ fn no_function_is_over_80_lines_and_no_file_over_500() {
             if len > 80 {
                 long.push(format!("{}:{at}: fn {name} is {len} lines", file.display()));
             }
+        }
+    }
+    assert!(long.is_empty(), "too long:\n{}", long.join("\n"));
+}
+
+/// The files over 500 lines, whole (tests included), each with its bound and why it is not
+/// split; a file not listed here stays within 500 lines.
+const LONG_FILES: &[(&str, usize, &str)] = &[
+    (
+        "src/extract/archive.rs",
+        740,
+        "450 lines of code; the rest are the unit tests of ZIP handling (bounds, unsafe names, headers), beside it",
+    ),
+    (
+        "src/extract/chunker.rs",
+        530,
+        "340 lines of code; its unit tests cut every split of each sample in two, beside it",
+    ),
+    (
+        "src/db/mod.rs",
+        550,
+        "380 lines of code; the connection's unit tests (checkpoints, overlapping attempts) need its private slot",
+    ),
+    (
+        "src/sync/mod.rs",
+        550,
+        "465 lines: the KboSync object and its handlers, one story; its unit tests follow",
+    ),
+    (
+        "src/importer/mod.rs",
+        560,
+        "470 lines: the importer's steps; its unit tests of plan versions follow",
+    ),
+    (
+        "src/config.rs",
+        570,
+        "390 lines: every variable's parsing; its unit tests check each against .env.example",
+    ),
+    (
+        "testkit/src/generator/model.rs",
+        600,
+        "495 lines: the generated register's model, one concept; its unit tests follow",
+    ),
+    (
+        "tests/suite/guarantees.rs",
+        830,
+        "the Guarantees table's tests, one per fault, sharing the checks at its top (agree, wait_batches) that other files call",
+    ),
+    (
+        "tests/suite/cluster.rs",
+        660,
+        "the failover machinery (strike, import_through) and the five cluster scenarios that share it",
+    ),
+];
+
+#[test]
+fn no_file_is_over_500_lines_whole_unless_listed_with_its_reason() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    for dir in ["src", "testkit/src", "tests"] {
+        rust_files(&root.join(dir), &mut files);
+    }
+    let mut long = Vec::new();
+    for file in files {
+        let lines = std::fs::read_to_string(&file).unwrap().lines().count();
+        let name = file
+            .strip_prefix(root)
+            .unwrap()
+            .to_string_lossy()
+            .to_string();
+        let bound = LONG_FILES
+            .iter()
+            .find(|(f, _, _)| *f == name)
+            .map_or(500, |(_, bound, _)| *bound);
+        if lines > bound {
+            long.push(format!("{name}: {lines} lines (bound {bound})"));
         }
     }
     assert!(long.is_empty(), "too long:\n{}", long.join("\n"));
