@@ -178,7 +178,7 @@ async fn copy_local(
 ///
 /// Terminal: a body larger than `max_bytes` (announced or seen), or a server that closes the
 /// connection before the bytes it announced (the file there is cut short). Retryable: a
-/// connection that breaks (reset, timeout; see [`STALL`]).
+/// connection that breaks (reset, timeout; see [`STALL`](crate::net::STALL)).
 pub async fn save_response(
     response: reqwest::Response,
     shown: &str,

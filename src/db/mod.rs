@@ -6,7 +6,8 @@
 //! - [`schema`]: the tables of the contract; [`csv`]: reading an extract's CSV files;
 //! - [`apply`]: one batch, exactly once, with [`retire`]'s rows it replaces; [`finalize`]:
 //!   names, codes, counts; [`names`]: how names are derived;
-//! - [`ledger`]: `import_jobs` and `import_job_batches`, with [`status`]'s job statuses;
+//! - [`ledger`]: `import_jobs` and `import_job_batches`, with [`status`]'s job statuses and
+//!   [`job_id`]'s ids;
 //!   [`rollback`]: undoing an extract; [`inspect`]: what `kbo-import inspect` prints;
 //! - [`error`]: DuckDB's errors by their type; [`target`]: a local file or MotherDuck;
 //!   [`version`]: the pinned DuckDB and the versions MotherDuck accepts.
@@ -19,6 +20,7 @@ pub mod csv;
 pub mod error;
 pub mod finalize;
 pub mod inspect;
+pub mod job_id;
 pub mod ledger;
 pub mod names;
 pub mod retire;
@@ -103,6 +105,8 @@ pub struct Database {
     settings: DuckDbSettings,
     /// One step at a time in this process, and the connection kept between steps.
     open: Arc<tokio::sync::Mutex<Option<Open>>>,
+    /// Starts, with the first step, the task that closes the connection once it is idle.
+    idle_closer: Arc<std::sync::Once>,
 }
 
 /// How long an unused connection stays open.
@@ -114,17 +118,14 @@ struct Open {
 }
 
 impl Database {
-    /// A handle; nothing is opened until [`Database::run`]. Inside a Tokio runtime, a task
-    /// closes the connection once it has been idle for [`IDLE_CLOSE`].
+    /// A handle; nothing is opened until [`Database::run`], whose first call also starts the
+    /// task that closes the connection once it has been idle for [`IDLE_CLOSE`].
     pub fn new(target: DatabaseTarget, settings: DuckDbSettings) -> Database {
-        let open = Arc::new(tokio::sync::Mutex::new(None));
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(close_when_idle(Arc::downgrade(&open)));
-        }
         Database {
             target,
             settings,
-            open,
+            open: Arc::new(tokio::sync::Mutex::new(None)),
+            idle_closer: Arc::new(std::sync::Once::new()),
         }
     }
 
@@ -142,6 +143,9 @@ impl Database {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> ImportResult<T> + Send + 'static,
     {
+        self.idle_closer.call_once(|| {
+            tokio::spawn(close_when_idle(Arc::downgrade(&self.open)));
+        });
         let mut slot = Arc::clone(&self.open).lock_owned().await;
         let target = self.target.clone();
         let settings = self.settings.clone();

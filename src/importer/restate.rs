@@ -35,7 +35,7 @@ impl Importer {
     /// `None` when it still runs, ended normally, or Restate cannot be asked.
     ///
     /// Restate is asked only once the progress `seen` (as `getProgress` read it) has stayed the
-    /// same for [`STALLED`], and then at most once per [`STALLED`]: a `watch` polls
+    /// same for `STALLED` (5 s), and then at most once per `STALLED`: a `watch` polls
     /// `getProgress` four times a second, and a moving import was not killed.
     pub async fn run_ended_outside(&self, workflow_id: &str, seen: &str) -> Option<String> {
         let client = self.restate_admin()?;
