@@ -162,17 +162,46 @@ impl ErrorCode {
     }
 
     /// The code's name, as `getProgress` spells it (`bad_line`).
-    pub fn as_str(self) -> String {
-        serde_json::to_value(self)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default()
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadRequest => "bad_request",
+            ErrorCode::UrlRefused => "url_refused",
+            ErrorCode::DownloadRefused => "download_refused",
+            ErrorCode::CutShort => "cut_short",
+            ErrorCode::TooLarge => "too_large",
+            ErrorCode::ChecksumMismatch => "checksum_mismatch",
+            ErrorCode::NotZip => "not_zip",
+            ErrorCode::BadArchive => "bad_archive",
+            ErrorCode::MissingFile => "missing_file",
+            ErrorCode::BadMeta => "bad_meta",
+            ErrorCode::BadHeader => "bad_header",
+            ErrorCode::BadLine => "bad_line",
+            ErrorCode::OutOfOrder => "out_of_order",
+            ErrorCode::AlreadyImported => "already_imported",
+            ErrorCode::JobRunning => "job_running",
+            ErrorCode::DatabaseRefused => "database_refused",
+            ErrorCode::DatabaseTooNew => "database_too_new",
+            ErrorCode::MissingExtension => "missing_extension",
+            ErrorCode::BadSetting => "bad_setting",
+            ErrorCode::CredentialsRefused => "credentials_refused",
+            ErrorCode::LedgerChanged => "ledger_changed",
+            ErrorCode::BadPlan => "bad_plan",
+            ErrorCode::Killed => "killed",
+            ErrorCode::Unreachable => "unreachable",
+            ErrorCode::DownloadBroke => "download_broke",
+            ErrorCode::DatabaseBusy => "database_busy",
+            ErrorCode::DatabaseFailed => "database_failed",
+            ErrorCode::LocalIo => "local_io",
+            ErrorCode::Internal => "internal",
+            ErrorCode::Cancelled => "cancelled",
+            ErrorCode::RetriesExhausted => "retries_exhausted",
+        }
     }
 }
 
 impl fmt::Display for ErrorCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.as_str())
+        f.write_str(self.as_str())
     }
 }
 
@@ -343,6 +372,13 @@ mod tests {
             assert_eq!(ErrorCode::from_number(journaled.code()), code);
         }
         assert_eq!(ErrorCode::BadLine.as_str(), "bad_line");
+        for code in ErrorCode::ALL {
+            assert_eq!(
+                serde_json::to_value(code).unwrap(),
+                code.as_str(),
+                "getProgress writes {code:?} as as_str says"
+            );
+        }
         assert_eq!(ErrorCode::from_number(418), ErrorCode::Internal);
     }
 

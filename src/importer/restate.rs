@@ -37,9 +37,15 @@ impl Importer {
     /// Restate is asked only once the progress `seen` (as `getProgress` read it) has stayed the
     /// same for `STALLED` (5 s), and then at most once per `STALLED`: a `watch` polls
     /// `getProgress` four times a second, and a moving import was not killed.
-    pub async fn run_ended_outside(&self, workflow_id: &str, seen: &str) -> Option<String> {
+    pub async fn run_ended_outside(
+        &self,
+        workflow_id: &str,
+        seen: &crate::wire::Progress,
+    ) -> Option<String> {
         let client = self.restate_admin()?;
-        if !self.stalls.due(workflow_id, seen) {
+        // The whole progress, as it reads: any change of it is a move.
+        let seen = serde_json::to_string(seen).unwrap_or_default();
+        if !self.stalls.due(workflow_id, &seen) {
             return self.stalls.answer(workflow_id);
         }
         let answer = match client.import_run(workflow_id).await {

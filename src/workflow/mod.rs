@@ -148,7 +148,7 @@ impl KboImport {
         if progress.is_under_way()
             && let Some(why) = self
                 .importer
-                .run_ended_outside(ctx.key(), &serde_json::to_string(&progress)?)
+                .run_ended_outside(ctx.key(), &progress)
                 .await
         {
             progress.status = Status::Failed;
