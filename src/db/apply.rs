@@ -3,15 +3,15 @@
 use super::csv::{csv_source, csv_source_of, diagnose, insert_select, read_error};
 use super::ledger::{self, Job};
 use super::names;
-use super::retire::{self, Replacing};
+use super::retire;
 use super::schema::{ColumnSource, SqlType, columns, key_column, table_name};
 use super::{Connection, db_error, utc_now};
 use crate::error::{ErrorCode, ImportError, ImportResult};
-use crate::extract::batches::{Batch, Op};
+use crate::extract::plan::{Batch, Reads, Step};
 use crate::extract::{ExtractType, Member, Table};
 use duckdb::params;
 use serde::{Deserialize, Serialize};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// What applying a batch did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,19 +24,26 @@ pub struct BatchOutcome {
 
 /// Applies `batch` of `job` and marks it done, in one transaction; a batch the ledger already
 /// holds as done is not applied again (a step re-run after a crash between commit and journal).
-/// `chunk` is the path of the batch's chunk file (`None` for retiring a whole table);
-/// `replacing` says whether the batch retires the current rows whose key an Update's insert
-/// file brings again (see [`retire`]).
+/// `files` are the paths of the chunks the batch reads (see [`Plan::reads`]); the batch's step
+/// says what it does with them.
+///
+/// [`Plan::reads`]: crate::extract::plan::Plan::reads
 pub fn apply_batch(
     conn: &mut Connection,
     job: &Job,
     batch: &Batch,
-    chunk: Option<&Path>,
-    replacing: &Replacing,
+    files: &Reads<PathBuf>,
 ) -> ImportResult<BatchOutcome> {
     let started_at = utc_now();
     let member = batch.member(job.meta.extract_type);
-    check_readable(conn, job, replacing)?;
+    let chunk = files.chunk.as_deref();
+    if chunk.is_none() && batch.chunk().is_some() {
+        return Err(ImportError::new(
+            ErrorCode::BadPlan,
+            format!("batch {batch} has no chunk file; the plan is broken"),
+        ));
+    }
+    check_readable(conn, job, &files.inserted)?;
     let tx = conn
         .transaction()
         .map_err(db_error("starting the batch transaction"))?;
@@ -46,32 +53,32 @@ pub fn apply_batch(
             already_done: true,
         });
     }
-    let applied = match (batch.op, job.meta.extract_type, chunk) {
-        (Op::Delete, ExtractType::Full, _) => Ok(retire::retire_all(&tx, job, batch.table)?),
-        (_, _, None) => {
-            return Err(ImportError::new(
-                ErrorCode::BadPlan,
-                format!("batch {batch} has no chunk file; the plan is broken"),
-            ));
+    let own = || csv_source(chunk.unwrap_or(Path::new("")), member);
+    let applied = match &batch.step {
+        Step::RetireAll => Ok(retire::retire_all(&tx, job, batch.table)?),
+        Step::RetireListed {
+            also_replaced: false,
+            ..
+        } => retire::retire_listed(&tx, job, batch.table, &own()),
+        Step::RetireListed {
+            also_replaced: true,
+            ..
+        } => {
+            let inserted: Vec<&Path> = files.inserted.iter().map(|(_, p)| p.as_path()).collect();
+            retire::retire_listed_and_replaced(
+                &tx,
+                job,
+                batch.table,
+                &own(),
+                &files.listed,
+                &inserted,
+            )
         }
-        (Op::Delete, ExtractType::Update, Some(path)) => {
-            let own = csv_source(path, member);
-            match replacing {
-                Replacing::Here(chunks) => {
-                    retire::retire_listed_and_replaced(&tx, job, batch.table, &own, chunks)
-                }
-                _ => retire::retire_listed(&tx, job, batch.table, &own),
-            }
-        }
-        (Op::Insert, kind, Some(path)) => {
-            let source = insert_select(batch.table, &csv_source(path, member));
-            let replaced = match kind {
-                ExtractType::Update => {
-                    retire::replace_keys(&tx, job, batch.table, &source, replacing)
-                }
-                ExtractType::Full => Ok(()),
-            };
-            replaced.and_then(|()| insert_chunk(&tx, job, batch, path, member))
+        Step::Insert { replace, .. } => {
+            let path = chunk.unwrap_or(Path::new(""));
+            let source = insert_select(batch.table, &own());
+            retire::replace_keys(&tx, job, batch.table, &source, *replace, &files.listed)
+                .and_then(|()| insert_chunk(&tx, job, batch, path, member))
         }
     };
     match applied {
@@ -97,14 +104,11 @@ pub fn apply_batch(
     }
 }
 
-/// Reads the insert chunks a delete batch searches for the keys they bring again: a file
-/// DuckDB refuses is reported as its own insert batch would report it (its first offending
-/// line), not as a fault of the delete file.
-fn check_readable(conn: &Connection, job: &Job, replacing: &Replacing) -> ImportResult<()> {
-    let Replacing::Here(chunks) = replacing else {
-        return Ok(());
-    };
-    for (insert, path) in &chunks.inserts {
+/// Reads the insert chunks a delete batch searches for the keys they bring again (`inserted`,
+/// with their batches): a file DuckDB refuses is reported as its own insert batch would report
+/// it (its first offending line), not as a fault of the delete file.
+fn check_readable(conn: &Connection, job: &Job, inserted: &[(Batch, PathBuf)]) -> ImportResult<()> {
+    for (insert, path) in inserted {
         let member = insert.member(job.meta.extract_type);
         let source = insert_select(insert.table, &csv_source(path, member));
         // Every column counted: DuckDB reads (and checks) only the columns a query uses.
@@ -130,8 +134,7 @@ fn explain(
     path: &Path,
 ) -> ImportError {
     let range = batch
-        .chunk
-        .as_ref()
+        .chunk()
         .map(|c| {
             format!(
                 "{member} lines {}-{}",
@@ -144,7 +147,7 @@ fn explain(
     if !err.is_terminal() {
         return err;
     }
-    let Some(chunk) = &batch.chunk else {
+    let Some(chunk) = batch.chunk() else {
         return err;
     };
     // The chunk's main file, then its tail: the first line that breaks the contract.
@@ -177,11 +180,10 @@ fn has_unique_index(conn: &Connection, t: Table) -> Result<bool, duckdb::Error> 
     )
 }
 
-/// Inserts the chunk's lines as current rows of the extract. A Full names enterprises and
-/// establishments on the way (its denominations are already loaded, see [`crate::extract::batches`]); an
-/// Update leaves their names to finalize.
 /// Inserts a batch's chunk (file `path`), then its tail (the lines whose key came before in
-/// the chunk), so that the last line of a key has the greatest row id.
+/// the chunk), so that the last line of a key has the greatest row id. A Full names
+/// enterprises and establishments on the way (its denominations are already loaded, see
+/// [`crate::extract::plan::FULL_ORDER`]); an Update leaves their names to finalize.
 fn insert_chunk(
     conn: &Connection,
     job: &Job,
@@ -194,8 +196,8 @@ fn insert_chunk(
     // a line repeated within the chunk must not reach the table twice (the last one wins).
     // Without such an index finalize removes repeats over the whole extract at once.
     let unique = has_unique_index(conn, t)?;
-    let any_order = batch.chunk.as_ref().is_some_and(|c| c.any_order);
-    let tail = batch.chunk.as_ref().and_then(|c| c.tail.as_ref());
+    let any_order = batch.chunk().is_some_and(|c| c.any_order);
+    let tail = batch.chunk().and_then(|c| c.tail.as_ref());
     let tail = tail.map(|tail| path.with_file_name(&tail.file));
     let source = |files: &[&Path]| insert_select(t, &csv_source_of(files, member));
     match tail {

@@ -5,7 +5,7 @@ pub use super::status::JobStatus;
 use super::{Connection, db_error, utc_now};
 use crate::db::schema::table_name;
 use crate::error::{ErrorCode, ImportError, ImportResult};
-use crate::extract::batches::Batch;
+use crate::extract::plan::Batch;
 use crate::extract::{ExtractType, Meta};
 use duckdb::{OptionalExt, params};
 use serde::{Deserialize, Serialize};
@@ -273,7 +273,7 @@ pub fn record_plan(conn: &Connection, job: &Job, batches: &[Batch]) -> ImportRes
                 job.id,
                 table_name(b.table),
                 b.number,
-                b.op.as_str(),
+                b.op().as_str(),
                 b.estimated_rows as i64
             ])
             .map_err(&err)?;
@@ -286,7 +286,7 @@ pub fn completed_batch(conn: &Connection, job: &Job, batch: &Batch) -> ImportRes
     conn.query_row(
         "SELECT records_count FROM import_job_batches
          WHERE job_id = ? AND table_name = ? AND batch_number = ? AND operation = ? AND status = 'completed'",
-        params![job.id, table_name(batch.table), batch.number, batch.op.as_str()],
+        params![job.id, table_name(batch.table), batch.number, batch.op().as_str()],
         |r| r.get::<_, i64>(0),
     )
     .optional()
@@ -307,7 +307,7 @@ pub fn complete_batch(
             "UPDATE import_job_batches SET status = 'completed', records_count = ?, started_at = ?::TIMESTAMP,
                  completed_at = ?::TIMESTAMP, error_message = NULL
              WHERE job_id = ? AND table_name = ? AND batch_number = ? AND operation = ?",
-            params![rows as i64, started_at, utc_now(), job.id, table_name(batch.table), batch.number, batch.op.as_str()],
+            params![rows as i64, started_at, utc_now(), job.id, table_name(batch.table), batch.number, batch.op().as_str()],
         )
         .map_err(db_error("marking the batch done in import_job_batches"))?;
     if updated == 1 {

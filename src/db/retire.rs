@@ -3,46 +3,18 @@
 //! insert file brings again while the delete file does not name their entity (replaced, not
 //! doubled).
 //!
-//! Finding either kind of row is a scan of the table, and those scans are most of a daily
-//! Update's time on a large register (80 M activities at twice today's size). So an Update's
-//! first delete batch of a table finds both kinds in one scan ([`Replacing::Here`]), and the
-//! table's insert batches leave them to it.
+//! Which batch retires which rows is the plan's (see [`crate::extract::plan`], the Update's
+//! rule); this module is the SQL of each kind of retiring.
 
 use super::csv::{csv_source_of, insert_select};
 use super::ledger::Job;
 use super::schema::{delete_match_column, key_column, table_name};
 use super::{Connection, db_error};
 use crate::error::ImportResult;
-use crate::extract::batches::Batch;
+use crate::extract::plan::Replace;
 use crate::extract::{Member, Table};
 use duckdb::params;
 use std::path::{Path, PathBuf};
-
-/// The chunk files of one table of an Update, all on this machine.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TableChunks {
-    /// The chunks of the table's delete file.
-    pub deletes: Vec<PathBuf>,
-    /// The table's insert batches, each with its chunk file.
-    pub inserts: Vec<(Batch, PathBuf)>,
-}
-
-/// Which batch retires an Update's current rows whose key the table's insert file brings
-/// again while its delete file does not name their entity.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Replacing {
-    /// None: a Full's batch, or an Update's delete batch after the table's first.
-    NotHere,
-    /// This delete batch (the table's first), in the scan that finds the listed entities' rows.
-    Here(TableChunks),
-    /// The table's first delete batch did: this insert batch only replaces the keys that the
-    /// extract itself inserted in an earlier batch.
-    Done,
-    /// This insert batch, among its own lines: a plan journaled before the delete batches did
-    /// it, or a table without a delete file. The table's delete chunks: their entities' rows
-    /// are retired already, and left out of the search.
-    OwnLines(Vec<PathBuf>),
-}
 
 const RETIRE: &str = "SET _is_current = false, _deleted_at_extract = ?";
 
@@ -77,19 +49,20 @@ pub fn retire_listed(
 }
 
 /// Update, the table's first delete batch: every current row of the entities its chunk
-/// (`source`) lists, and every current row whose key the insert chunks bring again while no
-/// delete chunk lists its entity, in one scan: a join on the entity with the few thousand
-/// rows that say which (all of an entity's rows, `whole`, or one key of it).
+/// (`source`) lists, and every current row whose key the insert chunks (`inserted`) bring
+/// again while no delete chunk (`listed`) lists its entity, in one scan: a join on the entity
+/// with the few thousand rows that say which (all of an entity's rows, `whole`, or one key of
+/// it).
 pub fn retire_listed_and_replaced(
     conn: &Connection,
     job: &Job,
     t: Table,
     source: &str,
-    chunks: &TableChunks,
+    listed: &[PathBuf],
+    inserted: &[&Path],
 ) -> Result<u64, duckdb::Error> {
     let (table, entity, key) = (table_name(t), delete_match_column(t), key_column(t));
-    let inserted: Vec<&Path> = chunks.inserts.iter().map(|(_, p)| p.as_path()).collect();
-    let inserted = insert_select(t, &csv_source_of(&inserted, Member::Insert(t)));
+    let inserted = insert_select(t, &csv_source_of(inserted, Member::Insert(t)));
     // Each row of the table meets at most one row of `k`: a listed entity has one (`whole`),
     // an unlisted one a row per distinct key, and the keys of an entity differ.
     let sql = format!(
@@ -102,7 +75,7 @@ pub fn retire_listed_and_replaced(
          WHERE {table}._is_current AND {table}._extract_number <> ?
            AND {table}.{entity} = k.entity AND (k.whole OR {table}.{key} = k.key)",
         column = t.delete_column(),
-        listed = listed_entities(t, &chunks.deletes),
+        listed = listed_entities(t, listed),
     );
     let n = job.meta.extract_number;
     conn.execute(&sql, params![n, n]).map(|n| n as u64)
@@ -122,17 +95,22 @@ fn listed_entities(t: Table, chunks: &[PathBuf]) -> String {
 }
 
 /// Update, an insert batch over the rows of the query `source`: the current rows its keys
-/// replace. A key this extract already inserted (its insert file repeats the line, in an
-/// earlier batch) is replaced outright: retiring it would leave (key, snapshot, extract) twice
-/// in the history, and make the result depend on where the batches were cut. Keys of earlier
-/// extracts are retired here only when `replacing` says that this batch looks for them.
+/// replace, as `replace` says (see [`Replace`]). A key this extract already inserted (its
+/// insert file repeats the line, in an earlier batch) is replaced outright: retiring it would
+/// leave (key, snapshot, extract) twice in the history, and make the result depend on where the
+/// batches were cut. With [`Replace::Earlier`], the keys of earlier extracts are retired too,
+/// outside the entities of the delete chunks `listed`.
 pub fn replace_keys(
     conn: &Connection,
     job: &Job,
     t: Table,
     source: &str,
-    replacing: &Replacing,
+    replace: Replace,
+    listed: &[PathBuf],
 ) -> Result<(), duckdb::Error> {
+    if replace == Replace::Nothing {
+        return Ok(());
+    }
     let table = table_name(t);
     let n = job.meta.extract_number;
     // (The filter on the extract number lets DuckDB skip every row group of earlier extracts.)
@@ -143,12 +121,10 @@ pub fn replace_keys(
         ),
         params![n],
     )?;
-    let deletes: &[PathBuf] = match replacing {
-        Replacing::Done => return Ok(()),
-        Replacing::OwnLines(deletes) => deletes,
-        Replacing::NotHere | Replacing::Here(_) => &[],
-    };
-    retire_replaced(conn, job, t, source, &listed_entities(t, deletes))
+    match replace {
+        Replace::Earlier => retire_replaced(conn, job, t, source, &listed_entities(t, listed)),
+        Replace::OwnExtract | Replace::Nothing => Ok(()),
+    }
 }
 
 /// Update: current rows of earlier extracts whose key the insert chunk brings again. `listed`

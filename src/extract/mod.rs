@@ -5,16 +5,17 @@
 //! - [`date`]: `dd-mm-yyyy` dates;
 //! - [`meta`]: `meta.csv`, which says what an extract is;
 //! - [`archive`]: opening the ZIP safely and checking its members;
+//! - [`plan`]: the batches of an import, typed steps, and the Update's rule;
 //! - [`file_name`]: the portal's file names (`KboOpenData_0140_2025_10_05_Update.zip`).
 
 pub mod archive;
-pub mod batches;
 pub mod chunker;
 pub mod date;
 pub mod dialect;
 pub mod file_name;
 mod keys;
 pub mod meta;
+pub mod plan;
 pub mod tables;
 
 pub use archive::{Limits, Unpacked};

@@ -10,17 +10,17 @@ mod restate;
 
 pub use request::{ExtractSource, ImportRequest};
 
-use crate::db::retire::{Replacing, TableChunks};
 use crate::db::rollback::RollbackOutcome;
 use crate::db::schema::table_name;
 use crate::db::{self, Database, apply::BatchOutcome, finalize::Finalized, ledger::Job};
 use crate::download::{self, Downloaded};
-use crate::error::{ErrorCode, ImportError, ImportResult};
+use crate::error::{ImportError, ImportResult};
 use crate::extract::ExtractType;
-use crate::extract::batches::{Batch, Op};
+use crate::extract::plan::{self, Batch, Plan, Reads};
 use crate::portal::Portal;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+
 use std::sync::Arc;
 use tracing::Instrument;
 
@@ -33,56 +33,20 @@ pub struct RegisterState {
     pub failed_jobs: Vec<String>,
 }
 
-/// The version of the plan that `prepare` journals, and the newest this code replays. A change
-/// that would make a plan journaled by an earlier version mean something else when replayed
-/// raises it, and says in [`Prepared::replayable`] which earlier versions it still replays.
-pub const PLAN_VERSION: u32 = 2;
-
-/// The oldest plan version this code replays: version 1 is the plan of the versions before the
-/// plan carried a version (no `version` field; every later field has its default there).
-pub const OLDEST_PLAN_VERSION: u32 = 1;
-
-/// The outcome of `prepare`: the job and its batch plan.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The outcome of `prepare`, as the journal holds it: the job and its plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Prepared {
-    /// The plan's version ([`PLAN_VERSION`] when this code wrote it; 1 when absent).
-    #[serde(default = "first_plan_version")]
-    pub version: u32,
     /// The job, with the extract's meta data.
     pub job: Job,
-    /// The batches, in the order they are applied.
-    pub batches: Vec<Batch>,
-    /// Lines per chunk the extract was cut into (to cut it again the same way if needed).
-    pub chunk_lines: u64,
-}
-
-fn first_plan_version() -> u32 {
-    1
+    /// The plan, of whichever version wrote it (see [`plan::Journaled`]).
+    #[serde(flatten)]
+    pub plan: plan::Journaled,
 }
 
 impl Prepared {
-    /// Whether this code can replay the plan: a plan journaled by a newer version of the
-    /// service (an upgrade rolled back while an import ran) is refused, never read as
-    /// something else.
-    pub fn replayable(&self) -> ImportResult<()> {
-        if (OLDEST_PLAN_VERSION..=PLAN_VERSION).contains(&self.version) {
-            return Ok(());
-        }
-        Err(ImportError::new(
-            ErrorCode::BadPlan,
-            format!(
-                "the import's plan was journaled by a version of kbo-import whose plans are version \
-             {}, and this one replays versions {OLDEST_PLAN_VERSION} to {PLAN_VERSION}: register \
-             the version that started the import again and let it finish (or cancel the import \
-             and start it again on this version)",
-                self.version
-            ),
-        ))
-    }
-
-    /// Lines over all batches: the work the batches will do.
-    pub fn rows_total(&self) -> u64 {
-        self.batches.iter().map(|b| b.estimated_rows).sum()
+    /// The plan as this code applies it, or why it cannot be replayed.
+    pub fn plan(&self) -> ImportResult<Plan> {
+        self.plan.plan(self.job.meta.extract_type)
     }
 }
 
@@ -262,16 +226,16 @@ impl Importer {
         state
     }
 
-    /// One batch step: applies the batch exactly once. Its chunk file is cut again from the
-    /// extract when it is not on this machine.
+    /// One batch step of job `job`'s plan `plan`: applies the batch exactly once. The chunk
+    /// files it reads are cut again from the extract when one is not on this machine.
     pub async fn apply(
         &self,
-        prepared: &Prepared,
+        job: &Job,
+        plan: &Plan,
         batch: &Batch,
         request: &ImportRequest,
         downloaded: &Downloaded,
     ) -> ImportResult<BatchOutcome> {
-        let job = &prepared.job;
         let name = batch.step_name();
         let span = tracing::info_span!(
             "step",
@@ -282,22 +246,17 @@ impl Importer {
             batch = batch.number,
         );
         async move {
-            let chunk = batch
-                .chunk
-                .as_ref()
-                .map(|chunk| self.chunk_dir(&job.id).join(&chunk.file));
-            let replacing = self.replacing(prepared, batch);
-            if !self.chunks_here(chunk.as_deref(), &replacing).await {
+            let dir = self.chunk_dir(&job.id);
+            let files = plan.reads(batch).map(|chunk| dir.join(&chunk.file));
+            if !all_here(&files).await {
                 tracing::info!("a chunk is not here; unpacking the extract again");
-                self.unpack(&job.id, request, downloaded, prepared.chunk_lines)
+                self.unpack(&job.id, request, downloaded, plan.chunk_lines)
                     .await?;
             }
             let (job, batch) = (job.clone(), batch.clone());
             let outcome = self
                 .db
-                .run(move |conn| {
-                    db::apply::apply_batch(conn, &job, &batch, chunk.as_deref(), &replacing)
-                })
+                .run(move |conn| db::apply::apply_batch(conn, &job, &batch, &files))
                 .await?;
             tracing::info!(
                 rows = outcome.rows,
@@ -309,53 +268,6 @@ impl Importer {
         .instrument(span)
         .await
         .map_err(|e: ImportError| e.in_step(&name))
-    }
-
-    /// Whether `batch` retires the current rows whose key an Update's insert file brings again
-    /// (see [`db::retire`]), with the chunk files it reads for that.
-    fn replacing(&self, prepared: &Prepared, batch: &Batch) -> Replacing {
-        if prepared.job.meta.extract_type != ExtractType::Update {
-            return Replacing::NotHere;
-        }
-        let dir = self.chunk_dir(&prepared.job.id);
-        let of_table = |op: Op| {
-            prepared
-                .batches
-                .iter()
-                .filter(move |b| b.table == batch.table && b.op == op)
-                .filter_map(|b| Some((b, dir.join(&b.chunk.as_ref()?.file))))
-        };
-        let deletes = || of_table(Op::Delete).map(|(_, path)| path).collect();
-        match batch.op {
-            Op::Delete if batch.retires_replaced => Replacing::Here(TableChunks {
-                deletes: deletes(),
-                inserts: of_table(Op::Insert)
-                    .map(|(b, path)| (b.clone(), path))
-                    .collect(),
-            }),
-            Op::Delete => Replacing::NotHere,
-            Op::Insert if of_table(Op::Delete).any(|(b, _)| b.retires_replaced) => Replacing::Done,
-            Op::Insert => Replacing::OwnLines(deletes()),
-        }
-    }
-
-    /// Whether the batch's chunk and the chunks its `replacing` reads are all on this machine.
-    async fn chunks_here(&self, chunk: Option<&Path>, replacing: &Replacing) -> bool {
-        let mut needed: Vec<&Path> = chunk.into_iter().collect();
-        match replacing {
-            Replacing::Here(chunks) => {
-                needed.extend(chunks.deletes.iter().map(PathBuf::as_path));
-                needed.extend(chunks.inserts.iter().map(|(_, p)| p.as_path()));
-            }
-            Replacing::OwnLines(deletes) => needed.extend(deletes.iter().map(PathBuf::as_path)),
-            Replacing::NotHere | Replacing::Done => {}
-        }
-        for path in needed {
-            if !tokio::fs::try_exists(path).await.unwrap_or(false) {
-                return false;
-            }
-        }
-        true
     }
 
     /// Step `finalize`: names, code tables, counts; then the job's files are removed.
@@ -465,59 +377,19 @@ impl Importer {
     }
 }
 
+/// Whether every chunk file a batch reads is on this machine.
+async fn all_here(files: &Reads<PathBuf>) -> bool {
+    for path in files.all() {
+        if !tokio::fs::try_exists(path).await.unwrap_or(false) {
+            return false;
+        }
+    }
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A plan as a journal holds it: `version` as given (absent when `None`).
-    fn journaled_plan(version: Option<u32>) -> Prepared {
-        let meta = crate::extract::Meta::parse(
-            "\"Variable\",\"Value\"\n\"SnapshotDate\",\"04-10-2025\"\n\
-             \"ExtractTimestamp\",\"05-10-2025 07:31:02\"\n\"ExtractType\",\"update\"\n\
-             \"ExtractNumber\",\"0140\"\n\"Version\",\"1.0.0\"\n",
-        )
-        .unwrap();
-        let mut plan = serde_json::json!({
-            "job": { "id": "job", "workflow_id": "kbo-0140-update", "meta": meta },
-            "batches": [],
-            "chunk_lines": 100,
-        });
-        if let Some(version) = version {
-            plan["version"] = version.into();
-        }
-        serde_json::from_value(plan).unwrap()
-    }
-
-    #[test]
-    fn plans_of_this_version_and_of_the_versions_before_it_are_replayed() {
-        assert_eq!(
-            journaled_plan(None).version,
-            1,
-            "a plan without a version is version 1"
-        );
-        assert!(journaled_plan(None).replayable().is_ok());
-        assert!(journaled_plan(Some(PLAN_VERSION)).replayable().is_ok());
-    }
-
-    #[test]
-    fn a_plan_journaled_by_a_newer_version_is_refused_saying_what_to_do() {
-        let e = journaled_plan(Some(PLAN_VERSION + 1))
-            .replayable()
-            .unwrap_err();
-        assert!(e.is_terminal());
-        assert!(
-            e.message.contains(&format!("version {}", PLAN_VERSION + 1)),
-            "{}",
-            e.message
-        );
-        assert!(
-            e.message
-                .contains("register the version that started the import"),
-            "{}",
-            e.message
-        );
-        assert!(journaled_plan(Some(0)).replayable().is_err());
-    }
 
     #[test]
     fn job_folders_never_collide_and_stay_short() {

@@ -6,8 +6,8 @@ use crate::db::{self, ledger::Job};
 use crate::download::{self, Downloaded};
 use crate::error::{ErrorCode, ImportError, ImportResult};
 use crate::extract::archive::{self, ArchiveError, Unpacked};
-use crate::extract::batches;
 use crate::extract::file_name::ExtractFileName;
+use crate::extract::plan::Plan;
 use crate::extract::{Cut, Member};
 use std::path::PathBuf;
 use tracing::Instrument;
@@ -53,8 +53,8 @@ impl Importer {
             workflow_id: workflow_id.to_string(),
             meta: unpacked.meta.clone(),
         };
-        let batches = batches::batches(&unpacked);
-        let (job_for_db, plan_for_db) = (job.clone(), batches.clone());
+        let plan = Plan::new(&unpacked, chunk_lines);
+        let (job_for_db, plan_for_db) = (job.clone(), plan.batches.clone());
         let codes = unpacked.path(Member::Code);
         let blocked = self
             .db
@@ -84,20 +84,17 @@ impl Importer {
                 says.as_deref(),
             ));
         }
-        let prepared = Prepared {
-            version: super::PLAN_VERSION,
-            job,
-            batches,
-            chunk_lines,
-        };
         tracing::info!(
-            extract = prepared.job.meta.extract_number,
-            kind = %prepared.job.meta.extract_type,
-            rows = prepared.rows_total(),
-            batches = prepared.batches.len(),
+            extract = job.meta.extract_number,
+            kind = %job.meta.extract_type,
+            rows = plan.rows_total(),
+            batches = plan.batches.len(),
             "extract checked and cut into batches"
         );
-        Ok(prepared)
+        Ok(Prepared {
+            job,
+            plan: (&plan).into(),
+        })
     }
 
     /// Unpacks the extract into the job's chunk folder, fetching it again first if it is not

@@ -2,7 +2,7 @@
 
 use crate::error::ErrorCode;
 use crate::extract::ExtractType;
-use crate::extract::batches::Batch;
+use crate::extract::plan::Batch;
 use serde::{Deserialize, Serialize};
 
 /// The phase of an import.

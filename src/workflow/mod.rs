@@ -146,10 +146,7 @@ impl KboImport {
         // A run killed through Restate's admin API runs no more code: its last progress says
         // it is under way. Restate (when RESTATE_ADMIN_URL is set) knows better.
         if progress.is_under_way()
-            && let Some(why) = self
-                .importer
-                .run_ended_outside(ctx.key(), &progress)
-                .await
+            && let Some(why) = self.importer.run_ended_outside(ctx.key(), &progress).await
         {
             progress.status = Status::Failed;
             progress.error = Some(why);
@@ -302,23 +299,26 @@ impl KboImport {
                 move |i| async move { i.prepare(&job, &workflow, &request, &downloaded).await }
             })
             .await?;
-        prepared.replayable().map_err(ImportError::into_terminal)?;
+        let plan = prepared.plan().map_err(ImportError::into_terminal)?;
+        let job = Arc::new(prepared.job);
         story.progress.planned(
-            prepared.job.meta.extract_number,
-            prepared.job.meta.extract_type,
-            &prepared.batches,
+            job.meta.extract_number,
+            job.meta.extract_type,
+            &plan.batches,
         );
         story.publish();
-        let prepared = Arc::new(prepared);
+        let plan = Arc::new(plan);
 
-        for batch in &prepared.batches {
+        for batch in &plan.batches {
             story.progress.starting(batch);
             story.publish();
             story
                 .step(&batch.step_name(), &batch.phase(), Local, {
-                    let (prepared, batch) = (Arc::clone(&prepared), batch.clone());
+                    let (job, plan, batch) = (Arc::clone(&job), Arc::clone(&plan), batch.clone());
                     let (request, downloaded) = (request.clone(), downloaded.clone());
-                    move |i| async move { i.apply(&prepared, &batch, &request, &downloaded).await }
+                    move |i| async move {
+                        i.apply(&job, &plan, &batch, &request, &downloaded).await
+                    }
                 })
                 .await?;
             story.progress.done(batch);
@@ -326,10 +326,9 @@ impl KboImport {
         }
 
         story.enter(Status::Finalizing);
-        let job = &prepared.job;
         let finalized = story
             .step("finalize", "finalize", Local, {
-                let job = job.clone();
+                let job = Arc::clone(&job);
                 move |i| async move { i.finalize(&job).await }
             })
             .await?;

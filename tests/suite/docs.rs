@@ -89,9 +89,9 @@ fn the_readme_table_gives_the_defaults_env_example_sets() {
             .unwrap_or_else(|| panic!("the README's configuration table has no row for {var}"));
         let default = row.split('|').nth(2).unwrap_or_default();
         let shown = default.replace(['`', ' '], "");
-        let agrees = shown.split(',').any(|d| {
-            d == value || d == byte_size(value).as_deref().unwrap_or("-")
-        });
+        let agrees = shown
+            .split(',')
+            .any(|d| d == value || d == byte_size(value).as_deref().unwrap_or("-"));
         assert!(
             agrees,
             "{var}: .env.example sets {value:?}, the README's default says {default:?}"

@@ -179,7 +179,7 @@ pub fn same_output_floor(conn: &duckdb::Connection, dir: &Path) -> anyhow::Resul
         load.phases_ms.push((name, (now - last).as_millis() as u64));
         last = now;
     };
-    for t in kbo_import::extract::batches::FULL_ORDER {
+    for t in kbo_import::extract::plan::FULL_ORDER {
         load.rows += apply::load_whole_file(conn, &job, t, &dir.join(Member::Full(t).file_name()))?;
         phase(
             &mut load,
