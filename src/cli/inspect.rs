@@ -12,9 +12,7 @@ pub async fn run() -> anyhow::Result<()> {
         None
     } else {
         let db = Database::new(target.clone(), config.duckdb.clone());
-        let summary = db.run(|conn| db::inspect::summary(conn)).await;
-        db.release().await;
-        summary?
+        db.run_last(|conn| db::inspect::summary(conn)).await?
     };
     match summary {
         Some(summary) => println!("database: {target}\n\n{summary}"),

@@ -107,12 +107,11 @@ async fn on_database<T: Send + 'static>(
     loop {
         let work = work.clone();
         let done = database
-            .run(move |conn| {
+            .run_last(move |conn| {
                 db::ensure_schema(conn)?;
                 work(conn)
             })
             .await;
-        database.release().await;
         match done {
             Err(e)
                 if !e.is_terminal() && started.elapsed() < std::time::Duration::from_secs(30) =>

@@ -1,8 +1,9 @@
 //! The database layer: DuckDB behind a few functions.
 //!
-//! - [`Database::run`] runs one step's work on the connection, which is kept open between the
-//!   steps of an import and closed when it ends or after [`IDLE_CLOSE`] unused, so that no
-//!   write lock is held on a local file while no import runs;
+//! - [`Database`] runs one step's work at a time on the connection and owns its lifetime: kept
+//!   open between the steps of an import ([`Database::run`]), closed by the work that ends it
+//!   ([`Database::run_last`], [`Database::finish`]), by a failed step, or after [`IDLE_CLOSE`]
+//!   unused, so that no write lock is held on a local file while no import runs;
 //! - [`schema`]: the tables of the contract; [`csv`]: reading an extract's CSV files;
 //! - [`apply`]: one batch, exactly once, with [`retire`]'s rows it replaces; [`finalize`]:
 //!   names, codes, counts; [`names`]: how names are derived;
@@ -95,10 +96,12 @@ fn first_line(e: &duckdb::Error) -> String {
 
 /// The register's database, and the means to run work against it one step at a time.
 ///
-/// The connection is kept open between the steps of an import (closing a DuckDB file
-/// checkpoints it, which costs seconds on a large register) and closed when the import ends
-/// ([`Database::release`]) or after [`IDLE_CLOSE`] without use, so that no write lock is held
-/// on a local file while no import runs.
+/// The type owns the connection's lifetime; no caller opens or closes it. It is opened by the
+/// first work, kept for the next by [`Database::run`] (opening a large register costs seconds),
+/// and closed, in the same blocking task that did the work and still holding the slot, by
+/// [`Database::run_last`] and [`Database::finish`] (the work that ends an import or a
+/// command), by any work that fails (the next step starts afresh), or after [`IDLE_CLOSE`]
+/// without use (an import that stopped half-way holds no write lock on a local file).
 #[derive(Clone)]
 pub struct Database {
     target: DatabaseTarget,
@@ -129,8 +132,9 @@ impl Database {
         }
     }
 
-    /// Runs `work` on a blocking thread with the connection (opened if need be). A failed
-    /// step closes the connection, so that the next one starts afresh.
+    /// Runs `work` on a blocking thread with the connection (opened if need be), and keeps the
+    /// connection for the next step when it succeeds. A failed step closes it, so that the
+    /// next one starts afresh.
     ///
     /// The work owns the connection's slot until it ends, even when the caller is gone: Restate
     /// drops a step's future when its stream is cut (a failover, an abort) while the blocking
@@ -139,6 +143,57 @@ impl Database {
     /// in the same process (file locks do not exclude a process from itself, and two instances
     /// writing one file lose each other's rows).
     pub async fn run<T, F>(&self, work: F) -> ImportResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> ImportResult<T> + Send + 'static,
+    {
+        self.run_then(After::Keep, work).await
+    }
+
+    /// Runs `work` as [`Database::run`] does, then closes the connection whatever the result:
+    /// the work that ends an import or a command (a local file's write lock is let go).
+    pub async fn run_last<T, F>(&self, work: F) -> ImportResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> ImportResult<T> + Send + 'static,
+    {
+        self.run_then(After::Close, work).await
+    }
+
+    /// Ends an import's use of the database: checkpoints a local file when `always` (after a
+    /// Full) or when its write-ahead log has grown past `KBO_DUCKDB_CHECKPOINT_WAL_MB`, then
+    /// closes the connection. Returns whether a checkpoint ran.
+    ///
+    /// After an Update the log is usually left as it is: a checkpoint after retirements spread
+    /// over the large tables rewrites most of their row groups (seconds), while the log of a
+    /// daily Update is a few hundred KB that every reader replays in milliseconds. It is
+    /// durable either way.
+    pub async fn finish(&self, always: bool) -> ImportResult<bool> {
+        let due = match &self.target {
+            DatabaseTarget::File(path) => {
+                let mut wal = path.clone().into_os_string();
+                wal.push(".wal");
+                let wal_bytes = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+                always || wal_bytes > self.settings.checkpoint_wal_mb << 20
+            }
+            DatabaseTarget::MotherDuck(_) => false,
+        };
+        let slot = Arc::clone(&self.open).lock_owned().await;
+        if !due {
+            // Nothing to write: an unopened connection is not opened to be closed.
+            close(slot).await;
+            return Ok(false);
+        }
+        drop(slot);
+        self.run_last(|conn| {
+            conn.execute_batch("CHECKPOINT")
+                .map_err(db_error("checkpointing the database"))
+        })
+        .await?;
+        Ok(true)
+    }
+
+    async fn run_then<T, F>(&self, after: After, work: F) -> ImportResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> ImportResult<T> + Send + 'static,
@@ -168,7 +223,7 @@ impl Database {
                 "database step"
             );
             // Kept for the next step, or closed here, still under the slot's guard.
-            if result.is_ok() {
+            if result.is_ok() && after == After::Keep {
                 *slot = Some(Open {
                     conn,
                     last_used: Instant::now(),
@@ -179,37 +234,15 @@ impl Database {
         .await
         .map_err(|e| ImportError::new(ErrorCode::Internal, format!("database task failed: {e}")))?
     }
+}
 
-    /// Folds DuckDB's write-ahead log into a local database file (a checkpoint) when `always`
-    /// (after a Full) or when the log has grown past `KBO_DUCKDB_CHECKPOINT_WAL_MB`.
-    ///
-    /// After an Update the log is usually left as it is: a checkpoint after retirements spread
-    /// over the large tables rewrites most of their row groups (seconds), while the log of a
-    /// daily Update is a few hundred KB that every reader replays in milliseconds. It is
-    /// durable either way. Returns whether a checkpoint ran.
-    pub async fn checkpoint_if_due(&self, always: bool) -> ImportResult<bool> {
-        let DatabaseTarget::File(path) = &self.target else {
-            return Ok(false);
-        };
-        let mut wal = path.clone().into_os_string();
-        wal.push(".wal");
-        let wal_bytes = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
-        if !always && wal_bytes <= self.settings.checkpoint_wal_mb << 20 {
-            return Ok(false);
-        }
-        self.run(|conn| {
-            conn.execute_batch("CHECKPOINT")
-                .map_err(db_error("checkpointing the database"))
-        })
-        .await?;
-        Ok(true)
-    }
-
-    /// Closes the connection now, releasing the file (a local file keeps its write-ahead log;
-    /// see [`Database::checkpoint_if_due`]).
-    pub async fn release(&self) {
-        close(Arc::clone(&self.open).lock_owned().await).await;
-    }
+/// What becomes of the connection when a piece of work has succeeded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum After {
+    /// Kept for the next step.
+    Keep,
+    /// Closed.
+    Close,
 }
 
 /// The connection's slot, held: no step runs and no connection opens while it is held.
@@ -276,7 +309,7 @@ pub fn connect(target: &DatabaseTarget, settings: &DuckDbSettings) -> ImportResu
     })?;
     match target {
         DatabaseTarget::File(path) => {
-            // Checkpoints are the service's decision (`Database::checkpoint_if_due`), not a
+            // Checkpoints are the service's decision (`Database::finish`), not a
             // side effect of a commit or of closing the connection.
             conn.execute_batch(
                 "PRAGMA disable_checkpoint_on_shutdown; SET checkpoint_threshold = '1GB';",
@@ -432,8 +465,7 @@ mod tests {
         };
         // A small change: the log stays, closing does not checkpoint, readers see the rows.
         write(100).await;
-        assert!(!db.checkpoint_if_due(false).await.unwrap());
-        db.release().await;
+        assert!(!db.finish(false).await.unwrap());
         assert!(
             std::fs::metadata(&wal).unwrap().len() > 0,
             "the log is kept"
@@ -452,11 +484,14 @@ mod tests {
         drop(reader);
         // A log past the bound, or a Full: checkpointed.
         write(20_000).await;
-        assert!(db.checkpoint_if_due(false).await.unwrap());
+        assert!(db.finish(false).await.unwrap());
         assert!(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0) < 1 << 20);
         write(10).await;
-        assert!(db.checkpoint_if_due(true).await.unwrap());
-        db.release().await;
+        assert!(db.finish(true).await.unwrap());
+        assert!(
+            db.open.lock().await.is_none(),
+            "finish closes the connection"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread")]
@@ -507,7 +542,8 @@ mod tests {
         let first_ended = first_ended.lock().unwrap().expect("the first work ended");
         assert!(same_instance.0 >= first_ended, "the attempts overlapped");
         assert!(same_instance.1, "a second DuckDB instance was opened");
-        db.release().await;
+        db.run_last(|_| Ok(())).await.unwrap();
+        assert!(db.open.lock().await.is_none(), "run_last closes it");
     }
 
     #[test]

@@ -212,18 +212,15 @@ impl Importer {
     /// Where the register stands: the last extract applied (the newest completed job), and
     /// the jobs that failed.
     pub async fn register_state(&self) -> ImportResult<RegisterState> {
-        let state = self
-            .db
-            .run(|conn| {
+        self.db
+            .run_last(|conn| {
                 db::ensure_schema(conn)?;
                 Ok(RegisterState {
                     last_applied: db::ledger::last_applied(conn)?,
                     failed_jobs: db::ledger::failed_jobs(conn)?,
                 })
             })
-            .await;
-        self.db.release().await;
-        state
+            .await
     }
 
     /// One batch step of job `job`'s plan `plan`: applies the batch exactly once. The chunk
@@ -285,14 +282,13 @@ impl Importer {
             let started = std::time::Instant::now();
             let checkpointed = self
                 .db
-                .checkpoint_if_due(full)
+                .finish(full)
                 .await
                 .map_err(|e| e.context("finalize"))?;
             let mut finalized = finalized;
             finalized
                 .parts_ms
                 .push(("checkpoint".into(), started.elapsed().as_millis() as u64));
-            self.db.release().await;
             let _ = tokio::fs::remove_dir_all(self.job_dir(&job.id)).await;
             tracing::info!(
                 inserted = finalized.counts.inserted,
@@ -350,16 +346,8 @@ impl Importer {
                 }
                 Ok(outcome)
             })
-            .await;
-        let outcome = match outcome {
-            Ok(outcome) => outcome,
-            Err(e) => {
-                self.db.release().await;
-                return Err(e);
-            }
-        };
-        self.db.checkpoint_if_due(false).await?;
-        self.db.release().await;
+            .await?;
+        self.db.finish(false).await?;
         match outcome {
             RollbackOutcome::RolledBack { removed, restored } => {
                 tracing::warn!(job_id, removed, restored, "rolled back the extract")
