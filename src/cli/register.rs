@@ -14,7 +14,7 @@ pub struct Args {
 
 /// Registers the endpoint; prints the services Restate found there.
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let answer = args.restate.client().register(&args.endpoint).await?;
+    let answer = args.restate.client().admin.register(&args.endpoint).await?;
     let services: Vec<&str> = answer["services"]
         .as_array()
         .map(|s| s.iter().filter_map(|s| s["name"].as_str()).collect())

@@ -45,7 +45,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         (ledger::job_id_of(job), Some(job.to_string()))
     };
     if let (false, Some(workflow)) = (force, &workflow) {
-        let unfinished = client.unfinished_imports().await.with_context(|| {
+        let unfinished = client.admin.unfinished_imports().await.with_context(|| {
             format!(
                 "cannot ask Restate whether the workflow {workflow} still runs; pass --force if you know it does not"
             )

@@ -58,6 +58,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     };
     let client = restate.client();
     match client
+        .ingress
         .start(&id, &serde_json::to_value(RunBody::Named(body))?)
         .await?
     {
@@ -67,7 +68,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         ),
     }
     if watch {
-        super::watch::report(&id, client.watch(&id).await?);
+        super::watch::report(&id, client.ingress.watch(&id).await?);
     }
     Ok(())
 }

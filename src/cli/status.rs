@@ -4,7 +4,7 @@ use super::WorkflowArgs;
 
 /// Prints the progress.
 pub async fn run(args: WorkflowArgs) -> anyhow::Result<()> {
-    let progress = args.restate.client().progress(&args.id).await?;
+    let progress = args.restate.client().ingress.progress(&args.id).await?;
     println!("{}", serde_json::to_string(&progress)?);
     Ok(())
 }

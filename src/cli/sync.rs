@@ -65,7 +65,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             eprintln!(
                 "syncing {key} (imports run one after the other; `kbo-import sync status` shows the one under way)"
             );
-            let report = client.sync(key, "syncNow", None).await?;
+            let report = client.ingress.sync(key, "syncNow", None).await?;
             println!("{}", serde_json::to_string_pretty(&report)?);
             let errors = report["errors"].as_array().map(Vec::len).unwrap_or(0);
             anyhow::ensure!(
@@ -83,10 +83,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 })
             });
             let body = body.map(serde_json::to_value).transpose()?;
-            client.sync(key, "schedule", body).await?
+            client.ingress.sync(key, "schedule", body).await?
         }
-        Action::Pause => client.sync(key, "pause", None).await?,
-        Action::Status => client.sync(key, "getStatus", None).await?,
+        Action::Pause => client.ingress.sync(key, "pause", None).await?,
+        Action::Status => client.ingress.sync(key, "getStatus", None).await?,
     };
     println!("{}", serde_json::to_string_pretty(&answer)?);
     Ok(())

@@ -5,7 +5,10 @@ use kbo_import::wire::Progress;
 
 /// Follows the import; an error when it fails.
 pub async fn run(args: WorkflowArgs) -> anyhow::Result<()> {
-    report(&args.id, args.restate.client().watch(&args.id).await?);
+    report(
+        &args.id,
+        args.restate.client().ingress.watch(&args.id).await?,
+    );
     Ok(())
 }
 

@@ -109,7 +109,7 @@ pub struct Importer {
     /// One attempt at a time for each job's steps.
     steps: attempts::JobLocks,
     /// Restate's admin API, when the service may ask it.
-    restate_admin: Option<crate::client::RestateClient>,
+    restate_admin: Option<crate::client::Admin>,
     /// Whose progress stopped moving, and what Restate said of them.
     stalls: restate::Stalls,
 }

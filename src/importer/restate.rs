@@ -11,12 +11,11 @@ use std::time::{Duration, Instant};
 /// once, so that it remembers which node answered last.
 pub(super) fn admin_client(
     admin: Option<&crate::client::RestateAdmin>,
-) -> Option<crate::client::RestateClient> {
+) -> Option<crate::client::Admin> {
     let admin = admin?;
     // getProgress waits for this answer: a node that does not answer soon is skipped.
     Some(
-        crate::client::RestateClient::new(
-            "",
+        crate::client::Admin::new(
             &admin.url,
             admin.token.as_ref().map(|t| t.expose().to_string()),
         )
@@ -26,7 +25,7 @@ pub(super) fn admin_client(
 
 impl Importer {
     /// The client of Restate's admin API, when `RESTATE_ADMIN_URL` is configured.
-    fn restate_admin(&self) -> Option<&crate::client::RestateClient> {
+    fn restate_admin(&self) -> Option<&crate::client::Admin> {
         self.restate_admin.as_ref()
     }
 
@@ -73,9 +72,9 @@ impl Importer {
     pub(super) async fn restate_says(&self, other: &db::ledger::RunningJob) -> Option<String> {
         let workflow = other.workflow.as_ref()?;
         let client = self.restate_admin()?;
-        match client.unfinished_imports().await {
-            Ok(unfinished) => Some(match unfinished.iter().find(|(key, _)| key == workflow) {
-                Some((_, status)) => format!("Restate says its workflow is still {status}"),
+        match client.import_run(workflow).await {
+            Ok(run) => Some(match run.filter(|run| run.status != "completed") {
+                Some(run) => format!("Restate says its workflow is still {}", run.status),
                 None => format!(
                     "Restate says its workflow no longer runs, so `kbo-import rollback {workflow}` settles it"
                 ),

@@ -197,7 +197,10 @@ async fn workflow_round(
     let service = Process::spawn(service, work.join(format!("service-{round}.log")))?;
     wait_port(port).await?;
     let client = client_of(restate);
-    client.register(&format!("http://127.0.0.1:{port}")).await?;
+    client
+        .admin
+        .register(&format!("http://127.0.0.1:{port}"))
+        .await?;
     let peak = Arc::new(AtomicU64::new(0));
     let watcher = watch_rss(service.id(), Arc::clone(&peak));
     let full = import(&client, &format!("bench-full-140-{round}"), full_zip).await?;
@@ -272,9 +275,10 @@ async fn import(client: &RestateClient, id: &str, zip: &Path) -> anyhow::Result<
     let url = url::Url::from_file_path(zip).map_err(|_| anyhow::anyhow!("not an absolute path"))?;
     let started = Instant::now();
     client
+        .ingress
         .start(id, &serde_json::json!({ "url": url.as_str() }))
         .await?;
-    let progress = client.watch(id).await?;
+    let progress = client.ingress.watch(id).await?;
     let seconds = started.elapsed().as_secs_f64();
     Ok(Imported {
         rows: progress.rows_total,

@@ -1,0 +1,159 @@
+//! Restate's admin API: registering the service, and what Restate knows of the imports' runs.
+
+use super::nodes::{Api, Nodes};
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// A client of Restate's admin API (one URL, or a cluster's nodes).
+#[derive(Debug, Clone)]
+pub struct Admin {
+    nodes: Nodes,
+}
+
+/// One `run` invocation of `KboImport`, as Restate's admin API lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportRun {
+    /// The workflow id.
+    pub workflow_id: String,
+    /// `running`, `suspended`, `backing-off`, `completed`, …
+    pub status: String,
+    /// For a completed run: `success` or `failure`.
+    pub result: Option<String>,
+    /// For a run completed with a failure: why (`killed`, the error).
+    pub failure: Option<String>,
+    /// When it was created, as Restate writes it (for picking the newest of one id).
+    pub created_at: String,
+}
+
+impl Admin {
+    /// The admin API at `urls` (one URL, or several separated by commas: the nodes of a
+    /// cluster, tried in turn when one does not answer); `token` is sent as a bearer token.
+    pub fn new(urls: &str, token: Option<String>) -> Admin {
+        Admin {
+            nodes: Nodes::new(Api::Admin, urls, token),
+        }
+    }
+
+    /// The same client for a caller that must answer soon (the service's `getProgress`
+    /// asking the admin API): each node gets `timeout`, and every node is tried once.
+    pub fn impatient(self, timeout: Duration) -> Admin {
+        Admin {
+            nodes: self.nodes.impatient(timeout),
+        }
+    }
+
+    /// Registers the service endpoint at `endpoint_url` with the admin API (like
+    /// `restate deployments register`), replacing an earlier registration of the same URL.
+    pub async fn register(&self, endpoint_url: &str) -> anyhow::Result<Value> {
+        let body = json!({ "uri": endpoint_url, "force": true });
+        let what = format!("registering {endpoint_url}");
+        let text = self.nodes.call("/deployments", &body, &what, "").await?;
+        Ok(serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// The `run` invocations of `KboImport` Restate still knows, from the admin API's SQL
+    /// introspection: every one, or those of workflow `key`.
+    ///
+    /// Restate's `/query` takes no parameters, so a key goes into the SQL only as a literal of
+    /// [`key_literal`], which refuses any key that could leave it; any other key is not put in
+    /// the SQL at all (every run is listed). The rows are filtered here in both cases.
+    async fn import_runs(&self, key: Option<&str>) -> anyhow::Result<Vec<ImportRun>> {
+        let mut query =
+            "SELECT target_service_key, status, completion_result, completion_failure, \
+                         CAST(created_at AS VARCHAR) AS created FROM sys_invocation \
+                         WHERE target_service_name = 'KboImport' AND target_handler_name = 'run'"
+                .to_string();
+        if let Some(literal) = key.and_then(key_literal) {
+            query.push_str(&format!(" AND target_service_key = {literal}"));
+        }
+        let body = json!({ "query": query });
+        let response = self
+            .nodes
+            .send(true, |base| {
+                self.nodes
+                    .http
+                    .post(format!("{base}/query"))
+                    .header("accept", "application/json")
+                    .json(&body)
+            })
+            .await?;
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        if let Some(refused) = self.nodes.refused(status) {
+            bail!("listing the imports: {refused}");
+        }
+        if !status.is_success() {
+            bail!("the Restate admin API's /query answered HTTP {status}: {text}");
+        }
+        let answer: Value = serde_json::from_str(&text)
+            .with_context(|| format!("the Restate admin API's /query answered {text}"))?;
+        let text_of = |row: &Value, key: &str| row[key].as_str().map(String::from);
+        Ok(answer["rows"]
+            .as_array()
+            .map(|rows| {
+                rows.iter()
+                    .filter_map(|r| {
+                        Some(ImportRun {
+                            workflow_id: text_of(r, "target_service_key")?,
+                            status: text_of(r, "status").unwrap_or_else(|| "unknown".into()),
+                            result: text_of(r, "completion_result"),
+                            failure: text_of(r, "completion_failure"),
+                            created_at: text_of(r, "created").unwrap_or_default(),
+                        })
+                    })
+                    .filter(|run: &ImportRun| key.is_none_or(|k| run.workflow_id == k))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    /// The workflow ids (and statuses) of the `KboImport` runs Restate has not finished.
+    pub async fn unfinished_imports(&self) -> anyhow::Result<Vec<(String, String)>> {
+        Ok(self
+            .import_runs(None)
+            .await?
+            .into_iter()
+            .filter(|run| run.status != "completed")
+            .map(|run| (run.workflow_id, run.status))
+            .collect())
+    }
+
+    /// The newest `run` of workflow `workflow_id` that Restate knows, if any.
+    pub async fn import_run(&self, workflow_id: &str) -> anyhow::Result<Option<ImportRun>> {
+        Ok(self
+            .import_runs(Some(workflow_id))
+            .await?
+            .into_iter()
+            .max_by(|a, b| a.created_at.cmp(&b.created_at)))
+    }
+}
+
+/// Workflow key `key` as a SQL string literal for Restate's `/query`, when it holds only
+/// letters, digits and `-_.:` (the workflow ids `kbo-import` and the old web app make): such a
+/// key cannot end the literal. `None` for any other key.
+fn key_literal(key: &str) -> Option<String> {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_.:".contains(c);
+    (!key.is_empty() && key.len() <= 200 && key.chars().all(plain)).then(|| format!("'{key}'"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_plain_key_goes_into_the_admin_query() {
+        assert_eq!(
+            key_literal("kbo-0140-update").as_deref(),
+            Some("'kbo-0140-update'")
+        );
+        assert_eq!(
+            key_literal("sync:main.2025_10").as_deref(),
+            Some("'sync:main.2025_10'")
+        );
+        for hostile in ["a' OR '1'='1", "a\\'", "x;DROP", "", "é", "a b", "a\n"] {
+            assert_eq!(key_literal(hostile), None, "{hostile:?}");
+        }
+        assert_eq!(key_literal(&"k".repeat(201)), None);
+    }
+}
