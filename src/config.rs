@@ -4,45 +4,31 @@ use crate::extract::Limits;
 use std::path::PathBuf;
 use thiserror::Error;
 
-/// Everything the service can be configured with.
+/// Everything the service can be configured with, by concern: the endpoint, the import, the
+/// sync's schedule. Each concern's defaults are its own (`.env.example` and the README's table
+/// are held to them by tests).
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// How the Restate endpoint is served.
+    pub server: ServerSettings,
+    /// Where and how extracts are imported: the register, the work directory, downloads,
+    /// bounds, retries, the portal, Vercel Blob, Restate's admin API.
+    pub import: crate::importer::Settings,
+    /// When `KboSync`'s schedule runs unless the operator says otherwise.
+    pub sync: SyncSettings,
+}
+
+/// How the Restate endpoint is served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerSettings {
     /// `PORT`: where the Restate endpoint listens (default 9080).
     pub port: u16,
-    /// `KBO_DATABASE` (or `MOTHERDUCK_DATABASE`): where the register is written.
-    pub database: DatabaseTarget,
-    /// `KBO_WORK_DIR`: downloads and unpacked CSV files (default `kbo-work`).
-    pub work_dir: PathBuf,
-    /// `KBO_BATCH_ROWS`: rows per batch step (default [`DEFAULT_BATCH_ROWS`]).
-    pub batch_rows: u64,
-    /// `KBO_ALLOW_FILE_URLS`: accept `file://` extract URLs (default false).
-    pub allow_file_urls: bool,
-    /// `KBO_RETRY_NETWORK_ATTEMPTS`, `KBO_RETRY_LOCAL_ATTEMPTS`: how often a failing step is tried.
-    pub retries: RetrySettings,
-    /// `KBO_MAX_DOWNLOAD_BYTES`, `KBO_ALLOW_PRIVATE_HOSTS`: what extract URLs may reach and bring.
-    pub download: crate::net::DownloadPolicy,
-    /// `KBO_HISTORY_MONTHS`: after a Full, retired rows from snapshots older than this many
-    /// months before it are removed (default 24).
-    pub history_months: u32,
-    /// DuckDB resource bounds.
-    pub duckdb: DuckDbSettings,
-    /// `KBO_MAX_MEMBER_BYTES`, `KBO_MAX_TOTAL_BYTES`, `KBO_MAX_COMPRESSION_RATIO`.
-    pub limits: Limits,
     /// `RESTATE_IDENTITY_KEYS`: comma-separated `publickeyv1_…` keys; when set, only requests
     /// signed by Restate are served.
     pub identity_keys: Vec<String>,
     /// `KBO_TLS_CERT_FILE` and `KBO_TLS_KEY_FILE` (PEM): when both are set, the endpoint speaks
     /// HTTP/2 over TLS (as Restate Cloud reaches a deployment); otherwise cleartext HTTP/2.
     pub tls: Option<TlsFiles>,
-    /// The KBO Open Data portal, for `KboSync` and portal file imports.
-    pub portal: PortalSettings,
-    /// Vercel Blob, where the old app's start route uploads extracts (deleted after import).
-    pub blob: crate::blob::BlobSettings,
-    /// `RESTATE_ADMIN_URL` (and `RESTATE_AUTH_TOKEN`): when set, a refusal because another
-    /// job is recorded as running says whether Restate still runs its workflow.
-    pub restate_admin: Option<RestateAdmin>,
-    /// When `KboSync`'s schedule runs unless the operator says otherwise.
-    pub sync: SyncSettings,
 }
 
 /// Lines per batch step when `KBO_BATCH_ROWS` is not set: each batch is one statement and one
@@ -108,31 +94,21 @@ impl Config {
         Ok(config)
     }
 
-    /// The importer's part of the configuration.
-    pub fn importer(&self) -> crate::importer::Settings {
-        crate::importer::Settings {
-            database: self.database.clone(),
-            work_dir: self.work_dir.clone(),
-            batch_rows: self.batch_rows,
-            allow_file_urls: self.allow_file_urls,
-            retries: self.retries,
-            download: self.download,
-            history_months: self.history_months,
-            duckdb: self.duckdb.clone(),
-            limits: self.limits,
-            portal: self.portal.clone(),
-            blob: self.blob.clone(),
-            restate_admin: self.restate_admin.clone(),
-        }
-    }
-
     /// The secret values of this configuration: the MotherDuck token, the portal password.
     pub fn secrets(&self) -> Vec<String> {
-        let mut secrets = self.database.secrets();
-        secrets.extend(self.portal.password.iter().map(|p| p.expose().to_string()));
-        secrets.extend(self.blob.token.iter().map(|t| t.expose().to_string()));
+        let import = &self.import;
+        let mut secrets = import.database.secrets();
         secrets.extend(
-            self.restate_admin
+            import
+                .portal
+                .password
+                .iter()
+                .map(|p| p.expose().to_string()),
+        );
+        secrets.extend(import.blob.token.iter().map(|t| t.expose().to_string()));
+        secrets.extend(
+            import
+                .restate_admin
                 .iter()
                 .filter_map(|a| a.token.as_ref())
                 .map(|t| t.expose().to_string()),
@@ -156,8 +132,12 @@ impl Config {
                 expected: "a positive number of rows".into(),
             });
         }
-        Ok(Config {
+        let server = ServerSettings {
             port: parse(&get, "PORT", 9080, "a TCP port number")?,
+            identity_keys: identity_keys(&get)?,
+            tls: tls_files(&get)?,
+        };
+        let import = crate::importer::Settings {
             database: DatabaseTarget::from_environment(&get)?,
             batch_rows,
             allow_file_urls: parse(&get, "KBO_ALLOW_FILE_URLS", false, "true or false")?,
@@ -166,8 +146,6 @@ impl Config {
             history_months: parse(&get, "KBO_HISTORY_MONTHS", 24, "a whole number of months")?,
             duckdb: duckdb_settings(&get, &work_dir)?,
             limits: limits(&get)?,
-            identity_keys: identity_keys(&get)?,
-            tls: tls_files(&get)?,
             blob: crate::blob::BlobSettings::from_lookup(&get),
             restate_admin: get("RESTATE_ADMIN_URL").map(|url| RestateAdmin {
                 url: url.trim().trim_end_matches('/').to_string(),
@@ -182,10 +160,14 @@ impl Config {
                 username: get("KBO_USERNAME"),
                 password: get("KBO_PASSWORD").map(Secret::new),
             },
+            work_dir,
+        };
+        Ok(Config {
+            server,
+            import,
             sync: SyncSettings {
                 schedule: sync_schedule(&get)?,
             },
-            work_dir,
         })
     }
 }
@@ -400,15 +382,18 @@ mod tests {
     #[test]
     fn defaults_serve_a_local_file() {
         let c = config(&[]).unwrap();
-        assert_eq!(c.port, 9080);
-        assert_eq!(c.database, DatabaseTarget::File("kbo.duckdb".into()));
-        assert_eq!(c.batch_rows, 2_000_000);
-        assert!(!c.allow_file_urls);
-        assert_eq!(c.history_months, 24);
-        assert!(c.identity_keys.is_empty());
-        assert_eq!(c.duckdb.temp_dir, PathBuf::from("kbo-work/duckdb-tmp"));
-        assert_eq!(c.portal.url, DEFAULT_PORTAL_URL);
-        assert_eq!(c.portal.username, None);
+        assert_eq!(c.server.port, 9080);
+        assert_eq!(c.import.database, DatabaseTarget::File("kbo.duckdb".into()));
+        assert_eq!(c.import.batch_rows, 2_000_000);
+        assert!(!c.import.allow_file_urls);
+        assert_eq!(c.import.history_months, 24);
+        assert!(c.server.identity_keys.is_empty());
+        assert_eq!(
+            c.import.duckdb.temp_dir,
+            PathBuf::from("kbo-work/duckdb-tmp")
+        );
+        assert_eq!(c.import.portal.url, DEFAULT_PORTAL_URL);
+        assert_eq!(c.import.portal.username, None);
         assert_eq!(c.sync.schedule.to_string(), "daily at 07:00 UTC");
     }
 
@@ -430,13 +415,13 @@ mod tests {
 
     #[test]
     fn tls_takes_a_certificate_and_its_key_together() {
-        assert_eq!(config(&[]).unwrap().tls, None);
+        assert_eq!(config(&[]).unwrap().server.tls, None);
         let both = config(&[
             ("KBO_TLS_CERT_FILE", "c.pem"),
             ("KBO_TLS_KEY_FILE", "k.pem"),
         ]);
         assert_eq!(
-            both.unwrap().tls,
+            both.unwrap().server.tls,
             Some(TlsFiles {
                 cert: "c.pem".into(),
                 key: "k.pem".into()
@@ -465,8 +450,11 @@ mod tests {
             ("KBO_PASSWORD", "hunter2"),
         ])
         .unwrap();
-        assert_eq!(c.portal.url, "http://127.0.0.1:8000/portal");
-        assert_eq!(c.portal.password.as_ref().unwrap().expose(), "hunter2");
+        assert_eq!(c.import.portal.url, "http://127.0.0.1:8000/portal");
+        assert_eq!(
+            c.import.portal.password.as_ref().unwrap().expose(),
+            "hunter2"
+        );
         assert!(!format!("{c:?}").contains("hunter2"), "{c:?}");
     }
 
@@ -493,12 +481,15 @@ mod tests {
             ("MOTHERDUCK_TOKEN", "FAKE-token-1234"),
         ])
         .unwrap();
-        assert!(c.database.is_motherduck());
-        assert_eq!(c.database.to_string(), "md:kbo?motherduck_token=***");
+        assert!(c.import.database.is_motherduck());
+        assert_eq!(c.import.database.to_string(), "md:kbo?motherduck_token=***");
         assert_eq!(c.secrets(), vec!["FAKE-token-1234".to_string()]);
         assert!(!format!("{c:?}").contains("FAKE-token-1234"), "{c:?}");
         let c = config(&[("motherduck_token", "FAKE-token-1234")]).unwrap();
-        assert!(c.database.is_motherduck(), "the token alone selects md:kbo");
+        assert!(
+            c.import.database.is_motherduck(),
+            "the token alone selects md:kbo"
+        );
         let err = config(&[
             ("KBO_DATABASE", "md:"),
             ("MOTHERDUCK_TOKEN", "FAKE-token-1234"),
@@ -514,7 +505,10 @@ mod tests {
         assert!(config(&[("KBO_BATCH_ROWS", "0")]).is_err());
         assert!(config(&[("PORT", "99999")]).is_err());
         let c = config(&[("RESTATE_IDENTITY_KEYS", "publickeyv1_a, publickeyv1_b")]).unwrap();
-        assert_eq!(c.identity_keys, vec!["publickeyv1_a", "publickeyv1_b"]);
+        assert_eq!(
+            c.server.identity_keys,
+            vec!["publickeyv1_a", "publickeyv1_b"]
+        );
     }
 
     #[test]
@@ -523,7 +517,7 @@ mod tests {
         assert_eq!(err.var, "KBO_DUCKDB_MEMORY_LIMIT");
         assert_eq!(err.value, "lots");
         let c = config(&[("KBO_DUCKDB_MEMORY_LIMIT", "2GB")]).unwrap();
-        assert_eq!(c.duckdb.memory_limit, "2GB");
+        assert_eq!(c.import.duckdb.memory_limit, "2GB");
         let err = config(&[("KBO_DUCKDB_THREADS", "0")]).unwrap_err();
         assert_eq!(err.var, "KBO_DUCKDB_THREADS");
     }
@@ -531,13 +525,16 @@ mod tests {
     #[test]
     fn identity_keys_under_either_name_and_never_silently_none() {
         let c = config(&[("RESTATE_SIGNING_PUBLIC_KEY", "publickeyv1_old")]).unwrap();
-        assert_eq!(c.identity_keys, vec!["publickeyv1_old"]);
+        assert_eq!(c.server.identity_keys, vec!["publickeyv1_old"]);
         let c = config(&[
             ("RESTATE_IDENTITY_KEYS", "publickeyv1_a"),
             ("RESTATE_SIGNING_PUBLIC_KEY", "publickeyv1_a,publickeyv1_b"),
         ])
         .unwrap();
-        assert_eq!(c.identity_keys, vec!["publickeyv1_a", "publickeyv1_b"]);
+        assert_eq!(
+            c.server.identity_keys,
+            vec!["publickeyv1_a", "publickeyv1_b"]
+        );
         for (var, value) in [
             ("RESTATE_IDENTITY_KEYS", " , "),
             ("RESTATE_IDENTITY_KEYS", "not-a-key"),

@@ -12,9 +12,9 @@ use std::sync::Arc;
 
 /// Serves the endpoint on `PORT` until SIGTERM or Ctrl-C.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
-    let addr = SocketAddr::from(([0, 0, 0, 0], config.port));
+    let addr = SocketAddr::from(([0, 0, 0, 0], config.server.port));
     let mut builder = Endpoint::builder();
-    for key in &config.identity_keys {
+    for key in &config.server.identity_keys {
         builder = builder.identity_key(key).map_err(|e| {
             anyhow::anyhow!(
                 "RESTATE_IDENTITY_KEYS holds a key that is not a Restate public key ({e:?})"
@@ -23,24 +23,25 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     tracing::info!(
         %addr,
-        database = %config.database,
-        work_dir = %config.work_dir.display(),
-        batch_rows = config.batch_rows,
-        request_identity = !config.identity_keys.is_empty(),
-        tls = config.tls.is_some(),
-        portal = %config.portal.url,
-        portal_account = config.portal.username.is_some(),
+        database = %config.import.database,
+        work_dir = %config.import.work_dir.display(),
+        batch_rows = config.import.batch_rows,
+        request_identity = !config.server.identity_keys.is_empty(),
+        tls = config.server.tls.is_some(),
+        portal = %config.import.portal.url,
+        portal_account = config.import.portal.username.is_some(),
         sync_schedule = %config.sync.schedule,
         "serving the KboImport workflow and the KboSync object"
     );
     // A certificate that cannot serve is refused before anything listens.
     let tls = config
+        .server
         .tls
         .as_ref()
         .map(crate::tls::server_config)
         .transpose()?;
     let schedule = config.sync.schedule;
-    let importer = Arc::new(Importer::new(config.importer()));
+    let importer = Arc::new(Importer::new(config.import.clone()));
     let endpoint = builder
         .bind(KboImport::new(Arc::clone(&importer)))
         .bind(KboSync::new(importer, schedule))

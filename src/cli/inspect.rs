@@ -6,12 +6,12 @@ use kbo_import::db::{self, Database, DatabaseTarget};
 /// Prints the summary, or says there is no register yet (a missing file is not created).
 pub async fn run() -> anyhow::Result<()> {
     let config = Config::from_env()?;
-    let target = &config.database;
+    let target = &config.import.database;
     let missing_file = matches!(target, DatabaseTarget::File(path) if !path.exists());
     let summary = if missing_file {
         None
     } else {
-        let db = Database::new(target.clone(), config.duckdb.clone());
+        let db = Database::new(target.clone(), config.import.duckdb.clone());
         db.run_last(|conn| db::inspect::summary(conn)).await?
     };
     match summary {

@@ -34,7 +34,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     } = args;
     let (job, client) = (job.as_str(), restate.client());
     let config = Config::from_env()?;
-    let database = Database::new(config.database.clone(), config.duckdb.clone());
+    let database = Database::new(config.import.database.clone(), config.import.duckdb.clone());
     // A workflow id is checked with Restate before the database is touched (the database
     // is busy while that workflow runs); a job id is first looked up in the database.
     let (job_id, workflow) = if ledger::is_job_id(job) {
@@ -68,7 +68,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .await?;
         println!(
             "removed job {job} ({job_id}) from {}: {} rows it inserted removed, {} rows it retired current again; it is recorded failed",
-            config.database, removed.removed, removed.restored
+            config.import.database, removed.removed, removed.restored
         );
         return Ok(());
     }
@@ -83,7 +83,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     match outcome {
         RollbackOutcome::RolledBack { removed, restored } => println!(
             "rolled back job {job} ({job_id}) in {}: {removed} rows it inserted removed, {restored} rows it retired current again; it is recorded failed",
-            config.database
+            config.import.database
         ),
         RollbackOutcome::AlreadyCompleted(_) => anyhow::bail!(
             "job {job} has completed: its extract is part of the register and is not rolled back"

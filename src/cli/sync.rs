@@ -55,7 +55,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let answer = match args.action {
         Action::List => {
             let config = Config::from_env()?;
-            let portal = kbo_import::portal::Portal::new(config.portal, config.download.max_bytes);
+            let portal = kbo_import::portal::Portal::new(
+                config.import.portal,
+                config.import.download.max_bytes,
+            );
             for file in portal.list().await? {
                 println!("{file}");
             }
