@@ -181,15 +181,11 @@ fn logs_written_to_a_file_carry_no_colour_codes() {
         .env_remove("NO_COLOR")
         .env_remove("LOG_FORMAT");
     let service = crate::harness::Process::spawn(command, dir.path().join("service.log")).unwrap();
-    let started = std::time::Instant::now();
-    while !service.log().contains("serving the KboImport workflow") {
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(30),
-            "the service logs that it serves: {}",
-            service.log()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    crate::harness::wait_until(
+        "the service to log that it serves",
+        std::time::Duration::from_secs(30),
+        || service.log().contains("serving the KboImport workflow"),
+    );
     let log = service.log();
     assert!(!log.contains('\u{1b}'), "no escape codes: {log:?}");
 }

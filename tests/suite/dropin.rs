@@ -4,13 +4,12 @@
 
 use crate::fixtures::chain;
 use crate::guarantees::agreed_end;
-use crate::harness::{Restate, file_url};
+use crate::harness::{Restate, TestApp, file_url};
 use crate::http_server::{Answer, FileServer};
 use crate::tables::{assert_same_state, register};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::harness::MINUTE;
@@ -173,17 +172,7 @@ async fn the_apps_calls_import_a_killed_and_purged_update_and_delete_the_blob() 
     // The route starts import-0141; an operator kills it half-way through Restate's admin API
     // and purges it: no rollback ran, its rows are half in.
     let invocation = start_route(&restate, "import-0141", &blob_url, filename).await;
-    loop {
-        let p = restate.progress("import-0141").await;
-        if p["completed_batches"].as_u64().unwrap_or(0) >= 3 {
-            break;
-        }
-        assert_ne!(
-            p["status"], "completed",
-            "the import ended before the kill: {p}"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    crate::guarantees::wait_batches(&restate, "import-0141", 3).await;
     restate.kill_invocation(&invocation);
     restate.purge_invocation(&invocation);
 
@@ -226,11 +215,8 @@ async fn the_apps_calls_import_a_killed_and_purged_update_and_delete_the_blob() 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_filename_that_disagrees_with_the_extract_fails_clearly() {
     let chain = chain();
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let restate = Restate::start(d);
-    let db = d.join("kbo.duckdb");
-    let service = restate.serve(d, &db, &[]);
+    let app = TestApp::spawn(&[]);
+    let (db, restate) = (app.db.clone(), &app.restate);
     restate.import_completed("import-0140", &chain.full).await;
     restate
         .start_import(
@@ -246,5 +232,4 @@ async fn a_filename_that_disagrees_with_the_extract_fails_clearly() {
             && error.contains("its meta.csv says extract 141"),
         "{error}"
     );
-    drop(service);
 }

@@ -3,10 +3,11 @@
 //! `import_jobs` agree, and there is a named way forward.
 
 use crate::fixtures::{chain, member_text, rewrite_zip, with_meta};
-use crate::harness::{Ingress, Restate, file_url, output_text};
+use crate::harness::{Ingress, Restate, TestApp, file_url, output_text};
 use crate::http_server::{Answer, FileServer};
 use crate::tables::{assert_same_state, count, open, register, state};
-use serde_json::{Value, json};
+use kbo_import::wire::{Progress, Status};
+use serde_json::json;
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
@@ -65,20 +66,11 @@ pub async fn agreed_end(restate: &impl Ingress, db: &Path, id: &str) -> bool {
 }
 
 /// Waits until `getProgress` of `id` shows at least `batches` batches done.
-pub async fn wait_batches(restate: &Restate, id: &str, batches: u64) -> Value {
-    let start = std::time::Instant::now();
-    loop {
-        let p = restate.progress(id).await;
-        if p["completed_batches"].as_u64().unwrap_or(0) >= batches {
-            return p;
-        }
-        assert_ne!(
-            p["status"], "completed",
-            "{id} ended before {batches} batches"
-        );
-        assert!(start.elapsed() < MINUTE, "{id}: {p}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+pub async fn wait_batches(restate: &Restate, id: &str, batches: u32) -> Progress {
+    let what = format!("{batches} batches done");
+    restate
+        .wait_for(id, &what, |p| p.completed_batches >= batches)
+        .await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -126,45 +118,44 @@ async fn two_ids_that_differ_only_in_punctuation_never_share_files() {
     drop(service);
 }
 
+/// Imports Full 140 into `app`'s register; the register as it stands then.
+async fn after_full_140(app: &TestApp) -> Vec<(String, Vec<String>)> {
+    app.import_completed("full-140", &chain().full).await;
+    state(&app.db)
+}
+
 #[tokio::test(flavor = "multi_thread")]
-async fn status_agrees_whenever_a_cancel_arrives_even_twice_or_during_finalize() {
-    let chain = chain();
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let restate = Restate::start(d);
-    let db = d.join("kbo.duckdb");
-    let service = restate.serve(d, &db, &[("KBO_BATCH_ROWS", "1000")]);
-    restate.import_completed("full-140", &chain.full).await;
-    let before = state(&db);
-
-    // Two cancels a few milliseconds apart, while batches run.
-    let invocation = restate
-        .start_import_id("twice", json!(file_url(&chain.next_full)))
+async fn two_cancels_a_moment_apart_while_batches_run_leave_the_register_as_it_was() {
+    let app = TestApp::spawn(&[("KBO_BATCH_ROWS", "1000")]);
+    let before = after_full_140(&app).await;
+    let invocation = app
+        .start_import_id("twice", json!(file_url(&chain().next_full)))
         .await;
-    wait_batches(&restate, "twice", 8).await;
-    restate.cancel(&invocation);
-    restate.cancel_if_running(&invocation);
-    restate.wait_finished("twice", MINUTE).await;
-    assert!(!agreed_end(&restate, &d.join("kbo.duckdb"), "twice").await);
-    assert_same_state("after two cancels", &state(&db), &before);
+    wait_batches(&app, "twice", 8).await;
+    app.cancel(&invocation);
+    app.cancel_if_running(&invocation);
+    app.wait_finished("twice", MINUTE).await;
+    assert!(!agreed_end(&app.restate, &app.db, "twice").await);
+    assert_same_state("after two cancels", &state(&app.db), &before);
+}
 
-    // A cancel as finalize runs: whichever side of its commit it lands, all agree.
-    let invocation = restate
-        .start_import_id("late", json!(file_url(&chain.next_full)))
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cancel_as_finalize_runs_lands_on_either_side_of_its_commit_and_all_agree() {
+    let app = TestApp::spawn(&[("KBO_BATCH_ROWS", "1000")]);
+    let before = after_full_140(&app).await;
+    let invocation = app
+        .start_import_id("late", json!(file_url(&chain().next_full)))
         .await;
-    loop {
-        let p = restate.progress("late").await;
-        if matches!(p["status"].as_str(), Some("finalizing" | "completed")) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    restate.cancel_if_running(&invocation);
-    restate.wait_finished("late", MINUTE).await;
-    if agreed_end(&restate, &db, "late").await {
+    app.wait_for("late", "finalize", |p| {
+        matches!(p.status, Status::Finalizing | Status::Completed)
+    })
+    .await;
+    app.cancel_if_running(&invocation);
+    app.wait_finished("late", MINUTE).await;
+    if agreed_end(&app.restate, &app.db, "late").await {
         assert_eq!(
             count(
-                &open(&db),
+                &open(&app.db),
                 "SELECT max(extract_number) FROM import_jobs WHERE status = 'completed'"
             ),
             141
@@ -172,40 +163,34 @@ async fn status_agrees_whenever_a_cancel_arrives_even_twice_or_during_finalize()
     } else {
         assert_same_state(
             "after a cancel before finalize's commit",
-            &state(&db),
+            &state(&app.db),
             &before,
         );
     }
-    drop(service);
+}
+
+/// `kbo-import <args>` on the app's database.
+fn kbo_import(app: &TestApp, args: &[&str]) -> std::process::Output {
+    app.kbo_import(args, &[("KBO_DATABASE", app.db.to_str().unwrap())])
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_job_left_behind_is_named_and_settled_by_one_command() {
-    let chain = chain();
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let restate = Restate::start(d);
-    let db = d.join("kbo.duckdb");
-    let admin = restate.admin_url();
-    let env = [
+async fn a_job_left_behind_by_a_locked_database_is_named_and_settled_by_one_command() {
+    let mut app = TestApp::spawn_asking_restate(&[
         ("KBO_BATCH_ROWS", "1000"),
         ("KBO_RETRY_LOCAL_ATTEMPTS", "3"),
-        ("RESTATE_ADMIN_URL", admin.as_str()),
-    ];
-    let mut service = restate.serve(d, &db, &env);
-    restate.import_completed("full-140", &chain.full).await;
-    let before = state(&db);
+    ]);
+    let before = after_full_140(&app).await;
 
     // The database locked by a reader for longer than the retries, from the middle of an
     // import: the batches give up, then the rollback too.
-    restate
-        .start_import("stuck", json!(file_url(&chain.next_full)))
+    app.start_import("stuck", json!(file_url(&chain().next_full)))
         .await;
-    wait_batches(&restate, "stuck", 10).await;
-    service.process.kill();
-    let reader = open(&db);
-    service.restart();
-    let done = restate.wait_finished("stuck", MINUTE).await;
+    wait_batches(&app, "stuck", 10).await;
+    app.service.process.kill();
+    let reader = open(&app.db);
+    app.service.restart();
+    let done = app.wait_finished("stuck", MINUTE).await;
     assert_eq!(done["status"], "failed", "{done}");
     let error = done["error"].as_str().unwrap();
     assert!(
@@ -214,13 +199,12 @@ async fn a_job_left_behind_is_named_and_settled_by_one_command() {
         "the error names the way forward: {error}"
     );
     drop(reader);
-    assert_eq!(job_status(&db, "stuck").as_deref(), Some("running"));
+    assert_eq!(job_status(&app.db, "stuck").as_deref(), Some("running"));
 
     // Every later import is refused naming the job and the command.
-    restate
-        .start_import("next", json!(file_url(&chain.next_full)))
+    app.start_import("next", json!(file_url(&chain().next_full)))
         .await;
-    let refused = restate.wait_finished("next", MINUTE).await;
+    let refused = app.wait_finished("next", MINUTE).await;
     let error = refused["error"].as_str().unwrap_or_default();
     assert!(
         error.contains("(workflow stuck)")
@@ -230,49 +214,46 @@ async fn a_job_left_behind_is_named_and_settled_by_one_command() {
     );
 
     // The command settles it: the database is as before, the job failed.
-    let kbo_env = [("KBO_DATABASE", db.to_str().unwrap())];
-    let out = restate.kbo_import(&["rollback", "stuck"], &kbo_env);
+    let out = kbo_import(&app, &["rollback", "stuck"]);
     assert!(out.status.success(), "{}", output_text(&out));
     assert!(
         output_text(&out).contains("rolled back job stuck"),
         "{}",
         output_text(&out)
     );
-    assert_same_state("after kbo-import rollback", &state(&db), &before);
-    assert_eq!(job_status(&db, "stuck").as_deref(), Some("failed"));
-    let again = restate.kbo_import(&["rollback", "stuck"], &kbo_env);
+    assert_same_state("after kbo-import rollback", &state(&app.db), &before);
+    assert_eq!(job_status(&app.db, "stuck").as_deref(), Some("failed"));
+    let again = kbo_import(&app, &["rollback", "stuck"]);
     assert!(
         output_text(&again).contains("nothing to do"),
         "{}",
         output_text(&again)
     );
+}
 
-    // An invocation killed through Restate runs no rollback: the same command settles it,
-    // and refuses while the workflow still runs. Small batches: the import runs long enough.
-    drop(service);
-    let service = restate.serve(
-        d,
-        &db,
-        &[
-            ("KBO_BATCH_ROWS", "100"),
-            ("RESTATE_ADMIN_URL", admin.as_str()),
-        ],
-    );
-    let invocation = restate
-        .start_import_id("killed", json!(file_url(&chain.next_full)))
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_killed_through_restate_is_reported_failed_and_settled_by_the_same_command() {
+    // Small batches: the import runs long enough to be killed half-way.
+    let app = TestApp::spawn_asking_restate(&[("KBO_BATCH_ROWS", "100")]);
+    let before = after_full_140(&app).await;
+
+    // A killed invocation runs no rollback; the command refuses while the workflow still runs.
+    let invocation = app
+        .start_import_id("killed", json!(file_url(&chain().next_full)))
         .await;
-    wait_batches(&restate, "killed", 10).await;
-    let early = restate.kbo_import(&["rollback", "killed"], &kbo_env);
+    wait_batches(&app, "killed", 10).await;
+    let early = kbo_import(&app, &["rollback", "killed"]);
     assert!(!early.status.success(), "refused while it runs");
     assert!(
         output_text(&early).contains("still"),
         "{}",
         output_text(&early)
     );
-    restate.kill_invocation(&invocation);
+    app.kill_invocation(&invocation);
     // getProgress learns from Restate that the run was killed, and names the way forward.
-    let progress = restate.wait_finished("killed", MINUTE).await;
+    let progress = app.wait_finished("killed", MINUTE).await;
     assert_eq!(progress["status"], "failed", "{progress}");
+    assert_eq!(progress["error_code"], "killed", "{progress}");
     assert!(
         progress["error"]
             .as_str()
@@ -284,12 +265,14 @@ async fn a_job_left_behind_is_named_and_settled_by_one_command() {
             < progress["total_batches"].as_u64().unwrap_or(0),
         "killed half-way: {progress}"
     );
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let out = restate.kbo_import(&["rollback", "killed"], &kbo_env);
+    let out = kbo_import(&app, &["rollback", "killed"]);
     assert!(out.status.success(), "{}", output_text(&out));
-    assert_same_state("after the killed import's rollback", &state(&db), &before);
-    restate.import_completed("after", &chain.next_full).await;
-    drop(service);
+    assert_same_state(
+        "after the killed import's rollback",
+        &state(&app.db),
+        &before,
+    );
+    app.import_completed("after", &chain().next_full).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use kbo_import::wire::{Progress, Status};
 use kbo_testkit::restate::RestateServer;
 pub use kbo_testkit::restate::{Process, free_port, port_open};
 use serde_json::{Value, json};
@@ -24,7 +25,7 @@ fn tool(name: &str) -> PathBuf {
 }
 
 /// Waits until `ready`; fails the test after `timeout`.
-fn wait_until(what: &str, timeout: Duration, ready: impl FnMut() -> bool) {
+pub fn wait_until(what: &str, timeout: Duration, ready: impl FnMut() -> bool) {
     kbo_testkit::restate::wait_until(what, timeout, ready).unwrap_or_else(|e| panic!("{e}"));
 }
 
@@ -233,6 +234,34 @@ impl Restate {
         done
     }
 
+    /// Polls `getProgress` of `workflow_id` until `until` holds of it, and returns it; fails the
+    /// test, saying `what` it waited for, when the import ends first or after [`MINUTE`].
+    pub async fn wait_for(
+        &self,
+        workflow_id: &str,
+        what: &str,
+        until: impl Fn(&Progress) -> bool,
+    ) -> Progress {
+        let start = Instant::now();
+        loop {
+            let answer = self.progress(workflow_id).await;
+            let progress: Progress = serde_json::from_value(answer.clone())
+                .unwrap_or_else(|e| panic!("getProgress is not progress ({e}): {answer}"));
+            if until(&progress) {
+                return progress;
+            }
+            assert!(
+                !matches!(progress.status, Status::Completed | Status::Failed),
+                "{workflow_id} ended before {what}: {answer}"
+            );
+            assert!(
+                start.elapsed() < MINUTE,
+                "{workflow_id}: no {what} after {MINUTE:?}: {answer}"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     /// Polls `getProgress` until the import is completed or failed; returns the last answer.
     pub async fn wait_finished(&self, workflow_id: &str, timeout: Duration) -> Value {
         let start = Instant::now();
@@ -288,12 +317,78 @@ pub trait Ingress {
     fn run_output(&self, id: &str) -> impl Future<Output = (u16, Value)> + Send;
 }
 
+impl<T: Ingress + Sync> Ingress for &T {
+    fn progress(&self, id: &str) -> impl Future<Output = Value> + Send {
+        (**self).progress(id)
+    }
+    fn run_output(&self, id: &str) -> impl Future<Output = (u16, Value)> + Send {
+        (**self).run_output(id)
+    }
+}
+
 impl Ingress for Restate {
     fn progress(&self, id: &str) -> impl Future<Output = Value> + Send {
         Restate::progress(self, id)
     }
     fn run_output(&self, id: &str) -> impl Future<Output = (u16, Value)> + Send {
         Restate::run_output(self, id)
+    }
+}
+
+/// The app as a test meets it: a Restate server, the service binary registered with it
+/// (`KBO_BATCH_ROWS` and the rest of its environment as the test gives), its database file,
+/// and the temporary folder that holds them all, removed at the end. It derefs to its
+/// [`Restate`], whose helpers are the calls a test makes.
+pub struct TestApp {
+    /// The service (killed first, when the app is dropped).
+    pub service: Service,
+    /// The Restate server.
+    pub restate: Restate,
+    /// The register's database file.
+    pub db: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl TestApp {
+    /// Starts a Restate server and the service with environment `env`, registered.
+    pub fn spawn(env: &[(&str, &str)]) -> TestApp {
+        TestApp::spawn_with(env, false)
+    }
+
+    /// As [`TestApp::spawn`], and the service may ask the server's admin API
+    /// (`RESTATE_ADMIN_URL`) what became of a workflow.
+    pub fn spawn_asking_restate(env: &[(&str, &str)]) -> TestApp {
+        TestApp::spawn_with(env, true)
+    }
+
+    fn spawn_with(env: &[(&str, &str)], asking_restate: bool) -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        let restate = Restate::start(dir.path());
+        let db = dir.path().join("kbo.duckdb");
+        let admin = restate.admin_url();
+        let mut env = env.to_vec();
+        if asking_restate {
+            env.push(("RESTATE_ADMIN_URL", admin.as_str()));
+        }
+        let service = restate.serve(dir.path(), &db, &env);
+        TestApp {
+            service,
+            restate,
+            db,
+            dir,
+        }
+    }
+
+    /// The folder of the app's files (the server's, the service's, the test's own).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Deref for TestApp {
+    type Target = Restate;
+    fn deref(&self) -> &Restate {
+        &self.restate
     }
 }
 

@@ -1,7 +1,7 @@
 //! Hostile and broken input, ordering, one import at a time, rollback on cancel, the network.
 
 use crate::fixtures::{chain, rewrite_zip, with_meta};
-use crate::harness::{Restate, Service, file_url};
+use crate::harness::{Restate, Service, TestApp, file_url};
 use crate::http_server::{Answer, FileServer};
 use crate::tables::{
     DATA_TABLES, assert_same_rows, assert_same_state, count, everything, open, rows, state,
@@ -32,11 +32,8 @@ async fn expect_failure(restate: &Restate, id: &str, body: serde_json::Value, co
 #[tokio::test(flavor = "multi_thread")]
 async fn hostile_extracts_are_refused_and_the_database_is_unchanged() {
     let chain = chain();
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let restate = Restate::start(d);
-    let db = d.join("kbo.duckdb");
-    let service = restate.serve(d, &db, &[]);
+    let app = TestApp::spawn(&[]);
+    let (d, db, restate) = (app.dir(), app.db.clone(), &app.restate);
     restate.import_completed("base-140", &chain.full).await;
     let before = state(&db);
 
@@ -91,7 +88,7 @@ async fn hostile_extracts_are_refused_and_the_database_is_unchanged() {
         ),
     ];
     for (id, body, expected) in cases {
-        expect_failure(&restate, id, body, expected).await;
+        expect_failure(restate, id, body, expected).await;
     }
     assert_same_state("refused extracts", &state(&db), &before);
     let failed = count(
@@ -99,20 +96,16 @@ async fn hostile_extracts_are_refused_and_the_database_is_unchanged() {
         "SELECT count(*) FROM import_jobs WHERE status = 'failed'",
     );
     assert_eq!(failed, 8, "every refusal is recorded in import_jobs");
-    drop(service);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn extracts_apply_only_in_order_and_one_import_at_a_time() {
     let chain = chain();
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let restate = Restate::start(d);
-    let db = d.join("kbo.duckdb");
-    let service = restate.serve(d, &db, &[("KBO_BATCH_ROWS", "2000")]);
+    let app = TestApp::spawn(&[("KBO_BATCH_ROWS", "2000")]);
+    let (d, db, restate) = (app.dir(), app.db.clone(), &app.restate);
 
     expect_failure(
-        &restate,
+        restate,
         "update-first",
         json!(file_url(&chain.update)),
         "out_of_order",
@@ -120,7 +113,7 @@ async fn extracts_apply_only_in_order_and_one_import_at_a_time() {
     .await;
     restate.import_completed("full-140", &chain.full).await;
     expect_failure(
-        &restate,
+        restate,
         "full-140-again",
         json!(file_url(&chain.full)),
         "already_imported",
@@ -128,7 +121,7 @@ async fn extracts_apply_only_in_order_and_one_import_at_a_time() {
     .await;
     let skipping = update_with_meta(d, "skip.zip", "\"141\"", "\"143\"");
     expect_failure(
-        &restate,
+        restate,
         "update-143",
         json!(file_url(&skipping)),
         "out_of_order",
@@ -136,7 +129,7 @@ async fn extracts_apply_only_in_order_and_one_import_at_a_time() {
     .await;
     restate.import_completed("update-141", &chain.update).await;
     expect_failure(
-        &restate,
+        restate,
         "update-141-again",
         json!(file_url(&chain.update)),
         "already_imported",
@@ -144,7 +137,7 @@ async fn extracts_apply_only_in_order_and_one_import_at_a_time() {
     .await;
     let older_full = with_meta(&chain.full, &d.join("full-139.zip"), "\"140\"", "\"139\"");
     expect_failure(
-        &restate,
+        restate,
         "full-139",
         json!(file_url(&older_full)),
         "out_of_order",
@@ -187,34 +180,20 @@ async fn extracts_apply_only_in_order_and_one_import_at_a_time() {
             "{'extract_number': 142}"
         ]
     );
-    drop(service);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_cancelled_import_is_rolled_back() {
     let chain = chain();
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let restate = Restate::start(d);
-    let db = d.join("kbo.duckdb");
-    let service = restate.serve(d, &db, &[("KBO_BATCH_ROWS", "1000")]);
+    let app = TestApp::spawn(&[("KBO_BATCH_ROWS", "1000")]);
+    let (db, restate) = (app.db.clone(), &app.restate);
     restate.import_completed("full-140", &chain.full).await;
     let before = state(&db);
 
     let invocation = restate
         .start_import_id("full-141", json!(file_url(&chain.next_full)))
         .await;
-    loop {
-        let p = restate.progress("full-141").await;
-        assert_ne!(
-            p["status"], "completed",
-            "the import ended before the cancel"
-        );
-        if p["completed_batches"].as_u64().unwrap_or(0) >= 12 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    crate::guarantees::wait_batches(restate, "full-141", 12).await;
     restate.cancel(&invocation);
     let done = restate.wait_finished("full-141", MINUTE).await;
     assert_eq!(done["status"], "failed", "{done}");
@@ -236,17 +215,13 @@ async fn a_cancelled_import_is_rolled_back() {
     restate
         .import_completed("full-141-again", &chain.next_full)
         .await;
-    drop(service);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn http_404_fails_at_once_and_server_errors_are_retried_until_the_server_recovers() {
     let chain = chain();
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let restate = Restate::start(d);
-    let db = d.join("kbo.duckdb");
-    let service = restate.serve(d, &db, &[("KBO_ALLOW_FILE_URLS", "false")]);
+    let app = TestApp::spawn(&[("KBO_ALLOW_FILE_URLS", "false")]);
+    let (db, restate) = (app.db.clone(), &app.restate);
     let script = HashMap::from([(
         "/KboOpenData_0140_2025_10_Full.zip".to_string(),
         vec![
@@ -259,7 +234,7 @@ async fn http_404_fails_at_once_and_server_errors_are_retried_until_the_server_r
     let server = FileServer::start(script).await;
 
     expect_failure(
-        &restate,
+        restate,
         "missing",
         json!(server.url("/KboOpenData_0139_2025_09_Full.zip")),
         "download_refused",
@@ -285,7 +260,6 @@ async fn http_404_fails_at_once_and_server_errors_are_retried_until_the_server_r
             "SELECT count(*) FROM enterprises WHERE _is_current"
         ) > 0
     );
-    drop(service);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -299,14 +273,7 @@ async fn a_restate_server_killed_mid_import_resumes_with_the_right_data() {
     restate
         .start_import("full-140", json!(file_url(&chain.full)))
         .await;
-    loop {
-        let p = restate.progress("full-140").await;
-        assert_ne!(p["status"], "completed", "the import ended before the kill");
-        if p["completed_batches"].as_u64().unwrap_or(0) >= 5 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    crate::guarantees::wait_batches(&restate, "full-140", 5).await;
     restate.restart();
     let done = restate
         .wait_finished("full-140", Duration::from_secs(180))

@@ -6,7 +6,7 @@ use crate::tables::{
     DATA_TABLES, assert_same_rows, assert_same_state, count, everything, open, state,
 };
 use serde_json::json;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_service_killed_during_the_batches_resumes_and_applies_each_batch_once() {
@@ -111,26 +111,11 @@ async fn fault_after_batches(
     restate: &Restate,
     service: &mut Service,
     id: &str,
-    batches: u64,
+    batches: u32,
     fault: impl FnOnce(&mut Service),
 ) -> serde_json::Value {
-    let start = Instant::now();
-    loop {
-        let p = restate.progress(id).await;
-        assert_ne!(
-            p["status"], "completed",
-            "the import ended before the fault; make batches smaller"
-        );
-        if p["completed_batches"].as_u64().unwrap_or(0) >= batches {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "no batch done: {p}\n{}",
-            service.process.log()
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    // (Batches too large end the import before the fault: the wait says so.)
+    crate::guarantees::wait_batches(restate, id, batches).await;
     fault(service);
     let done = restate.wait_finished(id, Duration::from_secs(120)).await;
     assert_eq!(

@@ -261,19 +261,7 @@ async fn a_sync_survives_the_service_killed_in_the_middle_of_an_import() {
     let restate = &world.restate;
 
     restate.sync_send("default", "syncNow").await;
-    let start = Instant::now();
-    loop {
-        let p = restate.progress("kbo-0140-full").await;
-        if p["completed_batches"].as_u64().unwrap_or(0) >= 5 {
-            assert_ne!(p["status"], "completed", "too late to kill: {p}");
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "no batch done: {p}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    crate::guarantees::wait_batches(restate, "kbo-0140-full", 5).await;
     world.service.restart();
     let restate = &world.restate;
 
