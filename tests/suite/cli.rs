@@ -2,7 +2,7 @@
 //! the service's JSON logs.
 
 use crate::fixtures::chain;
-use crate::harness::{Restate, Service, file_url, output_text};
+use crate::harness::{Restate, TestApp, file_url, output_text};
 use serde_json::Value;
 use std::process::{Command, Output};
 
@@ -13,19 +13,16 @@ fn kbo_import(restate: &Restate, args: &[&str]) -> Output {
 #[tokio::test(flavor = "multi_thread")]
 async fn register_start_watch_and_status_drive_an_import() {
     let chain = chain();
-    let dir = tempfile::tempdir().unwrap();
-    let restate = Restate::start(dir.path());
-    let service = Service::start(
-        dir.path(),
-        &dir.path().join("kbo.duckdb"),
-        &[("LOG_FORMAT", "json")],
-    );
+    let app = TestApp::build()
+        .env(&[("LOG_FORMAT", "json")])
+        .unregistered()
+        .spawn();
 
     // register: the service appears in the admin API's service list.
-    let endpoint = format!("http://127.0.0.1:{}", service.port);
-    let out = kbo_import(&restate, &["register", &endpoint]);
+    let endpoint = format!("http://127.0.0.1:{}", app.service.port);
+    let out = kbo_import(&app, &["register", &endpoint]);
     assert!(out.status.success(), "{}", output_text(&out));
-    let services: Value = reqwest::get(format!("{}/services", restate.admin_url()))
+    let services: Value = reqwest::get(format!("{}/services", app.admin_url()))
         .await
         .unwrap()
         .json()
@@ -40,7 +37,7 @@ async fn register_start_watch_and_status_drive_an_import() {
     assert!(names.contains(&"KboImport"), "{services}");
 
     // start + watch: exit code 0 and a final line with the counts; the id comes from the file name.
-    let out = kbo_import(&restate, &["start", &file_url(&chain.full), "--watch"]);
+    let out = kbo_import(&app, &["start", &file_url(&chain.full), "--watch"]);
     assert!(out.status.success(), "{}", output_text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let last = stdout.lines().last().unwrap_or_default();
@@ -54,14 +51,14 @@ async fn register_start_watch_and_status_drive_an_import() {
     );
 
     // status: one JSON line.
-    let out = kbo_import(&restate, &["status", "kbo-0140-full"]);
+    let out = kbo_import(&app, &["status", "kbo-0140-full"]);
     assert!(out.status.success(), "{}", output_text(&out));
     let status: Value = serde_json::from_slice(&out.stdout).expect("status prints JSON");
     assert_eq!(status["status"], "completed");
 
     // watch of a failing import: non-zero, with the error.
     let out = kbo_import(
-        &restate,
+        &app,
         &[
             "start",
             &file_url(&chain.update),
@@ -72,7 +69,7 @@ async fn register_start_watch_and_status_drive_an_import() {
     );
     assert!(out.status.success(), "{}", output_text(&out));
     let out = kbo_import(
-        &restate,
+        &app,
         &[
             "start",
             &file_url(&chain.update),
@@ -87,7 +84,7 @@ async fn register_start_watch_and_status_drive_an_import() {
         out_text.contains("failed") && out_text.contains("141"),
         "{out_text}"
     );
-    let out = kbo_import(&restate, &["watch", "again-141"]);
+    let out = kbo_import(&app, &["watch", "again-141"]);
     assert!(!out.status.success());
     assert!(
         output_text(&out).contains("already completed"),
@@ -96,7 +93,7 @@ async fn register_start_watch_and_status_drive_an_import() {
     );
 
     // JSON logs: every line parses, and the batch steps carry their fields.
-    let log = service.process.log();
+    let log = app.service.process.log();
     let lines: Vec<Value> = log
         .lines()
         .filter(|l| !l.trim().is_empty())
@@ -113,7 +110,6 @@ async fn register_start_watch_and_status_drive_an_import() {
             && batch["rows"].is_number(),
         "{batch}"
     );
-    drop(service);
 }
 
 #[test]

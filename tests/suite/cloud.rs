@@ -8,7 +8,7 @@
 use crate::certs::{TestCa, signing_key};
 use crate::fixtures::chain;
 use crate::gateway::Gateway;
-use crate::harness::{Restate, Service, file_url, output_text};
+use crate::harness::{Restate, TestApp, file_url, output_text};
 use crate::http_server::{Answer, FileServer};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -36,10 +36,8 @@ fn handler<'a>(service: &'a Value, name: &str) -> &'a Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn restate_shows_the_timeouts_retention_and_retries_the_service_carries() {
-    let dir = tempfile::tempdir().unwrap();
-    let restate = Restate::start(dir.path());
-    let _service = restate.serve(dir.path(), &dir.path().join("kbo.duckdb"), &[]);
-    let import = service_metadata(&restate, "KboImport").await;
+    let app = TestApp::spawn(&[]);
+    let import = service_metadata(&app, "KboImport").await;
     let run = handler(&import, "run");
     eprintln!("KboImport: {import}");
     assert_eq!(run["inactivity_timeout"], "30m", "{run}");
@@ -51,7 +49,7 @@ async fn restate_shows_the_timeouts_retention_and_retries_the_service_carries() 
     assert_eq!(import["journal_retention"], "7d", "{import}");
     let progress = handler(&import, "getProgress");
     assert_eq!(progress["inactivity_timeout"], "1m", "{progress}");
-    let sync = service_metadata(&restate, "KboSync").await;
+    let sync = service_metadata(&app, "KboSync").await;
     assert_eq!(sync["inactivity_timeout"], "10m", "{sync}");
     assert_eq!(sync["abort_timeout"], "10m", "{sync}");
 }
@@ -59,31 +57,30 @@ async fn restate_shows_the_timeouts_retention_and_retries_the_service_carries() 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_import_whose_steps_outlast_strict_server_timeouts_completes_with_no_step_retried() {
     let chain = chain();
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
     // A server that asks a silent invocation to suspend after 1 s and aborts it 2 s later.
-    let restate = Restate::start_with(
-        d,
-        &[
+    let app = TestApp::build()
+        .restate_env(&[
             ("RESTATE_WORKER__INVOKER__INACTIVITY_TIMEOUT", "1s"),
             ("RESTATE_WORKER__INVOKER__ABORT_TIMEOUT", "2s"),
-        ],
-    );
+        ])
+        .spawn();
     // A download that takes 6 s: one step twice as long as the server's timeouts together.
     let path = "/KboOpenData_0140_2025_09_Full.zip";
     let slow = Answer::Slow(chain.full.clone(), Duration::from_secs(6));
     let server = FileServer::start(HashMap::from([(path.to_string(), vec![slow])])).await;
-    let db = d.join("kbo.duckdb");
-    let service = restate.serve(d, &db, &[]);
-    restate
-        .start_import("slow-140", json!({ "url": server.url(path) }))
+    app.start_import("slow-140", json!({ "url": server.url(path) }))
         .await;
-    let done = restate
+    let done = app
         .wait_finished("slow-140", Duration::from_secs(120))
         .await;
     assert_eq!(done["status"], "completed", "{done}");
     assert_eq!(server.requests(), 1, "the download ran once");
-    let downloads = service.process.log().matches("extract downloaded").count();
+    let downloads = app
+        .service
+        .process
+        .log()
+        .matches("extract downloaded")
+        .count();
     assert_eq!(downloads, 1, "the download step was not retried");
 }
 
@@ -91,35 +88,20 @@ async fn an_import_whose_steps_outlast_strict_server_timeouts_completes_with_no_
 async fn over_https_with_request_identity_restate_registers_and_imports_and_nothing_else_is_served()
 {
     let chain = chain();
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let ca = TestCa::new(&d.join("certs"));
+    let app = TestApp::build();
+    let ca = TestCa::new(&app.dir().join("certs"));
     let trust = ca.ca.to_str().unwrap();
-    let key = signing_key(&d.join("identity.pem"));
-    for server in ["signer", "other"] {
-        std::fs::create_dir_all(d.join(server)).unwrap();
-    }
-    let restate = Restate::start_with(
-        &d.join("signer"),
-        &[
-            (
-                "RESTATE_WORKER__INVOKER__REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE",
-                key.to_str().unwrap(),
-            ),
-            ("SSL_CERT_FILE", trust),
-        ],
-    );
-    let public_key = restate.wait_log_token("publickeyv1_");
-    let service = Service::start(
-        d,
-        &d.join("kbo.duckdb"),
-        &[
+    // The signing Restate trusts the test CA; the service serves HTTPS with its certificate.
+    let app = app
+        .signed_by_restate()
+        .restate_env(&[("SSL_CERT_FILE", trust)])
+        .env(&[
             ("KBO_TLS_CERT_FILE", ca.cert.to_str().unwrap()),
             ("KBO_TLS_KEY_FILE", ca.key.to_str().unwrap()),
-            ("RESTATE_IDENTITY_KEYS", public_key.as_str()),
-        ],
-    );
-    let url = format!("https://127.0.0.1:{}", service.port);
+        ])
+        .unregistered()
+        .spawn();
+    let url = format!("https://127.0.0.1:{}", app.service.port);
 
     // HTTP/2 over TLS, and an unsigned request is refused.
     let client = reqwest::Client::builder()
@@ -137,9 +119,11 @@ async fn over_https_with_request_identity_restate_registers_and_imports_and_noth
     );
 
     // A Restate signing with another key is refused too.
-    let other_key = signing_key(&d.join("other.pem"));
+    let other_dir = app.path("other");
+    std::fs::create_dir_all(&other_dir).unwrap();
+    let other_key = signing_key(&other_dir.join("other.pem"));
     let other = Restate::start_with(
-        &d.join("other"),
+        &other_dir,
         &[
             (
                 "RESTATE_WORKER__INVOKER__REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE",
@@ -153,19 +137,17 @@ async fn over_https_with_request_identity_restate_registers_and_imports_and_noth
     drop(other);
 
     // The signing Restate, trusting the test CA, registers the HTTPS endpoint and imports.
-    let registered = restate.register_url(&url);
+    let registered = app.register_url(&url);
     assert!(registered.status.success(), "{}", output_text(&registered));
-    restate.import_completed("https-140", &chain.full).await;
+    app.import_completed("https-140", &chain.full).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_cli_sends_its_token_over_https_and_says_in_one_line_what_to_do_when_refused() {
     let chain = chain();
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let restate = Restate::start(d);
-    let service = Service::start(d, &d.join("kbo.duckdb"), &[]);
-    let ca = TestCa::new(&d.join("certs"));
+    let app = TestApp::build().unregistered().spawn();
+    let (restate, service) = (&app.restate, &app.service);
+    let ca = TestCa::new(&app.path("certs"));
     let token = "kbo-test-api-key";
     let ingress = Gateway::start(&ca, &restate.ingress_url(), token).await;
     let admin = Gateway::start(&ca, &restate.admin_url(), token).await;
@@ -234,19 +216,15 @@ async fn the_cli_sends_its_token_over_https_and_says_in_one_line_what_to_do_when
 #[tokio::test(flavor = "multi_thread")]
 async fn starting_an_import_that_already_runs_follows_that_run_to_its_end() {
     let chain = chain();
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let restate = Restate::start(d);
-    let _service = restate.serve(d, &d.join("kbo.duckdb"), &[("KBO_BATCH_ROWS", "2000")]);
-    restate
-        .start_import("twice-140", json!(file_url(&chain.full)))
+    let app = TestApp::spawn(&[("KBO_BATCH_ROWS", "2000")]);
+    app.start_import("twice-140", json!(file_url(&chain.full)))
         .await;
     let zip = file_url(&chain.full);
-    let out = restate.kbo_import(&["start", &zip, "--id", "twice-140", "--watch"], &[]);
+    let out = app.kbo_import(&["start", &zip, "--id", "twice-140", "--watch"], &[]);
     assert!(out.status.success(), "{}", output_text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("twice-140 was already started"), "{stdout}");
     assert!(stdout.contains("twice-140: completed"), "{stdout}");
-    let done = restate.progress("twice-140").await;
+    let done = app.progress("twice-140").await;
     assert_eq!(done["status"], "completed", "{done}");
 }

@@ -133,8 +133,6 @@ async fn status_route_until_done(restate: &Restate, workflow_id: &str) -> Value 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_apps_calls_import_a_killed_and_purged_update_and_delete_the_blob() {
     let chain = chain();
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
     let filename = "KboOpenData_0141_2025_10_05_Update.zip";
     let blob_path = format!("/kbo-imports/import-0141-{filename}");
     let files = FileServer::start(HashMap::from([(
@@ -144,50 +142,48 @@ async fn the_apps_calls_import_a_killed_and_purged_update_and_delete_the_blob() 
     .await;
     let blob_url = files.url(&blob_path);
     let blob_api = BlobApi::start().await;
-    let restate = Restate::start(d);
-
-    let reference_db = d.join("reference.duckdb");
-    let reference = restate.serve(d, &reference_db, &[]);
-    restate
-        .import_completed("reference", &chain.next_full)
-        .await;
-    drop(reference);
-
-    // The app's own database: its schema files' tables and constraints.
-    let db = d.join("app.duckdb");
-    duckdb::Connection::open(&db)
-        .unwrap()
-        .execute_batch(&crate::existing::old_system_ddl())
-        .unwrap();
     let token = "vercel_blob_rw_FAKE-token-2b8e";
     let api = blob_api.url();
-    let env = [
-        ("KBO_BATCH_ROWS", "50"),
-        ("BLOB_READ_WRITE_TOKEN", token),
-        ("VERCEL_BLOB_API_URL", api.as_str()),
-    ];
-    let service = restate.serve(d, &db, &env);
+    // The app's own database: its schema files' tables and constraints.
+    let app = TestApp::build()
+        .database("app.duckdb")
+        .database_holding(&crate::existing::old_system_ddl())
+        .env(&[
+            ("KBO_BATCH_ROWS", "50"),
+            ("BLOB_READ_WRITE_TOKEN", token),
+            ("VERCEL_BLOB_API_URL", api.as_str()),
+        ])
+        .spawn();
+    let (db, restate) = (&app.db, &app.restate);
+
+    let reference_db = app
+        .import_into(
+            &app.path("reference.duckdb"),
+            &[],
+            &[("reference", &chain.next_full)],
+        )
+        .await;
+
     restate.import_completed("import-0140", &chain.full).await;
 
     // The route starts import-0141; an operator kills it half-way through Restate's admin API
     // and purges it: no rollback ran, its rows are half in.
-    let invocation = start_route(&restate, "import-0141", &blob_url, filename).await;
-    crate::guarantees::wait_batches(&restate, "import-0141", 3).await;
+    let invocation = start_route(restate, "import-0141", &blob_url, filename).await;
+    crate::guarantees::wait_batches(restate, "import-0141", 3).await;
     restate.kill_invocation(&invocation);
     restate.purge_invocation(&invocation);
 
     // The same route again, same workflow id: the abandoned attempt is rolled back first.
-    start_route(&restate, "import-0141", &blob_url, filename).await;
-    let done = status_route_until_done(&restate, "import-0141").await;
+    start_route(restate, "import-0141", &blob_url, filename).await;
+    let done = status_route_until_done(restate, "import-0141").await;
     assert_eq!(done["status"], "completed", "{done}");
-    assert!(agreed_end(&restate, &db, "import-0141").await);
-    drop(service);
+    assert!(agreed_end(&app, db, "import-0141").await);
     assert_same_state(
         "Full 140 + Update 141 through the app's calls vs Full 141",
-        &register(&db),
+        &register(db),
         &register(&reference_db),
     );
-    let conn = crate::tables::open(&db);
+    let conn = crate::tables::open(db);
     let jobs = crate::tables::count(
         &conn,
         "SELECT count(*) FROM import_jobs WHERE extract_number = 141",

@@ -2,7 +2,7 @@
 //! uniqueness keys, the contract's CHECK constraints), used unchanged.
 
 use crate::fixtures::chain;
-use crate::harness::{Restate, file_url};
+use crate::harness::{TestApp, file_url};
 use crate::tables::{DATA_TABLES, assert_same_rows, count, open, rows};
 use kbo_import::db::schema::columns;
 use kbo_import::extract::Table;
@@ -58,24 +58,19 @@ pub fn old_system_ddl() -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_database_created_by_the_old_system_is_used_as_it_is() {
     let chain = chain();
-    let dir = tempfile::tempdir().unwrap();
-    let old = dir.path().join("old.duckdb");
-    duckdb::Connection::open(&old)
-        .unwrap()
-        .execute_batch(&old_system_ddl())
-        .unwrap();
+    let mut app = TestApp::build()
+        .database("old.duckdb")
+        .database_holding(&old_system_ddl())
+        .spawn();
 
     // An Update whose insert file repeats a line, with batches small enough that the repeat
     // lands in another batch than the first: the primary keys must never be tripped.
-    let update = crate::guarantees::update_repeating_a_line(dir.path());
-    let restate = Restate::start(dir.path());
-    let service = restate.serve(dir.path(), &old, &[]);
-    restate.import_completed("full-140", &chain.full).await;
-    drop(service);
-    let service = restate.serve(dir.path(), &old, &[("KBO_BATCH_ROWS", "50")]);
+    let update = crate::guarantees::update_repeating_a_line(app.dir());
+    app.import_completed("full-140", &chain.full).await;
+    app.restart_service_with(&[("KBO_BATCH_ROWS", "50")]);
     // A first attempt at extract 141 that fails half-way (a classification outside the allowed list, in its last table) and is
     // rolled back; the second attempt needs another import_jobs row for the same extract.
-    let broken = dir.path().join("broken-141.zip");
+    let broken = app.path("broken-141.zip");
     crate::fixtures::rewrite_zip(&update, &broken, |member, bytes| {
         if member == "activity_insert.csv" {
             let mut text = String::from_utf8(bytes).unwrap().trim_end().to_string();
@@ -85,28 +80,29 @@ async fn a_database_created_by_the_old_system_is_used_as_it_is() {
             Some((member.to_string(), bytes))
         }
     });
-    restate
-        .start_import("update-141-first", json!(file_url(&broken)))
+    app.start_import("update-141-first", json!(file_url(&broken)))
         .await;
-    let failed = restate
+    let failed = app
         .wait_finished("update-141-first", Duration::from_secs(60))
         .await;
     assert_eq!(failed["status"], "failed", "{failed}");
     for (id, zip) in [("update-141", &update)] {
-        restate.start_import(id, json!(file_url(zip))).await;
-        let done = restate.wait_finished(id, Duration::from_secs(60)).await;
+        app.start_import(id, json!(file_url(zip))).await;
+        let done = app.wait_finished(id, Duration::from_secs(60)).await;
         assert_eq!(
             done["status"], "completed",
             "{id} into the old database: {done}"
         );
     }
-    drop(service);
-    let fresh = dir.path().join("fresh.duckdb");
-    let service = restate.serve(dir.path(), &fresh, &[]);
-    restate.import_completed("full-141", &chain.next_full).await;
-    drop(service);
+    let fresh = app
+        .import_into(
+            &app.path("fresh.duckdb"),
+            &[],
+            &[("full-141", &chain.next_full)],
+        )
+        .await;
 
-    let (old, fresh) = (open(&old), open(&fresh));
+    let (old, fresh) = (open(&app.db), open(&fresh));
     for table in DATA_TABLES {
         // The views the old web app's search reads, on both databases.
         for (conn, which) in [(&old, "old"), (&fresh, "fresh")] {
@@ -207,18 +203,14 @@ async fn a_database_created_by_the_old_system_is_used_as_it_is() {
 #[tokio::test(flavor = "multi_thread")]
 async fn what_the_old_system_left_behind_is_named_and_settled() {
     let chain = chain();
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let db = d.join("old.duckdb");
-    duckdb::Connection::open(&db)
-        .unwrap()
-        .execute_batch(&old_system_ddl())
-        .unwrap();
-    let restate = Restate::start(d);
-    let service = restate.serve(d, &db, &[]);
-    restate.import_completed("import-0140", &chain.full).await;
-    restate.import_completed("import-0141", &chain.update).await;
-    drop(service);
+    let mut app = TestApp::build()
+        .database("old.duckdb")
+        .database_holding(&old_system_ddl())
+        .spawn();
+    let db = app.db.clone();
+    app.import_completed("import-0140", &chain.full).await;
+    app.import_completed("import-0141", &chain.update).await;
+    app.service.process.kill();
 
     // The old system's monthly snapshot script applied extracts without an import_jobs row:
     // the ordering guard reads the data too, and says so.
@@ -235,11 +227,10 @@ async fn what_the_old_system_left_behind_is_named_and_settled() {
         )
         .unwrap();
     }
-    let service = restate.serve(d, &db, &[]);
-    restate
-        .start_import("again-141", json!(file_url(&chain.update)))
+    app.restart_service_with(&[]);
+    app.start_import("again-141", json!(file_url(&chain.update)))
         .await;
-    let refused = restate
+    let refused = app
         .wait_finished("again-141", Duration::from_secs(60))
         .await;
     let error = refused["error"].as_str().unwrap_or_default();
@@ -248,19 +239,18 @@ async fn what_the_old_system_left_behind_is_named_and_settled() {
             && error.contains(&format!("kbo-import rollback {ghost}")),
         "the old system's running job is named, with the command: {error}"
     );
-    drop(service);
+    app.service.process.kill();
     let env = [("KBO_DATABASE", db.to_str().unwrap())];
-    let out = restate.kbo_import(&["rollback", ghost], &env);
+    let out = app.kbo_import(&["rollback", ghost], &env);
     assert!(
         out.status.success(),
         "{}",
         crate::harness::output_text(&out)
     );
-    let service = restate.serve(d, &db, &[]);
-    restate
-        .start_import("again-141-b", json!(file_url(&chain.update)))
+    app.restart_service_with(&[]);
+    app.start_import("again-141-b", json!(file_url(&chain.update)))
         .await;
-    let refused = restate
+    let refused = app
         .wait_finished("again-141-b", Duration::from_secs(60))
         .await;
     let error = refused["error"].as_str().unwrap_or_default();
@@ -269,5 +259,4 @@ async fn what_the_old_system_left_behind_is_named_and_settled() {
             && error.contains("the current rows carry extract 141; import_jobs says 140"),
         "the guard reads the data and says so: {error}"
     );
-    drop(service);
 }

@@ -8,7 +8,7 @@
 
 use crate::fixtures::chain;
 use crate::guarantees::agreed_end;
-use crate::harness::{Restate, file_url};
+use crate::harness::{TestApp, file_url};
 use crate::tables::{assert_same_state, state};
 use serde_json::json;
 use std::time::Duration;
@@ -58,21 +58,16 @@ async fn random_cancels_and_kills_leave_the_data_before_or_after_and_every_statu
     let rounds = env_number("KBO_FAULT_ROUNDS", 8);
     let mut rng = Lcg(seed);
     let chain = chain();
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let mut restate = Restate::start(d);
+    let mut app = TestApp::build().unregistered().spawn();
 
     // The state before (Full 140) and after (Full 140 + Update 141), imported without faults.
-    let base = d.join("base.duckdb");
-    let service = restate.serve(d, &base, &[]);
-    restate.import_completed("base", &chain.full).await;
-    drop(service);
+    let base = app
+        .import_into(&app.path("base.duckdb"), &[], &[("base", &chain.full)])
+        .await;
     let before = state(&base);
-    let reference = d.join("reference.duckdb");
-    std::fs::copy(&base, &reference).unwrap();
-    let service = restate.serve(d, &reference, &[]);
-    restate.import_completed("reference", &chain.update).await;
-    drop(service);
+    let reference = app.copy_database(&base, "reference.duckdb");
+    app.import_into(&reference, &[], &[("reference", &chain.update)])
+        .await;
     let after = state(&reference);
 
     let (mut completed, mut failed) = (0, 0);
@@ -80,28 +75,27 @@ async fn random_cancels_and_kills_leave_the_data_before_or_after_and_every_statu
         let fault = FAULTS[rng.below(FAULTS.len() as u64) as usize];
         let delay = Duration::from_millis(rng.below(1500));
         eprintln!("seed {seed} round {round}: {fault:?} after {delay:?}");
-        let db = d.join(format!("round-{round}.duckdb"));
-        std::fs::copy(&base, &db).unwrap();
-        let mut service = restate.serve(d, &db, &[("KBO_BATCH_ROWS", "100")]);
+        let db = app.copy_database(&base, &format!("round-{round}.duckdb"));
+        let mut service = app.serve_another(&db, &[("KBO_BATCH_ROWS", "100")]);
         let id = format!("round-{round}");
-        let invocation = restate
+        let invocation = app
             .start_import_id(&id, json!(file_url(&chain.update)))
             .await;
         tokio::time::sleep(delay).await;
         match fault {
             Fault::None => {}
             Fault::Cancel => {
-                restate.cancel_if_running(&invocation);
+                app.cancel_if_running(&invocation);
             }
             Fault::CancelTwice => {
-                restate.cancel_if_running(&invocation);
-                restate.cancel_if_running(&invocation);
+                app.cancel_if_running(&invocation);
+                app.cancel_if_running(&invocation);
             }
             Fault::KillService => service.restart(),
-            Fault::KillRestate => restate.restart(),
+            Fault::KillRestate => app.restate.restart(),
         }
-        restate.wait_finished(&id, Duration::from_secs(120)).await;
-        let done = agreed_end(&restate, &db, &id).await;
+        app.wait_finished(&id, Duration::from_secs(120)).await;
+        let done = agreed_end(&app, &db, &id).await;
         drop(service);
         let what = format!("seed {seed} round {round} ({fault:?} after {delay:?})");
         if done {

@@ -58,29 +58,31 @@ pub fn imported() -> &'static Imported {
 }
 
 async fn import_chain() -> Imported {
-    use crate::harness::{MINUTE, Restate, file_url};
+    use crate::harness::{MINUTE, TestApp, file_url};
     let chain = chain();
+    // The databases outlive the app (and its folder): the tests read them until the end.
     let dir =
         PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("imported-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let restate = Restate::start(&dir);
     let batches = [("KBO_BATCH_ROWS", "20000")];
+    let app = TestApp::build()
+        .database("unused.duckdb")
+        .unregistered()
+        .spawn();
     let (a, b) = (dir.join("a.duckdb"), dir.join("b.duckdb"));
-    let service = restate.serve(&dir, &a, &batches);
-    restate.import_completed("full-140", &chain.full).await;
-    restate
-        .start_import(
-            "update-141",
-            serde_json::json!({ "url": file_url(&chain.update) }),
-        )
+    let service = app.serve_another(&a, &batches);
+    app.import_completed("full-140", &chain.full).await;
+    app.start_import(
+        "update-141",
+        serde_json::json!({ "url": file_url(&chain.update) }),
+    )
+    .await;
+    let update_progress = app.wait_finished("update-141", MINUTE).await;
+    let update_output = app.run_output("update-141").await;
+    drop(service);
+    app.import_into(&b, &batches, &[("full-141", &chain.next_full)])
         .await;
-    let update_progress = restate.wait_finished("update-141", MINUTE).await;
-    let update_output = restate.run_output("update-141").await;
-    drop(service);
-    let service = restate.serve(&dir, &b, &batches);
-    restate.import_completed("full-141", &chain.next_full).await;
-    drop(service);
     Imported {
         a,
         b,

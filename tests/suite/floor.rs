@@ -2,18 +2,20 @@
 //! Full, produces exactly the tables the workflow produces (history columns included).
 
 use crate::fixtures::chain;
-use crate::harness::Restate;
+use crate::harness::TestApp;
 use crate::tables::{assert_same_state, state};
 use kbo_import::extract::{Cut, Limits, archive};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_same_output_floor_produces_the_workflows_tables() {
     let chain = chain();
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let csv = d.join("csv");
+    let app = TestApp::build()
+        .database("workflow.duckdb")
+        .env(&[("KBO_BATCH_ROWS", "5000")])
+        .spawn();
+    let csv = app.path("csv");
     archive::unpack(&chain.full, &csv, &Limits::default(), Cut::Whole).unwrap();
-    let floor_db = d.join("floor.duckdb");
+    let floor_db = app.path("floor.duckdb");
     let rows = {
         let conn = duckdb::Connection::open(&floor_db).unwrap();
         kbo_testkit::bench::same_output_floor(&conn, &csv)
@@ -22,14 +24,10 @@ async fn the_same_output_floor_produces_the_workflows_tables() {
     };
     assert!(rows > 0);
 
-    let restate = Restate::start(d);
-    let workflow_db = d.join("workflow.duckdb");
-    let service = restate.serve(d, &workflow_db, &[("KBO_BATCH_ROWS", "5000")]);
-    restate.import_completed("full-140", &chain.full).await;
-    drop(service);
+    app.import_completed("full-140", &chain.full).await;
     assert_same_state(
         "the same-output floor vs the workflow",
         &state(&floor_db),
-        &state(&workflow_db),
+        &state(&app.db),
     );
 }

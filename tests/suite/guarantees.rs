@@ -76,31 +76,26 @@ pub async fn wait_batches(restate: &Restate, id: &str, batches: u32) -> Progress
 #[tokio::test(flavor = "multi_thread")]
 async fn two_ids_that_differ_only_in_punctuation_never_share_files() {
     let chain = chain();
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let restate = Restate::start(d);
-    let reference_db = d.join("reference.duckdb");
-    let reference = restate.serve(d, &reference_db, &[]);
-    restate
-        .import_completed("reference-141", &chain.next_full)
+    let app = TestApp::spawn(&[("KBO_BATCH_ROWS", "1000")]);
+    let reference_db = app
+        .import_into(
+            &app.path("reference.duckdb"),
+            &[],
+            &[("reference-141", &chain.next_full)],
+        )
         .await;
-    drop(reference);
-    let db = d.join("kbo.duckdb");
-    let service = restate.serve(d, &db, &[("KBO_BATCH_ROWS", "1000")]);
-    restate.import_completed("full-140", &chain.full).await;
-    let full_140 = register(&db);
+    let db = &app.db;
+    app.import_completed("full-140", &chain.full).await;
+    let full_140 = register(db);
     // Two different extracts: Full 141, and a Full 142 holding Full 140's lines.
-    let full_142 = with_meta(&chain.full, &d.join("full-142.zip"), "\"140\"", "\"142\"");
-    restate
-        .start_import("x.full", json!(file_url(&chain.next_full)))
+    let full_142 = with_meta(&chain.full, &app.path("full-142.zip"), "\"140\"", "\"142\"");
+    app.start_import("x.full", json!(file_url(&chain.next_full)))
         .await;
-    restate
-        .start_import("x_full", json!(file_url(&full_142)))
-        .await;
-    restate.wait_finished("x.full", MINUTE).await;
-    restate.wait_finished("x_full", MINUTE).await;
-    let first = agreed_end(&restate, &db, "x.full").await;
-    let second = agreed_end(&restate, &db, "x_full").await;
+    app.start_import("x_full", json!(file_url(&full_142))).await;
+    app.wait_finished("x.full", MINUTE).await;
+    app.wait_finished("x_full", MINUTE).await;
+    let first = agreed_end(&app, db, "x.full").await;
+    let second = agreed_end(&app, db, "x_full").await;
     assert!(first || second, "one of the two ran");
     let expected = if !first {
         full_140.clone()
@@ -112,10 +107,9 @@ async fn two_ids_that_differ_only_in_punctuation_never_share_files() {
     };
     assert_same_state(
         "the register holds exactly what the completed import brought",
-        &register(&db),
+        &register(db),
         &expected,
     );
-    drop(service);
 }
 
 /// Imports Full 140 into `app`'s register; the register as it stands then.
@@ -135,7 +129,7 @@ async fn two_cancels_a_moment_apart_while_batches_run_leave_the_register_as_it_w
     app.cancel(&invocation);
     app.cancel_if_running(&invocation);
     app.wait_finished("twice", MINUTE).await;
-    assert!(!agreed_end(&app.restate, &app.db, "twice").await);
+    assert!(!agreed_end(&app, &app.db, "twice").await);
     assert_same_state("after two cancels", &state(&app.db), &before);
 }
 
@@ -152,7 +146,7 @@ async fn a_cancel_as_finalize_runs_lands_on_either_side_of_its_commit_and_all_ag
     .await;
     app.cancel_if_running(&invocation);
     app.wait_finished("late", MINUTE).await;
-    if agreed_end(&app.restate, &app.db, "late").await {
+    if agreed_end(&app, &app.db, "late").await {
         assert_eq!(
             count(
                 &open(&app.db),
@@ -278,12 +272,9 @@ async fn a_run_killed_through_restate_is_reported_failed_and_settled_by_the_same
 #[tokio::test(flavor = "multi_thread")]
 async fn an_extract_whose_meta_csv_cannot_be_right_is_refused() {
     let chain = chain();
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let restate = Restate::start(d);
-    let db = d.join("kbo.duckdb");
-    let service = restate.serve(d, &db, &[]);
-    restate.import_completed("full-140", &chain.full).await;
+    let mut app = TestApp::spawn(&[]);
+    let (db, d) = (app.db.clone(), app.dir().to_path_buf());
+    app.import_completed("full-140", &chain.full).await;
     let before = state(&db);
     let before_register = register(&db);
     let named = d.join("named");
@@ -319,19 +310,19 @@ async fn an_extract_whose_meta_csv_cannot_be_right_is_refused() {
         ),
         ("future", json!(file_url(&future)), "is in the future"),
     ] {
-        restate.start_import(id, body).await;
-        let done = restate.wait_finished(id, MINUTE).await;
-        assert!(!agreed_end(&restate, &db, id).await, "{id}: {done}");
+        app.start_import(id, body).await;
+        let done = app.wait_finished(id, MINUTE).await;
+        assert!(!agreed_end(&app, &db, id).await, "{id}: {done}");
         let error = done["error"].as_str().unwrap_or_default();
         assert!(error.contains(expected), "{id}: {error}");
     }
     assert_same_state("after refused extracts", &state(&db), &before);
-    restate.import_completed("update-141", &chain.update).await;
+    app.import_completed("update-141", &chain.update).await;
 
     // An extract applied by mistake is removable: the newest only, exactly.
     let kbo_env = [("KBO_DATABASE", db.to_str().unwrap())];
-    drop(service);
-    let out = restate.kbo_import(&["rollback", "full-140", "--completed"], &kbo_env);
+    app.service.process.kill();
+    let out = app.kbo_import(&["rollback", "full-140", "--completed"], &kbo_env);
     assert!(
         !out.status.success(),
         "not the newest: {}",
@@ -342,17 +333,17 @@ async fn an_extract_whose_meta_csv_cannot_be_right_is_refused() {
         "{}",
         output_text(&out)
     );
-    let out = restate.kbo_import(&["rollback", "update-141", "--completed"], &kbo_env);
+    let out = app.kbo_import(&["rollback", "update-141", "--completed"], &kbo_env);
     assert!(out.status.success(), "{}", output_text(&out));
     assert_same_state(
         "after removing Update 141",
         &register(&db),
         &before_register,
     );
-    let service = restate.serve(d, &db, &[]);
-    restate.import_completed("full-141", &chain.next_full).await;
-    drop(service);
-    let out = restate.kbo_import(&["rollback", "full-141", "--completed"], &kbo_env);
+    app.restart_service_with(&[]);
+    app.import_completed("full-141", &chain.next_full).await;
+    app.service.process.kill();
+    let out = app.kbo_import(&["rollback", "full-141", "--completed"], &kbo_env);
     assert!(out.status.success(), "{}", output_text(&out));
     assert_same_state("after removing Full 141", &register(&db), &before_register);
 }
@@ -375,39 +366,30 @@ pub fn update_repeating_a_line(dir: &Path) -> std::path::PathBuf {
     out
 }
 
-/// A new database in `d` holding the Full (default batches), then `update` applied in batches
-/// of `rows` lines (the service started again with `KBO_BATCH_ROWS`).
+/// A new database in `app`'s folder holding the Full (default batches), then `update` applied
+/// in batches of `rows` lines (by a service started with that `KBO_BATCH_ROWS`).
 async fn full_then_update_in_batches(
-    restate: &Restate,
-    d: &Path,
+    app: &TestApp,
     update: &Path,
     rows: &str,
 ) -> std::path::PathBuf {
     let name = update.file_stem().unwrap().to_string_lossy().to_string();
-    let db = d.join(format!("{name}-{rows}.duckdb"));
-    let service = restate.serve(d, &db, &[]);
-    restate
-        .import_completed(&format!("full-{name}-{rows}"), &chain().full)
-        .await;
-    drop(service);
-    let service = restate.serve(d, &db, &[("KBO_BATCH_ROWS", rows)]);
-    restate
-        .import_completed(&format!("{name}-{rows}"), update)
-        .await;
-    drop(service);
-    db
+    let db = app.path(&format!("{name}-{rows}.duckdb"));
+    let full = format!("full-{name}-{rows}");
+    app.import_into(&db, &[], &[(&full, &chain().full)]).await;
+    let batches = [("KBO_BATCH_ROWS", rows)];
+    app.import_into(&db, &batches, &[(&format!("{name}-{rows}"), update)])
+        .await
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_repeated_line_leaves_unique_history_whatever_the_batch_size() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let update = update_repeating_a_line(d);
-    let restate = Restate::start(d);
+    let app = TestApp::spawn(&[]);
+    let update = update_repeating_a_line(app.dir());
     let mut states = Vec::new();
     for rows in ["50", "1000000"] {
         // The repeat lands in another batch than its first line with batches of 50 lines.
-        let db = full_then_update_in_batches(&restate, d, &update, rows).await;
+        let db = full_then_update_in_batches(&app, &update, rows).await;
         let conn = open(&db);
         for (table, key) in [
             ("enterprises", "enterprise_number"),
@@ -437,8 +419,7 @@ async fn a_repeated_line_leaves_unique_history_whatever_the_batch_size() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stray_quote_inside_an_unquoted_value_is_read_as_duckdb_reads_it() {
     let chain = chain();
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
+    let mut app = TestApp::spawn(&[]);
     // CRLF everywhere, and a name with a quote in an unquoted value for an entity the update
     // names anyway, followed by more lines.
     let text = member_text(&chain.update, "denomination_insert.csv");
@@ -453,7 +434,7 @@ async fn a_stray_quote_inside_an_unquoted_value_is_read_as_duckdb_reads_it() {
     let mut lines: Vec<String> = text.lines().take(12).map(String::from).collect();
     lines.insert(2, format!("{entity},2,003,O\"Brien & Zonen"));
     let crlf = lines.join("\r\n") + "\r\n";
-    let edited = d.join("quote.zip");
+    let edited = app.path("quote.zip");
     // The Update holds these names only (its other files hold their header): a few dozen
     // steps of two lines each.
     rewrite_zip(&chain.update, &edited, |member, bytes| {
@@ -467,15 +448,11 @@ async fn a_stray_quote_inside_an_unquoted_value_is_read_as_duckdb_reads_it() {
         };
         Some((member.to_string(), text.into_bytes()))
     });
-    let restate = Restate::start(d);
-    let db = d.join("kbo.duckdb");
-    let service = restate.serve(d, &db, &[]);
-    restate.import_completed("full-140", &chain.full).await;
-    drop(service);
+    app.import_completed("full-140", &chain.full).await;
     // Small batches: the line with the quote and the lines after it fall in several chunks.
-    let service = restate.serve(d, &db, &[("KBO_BATCH_ROWS", "2")]);
-    restate.import_completed("quote", &edited).await;
-    let conn = open(&db);
+    app.restart_service_with(&[("KBO_BATCH_ROWS", "2")]);
+    app.import_completed("quote", &edited).await;
+    let conn = open(&app.db);
     let found: i64 = conn
         .query_row(
             "SELECT count(*) FROM denominations WHERE _is_current AND denomination = ?",
@@ -494,18 +471,14 @@ async fn a_stray_quote_inside_an_unquoted_value_is_read_as_duckdb_reads_it() {
         distinct.len() as i64,
         "every distinct line of the member is one row"
     );
-    drop(service);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn extract_urls_are_bounded_and_their_secrets_never_shown() {
     let chain = chain();
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let restate = Restate::start(d);
-    let db = d.join("kbo.duckdb");
-    let service = restate.serve(d, &db, &[]);
-    restate.import_completed("full-140", &chain.full).await;
+    let app = TestApp::spawn(&[]);
+    let db = &app.db;
+    app.import_completed("full-140", &chain.full).await;
     let name = "/KboOpenData_0141_2025_10_05_Update.zip";
     let script = HashMap::from([
         (
@@ -540,24 +513,24 @@ async fn extract_urls_are_bounded_and_their_secrets_never_shown() {
         ("to-metadata", server.url("/to-metadata"), "link-local"),
         ("signed", signed, "HTTP 404"),
     ] {
-        restate.start_import(id, json!(url)).await;
+        app.start_import(id, json!(url)).await;
         // Terminal at once: five minutes of retries would outlast this wait.
-        let done = restate.wait_finished(id, Duration::from_secs(30)).await;
-        assert!(!agreed_end(&restate, &db, id).await);
+        let done = app.wait_finished(id, Duration::from_secs(30)).await;
+        assert!(!agreed_end(&app, db, id).await);
         let error = done["error"].as_str().unwrap_or_default();
         assert!(error.contains(expected), "{id}: {error}");
     }
     let texts = [
-        restate.progress("signed").await.to_string(),
+        app.progress("signed").await.to_string(),
         format!(
             "{:?}",
-            open(&db).query_row(
+            open(db).query_row(
                 "SELECT error_message FROM import_jobs WHERE id = ?",
                 [kbo_import::db::ledger::job_id_of("signed")],
                 |r| r.get::<_, Option<String>>(0)
             )
         ),
-        service.process.log(),
+        app.service.process.log(),
     ];
     for text in texts {
         assert!(
@@ -567,7 +540,7 @@ async fn extract_urls_are_bounded_and_their_secrets_never_shown() {
     }
 
     // A 30 MB header line: the message quotes its start only.
-    let header = d.join("header.zip");
+    let header = app.path("header.zip");
     rewrite_zip(&chain.update, &header, |member, bytes| {
         if member == "enterprise_insert.csv" {
             // Varied letters: a run of one letter would compress past the zip-bomb bound.
@@ -584,10 +557,8 @@ async fn extract_urls_are_bounded_and_their_secrets_never_shown() {
             Some((member.to_string(), bytes))
         }
     });
-    restate
-        .start_import("header", json!(file_url(&header)))
-        .await;
-    let done = restate.wait_finished("header", MINUTE).await;
+    app.start_import("header", json!(file_url(&header))).await;
+    let done = app.wait_finished("header", MINUTE).await;
     let error = done["error"].as_str().unwrap_or_default();
     assert!(
         error.contains("the header is") && error.len() < 5000,
@@ -595,23 +566,21 @@ async fn extract_urls_are_bounded_and_their_secrets_never_shown() {
         error.len()
     );
     let stored: i64 = count(
-        &open(&db),
+        &open(db),
         "SELECT max(length(error_message)) FROM import_jobs",
     );
     assert!(stored < 5000, "import_jobs keeps {stored} bytes");
 
     // A 300-character workflow id works like any other.
     let long = "x".repeat(300);
-    restate.import_completed(&long, &chain.update).await;
-    drop(service);
+    app.import_completed(&long, &chain.update).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn many_unknown_members_are_summarised_in_the_log() {
     let chain = chain();
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let noisy = d.join("noisy.zip");
+    let app = TestApp::spawn(&[]);
+    let noisy = app.path("noisy.zip");
     {
         let mut archive = zip::ZipArchive::new(std::fs::File::open(&chain.full).unwrap()).unwrap();
         let mut out = zip::ZipWriter::new(std::fs::File::create(&noisy).unwrap());
@@ -627,17 +596,14 @@ async fn many_unknown_members_are_summarised_in_the_log() {
         }
         out.finish().unwrap();
     }
-    let restate = Restate::start(d);
-    let service = restate.serve(d, &d.join("kbo.duckdb"), &[]);
-    restate.import_completed("noisy", &noisy).await;
-    let log = service.process.log();
+    app.import_completed("noisy", &noisy).await;
+    let log = app.service.process.log();
     let named = log.matches("ignoring a ZIP member").count();
     assert!(named <= 10, "{named} lines name ignored members");
     assert!(
         log.contains("ignored 2000 ZIP members"),
         "one line sums them up"
     );
-    drop(service);
 }
 
 #[test]
@@ -706,8 +672,7 @@ fn csv_line(fields: &[Option<String>]) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_current_key_inserted_again_without_a_delete_is_replaced_not_doubled() {
     let chain = chain();
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
+    let app = TestApp::spawn(&[]);
     // An address of Full 140 whose entity the Update's address_delete.csv does not name,
     // inserted again with another street; and an activity of an entity with several, whose
     // entity activity_delete.csv does not name, inserted again as it was.
@@ -728,7 +693,7 @@ async fn a_current_key_inserted_again_without_a_delete_is_replaced_not_doubled()
                 >= 3
         },
     );
-    let edited = d.join("replacing.zip");
+    let edited = app.path("replacing.zip");
     rewrite_zip(&chain.update, &edited, |member, bytes| {
         let added = match member {
             "address_insert.csv" => csv_line(&changed),
@@ -741,11 +706,10 @@ async fn a_current_key_inserted_again_without_a_delete_is_replaced_not_doubled()
         text.push('\n');
         Some((member.to_string(), text.into_bytes()))
     });
-    let restate = Restate::start(d);
     let mut states = Vec::new();
     // Batches of 50 lines cut the delete and insert files in several chunks.
     for rows in ["1000000", "50"] {
-        let db = full_then_update_in_batches(&restate, d, &edited, rows).await;
+        let db = full_then_update_in_batches(&app, &edited, rows).await;
         assert_replaced(&db, &format!("{entity}_{kind}"), &activity);
         states.push(state(&db));
     }

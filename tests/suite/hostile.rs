@@ -1,7 +1,7 @@
 //! Hostile and broken input, ordering, one import at a time, rollback on cancel, the network.
 
 use crate::fixtures::{chain, rewrite_zip, with_meta};
-use crate::harness::{Restate, Service, TestApp, file_url};
+use crate::harness::{Restate, TestApp, file_url};
 use crate::http_server::{Answer, FileServer};
 use crate::tables::{
     DATA_TABLES, assert_same_rows, assert_same_state, count, everything, open, rows, state,
@@ -265,27 +265,24 @@ async fn http_404_fails_at_once_and_server_errors_are_retried_until_the_server_r
 #[tokio::test(flavor = "multi_thread")]
 async fn a_restate_server_killed_mid_import_resumes_with_the_right_data() {
     let chain = chain();
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let mut restate = Restate::start(d);
-    let db = d.join("kbo.duckdb");
-    let service = restate.serve(d, &db, &[("KBO_BATCH_ROWS", "1000")]);
-    restate
-        .start_import("full-140", json!(file_url(&chain.full)))
+    let mut app = TestApp::spawn(&[("KBO_BATCH_ROWS", "1000")]);
+    app.start_import("full-140", json!(file_url(&chain.full)))
         .await;
-    crate::guarantees::wait_batches(&restate, "full-140", 5).await;
-    restate.restart();
-    let done = restate
+    crate::guarantees::wait_batches(&app, "full-140", 5).await;
+    app.restate.restart();
+    let done = app
         .wait_finished("full-140", Duration::from_secs(180))
         .await;
     assert_eq!(done["status"], "completed", "{done}");
-    drop(service);
 
-    let reference_db = d.join("reference.duckdb");
-    let reference = restate.serve(d, &reference_db, &[]);
-    restate.import_completed("reference-140", &chain.full).await;
-    drop(reference);
-    let (a, b) = (open(&db), open(&reference_db));
+    let reference_db = app
+        .import_into(
+            &app.path("reference.duckdb"),
+            &[],
+            &[("reference-140", &chain.full)],
+        )
+        .await;
+    let (a, b) = (open(&app.db), open(&reference_db));
     for table in DATA_TABLES {
         assert_same_rows(
             &format!("{table} after a Restate restart"),
@@ -305,22 +302,7 @@ async fn a_restate_server_killed_mid_import_resumes_with_the_right_data() {
 #[tokio::test(flavor = "multi_thread")]
 async fn with_identity_keys_the_endpoint_serves_only_requests_signed_by_restate() {
     let chain = chain();
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let key = crate::certs::signing_key(&d.join("private.pem"));
-    let restate = Restate::start_with(
-        d,
-        &[(
-            "RESTATE_WORKER__INVOKER__REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE",
-            key.to_str().unwrap(),
-        )],
-    );
-    let public_key = restate.wait_log_token("publickeyv1_");
-    let service = Service::start(
-        d,
-        &d.join("kbo.duckdb"),
-        &[("RESTATE_IDENTITY_KEYS", public_key.as_str())],
-    );
+    let app = TestApp::build().signed_by_restate().unregistered().spawn();
 
     // A plain request to the endpoint, not signed by Restate, is refused.
     let plain = reqwest::Client::builder()
@@ -328,7 +310,7 @@ async fn with_identity_keys_the_endpoint_serves_only_requests_signed_by_restate(
         .build()
         .unwrap();
     let response = plain
-        .get(format!("http://127.0.0.1:{}/discover", service.port))
+        .get(format!("http://127.0.0.1:{}/discover", app.service.port))
         .send()
         .await
         .unwrap();
@@ -339,7 +321,6 @@ async fn with_identity_keys_the_endpoint_serves_only_requests_signed_by_restate(
     );
 
     // The real server, signing with the matching private key, registers and imports.
-    restate.register(service.port);
-    restate.import_completed("signed-140", &chain.full).await;
-    drop(service);
+    app.register(app.service.port);
+    app.import_completed("signed-140", &chain.full).await;
 }

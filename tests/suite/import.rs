@@ -2,7 +2,7 @@
 //! progress reported on the way.
 
 use crate::fixtures::{chain, imported, member_text};
-use crate::harness::{Restate, file_url};
+use crate::harness::{TestApp, file_url};
 use crate::tables::{DATA_TABLES, assert_same_rows, count, current, open, rows};
 use serde_json::json;
 use std::time::Duration;
@@ -182,16 +182,10 @@ fn finalize_leaves_no_staging_behind() {
 #[tokio::test(flavor = "multi_thread")]
 async fn get_progress_moves_while_batches_run_and_reports_the_end() {
     let chain = chain();
-    let dir = tempfile::tempdir().unwrap();
-    let restate = Restate::start(dir.path());
-    let _service = restate.serve(
-        dir.path(),
-        &dir.path().join("kbo.duckdb"),
-        &[("KBO_BATCH_ROWS", "1500")],
-    );
+    let app = TestApp::spawn(&[("KBO_BATCH_ROWS", "1500")]);
 
     // Before the run: pending, to the old web app's request and to one without a body.
-    let before = restate.progress("progress-140").await;
+    let before = app.progress("progress-140").await;
     assert_eq!(before["status"], "pending");
     assert_eq!(
         before["job_id"],
@@ -199,16 +193,15 @@ async fn get_progress_moves_while_batches_run_and_reports_the_end() {
     );
     assert_eq!(before["completed_batches"], 0);
     assert_eq!(
-        restate.progress_without_body("progress-140").await["status"],
+        app.progress_without_body("progress-140").await["status"],
         "pending"
     );
 
-    restate
-        .start_import("progress-140", json!(file_url(&chain.full)))
+    app.start_import("progress-140", json!(file_url(&chain.full)))
         .await;
     let mut seen = Vec::new();
     let last = loop {
-        let p = restate.progress("progress-140").await;
+        let p = app.progress("progress-140").await;
         for field in [
             "status",
             "job_id",
@@ -259,7 +252,7 @@ async fn get_progress_moves_while_batches_run_and_reports_the_end() {
 
     // After the run, still answered.
     assert_eq!(
-        restate.progress_without_body("progress-140").await["status"],
+        app.progress_without_body("progress-140").await["status"],
         "completed"
     );
 }
@@ -278,11 +271,9 @@ fn distinct_lines(zip: &std::path::Path, member: &str) -> usize {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_full_holds_exactly_its_lines_and_the_next_full_retires_every_row_of_it() {
     let chain = chain();
-    let dir = tempfile::tempdir().unwrap();
-    let restate = Restate::start(dir.path());
-    let db = dir.path().join("kbo.duckdb");
-    let service = restate.serve(dir.path(), &db, &[]);
-    restate.import_completed("full-140", &chain.full).await;
+    let mut app = TestApp::spawn(&[]);
+    let db = app.db.clone();
+    app.import_completed("full-140", &chain.full).await;
 
     let files = [
         "enterprise",
@@ -310,7 +301,7 @@ async fn a_full_holds_exactly_its_lines_and_the_next_full_retires_every_row_of_i
         }
     }
 
-    restate.import_completed("full-141", &chain.next_full).await;
+    app.import_completed("full-141", &chain.next_full).await;
     {
         let conn = open(&db);
         for table in DATA_TABLES {
@@ -343,18 +334,16 @@ async fn a_full_holds_exactly_its_lines_and_the_next_full_retires_every_row_of_i
             );
         }
     }
-    drop(service);
 
     // With no history kept, the next Full removes the retired rows of older snapshots.
-    let service = restate.serve(dir.path(), &db, &[("KBO_HISTORY_MONTHS", "0")]);
+    app.restart_service_with(&[("KBO_HISTORY_MONTHS", "0")]);
     let full_142 = crate::fixtures::with_meta(
         &chain.next_full,
-        &dir.path().join("full-142.zip"),
+        &app.path("full-142.zip"),
         "\"141\"",
         "\"142\"",
     );
-    restate.import_completed("full-142", &full_142).await;
-    drop(service);
+    app.import_completed("full-142", &full_142).await;
     let conn = open(&db);
     for table in DATA_TABLES {
         assert_eq!(
@@ -439,11 +428,9 @@ async fn a_key_repeated_with_other_values_keeps_its_last_line_across_batches() {
         }
         Some((member.to_string(), text.into_bytes()))
     });
-    let restate = Restate::start(dir.path());
-    let db = dir.path().join("kbo.duckdb");
-    let service = restate.serve(dir.path(), &db, &[("KBO_BATCH_ROWS", "1000")]);
-    restate.import_completed("repeated-140", &zip).await;
-    drop(service);
+    let app = TestApp::spawn(&[("KBO_BATCH_ROWS", "1000")]);
+    let db = app.db.clone();
+    app.import_completed("repeated-140", &zip).await;
 
     let conn = open(&db);
     assert_eq!(

@@ -332,7 +332,7 @@ const LONG_FILES: &[(&str, usize, &str)] = &[
     ),
     (
         "tests/suite/guarantees.rs",
-        830,
+        780,
         "the Guarantees table's tests, one per fault, sharing the checks at its top (agree, wait_batches) that other files call",
     ),
     (

@@ -1,7 +1,7 @@
 //! Bad input: refused with a message naming the file, the database left as it was.
 
 use crate::fixtures::{chain, rewrite_zip};
-use crate::harness::{Restate, file_url};
+use crate::harness::{TestApp, file_url};
 use crate::tables::{assert_same_state, open, rows, state};
 use serde_json::json;
 use std::time::Duration;
@@ -9,18 +9,16 @@ use std::time::Duration;
 #[tokio::test(flavor = "multi_thread")]
 async fn malformed_extracts_fail_naming_the_file_and_leave_the_database_as_it_was() {
     let chain = chain();
-    let dir = tempfile::tempdir().unwrap();
-    let restate = Restate::start(dir.path());
-    let db = dir.path().join("kbo.duckdb");
-    let service = restate.serve(dir.path(), &db, &[]);
-    restate.import_completed("base-140", &chain.full).await;
-    let before = state(&db);
+    let app = TestApp::spawn(&[]);
+    let db = &app.db;
+    app.import_completed("base-140", &chain.full).await;
+    let before = state(db);
 
-    let no_meta = dir.path().join("no-meta.zip");
+    let no_meta = app.path("no-meta.zip");
     rewrite_zip(&chain.update, &no_meta, |name, bytes| {
         (name != "meta.csv").then(|| (name.to_string(), bytes))
     });
-    let bad_header = dir.path().join("bad-header.zip");
+    let bad_header = app.path("bad-header.zip");
     rewrite_zip(&chain.update, &bad_header, |name, bytes| {
         if name == "address_insert.csv" {
             let text =
@@ -32,7 +30,7 @@ async fn malformed_extracts_fail_naming_the_file_and_leave_the_database_as_it_wa
             Some((name.to_string(), bytes))
         }
     });
-    let bad_date = dir.path().join("bad-date.zip");
+    let bad_date = app.path("bad-date.zip");
     rewrite_zip(&chain.update, &bad_date, |name, bytes| {
         if name == "establishment_insert.csv" {
             let text = String::from_utf8(bytes).unwrap();
@@ -60,8 +58,8 @@ async fn malformed_extracts_fail_naming_the_file_and_leave_the_database_as_it_wa
             "establishment_insert.csv",
         ),
     ] {
-        restate.start_import(id, json!(file_url(zip))).await;
-        let done = restate.wait_finished(id, Duration::from_secs(60)).await;
+        app.start_import(id, json!(file_url(zip))).await;
+        let done = app.wait_finished(id, Duration::from_secs(60)).await;
         assert_eq!(done["status"], "failed", "{id}: {done}");
         assert_eq!(done["error_code"], code, "{id}: {done}");
         let error = done["error"].as_str().unwrap_or_default();
@@ -69,15 +67,15 @@ async fn malformed_extracts_fail_naming_the_file_and_leave_the_database_as_it_wa
             error.contains(file),
             "{id}: the error names the file: {error}"
         );
-        let (status, _) = restate.run_output(id).await;
+        let (status, _) = app.run_output(id).await;
         assert!(
             status >= 400,
             "{id}: run ends in a failure, got HTTP {status}"
         );
     }
-    assert_same_state("after refused extracts", &before, &state(&db));
+    assert_same_state("after refused extracts", &before, &state(db));
     let jobs = rows(
-        &open(&db),
+        &open(db),
         "SELECT id, status, error_message LIKE '%' || 'line' || '%' AS has_line FROM import_jobs WHERE status = 'failed'",
     );
     let bad_date = kbo_import::db::ledger::job_id_of("bad-date-141");
@@ -86,24 +84,14 @@ async fn malformed_extracts_fail_naming_the_file_and_leave_the_database_as_it_wa
             .any(|j| j.contains(&bad_date) && j.contains("has_line': true")),
         "the failure is recorded in import_jobs: {jobs:?}"
     );
-    drop(service);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_request_that_is_not_an_extract_url_fails_at_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let restate = Restate::start(dir.path());
-    let _service = restate.serve(
-        dir.path(),
-        &dir.path().join("kbo.duckdb"),
-        &[("KBO_ALLOW_FILE_URLS", "false")],
-    );
-    restate
-        .start_import("file-url", json!("file:///etc/passwd"))
+    let app = TestApp::spawn(&[("KBO_ALLOW_FILE_URLS", "false")]);
+    app.start_import("file-url", json!("file:///etc/passwd"))
         .await;
-    let done = restate
-        .wait_finished("file-url", Duration::from_secs(30))
-        .await;
+    let done = app.wait_finished("file-url", Duration::from_secs(30)).await;
     assert_eq!(done["status"], "failed");
     assert_eq!(done["error_code"], "url_refused", "{done}");
     assert!(
@@ -113,9 +101,7 @@ async fn a_request_that_is_not_an_extract_url_fails_at_once() {
             .contains("KBO_ALLOW_FILE_URLS"),
         "names the setting that allows it: {done}"
     );
-    restate.start_import("number", json!(42)).await;
-    let done = restate
-        .wait_finished("number", Duration::from_secs(30))
-        .await;
+    app.start_import("number", json!(42)).await;
+    let done = app.wait_finished("number", Duration::from_secs(30)).await;
     assert_eq!(done["error_code"], "bad_request", "{done}");
 }

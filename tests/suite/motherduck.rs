@@ -2,7 +2,7 @@
 //! tokens never shown, and (with `KBO_TEST_MOTHERDUCK_TOKEN`) a live import into MotherDuck.
 
 use crate::fixtures::chain;
-use crate::harness::{Restate, file_url, output_text};
+use crate::harness::{Restate, TestApp, file_url, output_text};
 use crate::tables::{DATA_TABLES, assert_same_rows, rows};
 use kbo_import::db::DuckDbSettings;
 use kbo_import::db::version::{self, Version};
@@ -132,10 +132,6 @@ async fn texts_of(restate: &Restate, workflow_id: &str) -> Vec<(String, String)>
 #[tokio::test(flavor = "multi_thread")]
 async fn a_motherduck_token_given_either_way_is_never_shown() {
     let chain = chain();
-    let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("home");
-    std::fs::create_dir_all(&home).unwrap();
-    let restate = Restate::start(dir.path());
     let in_connection_string = format!("md:kbo_test?motherduck_token={FAKE_TOKEN}");
     // An empty KBO_DATABASE counts as unset: the token alone selects md:kbo.
     let ways: [(&str, Vec<(&str, &str)>); 2] = [
@@ -151,9 +147,13 @@ async fn a_motherduck_token_given_either_way_is_never_shown() {
     for (id, env) in ways {
         // HOME: a home without DuckDB extensions, so the motherduck extension is missing, as
         // on a machine where `kbo-import install-extensions` never ran.
+        let app = TestApp::build().database("unused.duckdb");
+        let home = app.dir().join("home");
+        std::fs::create_dir_all(&home).unwrap();
         let mut env = env.clone();
         env.push(("HOME", home.to_str().unwrap()));
-        let service = restate.serve(dir.path(), &dir.path().join("unused.duckdb"), &env);
+        let app = app.env(&env).spawn();
+        let (restate, service) = (&app.restate, &app.service);
         restate
             .start_import(id, json!(file_url(&chain.update)))
             .await;
@@ -167,7 +167,7 @@ async fn a_motherduck_token_given_either_way_is_never_shown() {
             "{id}: the error says what is missing and what to run: {error}"
         );
 
-        let mut texts = texts_of(&restate, id).await;
+        let mut texts = texts_of(restate, id).await;
         texts.push(("the service's log".into(), service.process.log()));
         let mut cli = Vec::new();
         for args in [vec!["inspect"], vec!["status", id]] {
@@ -187,7 +187,6 @@ async fn a_motherduck_token_given_either_way_is_never_shown() {
                 "{id}: the token leaks into {what}: {text}"
             );
         }
-        drop(service);
     }
 }
 
@@ -196,7 +195,7 @@ async fn a_motherduck_token_given_either_way_is_never_shown() {
 #[tokio::test(flavor = "multi_thread")]
 #[cfg_attr(
     not(kbo_motherduck_live),
-    ignore = "needs MotherDuck: build and run the tests with KBO_TEST_MOTHERDUCK_TOKEN=<a token> (README, MotherDuck)"
+    ignore = "needs MotherDuck: build and run the tests with KBO_TEST_MOTHERDUCK_TOKEN=<a token> (docs/motherduck.md)"
 )]
 async fn live_full_and_update_into_motherduck_equal_a_local_import() {
     let token = std::env::var("KBO_TEST_MOTHERDUCK_TOKEN")
@@ -230,31 +229,26 @@ async fn live_full_and_update_into_motherduck_equal_a_local_import() {
     let _cleanup = DropDatabase(&admin, name.clone());
 
     let chain = chain();
-    let dir = tempfile::tempdir().unwrap();
-    let restate = Restate::start(dir.path());
     let target = format!("md:{name}");
-    let md = restate.serve(
-        dir.path(),
-        &dir.path().join("unused.duckdb"),
-        &[
+    let app = TestApp::build()
+        .database("unused.duckdb")
+        .env(&[
             ("KBO_DATABASE", target.as_str()),
             ("MOTHERDUCK_TOKEN", token.as_str()),
-        ],
-    );
-    restate.import_completed("md-full-140", &chain.full).await;
-    restate
-        .import_completed("md-update-141", &chain.update)
+        ])
+        .spawn();
+    app.import_completed("md-full-140", &chain.full).await;
+    app.import_completed("md-update-141", &chain.update).await;
+    let local_file = app
+        .import_into(
+            &app.path("local.duckdb"),
+            &[],
+            &[
+                ("local-full-140", &chain.full),
+                ("local-update-141", &chain.update),
+            ],
+        )
         .await;
-    drop(md);
-    let local_file = dir.path().join("local.duckdb");
-    let local = restate.serve(dir.path(), &local_file, &[]);
-    restate
-        .import_completed("local-full-140", &chain.full)
-        .await;
-    restate
-        .import_completed("local-update-141", &chain.update)
-        .await;
-    drop(local);
 
     let local = crate::tables::open(&local_file);
     for table in DATA_TABLES {

@@ -1,7 +1,7 @@
 //! Crashes: the service killed with SIGKILL in the middle of the batches.
 
 use crate::fixtures::chain;
-use crate::harness::{Restate, Service, file_url};
+use crate::harness::{Service, TestApp, file_url};
 use crate::tables::{
     DATA_TABLES, assert_same_rows, assert_same_state, count, everything, open, state,
 };
@@ -11,25 +11,27 @@ use std::time::Duration;
 #[tokio::test(flavor = "multi_thread")]
 async fn a_service_killed_during_the_batches_resumes_and_applies_each_batch_once() {
     let chain = chain();
-    let dir = tempfile::tempdir().unwrap();
-    let restate = Restate::start(dir.path());
-    let db = dir.path().join("killed.duckdb");
-    let mut service = restate.serve(dir.path(), &db, &[("KBO_BATCH_ROWS", "1000")]);
+    let batches = [("KBO_BATCH_ROWS", "1000")];
+    let mut app = TestApp::build()
+        .database("killed.duckdb")
+        .env(&batches)
+        .spawn();
 
-    restate
-        .start_import("crash-140", json!(file_url(&chain.full)))
+    app.start_import("crash-140", json!(file_url(&chain.full)))
         .await;
-    let done = fault_after_batches(&restate, &mut service, "crash-140", 5, Service::restart).await;
+    let done = fault_after_batches(&mut app, "crash-140", 5, Service::restart).await;
     let total = done["total_batches"].as_i64().unwrap();
-    drop(service);
 
     // A reference: the same extract, uninterrupted, into another database.
-    let reference_db = dir.path().join("reference.duckdb");
-    let reference = restate.serve(dir.path(), &reference_db, &[("KBO_BATCH_ROWS", "1000")]);
-    restate.import_completed("reference-140", &chain.full).await;
-    drop(reference);
+    let reference_db = app
+        .import_into(
+            &app.path("reference.duckdb"),
+            &batches,
+            &[("reference-140", &chain.full)],
+        )
+        .await;
 
-    let (killed, reference) = (open(&db), open(&reference_db));
+    let (killed, reference) = (open(&app.db), open(&reference_db));
     assert_eq!(
         count(&killed, "SELECT count(*) FROM import_job_batches"),
         total
@@ -61,68 +63,52 @@ async fn a_service_killed_during_the_batches_resumes_and_applies_each_batch_once
 #[tokio::test(flavor = "multi_thread")]
 async fn an_update_resumed_on_a_machine_without_its_files_cuts_the_extract_again() {
     let chain = chain();
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let restate = Restate::start(d);
-    // Full 140, then Update 141 uninterrupted: what the resumed import must produce.
-    let base = d.join("base.duckdb");
-    let service = restate.serve(d, &base, &[]);
-    restate.import_completed("base-140", &chain.full).await;
-    drop(service);
-    let reference = d.join("reference.duckdb");
-    std::fs::copy(&base, &reference).unwrap();
-    let service = restate.serve(d, &reference, &[]);
-    restate
-        .import_completed("reference-141", &chain.update)
-        .await;
-    drop(service);
-
     // Batches of 20 lines: each table's delete batch reads the chunks of its insert file too.
-    let db = d.join("resumed.duckdb");
-    std::fs::copy(&base, &db).unwrap();
-    let mut service = restate.serve(d, &db, &[("KBO_BATCH_ROWS", "20")]);
-    restate
-        .start_import("moved-141", json!(file_url(&chain.update)))
+    let mut app = TestApp::build()
+        .database("resumed.duckdb")
+        .env(&[("KBO_BATCH_ROWS", "20")])
+        .spawn();
+    // Full 140, then Update 141 uninterrupted: what the resumed import must produce.
+    let base = app
+        .import_into(&app.path("base.duckdb"), &[], &[("base-140", &chain.full)])
         .await;
-    fault_after_batches(
-        &restate,
-        &mut service,
-        "moved-141",
-        3,
-        Service::restart_elsewhere,
-    )
-    .await;
-    let log = service.process.log();
-    drop(service);
+    let reference = app.copy_database(&base, "reference.duckdb");
+    app.import_into(&reference, &[], &[("reference-141", &chain.update)])
+        .await;
+
+    std::fs::copy(&base, &app.db).unwrap();
+    app.start_import("moved-141", json!(file_url(&chain.update)))
+        .await;
+    fault_after_batches(&mut app, "moved-141", 3, Service::restart_elsewhere).await;
+    let log = app.service.process.log();
     assert!(
         log.contains("unpacking the extract again"),
         "the chunks were cut again: {log}"
     );
     assert_same_state(
         "an Update resumed without its files",
-        &state(&db),
+        &state(&app.db),
         &state(&reference),
     );
 }
 
 /// Waits until import `id` has `batches` batches done (and has not ended), then does `fault`
-/// to the service; returns the import's end, which must be `completed`.
+/// to the app's service; returns the import's end, which must be `completed`.
 async fn fault_after_batches(
-    restate: &Restate,
-    service: &mut Service,
+    app: &mut TestApp,
     id: &str,
     batches: u32,
     fault: impl FnOnce(&mut Service),
 ) -> serde_json::Value {
     // (Batches too large end the import before the fault: the wait says so.)
-    crate::guarantees::wait_batches(restate, id, batches).await;
-    fault(service);
-    let done = restate.wait_finished(id, Duration::from_secs(120)).await;
+    crate::guarantees::wait_batches(app, id, batches).await;
+    fault(&mut app.service);
+    let done = app.wait_finished(id, Duration::from_secs(120)).await;
     assert_eq!(
         done["status"],
         "completed",
         "{done}\n{}",
-        service.process.log()
+        app.service.process.log()
     );
     done
 }

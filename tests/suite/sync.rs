@@ -3,47 +3,48 @@
 //! credentials, and the schedule firing by itself.
 
 use crate::fixtures::chain;
-use crate::harness::{Restate, Service, output_text};
+use crate::harness::{Restate, TestApp, output_text};
 use crate::portal_server::{self, Portal};
 use crate::tables::{DATA_TABLES, assert_same_rows, count, current, open};
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
+use std::ops::{Deref, DerefMut};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// What a sync test runs against: the portal stand-in offering `files`, a real Restate server,
 /// and the service with its own database, small batches and the stand-in's account.
 struct World {
     portal: Portal,
-    restate: Restate,
-    service: Service,
-    database: PathBuf,
-    /// Dropped last: the processes above work in it.
-    dir: tempfile::TempDir,
+    app: TestApp,
+}
+
+impl Deref for World {
+    type Target = TestApp;
+    fn deref(&self) -> &TestApp {
+        &self.app
+    }
+}
+
+impl DerefMut for World {
+    fn deref_mut(&mut self) -> &mut TestApp {
+        &mut self.app
+    }
 }
 
 impl World {
     /// Starts it all; `env` comes after the defaults, so it may replace them.
     async fn start(files: &[&Path], env: &[(&str, &str)]) -> World {
-        let dir = tempfile::tempdir().unwrap();
         let portal = Portal::start().await;
         for file in files {
             portal.offer(file);
         }
-        let restate = Restate::start(dir.path());
         let portal_env = portal.env();
         let mut service_env: Vec<(&str, &str)> =
             portal_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
         service_env.push(("KBO_BATCH_ROWS", "20000"));
         service_env.extend_from_slice(env);
-        let database = dir.path().join("kbo.duckdb");
-        let service = restate.serve(dir.path(), &database, &service_env);
-        World {
-            portal,
-            restate,
-            service,
-            database,
-            dir,
-        }
+        let app = TestApp::spawn(&service_env);
+        World { portal, app }
     }
 
     /// `KboSync/default/syncNow`: one sync, its report.
@@ -126,17 +127,16 @@ async fn a_sync_catches_up_an_empty_register_in_extract_order_and_never_imports_
     assert_eq!(portal.downloads(), 2, "the second sync downloads nothing");
     let last = restate.sync("default", "lastReport", None).await;
     assert_eq!(last, again, "lastReport answers the last sync's report");
-    drop(world.service);
 
     // The register equals Full(141) imported on its own.
-    let reference_db = world.dir.path().join("reference.duckdb");
-    let reference = world.restate.serve(world.dir.path(), &reference_db, &[]);
-    world
-        .restate
-        .import_completed("full-141", &chain.next_full)
+    let reference_db = world
+        .import_into(
+            &world.path("reference.duckdb"),
+            &[],
+            &[("full-141", &chain.next_full)],
+        )
         .await;
-    drop(reference);
-    let (a, b) = (open(&world.database), open(&reference_db));
+    let (a, b) = (open(&world.db), open(&reference_db));
     assert_eq!(
         count(
             &a,
@@ -184,7 +184,7 @@ async fn expired_sessions_are_recovered_by_logging_in_again() {
 #[tokio::test(flavor = "multi_thread")]
 async fn when_an_update_is_gone_the_sync_continues_from_the_newest_full_and_says_so() {
     let chain = chain();
-    let world = World::start(&[&chain.full], &[]).await;
+    let mut world = World::start(&[&chain.full], &[]).await;
     let first = world.sync_now().await;
     assert_eq!(first["register_after"], 140, "{first}");
 
@@ -204,8 +204,8 @@ async fn when_an_update_is_gone_the_sync_continues_from_the_newest_full_and_says
         "{report}"
     );
     assert_eq!(report["register_after"], 141);
-    drop(world.service);
-    let db = open(&world.database);
+    world.service.process.kill();
+    let db = open(&world.db);
     assert_eq!(
         count(
             &db,
@@ -220,7 +220,7 @@ async fn when_an_update_is_gone_the_sync_continues_from_the_newest_full_and_says
 async fn a_broken_file_is_refused_and_its_replacement_imported_by_a_later_sync() {
     let chain = chain();
     let world = World::start(&[&chain.full], &[]).await;
-    let broken = world.dir.path().join("broken.zip");
+    let broken = world.dir().join("broken.zip");
     std::fs::write(&broken, b"PK\x03\x04 this is not the update").unwrap();
     world.portal.offer_as(&file_name(&chain.update), &broken);
 
@@ -279,8 +279,8 @@ async fn a_sync_survives_the_service_killed_in_the_middle_of_an_import() {
         ],
         "{status}"
     );
-    drop(world.service);
-    let db = open(&world.database);
+    world.service.process.kill();
+    let db = open(&world.db);
     assert_eq!(
         count(
             &db,
@@ -316,9 +316,8 @@ async fn wrong_credentials_fail_with_a_clear_message_and_import_nothing() {
         !log.contains("not-the-password"),
         "the password never reaches the log"
     );
-    drop(world.service);
     assert!(
-        !world.database.exists(),
+        !world.db.exists(),
         "the sync stops before touching the database"
     );
 

@@ -1,12 +1,12 @@
 //! Shipping a new version of the service while an import runs, both ways Restate allows
-//! (README, "Deploying to Restate Cloud"): a new deployment at a new URL, while the old one
+//! (docs/cloud.md): a new deployment at a new URL, while the old one
 //! finishes the imports it started (Restate keeps an invocation on its deployment); or the same
 //! URL, where the running import's journal is replayed by the new binary.
 
 use crate::cluster::assert_each_batch_once;
 use crate::fixtures::{chain, imported};
 use crate::guarantees::{agreed_end, wait_batches};
-use crate::harness::{MINUTE, Restate, Service, file_url};
+use crate::harness::{MINUTE, Service, TestApp, file_url};
 use crate::tables::{assert_same_state, state};
 use serde_json::json;
 
@@ -18,22 +18,19 @@ fn applied(service: &Service) -> usize {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_new_version_at_a_new_url_takes_new_imports_while_the_old_one_finishes_its_own() {
     let chain = chain();
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let restate = Restate::start(d);
-    let db = d.join("kbo.duckdb");
-    let old = restate.serve(d, &db, &[("KBO_BATCH_ROWS", "300")]);
-    restate
-        .start_import("full-140", json!(file_url(&chain.full)))
+    let batches = [("KBO_BATCH_ROWS", "300")];
+    let app = TestApp::spawn(&batches);
+    let (db, old) = (&app.db, &app.service);
+    app.start_import("full-140", json!(file_url(&chain.full)))
         .await;
-    wait_batches(&restate, "full-140", 5).await;
+    wait_batches(&app, "full-140", 5).await;
 
     // The new version, registered at its own URL while the Full runs on the old one.
-    let new = restate.serve(d, &db, &[("KBO_BATCH_ROWS", "300")]);
-    let done = restate.wait_finished("full-140", MINUTE).await;
+    let new = app.serve_another(db, &batches);
+    let done = app.wait_finished("full-140", MINUTE).await;
     assert_eq!(done["status"], "completed", "{done}");
     assert_eq!(
-        applied(&old),
+        applied(old),
         1,
         "the old version finished the Full it started"
     );
@@ -43,47 +40,40 @@ async fn a_new_version_at_a_new_url_takes_new_imports_while_the_old_one_finishes
     );
 
     // The next import runs on the new version only.
-    restate
-        .start_import("update-141", json!(file_url(&chain.update)))
+    app.start_import("update-141", json!(file_url(&chain.update)))
         .await;
-    let done = restate.wait_finished("update-141", MINUTE).await;
-    assert!(agreed_end(&restate, &db, "update-141").await, "{done}");
-    assert_eq!((applied(&old), applied(&new)), (1, 1));
-    let full = restate.progress("full-140").await;
-    drop((old, new));
-    assert_each_batch_once(&db, "full-140", &full);
-    assert_same_state("upgraded at a new URL", &state(&db), &state(&imported().a));
+    let done = app.wait_finished("update-141", MINUTE).await;
+    assert!(agreed_end(&app, db, "update-141").await, "{done}");
+    assert_eq!((applied(old), applied(&new)), (1, 1));
+    let full = app.progress("full-140").await;
+    drop(new);
+    assert_each_batch_once(db, "full-140", &full);
+    assert_same_state("upgraded at a new URL", &state(db), &state(&imported().a));
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_new_binary_at_the_same_url_replays_the_running_imports_journal_and_finishes_it() {
     let chain = chain();
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let restate = Restate::start(d);
-    let db = d.join("kbo.duckdb");
-    let mut service = restate.serve(d, &db, &[("KBO_BATCH_ROWS", "100")]);
-    restate.import_completed("full-140", &chain.full).await;
-    restate
-        .start_import("update-141", json!(file_url(&chain.update)))
+    let mut app = TestApp::spawn(&[("KBO_BATCH_ROWS", "100")]);
+    app.import_completed("full-140", &chain.full).await;
+    app.start_import("update-141", json!(file_url(&chain.update)))
         .await;
-    wait_batches(&restate, "update-141", 5).await;
+    wait_batches(&app, "update-141", 5).await;
 
     // The old binary stops; the new one starts at the same URL and is registered again.
-    service.restart();
-    restate.register(service.port);
-    let done = restate.wait_finished("update-141", MINUTE).await;
-    assert!(agreed_end(&restate, &db, "update-141").await, "{done}");
-    let log = service.process.log();
+    app.service.restart();
+    app.register_again();
+    let done = app.wait_finished("update-141", MINUTE).await;
+    assert!(agreed_end(&app, &app.db, "update-141").await, "{done}");
+    let log = app.service.process.log();
     assert!(
         log.contains("extract applied"),
         "the new binary finished the Update"
     );
-    drop(service);
-    assert_each_batch_once(&db, "update-141", &done);
+    assert_each_batch_once(&app.db, "update-141", &done);
     assert_same_state(
         "upgraded at the same URL",
-        &state(&db),
+        &state(&app.db),
         &state(&imported().a),
     );
 }

@@ -9,7 +9,12 @@ use std::time::{Duration, Instant};
 use kbo_import::wire::{Progress, Status};
 use kbo_testkit::restate::RestateServer;
 pub use kbo_testkit::restate::{Process, free_port, port_open};
+
+mod app;
+mod service;
+pub use app::TestApp;
 use serde_json::{Value, json};
+pub use service::Service;
 
 /// How long the tests wait for an import of the shared chain to end.
 pub const MINUTE: Duration = Duration::from_secs(60);
@@ -50,11 +55,6 @@ impl DerefMut for Restate {
 }
 
 impl Restate {
-    /// Starts a server with its data in `dir`.
-    pub fn start(dir: &Path) -> Restate {
-        Restate::start_with(dir, &[])
-    }
-
     /// Starts a server with its data in `dir` and extra environment `env`.
     pub fn start_with(dir: &Path, env: &[(&str, &str)]) -> Restate {
         let env: Vec<(String, String)> = env
@@ -332,145 +332,6 @@ impl Ingress for Restate {
     }
     fn run_output(&self, id: &str) -> impl Future<Output = (u16, Value)> + Send {
         Restate::run_output(self, id)
-    }
-}
-
-/// The app as a test meets it: a Restate server, the service binary registered with it
-/// (`KBO_BATCH_ROWS` and the rest of its environment as the test gives), its database file,
-/// and the temporary folder that holds them all, removed at the end. It derefs to its
-/// [`Restate`], whose helpers are the calls a test makes.
-pub struct TestApp {
-    /// The service (killed first, when the app is dropped).
-    pub service: Service,
-    /// The Restate server.
-    pub restate: Restate,
-    /// The register's database file.
-    pub db: PathBuf,
-    dir: tempfile::TempDir,
-}
-
-impl TestApp {
-    /// Starts a Restate server and the service with environment `env`, registered.
-    pub fn spawn(env: &[(&str, &str)]) -> TestApp {
-        TestApp::spawn_with(env, false)
-    }
-
-    /// As [`TestApp::spawn`], and the service may ask the server's admin API
-    /// (`RESTATE_ADMIN_URL`) what became of a workflow.
-    pub fn spawn_asking_restate(env: &[(&str, &str)]) -> TestApp {
-        TestApp::spawn_with(env, true)
-    }
-
-    fn spawn_with(env: &[(&str, &str)], asking_restate: bool) -> TestApp {
-        let dir = tempfile::tempdir().unwrap();
-        let restate = Restate::start(dir.path());
-        let db = dir.path().join("kbo.duckdb");
-        let admin = restate.admin_url();
-        let mut env = env.to_vec();
-        if asking_restate {
-            env.push(("RESTATE_ADMIN_URL", admin.as_str()));
-        }
-        let service = restate.serve(dir.path(), &db, &env);
-        TestApp {
-            service,
-            restate,
-            db,
-            dir,
-        }
-    }
-
-    /// The folder of the app's files (the server's, the service's, the test's own).
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
-    }
-}
-
-impl Deref for TestApp {
-    type Target = Restate;
-    fn deref(&self) -> &Restate {
-        &self.restate
-    }
-}
-
-/// The service binary, serving the endpoint on a free port with its own database.
-pub struct Service {
-    /// The service process.
-    pub process: Process,
-    /// Its port.
-    pub port: u16,
-    /// Its database file.
-    pub database: PathBuf,
-    env: Vec<(String, String)>,
-    dir: PathBuf,
-}
-
-impl Service {
-    /// Starts the service with `database` and extra environment `env`.
-    pub fn start(dir: &Path, database: &Path, env: &[(&str, &str)]) -> Service {
-        let env: Vec<(String, String)> = env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        let port = free_port();
-        let process = Service::spawn(dir, database, port, &env);
-        let service = Service {
-            process,
-            port,
-            database: database.to_path_buf(),
-            env,
-            dir: dir.to_path_buf(),
-        };
-        wait_until("the service to listen", Duration::from_secs(30), || {
-            port_open(port)
-        });
-        service
-    }
-
-    fn spawn(dir: &Path, database: &Path, port: u16, env: &[(String, String)]) -> Process {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_kbo-import"));
-        command
-            .env("PORT", port.to_string())
-            .env("KBO_DATABASE", database)
-            .env("KBO_WORK_DIR", dir.join(format!("work-{port}")))
-            .env("KBO_ALLOW_FILE_URLS", "true")
-            // The tests' HTTP servers listen on loopback.
-            .env("KBO_ALLOW_PRIVATE_HOSTS", "true")
-            .env("KBO_DUCKDB_MEMORY_LIMIT", "1GB")
-            .env("RUST_LOG", "info");
-        for (k, v) in env {
-            command.env(k, v);
-        }
-        Process::spawn(
-            command,
-            dir.join(format!("service-{port}-{}.log", free_port())),
-        )
-        .unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    /// kill -9 the service and start it again on the same port and database, with its work
-    /// directory gone: as if Restate resumed the import on another machine.
-    pub fn restart_elsewhere(&mut self) {
-        self.process.kill();
-        std::fs::remove_dir_all(self.dir.join(format!("work-{}", self.port)))
-            .expect("the service had a work directory");
-        self.start_again();
-    }
-
-    /// kill -9 the service and start it again on the same port and database.
-    pub fn restart(&mut self) {
-        self.process.kill();
-        self.start_again();
-    }
-
-    /// Starts the killed service again, on the same port and database.
-    fn start_again(&mut self) {
-        self.process = Service::spawn(&self.dir, &self.database, self.port, &self.env);
-        let port = self.port;
-        wait_until(
-            "the service to listen again",
-            Duration::from_secs(30),
-            || port_open(port),
-        );
     }
 }
 
