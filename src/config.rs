@@ -32,7 +32,7 @@ pub struct ServerSettings {
 }
 
 /// Lines per batch step when `KBO_BATCH_ROWS` is not set: each batch is one statement and one
-/// commit, and fewer, larger ones load faster (README, Performance), while DuckDB's memory
+/// commit, and fewer, larger ones load faster (docs/performance.md), while DuckDB's memory
 /// stays under its cap whatever the batch's size.
 pub const DEFAULT_BATCH_ROWS: u64 = 2_000_000;
 

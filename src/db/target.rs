@@ -1,7 +1,7 @@
 //! Where the register lives — a local DuckDB file or a MotherDuck database — as the
 //! environment names it, and how it is shown: never with its token.
 //!
-//! The rule (the README's "Which database" table):
+//! The rule (the README's "Which database" paragraph):
 //!
 //! | set | target |
 //! |---|---|
