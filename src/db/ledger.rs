@@ -5,8 +5,8 @@ pub use super::status::JobStatus;
 use super::{Connection, db_error, utc_now};
 use crate::db::schema::table_name;
 use crate::error::{ErrorCode, ImportError, ImportResult};
+use crate::extract::Meta;
 use crate::extract::plan::Batch;
-use crate::extract::{ExtractType, Meta};
 use duckdb::{OptionalExt, params};
 use serde::{Deserialize, Serialize};
 
@@ -158,37 +158,10 @@ fn check_order(conn: &Connection, job: &Job) -> ImportResult<()> {
         ),
         (None, None) => (None, String::new()),
     };
-    let last = last.map(i64::from);
-    let n = i64::from(n);
-    let refusal =
-        |message: String| ImportError::new(ErrorCode::OutOfOrder, format!("{message}{source}"));
-    match (job.meta.extract_type, last) {
-        (ExtractType::Full, None) => Ok(()),
-        (ExtractType::Full, Some(last)) if n > last => Ok(()),
-        (ExtractType::Full, Some(last)) => Err(refusal(format!(
-            "Full extract {n} is not newer than extract {last}, the last one applied; a Full must be newer than the database"
-        ))),
-        (ExtractType::Update, None) => Err(ImportError::new(
-            ErrorCode::OutOfOrder,
-            format!(
-                "Update extract {n} needs extract {} applied before it, but the database holds no completed extract: import a Full first",
-                n - 1
-            ),
-        )),
-        (ExtractType::Update, Some(last)) if last == n - 1 => Ok(()),
-        (ExtractType::Update, Some(last)) if last >= n => Err(refusal(format!(
-            "Update extract {n} is already applied: the last extract applied is {last}"
-        ))),
-        (ExtractType::Update, Some(last)) => Err(refusal(format!(
-            "Update extract {n} cannot follow extract {last}, the last one applied: import extract{} {} first",
-            if n - last > 2 { "s" } else { "" },
-            if n - last > 2 {
-                format!("{} to {}", last + 1, n - 1)
-            } else {
-                (last + 1).to_string()
-            }
-        ))),
-    }
+    crate::extract::order::may_follow(job.meta.extract_type, n, last).map_err(|mut e| {
+        e.message.push_str(&source);
+        e
+    })
 }
 
 /// A job recorded as `running` (or `pending`) in `import_jobs`.

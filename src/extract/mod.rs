@@ -5,6 +5,7 @@
 //! - [`date`]: `dd-mm-yyyy` dates;
 //! - [`meta`]: `meta.csv`, which says what an extract is;
 //! - [`archive`]: opening the ZIP safely and checking its members;
+//! - [`order`]: which extract may follow which;
 //! - [`plan`]: the batches of an import, typed steps, and the Update's rule;
 //! - [`file_name`]: the portal's file names (`KboOpenData_0140_2025_10_05_Update.zip`).
 
@@ -15,6 +16,7 @@ pub mod dialect;
 pub mod file_name;
 mod keys;
 pub mod meta;
+pub mod order;
 pub mod plan;
 pub mod tables;
 

@@ -222,6 +222,7 @@ async fn a_filename_that_disagrees_with_the_extract_fails_clearly() {
         .await;
     let done = restate.wait_finished("import-0142", MINUTE).await;
     assert!(!agreed_end(&restate, &db, "import-0142").await);
+    assert_eq!(done["error_code"], "bad_meta", "{done}");
     let error = done["error"].as_str().unwrap_or_default();
     assert!(
         error.contains("KboOpenData_0142_2025_10_06_Update.zip")

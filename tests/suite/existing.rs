@@ -233,6 +233,7 @@ async fn what_the_old_system_left_behind_is_named_and_settled() {
     let refused = app
         .wait_finished("again-141", Duration::from_secs(60))
         .await;
+    assert_eq!(refused["error_code"], "job_running", "{refused}");
     let error = refused["error"].as_str().unwrap_or_default();
     assert!(
         error.contains(&format!("job {ghost} (not started by this service)"))
@@ -253,6 +254,7 @@ async fn what_the_old_system_left_behind_is_named_and_settled() {
     let refused = app
         .wait_finished("again-141-b", Duration::from_secs(60))
         .await;
+    assert_eq!(refused["error_code"], "already_imported", "{refused}");
     let error = refused["error"].as_str().unwrap_or_default();
     assert!(
         error.contains("Update extract 141 is already applied")

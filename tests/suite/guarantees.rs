@@ -186,6 +186,7 @@ async fn a_job_left_behind_by_a_locked_database_is_named_and_settled_by_one_comm
     app.service.restart();
     let done = app.wait_finished("stuck", MINUTE).await;
     assert_eq!(done["status"], "failed", "{done}");
+    assert_eq!(done["error_code"], "retries_exhausted", "{done}");
     let error = done["error"].as_str().unwrap();
     assert!(
         error.contains("rolling the extract back did not finish")
@@ -199,6 +200,7 @@ async fn a_job_left_behind_by_a_locked_database_is_named_and_settled_by_one_comm
     app.start_import("next", json!(file_url(&chain().next_full)))
         .await;
     let refused = app.wait_finished("next", MINUTE).await;
+    assert_eq!(refused["error_code"], "job_running", "{refused}");
     let error = refused["error"].as_str().unwrap_or_default();
     assert!(
         error.contains("(workflow stuck)")
@@ -292,27 +294,36 @@ async fn an_extract_whose_meta_csv_cannot_be_right_is_refused() {
         "\"2147483647\"",
     );
     let future = with_meta(&chain.next_full, &d.join("future.zip"), "2025", "2098");
-    for (id, body, expected) in [
+    for (id, body, code, expected) in [
         (
             "liar",
             json!(file_url(&liar)),
+            "bad_meta",
             "its meta.csv says extract 2147483647",
         ),
         (
             "liar-by-filename",
             json!({"url": file_url(&unnamed), "filename": "KboOpenData_0141_2025_10_05_Full.zip"}),
+            "bad_meta",
             "its meta.csv says extract 2147483647",
         ),
         (
             "huge",
             json!(file_url(&unnamed)),
+            "bad_meta",
             "is not a KBO extract number",
         ),
-        ("future", json!(file_url(&future)), "is in the future"),
+        (
+            "future",
+            json!(file_url(&future)),
+            "bad_meta",
+            "is in the future",
+        ),
     ] {
         app.start_import(id, body).await;
         let done = app.wait_finished(id, MINUTE).await;
         assert!(!agreed_end(&app, &db, id).await, "{id}: {done}");
+        assert_eq!(done["error_code"], code, "{id}: {done}");
         let error = done["error"].as_str().unwrap_or_default();
         assert!(error.contains(expected), "{id}: {error}");
     }
@@ -498,25 +509,38 @@ async fn extract_urls_are_bounded_and_their_secrets_never_shown() {
     ]);
     let server = FileServer::start(script).await;
     let signed = server.url(&format!("{name}?sig=SIGNED-SECRET-9b1f&se=2030"));
-    for (id, url, expected) in [
+    for (id, url, code, expected) in [
         (
             "metadata",
             "http://169.254.169.254/latest/KboOpenData_0141_2025_10_05_Update.zip".to_string(),
+            "url_refused",
             "link-local",
         ),
         (
             "short",
             server.url("/short.zip"),
+            "cut_short",
             "closed the connection after",
         ),
-        ("to-file", server.url("/to-file"), "redirect"),
-        ("to-metadata", server.url("/to-metadata"), "link-local"),
-        ("signed", signed, "HTTP 404"),
+        (
+            "to-file",
+            server.url("/to-file"),
+            "download_refused",
+            "redirect",
+        ),
+        (
+            "to-metadata",
+            server.url("/to-metadata"),
+            "url_refused",
+            "link-local",
+        ),
+        ("signed", signed, "download_refused", "HTTP 404"),
     ] {
         app.start_import(id, json!(url)).await;
         // Terminal at once: five minutes of retries would outlast this wait.
         let done = app.wait_finished(id, Duration::from_secs(30)).await;
         assert!(!agreed_end(&app, db, id).await);
+        assert_eq!(done["error_code"], code, "{id}: {done}");
         let error = done["error"].as_str().unwrap_or_default();
         assert!(error.contains(expected), "{id}: {error}");
     }
@@ -559,6 +583,7 @@ async fn extract_urls_are_bounded_and_their_secrets_never_shown() {
     });
     app.start_import("header", json!(file_url(&header))).await;
     let done = app.wait_finished("header", MINUTE).await;
+    assert_eq!(done["error_code"], "bad_header", "{done}");
     let error = done["error"].as_str().unwrap_or_default();
     assert!(
         error.contains("the header is") && error.len() < 5000,

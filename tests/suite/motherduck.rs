@@ -160,6 +160,7 @@ async fn a_motherduck_token_given_either_way_is_never_shown() {
         // Terminal at once: retrying a missing extension would take minutes per step.
         let done = restate.wait_finished(id, Duration::from_secs(60)).await;
         assert_eq!(done["status"], "failed", "{id}: {done}");
+        assert_eq!(done["error_code"], "missing_extension", "{id}: {done}");
         let error = done["error"].as_str().unwrap_or_default();
         assert!(
             error.contains("motherduck extension")
