@@ -162,6 +162,7 @@ impl Config {
             },
             work_dir,
         };
+        check_urls(&import)?;
         Ok(Config {
             server,
             import,
@@ -170,6 +171,26 @@ impl Config {
             },
         })
     }
+}
+
+/// The settings that name URLs the service calls name HTTP(S) URLs.
+fn check_urls(import: &crate::importer::Settings) -> Result<(), ConfigError> {
+    let mut urls = vec![
+        ("KBO_PORTAL_URL", import.portal.url.as_str()),
+        ("VERCEL_BLOB_API_URL", import.blob.api_url.as_str()),
+    ];
+    if let Some(admin) = &import.restate_admin {
+        urls.push(("RESTATE_ADMIN_URL", admin.url.as_str()));
+    }
+    for (var, value) in urls {
+        crate::net::check_base_urls(value).map_err(|why| ConfigError {
+            var,
+            value: url::Url::parse(value)
+                .map_or_else(|_| value.to_string(), |u| crate::net::redacted(&u)),
+            expected: format!("an http:// or https:// URL ({why})"),
+        })?;
+    }
+    Ok(())
 }
 
 /// The value of `var` parsed, `default` when it is unset; `expected` says what it should be.
@@ -377,6 +398,22 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn urls_the_service_calls_are_checked_at_start_up() {
+        for var in ["KBO_PORTAL_URL", "VERCEL_BLOB_API_URL", "RESTATE_ADMIN_URL"] {
+            let err = config(&[(var, "garbage")]).unwrap_err();
+            assert_eq!(err.var, var);
+            assert!(err.expected.contains("https://"), "{err}");
+        }
+        let err = config(&[("RESTATE_ADMIN_URL", "http://a:9070,b:9070")]).unwrap_err();
+        assert!(
+            err.expected.contains("b:9070"),
+            "names the node that is wrong: {err}"
+        );
+        let c = config(&[("RESTATE_ADMIN_URL", "http://a:9070, https://b:9070")]).unwrap();
+        assert!(c.import.restate_admin.is_some());
     }
 
     #[test]

@@ -25,7 +25,10 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    telemetry::init();
+    if let Err(e) = telemetry::init() {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
     // `--version` names the DuckDB this binary links, as `duckdb --version` does.
     let version: &'static str = Box::leak(db::version::version_line().into_boxed_str());
     let matches = Cli::command().version(version).get_matches();

@@ -192,6 +192,30 @@ pub fn redacted(url: &Url) -> String {
     shown.to_string()
 }
 
+/// Checks a setting that names one HTTP(S) base URL, or several separated by commas (a
+/// cluster's nodes); says what is wrong with the first one that is not.
+pub fn check_base_urls(urls: &str) -> Result<(), String> {
+    let mut any = false;
+    for part in urls.split(',').map(str::trim).filter(|u| !u.is_empty()) {
+        any = true;
+        let shown = Url::parse(part).map_or_else(|_| part.to_string(), |u| redacted(&u));
+        match Url::parse(part) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {}
+            Ok(_) => {
+                return Err(format!(
+                    "{shown} is not an http:// or https:// URL with a host"
+                ));
+            }
+            Err(e) => return Err(format!("{shown} is not a URL ({e})")),
+        }
+    }
+    if any {
+        Ok(())
+    } else {
+        Err("no URL given".into())
+    }
+}
+
 /// A reqwest error's words without the URL it carries (which may hold credentials).
 pub fn without_url(e: &reqwest::Error) -> String {
     let mut text = e.to_string();
@@ -203,6 +227,25 @@ pub fn without_url(e: &reqwest::Error) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn base_urls_are_http_or_https_with_a_host() {
+        use super::check_base_urls;
+        assert!(check_base_urls("http://localhost:9070").is_ok());
+        assert!(check_base_urls("https://a:9070/, http://10.0.0.2:9070").is_ok());
+        for wrong in [
+            "",
+            " , ",
+            "localhost:9070",
+            "garbage",
+            "ftp://host/",
+            "http://a, b",
+        ] {
+            assert!(check_base_urls(wrong).is_err(), "{wrong:?}");
+        }
+        let secret = check_base_urls("file:///x?token=SECRET").unwrap_err();
+        assert!(!secret.contains("SECRET"), "{secret}");
+    }
+
     use super::*;
 
     #[test]

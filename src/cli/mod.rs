@@ -74,6 +74,7 @@ pub struct RestateArgs {
         long,
         global = true,
         env = "RESTATE_INGRESS_URL",
+        value_parser = base_urls,
         default_value = "http://localhost:8080"
     )]
     ingress_url: String,
@@ -82,6 +83,7 @@ pub struct RestateArgs {
         long,
         global = true,
         env = "RESTATE_ADMIN_URL",
+        value_parser = base_urls,
         default_value = "http://localhost:9070"
     )]
     admin_url: String,
@@ -93,6 +95,11 @@ pub struct RestateArgs {
         hide_env_values = true
     )]
     token: Option<String>,
+}
+
+/// A Restate URL setting: one HTTP(S) base URL or several, comma-separated.
+fn base_urls(urls: &str) -> Result<String, String> {
+    kbo_import::net::check_base_urls(urls).map(|()| urls.to_string())
 }
 
 impl RestateArgs {

@@ -162,6 +162,36 @@ fn an_expected_failure_prints_one_line_whatever_rust_backtrace_says() {
 }
 
 #[test]
+fn a_setting_that_cannot_be_used_stops_the_service_before_it_listens_naming_the_variable() {
+    for (var, value) in [
+        ("LOG_FORMAT", "xml"),
+        ("RUST_LOG", "[[["),
+        ("KBO_PORTAL_URL", "kbopub.economie.fgov.be"),
+        ("RESTATE_ADMIN_URL", "http://127.0.0.1:9070,127.0.0.2:9070"),
+        ("VERCEL_BLOB_API_URL", "ftp://blob.example"),
+        ("KBO_BATCH_ROWS", "0"),
+        ("KBO_DUCKDB_MEMORY_LIMIT", "lots"),
+    ] {
+        let port = crate::harness::free_port();
+        let out = Command::new(env!("CARGO_BIN_EXE_kbo-import"))
+            .arg("serve")
+            .env("PORT", port.to_string())
+            .env(var, value)
+            .output()
+            .unwrap();
+        let text = output_text(&out);
+        assert!(!out.status.success(), "{var}={value}: {text}");
+        assert!(
+            text.trim().lines().count() == 1
+                && text.starts_with("error: configuration: ")
+                && text.contains(var),
+            "{var}={value}: one line naming the variable: {text}"
+        );
+        assert!(!crate::harness::port_open(port), "{var}: nothing listens");
+    }
+}
+
+#[test]
 fn logs_written_to_a_file_carry_no_colour_codes() {
     // The service logs to a file here, not a terminal: plain text, although nothing sets
     // NO_COLOR.

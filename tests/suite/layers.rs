@@ -322,8 +322,8 @@ const LONG_FILES: &[(&str, usize, &str)] = &[
     ),
     (
         "src/config.rs",
-        570,
-        "390 lines: every variable's parsing; its unit tests check each against .env.example",
+        590,
+        "410 lines: every variable's parsing and checks; its unit tests check each against .env.example",
     ),
     (
         "testkit/src/generator/model.rs",
@@ -332,7 +332,7 @@ const LONG_FILES: &[(&str, usize, &str)] = &[
     ),
     (
         "tests/suite/guarantees.rs",
-        780,
+        800,
         "the Guarantees table's tests, one per fault, sharing the checks at its top (agree, wait_batches) that other files call",
     ),
     (
