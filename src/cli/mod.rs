@@ -1,5 +1,8 @@
 //! The operator's commands, one module per command: each has its arguments (`Args`) and its
 //! `run`. `main` only parses and dispatches.
+//!
+//! `register`, `start`, `watch`, `status` and `sync` talk to Restate (ingress and admin);
+//! `inspect`, `rollback` and `install_extensions` work on the database and the machine.
 
 mod inspect;
 mod install_extensions;

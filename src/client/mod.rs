@@ -1,7 +1,9 @@
 //! Clients of Restate's APIs, each apart: [`Ingress`] (starting, following and asking imports,
 //! the sync) for the operator's commands, [`Admin`] (registering, the imports' runs) for the
 //! commands and for the service's `getProgress`; both reach a cluster's nodes in turn through
-//! one transport (`nodes`: token, timeouts, what a refusal means).
+//! one transport (`nodes`: token, timeouts, what a refusal means) over `endpoints` (one base
+//! URL or a cluster's nodes, the one that answered last asked first). `ingress` and `admin`
+//! hold the two clients.
 
 use std::time::Duration;
 

@@ -5,6 +5,9 @@
 //! - [`date`]: `dd-mm-yyyy` dates;
 //! - [`meta`]: `meta.csv`, which says what an extract is;
 //! - [`archive`]: opening the ZIP safely and checking its members;
+//! - [`chunker`]: cutting a data member into chunk files of whole lines on the way out of the
+//!   ZIP (a line whose key came before goes to the chunk's tail), with `keys`, the lines' key
+//!   fingerprints;
 //! - [`order`]: which extract may follow which;
 //! - [`plan`]: the batches of an import, typed steps, and the Update's rule;
 //! - [`file_name`]: the portal's file names (`KboOpenData_0140_2025_10_05_Update.zip`).

@@ -2,6 +2,10 @@
 //!
 //! The workflow decides the order; this module does the work of each step with the extract
 //! files and the database, and says whether a failure is terminal or worth a retry.
+//!
+//! `request` reads `run`'s body into an [`ImportRequest`]; `prepare` is the `prepare` step;
+//! `attempts` runs each job's steps one attempt at a time; `restate` asks Restate's admin API
+//! what became of a workflow, once its progress stands still.
 
 mod attempts;
 mod prepare;

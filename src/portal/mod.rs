@@ -5,6 +5,9 @@
 //! HTML page and files download with the cookies. Sessions expire without notice: a stale one
 //! gets an empty listing or HTTP 401, so every call that meets one logs in again once.
 //! Credentials come from the configuration and never appear in messages or logs.
+//!
+//! [`cookies`] keeps the session's cookies; [`listing`] reads the extracts the listing page
+//! offers.
 
 pub mod cookies;
 pub mod listing;

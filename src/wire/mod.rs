@@ -1,5 +1,8 @@
 //! The service's wire types: what its handlers take and answer, as JSON. The service (the
 //! workflow and the sync object) and the operator's client ([`crate::client`]) share them.
+//!
+//! `progress` is `getProgress`'s answer ([`Progress`]), `run` the body `run` takes and its
+//! result ([`RunBody`], [`RunResult`]), `sync` `KboSync`'s requests and report.
 
 mod progress;
 mod run;
