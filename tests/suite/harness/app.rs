@@ -31,6 +31,7 @@ pub struct Spawn {
     env: Vec<(String, String)>,
     restate_env: Vec<(String, String)>,
     database: String,
+    holding: Option<String>,
     asking_restate: bool,
     signed: bool,
     registered: bool,
@@ -70,13 +71,10 @@ impl Spawn {
         self
     }
 
-    /// Writes the database before the service starts (a register some other system made).
-    pub fn database_holding(self, sql: &str) -> Spawn {
-        let path = self.dir.path().join(&self.database);
-        duckdb::Connection::open(&path)
-            .unwrap()
-            .execute_batch(sql)
-            .unwrap();
+    /// The database holds what `sql` makes before the service starts (a register some other
+    /// system made).
+    pub fn database_holding(mut self, sql: &str) -> Spawn {
+        self.holding = Some(sql.to_string());
         self
     }
 
@@ -114,6 +112,12 @@ impl Spawn {
         }
         let restate = Restate::start_with(dir.path(), &borrowed(&restate_env));
         let db = dir.path().join(&self.database);
+        if let Some(sql) = &self.holding {
+            duckdb::Connection::open(&db)
+                .unwrap()
+                .execute_batch(sql)
+                .unwrap();
+        }
         let mut always = Vec::new();
         if self.asking_restate {
             always.push(("RESTATE_ADMIN_URL".to_string(), restate.admin_url()));
@@ -157,6 +161,7 @@ impl TestApp {
             env: Vec::new(),
             restate_env: Vec::new(),
             database: "kbo.duckdb".into(),
+            holding: None,
             asking_restate: false,
             signed: false,
             registered: true,
