@@ -1,7 +1,7 @@
 //! Restate's admin API: registering the service, and what Restate knows of the imports' runs.
 
 use super::nodes::{Api, Nodes};
-use anyhow::{Context, bail};
+use anyhow::Context;
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -68,24 +68,8 @@ impl Admin {
             query.push_str(&format!(" AND target_service_key = {literal}"));
         }
         let body = json!({ "query": query });
-        let response = self
-            .nodes
-            .send(true, |base| {
-                self.nodes
-                    .http
-                    .post(format!("{base}/query"))
-                    .header("accept", "application/json")
-                    .json(&body)
-            })
-            .await?;
-        let status = response.status();
-        let text = response.text().await.unwrap_or_default();
-        if let Some(refused) = self.nodes.refused(status) {
-            bail!("listing the imports: {refused}");
-        }
-        if !status.is_success() {
-            bail!("the Restate admin API's /query answered HTTP {status}: {text}");
-        }
+        let what = "the Restate admin API's /query";
+        let text = self.nodes.call("/query", &body, what, "").await?;
         let answer: Value = serde_json::from_str(&text)
             .with_context(|| format!("the Restate admin API's /query answered {text}"))?;
         let text_of = |row: &Value, key: &str| row[key].as_str().map(String::from);

@@ -139,8 +139,8 @@ impl Nodes {
         }
     }
 
-    /// POSTs `body` as JSON to `path` and returns the answer's text; a failure says
-    /// `what` answered which HTTP status and words, followed by `hint`.
+    /// POSTs `body` as JSON to `path`, asking for JSON back, and returns the answer's text; a
+    /// failure says `what` answered which HTTP status and words, followed by `hint`.
     pub(super) async fn call(
         &self,
         path: &str,
@@ -150,7 +150,10 @@ impl Nodes {
     ) -> anyhow::Result<String> {
         let response = self
             .send(true, |base| {
-                self.http.post(format!("{base}{path}")).json(body)
+                self.http
+                    .post(format!("{base}{path}"))
+                    .header("accept", "application/json")
+                    .json(body)
             })
             .await?;
         let status = response.status();

@@ -36,13 +36,6 @@ pub fn apply_batch(
 ) -> ImportResult<BatchOutcome> {
     let started_at = utc_now();
     let member = batch.member(job.meta.extract_type);
-    let chunk = files.chunk.as_deref();
-    if chunk.is_none() && batch.chunk().is_some() {
-        return Err(ImportError::new(
-            ErrorCode::BadPlan,
-            format!("batch {batch} has no chunk file; the plan is broken"),
-        ));
-    }
     check_readable(conn, job, &files.inserted)?;
     let tx = conn
         .transaction()
@@ -53,31 +46,28 @@ pub fn apply_batch(
             already_done: true,
         });
     }
-    let own = || csv_source(chunk.unwrap_or(Path::new("")), member);
-    let applied = match &batch.step {
-        Step::RetireAll => Ok(retire::retire_all(&tx, job, batch.table)?),
-        Step::RetireListed {
-            also_replaced: false,
-            ..
-        } => retire::retire_listed(&tx, job, batch.table, &own()),
-        Step::RetireListed {
-            also_replaced: true,
-            ..
-        } => {
-            let inserted: Vec<&Path> = files.inserted.iter().map(|(_, p)| p.as_path()).collect();
-            retire::retire_listed_and_replaced(
-                &tx,
-                job,
-                batch.table,
-                &own(),
-                &files.listed,
-                &inserted,
-            )
+    let t = batch.table;
+    let applied = match (&batch.step, files.chunk.as_deref()) {
+        (Step::RetireAll, _) => Ok(retire::retire_all(&tx, job, t)?),
+        (_, None) => {
+            return Err(ImportError::new(
+                ErrorCode::BadPlan,
+                format!("batch {batch} has no chunk file; the plan is broken"),
+            ));
         }
-        Step::Insert { replace, .. } => {
-            let path = chunk.unwrap_or(Path::new(""));
-            let source = insert_select(batch.table, &own());
-            retire::replace_keys(&tx, job, batch.table, &source, *replace, &files.listed)
+        (Step::RetireListed { also_replaced, .. }, Some(path)) => {
+            let own = csv_source(path, member);
+            if *also_replaced {
+                let inserted: Vec<&Path> =
+                    files.inserted.iter().map(|(_, p)| p.as_path()).collect();
+                retire::retire_listed_and_replaced(&tx, job, t, &own, &files.listed, &inserted)
+            } else {
+                retire::retire_listed(&tx, job, t, &own)
+            }
+        }
+        (Step::Insert { replace, .. }, Some(path)) => {
+            let source = insert_select(t, &csv_source(path, member));
+            retire::replace_keys(&tx, job, t, &source, *replace, &files.listed)
                 .and_then(|()| insert_chunk(&tx, job, batch, path, member))
         }
     };
@@ -93,13 +83,7 @@ pub fn apply_batch(
         Err(e) => {
             // Roll back first: a failed transaction cannot run the diagnosis.
             drop(tx);
-            Err(explain(
-                e,
-                conn,
-                batch,
-                member,
-                chunk.unwrap_or(Path::new("")),
-            ))
+            Err(explain(e, conn, batch, member, files.chunk.as_deref()))
         }
     }
 }
@@ -118,20 +102,21 @@ fn check_readable(conn: &Connection, job: &Job, inserted: &[(Batch, PathBuf)]) -
             |r| r.get::<_, i64>(0),
         );
         if let Err(e) = read {
-            return Err(explain(e, conn, insert, member, path));
+            return Err(explain(e, conn, insert, member, Some(path)));
         }
     }
     Ok(())
 }
 
 /// Turns DuckDB's refusal of a chunk into the operator's message: the first offending line
-/// when the contract's rules find one, else DuckDB's own words with the chunk's line range.
+/// (of chunk file `path`) when the contract's rules find one, else DuckDB's own words with
+/// the chunk's line range.
 fn explain(
     e: duckdb::Error,
     conn: &Connection,
     batch: &Batch,
     member: Member,
-    path: &Path,
+    path: Option<&Path>,
 ) -> ImportError {
     let range = batch
         .chunk()
@@ -147,7 +132,7 @@ fn explain(
     if !err.is_terminal() {
         return err;
     }
-    let Some(chunk) = batch.chunk() else {
+    let (Some(chunk), Some(path)) = (batch.chunk(), path) else {
         return err;
     };
     // The chunk's main file, then its tail: the first line that breaks the contract.

@@ -24,7 +24,6 @@ use crate::extract::plan::{self, Batch, Plan, Reads};
 use crate::portal::Portal;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-
 use std::sync::Arc;
 use tracing::Instrument;
 
