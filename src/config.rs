@@ -173,7 +173,7 @@ impl Config {
     }
 }
 
-/// The settings that name URLs the service calls name HTTP(S) URLs.
+/// Checks that the settings naming a URL the service calls hold HTTP(S) URLs.
 fn check_urls(import: &crate::importer::Settings) -> Result<(), ConfigError> {
     let mut urls = vec![
         ("KBO_PORTAL_URL", import.portal.url.as_str()),

@@ -198,15 +198,12 @@ pub fn check_base_urls(urls: &str) -> Result<(), String> {
     let mut any = false;
     for part in urls.split(',').map(str::trim).filter(|u| !u.is_empty()) {
         any = true;
-        let shown = Url::parse(part).map_or_else(|_| part.to_string(), |u| redacted(&u));
-        match Url::parse(part) {
-            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {}
-            Ok(_) => {
-                return Err(format!(
-                    "{shown} is not an http:// or https:// URL with a host"
-                ));
-            }
-            Err(e) => return Err(format!("{shown} is not a URL ({e})")),
+        let url = Url::parse(part).map_err(|e| format!("{part} is not a URL ({e})"))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+            return Err(format!(
+                "{} is not an http:// or https:// URL with a host",
+                redacted(&url)
+            ));
         }
     }
     if any {
