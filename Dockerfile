@@ -20,8 +20,15 @@ COPY src ./src
 RUN touch src/main.rs src/lib.rs && cargo build --locked -p kbo-import \
  && cp target/debug/kbo-import /usr/local/bin/kbo-import
 # MotherDuck's DuckDB extension for the pinned DuckDB, installed now so that the service never
-# downloads it at run time.
-RUN HOME=/home/kbo kbo-import install-extensions
+# downloads it at run time. The folder is made here: the build stage has no user `kbo` (DuckDB
+# refuses a HOME that does not exist). `--build-arg MOTHERDUCK_EXTENSION=skip` builds without
+# the internet; the image then serves local files only, and a MotherDuck database is refused
+# with `missing_extension`, naming `kbo-import install-extensions`.
+ARG MOTHERDUCK_EXTENSION=install
+RUN mkdir -p /home/kbo/.duckdb \
+ && if [ "$MOTHERDUCK_EXTENSION" = skip ]; then \
+      echo "built without MotherDuck's extension (MOTHERDUCK_EXTENSION=skip)" > /home/kbo/.duckdb/README; \
+    else HOME=/home/kbo kbo-import install-extensions; fi
 
 # --- run -----------------------------------------------------------------------------------
 FROM debian:bookworm-slim
