@@ -8,6 +8,14 @@ pub fn now_unix() -> u64 {
         .unwrap_or(0)
 }
 
+/// Microseconds since the Unix epoch, now.
+pub fn now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
 /// `secs` since the epoch as `yyyy-mm-dd HH:MM:SS` (UTC), the shape of TIMESTAMP columns.
 pub fn utc_timestamp(secs: u64) -> String {
     let (days, rem) = (secs / 86_400, secs % 86_400);

@@ -77,6 +77,9 @@ pub enum ErrorCode {
     BadPlan = 4022,
     /// The run was killed through Restate's admin API.
     Killed = 4023,
+    /// The job is no longer this run's: an operator rolled it back, or a later run of the same
+    /// workflow took it over; the attempt changed nothing.
+    NotHolder = 4024,
     /// The extract's server cannot be reached, or answers with a passing error.
     Unreachable = 4501,
     /// The download broke off.
@@ -89,6 +92,12 @@ pub enum ErrorCode {
     LocalIo = 4505,
     /// The service itself failed (a task that panicked).
     Internal = 4506,
+    /// Another writer changed the same rows at the same moment (another process, replica or
+    /// command on the same database): the transaction did nothing and is tried again.
+    WriteConflict = 4507,
+    /// A chunk file is not whole as the plan wrote it (torn by a crash, damaged on disk) or
+    /// gave other rows than the plan counted: the batch did nothing and is cut again.
+    TornChunk = 4508,
     /// The run was cancelled (Restate's code for a cancellation).
     Cancelled = 409,
     /// A step's retries ran out on a passing error (Restate's code for a failure it made
@@ -98,7 +107,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for [`ErrorCode::from_number`] and the docs' test.
-    pub const ALL: [ErrorCode; 31] = [
+    pub const ALL: [ErrorCode; 34] = [
         ErrorCode::BadRequest,
         ErrorCode::UrlRefused,
         ErrorCode::DownloadRefused,
@@ -122,12 +131,15 @@ impl ErrorCode {
         ErrorCode::LedgerChanged,
         ErrorCode::BadPlan,
         ErrorCode::Killed,
+        ErrorCode::NotHolder,
         ErrorCode::Unreachable,
         ErrorCode::DownloadBroke,
         ErrorCode::DatabaseBusy,
         ErrorCode::DatabaseFailed,
         ErrorCode::LocalIo,
         ErrorCode::Internal,
+        ErrorCode::WriteConflict,
+        ErrorCode::TornChunk,
         ErrorCode::Cancelled,
         ErrorCode::RetriesExhausted,
     ];
@@ -136,14 +148,13 @@ impl ErrorCode {
     pub fn kind(self) -> ErrorKind {
         use ErrorCode::*;
         match self {
-            Unreachable | DownloadBroke | DatabaseBusy | DatabaseFailed | LocalIo | Internal => {
-                ErrorKind::Retryable
-            }
+            Unreachable | DownloadBroke | DatabaseBusy | DatabaseFailed | LocalIo | Internal
+            | WriteConflict | TornChunk => ErrorKind::Retryable,
             BadRequest | UrlRefused | DownloadRefused | CutShort | TooLarge | ChecksumMismatch
             | NotZip | BadArchive | MissingFile | BadMeta | BadHeader | BadLine | OutOfOrder
             | AlreadyImported | JobRunning | DatabaseRefused | DatabaseTooNew
             | MissingExtension | BadSetting | CredentialsRefused | LedgerChanged | BadPlan
-            | Killed | Cancelled | RetriesExhausted => ErrorKind::Terminal,
+            | Killed | NotHolder | Cancelled | RetriesExhausted => ErrorKind::Terminal,
         }
     }
 
@@ -187,12 +198,15 @@ impl ErrorCode {
             ErrorCode::LedgerChanged => "ledger_changed",
             ErrorCode::BadPlan => "bad_plan",
             ErrorCode::Killed => "killed",
+            ErrorCode::NotHolder => "not_holder",
             ErrorCode::Unreachable => "unreachable",
             ErrorCode::DownloadBroke => "download_broke",
             ErrorCode::DatabaseBusy => "database_busy",
             ErrorCode::DatabaseFailed => "database_failed",
             ErrorCode::LocalIo => "local_io",
             ErrorCode::Internal => "internal",
+            ErrorCode::WriteConflict => "write_conflict",
+            ErrorCode::TornChunk => "torn_chunk",
             ErrorCode::Cancelled => "cancelled",
             ErrorCode::RetriesExhausted => "retries_exhausted",
         }

@@ -76,6 +76,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         db::rollback::fail_and_roll_back(
             conn,
             &id,
+            &db::fence::Undoer::Operator,
             "rolled back by an operator (kbo-import rollback): its workflow no longer ran",
         )
     })
@@ -92,6 +93,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             println!("job {job} had failed and was rolled back already: nothing to do")
         }
         RollbackOutcome::NotRecorded => anyhow::bail!("import_jobs has no job {job} ({job_id})"),
+        RollbackOutcome::NotHeld => {
+            anyhow::bail!("job {job} ({job_id}) could not be taken from the run that holds it")
+        }
     }
     Ok(())
 }

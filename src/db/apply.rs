@@ -1,6 +1,8 @@
 //! Applying one batch: its rows and its mark in the ledger in one transaction, exactly once.
 
 use super::csv::{csv_source, csv_source_of, diagnose, insert_select, read_error};
+use super::error::ledger_error;
+use super::fence;
 use super::ledger::{self, Job};
 use super::names;
 use super::retire;
@@ -46,35 +48,60 @@ pub fn apply_batch(
             already_done: true,
         });
     }
+    // The job still this run's, first: a stale attempt changes nothing, and a rollback at the
+    // same moment conflicts with this batch (one of the two commits).
+    fence::claim(&tx, job)?;
     let t = batch.table;
-    let applied = match (&batch.step, files.chunk.as_deref()) {
-        (Step::RetireAll, _) => Ok(retire::retire_all(&tx, job, t)?),
-        (_, None) => {
-            return Err(ImportError::new(
-                ErrorCode::BadPlan,
-                format!("batch {batch} has no chunk file; the plan is broken"),
-            ));
-        }
-        (Step::RetireListed { also_replaced, .. }, Some(path)) => {
-            let own = csv_source(path, member);
-            if *also_replaced {
-                let inserted: Vec<&Path> =
-                    files.inserted.iter().map(|(_, p)| p.as_path()).collect();
-                retire::retire_listed_and_replaced(&tx, job, t, &own, &files.listed, &inserted)
-            } else {
-                retire::retire_listed(&tx, job, t, &own)
+    // What the step did: its rows, and for an insert the lines it read, which must be the
+    // lines the plan counted in its chunk.
+    let applied: Result<(u64, Option<u64>), duckdb::Error> =
+        match (&batch.step, files.chunk.as_deref()) {
+            (Step::RetireAll, _) => Ok((retire::retire_all(&tx, job, t)?, None)),
+            (_, None) => {
+                return Err(ImportError::new(
+                    ErrorCode::BadPlan,
+                    format!("batch {batch} has no chunk file; the plan is broken"),
+                ));
             }
-        }
-        (Step::Insert { replace, .. }, Some(path)) => {
-            let source = insert_select(t, &csv_source(path, member));
-            retire::replace_keys(&tx, job, t, &source, *replace, &files.listed)
-                .and_then(|()| insert_chunk(&tx, job, batch, path, member))
-        }
-    };
+            (Step::RetireListed { also_replaced, .. }, Some(path)) => {
+                let own = csv_source(path, member);
+                if *also_replaced {
+                    let inserted: Vec<&Path> =
+                        files.inserted.iter().map(|(_, p)| p.as_path()).collect();
+                    retire::retire_listed_and_replaced(&tx, job, t, &own, &files.listed, &inserted)
+                } else {
+                    retire::retire_listed(&tx, job, t, &own)
+                }
+                .map(|rows| (rows, None))
+            }
+            (Step::Insert { replace, .. }, Some(path)) => {
+                let source = insert_select(t, &csv_source(path, member));
+                retire::replace_keys(&tx, job, t, &source, *replace, &files.listed)
+                    .and_then(|()| insert_chunk(&tx, job, batch, path, member))
+                    .map(|(rows, lines)| (rows, Some(lines)))
+            }
+        };
     match applied {
-        Ok(rows) => {
+        Ok((_, Some(lines))) if Some(lines) != batch.chunk().map(|c| c.rows()) => {
+            // Rolled back: a chunk that does not hold what the plan counted is not applied.
+            drop(tx);
+            Err(ImportError::new(
+                ErrorCode::TornChunk,
+                format!(
+                    "batch {batch}: its chunk {} gave {lines} rows where the plan counted {}; \
+                     nothing was applied, and the batch is tried again from a chunk cut anew",
+                    files
+                        .chunk
+                        .as_deref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default(),
+                    batch.chunk().map_or(0, |c| c.rows())
+                ),
+            ))
+        }
+        Ok((rows, _)) => {
             ledger::complete_batch(&tx, job, batch, rows, &started_at)?;
-            tx.commit().map_err(db_error("committing the batch"))?;
+            tx.commit().map_err(ledger_error("committing the batch"))?;
             Ok(BatchOutcome {
                 rows,
                 already_done: false,
@@ -166,7 +193,8 @@ fn has_unique_index(conn: &Connection, t: Table) -> Result<bool, duckdb::Error> 
 }
 
 /// Inserts a batch's chunk (file `path`), then its tail (the lines whose key came before in
-/// the chunk), so that the last line of a key has the greatest row id. A Full names
+/// the chunk), so that the last line of a key has the greatest row id; returns the rows
+/// inserted and the lines read. A Full names
 /// enterprises and establishments on the way (its denominations are already loaded, see
 /// [`crate::extract::plan::FULL_ORDER`]); an Update leaves their names to finalize.
 fn insert_chunk(
@@ -175,7 +203,7 @@ fn insert_chunk(
     batch: &Batch,
     path: &Path,
     member: Member,
-) -> Result<u64, duckdb::Error> {
+) -> Result<(u64, u64), duckdb::Error> {
     let t = batch.table;
     // A database created by the old system may enforce its uniqueness key with an index: there
     // a line repeated within the chunk must not reach the table twice (the last one wins).
@@ -185,17 +213,30 @@ fn insert_chunk(
     let tail = batch.chunk().and_then(|c| c.tail.as_ref());
     let tail = tail.map(|tail| path.with_file_name(&tail.file));
     let source = |files: &[&Path]| insert_select(t, &csv_source_of(files, member));
-    match tail {
-        None => insert_lines(conn, job, t, &source(&[path]), unique, any_order),
+    let files: Vec<&Path> = std::iter::once(path).chain(tail.as_deref()).collect();
+    let rows = match &tail {
+        None => insert_lines(conn, job, t, &source(&[path]), unique, any_order)?,
         // One statement over both files, in order, where the statement keeps the order itself.
-        Some(tail) if unique || names::naming(t).is_some() => {
-            insert_lines(conn, job, t, &source(&[path, &tail]), unique, false)
+        Some(_) if unique || names::naming(t).is_some() => {
+            insert_lines(conn, job, t, &source(&files), unique, false)?
         }
-        Some(tail) => Ok(
+        Some(tail) => {
             insert_lines(conn, job, t, &source(&[path]), unique, any_order)?
-                + insert_lines(conn, job, t, &source(&[&tail]), unique, false)?,
-        ),
-    }
+                + insert_lines(conn, job, t, &source(&[tail]), unique, false)?
+        }
+    };
+    // Every line is a row, but where the old system's index let a repeated key in once: its
+    // lines are counted apart (databases of the old system only).
+    let lines = if unique {
+        conn.query_row(
+            &format!("SELECT count(*) FROM ({})", source(&files)),
+            [],
+            |r| r.get::<_, i64>(0),
+        )? as u64
+    } else {
+        rows
+    };
+    Ok((rows, lines))
 }
 
 /// Loads a whole data file of a Full in one statement, as current rows named on the way (its

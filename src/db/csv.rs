@@ -223,6 +223,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_reader_skips_empty_lines_which_the_chunker_counts_apart() {
+        // What `Chunk::blank` relies on: an insert batch checks the rows read against
+        // `lines - blank`.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("activity.1.csv");
+        let header =
+            "\"EntityNumber\",\"ActivityGroup\",\"NaceVersion\",\"NaceCode\",\"Classification\"";
+        let line = "\"0200.000.043\",\"003\",\"2008\",\"73402\",\"MAIN\"";
+        std::fs::write(&path, format!("{header}\n{line}\n\n\n{line}\n\n")).unwrap();
+        let conn = duckdb::Connection::open_in_memory().unwrap();
+        let source = csv_source(&path, Member::Insert(Table::Activity));
+        let read: i64 = conn
+            .query_row(&format!("SELECT count(*) FROM {source}"), [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(read, 2);
+    }
+
+    #[test]
     fn insert_select_renames_then_derives() {
         let sql = insert_select(Table::Denomination, "src");
         assert!(

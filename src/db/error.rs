@@ -90,9 +90,8 @@ impl ErrorType {
     pub fn statement_code(self) -> ErrorCode {
         match self {
             t if t.is_deterministic() => ErrorCode::DatabaseRefused,
-            ErrorType::Http | ErrorType::Connection | ErrorType::Transaction => {
-                ErrorCode::DatabaseBusy
-            }
+            ErrorType::Transaction => ErrorCode::WriteConflict,
+            ErrorType::Http | ErrorType::Connection => ErrorCode::DatabaseBusy,
             _ => ErrorCode::DatabaseFailed,
         }
     }
@@ -104,11 +103,24 @@ impl ErrorType {
         match self {
             ErrorType::Constraint => ErrorCode::DatabaseRefused,
             ErrorType::Io | ErrorType::OutOfMemory => ErrorCode::DatabaseFailed,
-            ErrorType::Transaction | ErrorType::Http | ErrorType::Connection => {
-                ErrorCode::DatabaseBusy
-            }
+            ErrorType::Transaction => ErrorCode::WriteConflict,
+            ErrorType::Http | ErrorType::Connection => ErrorCode::DatabaseBusy,
             _ => ErrorCode::BadLine,
         }
+    }
+}
+
+/// Maps a DuckDB error of a statement on the job ledger, which other writers change too (an
+/// upgrade's second deployment, a replica, the operator's command): a duplicate key there is
+/// another writer's row committed at the same moment, so it is a [`ErrorCode::WriteConflict`]
+/// tried again (the next try reads that row), never the attempt's terminal failure.
+pub fn ledger_error(context: &'static str) -> impl Fn(duckdb::Error) -> ImportError {
+    move |e| {
+        let code = match ErrorType::of(&e) {
+            ErrorType::Constraint | ErrorType::Transaction => ErrorCode::WriteConflict,
+            t => t.statement_code(),
+        };
+        ImportError::new(code, format!("{context}: {e}")).caused_by(e)
     }
 }
 

@@ -47,6 +47,8 @@ pub fn finalize(conn: &mut Connection, job: &Job, history_months: u32) -> Import
             parts_ms: Vec::new(),
         });
     }
+    // A stale finalize (its job rolled back, or taken over) changes nothing.
+    super::fence::claim(&tx, job)?;
     let mut clock = PartClock::start();
     let repeated = remove_repeated_keys(&tx, job)?;
     if repeated > 0 {
@@ -71,7 +73,9 @@ pub fn finalize(conn: &mut Connection, job: &Job, history_months: u32) -> Import
     };
     clock.part("history");
     ledger::complete_job(&tx, job, counts)?;
-    tx.commit().map_err(db_error("committing finalize"))?;
+    super::fence::release(&tx, &job.id, "completed")?;
+    tx.commit()
+        .map_err(super::error::ledger_error("committing finalize"))?;
     clock.part("commit");
     // Staging goes after the commit: DuckDB refuses to commit a transaction that created a
     // table and dropped it again. A crash here leaves staging that the next import replaces.

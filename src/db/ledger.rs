@@ -1,5 +1,6 @@
 //! The job ledger: `import_jobs` (one row per extract) and `import_job_batches` (one per step).
 
+use super::error::ledger_error;
 pub use super::job_id::{is_job_id, job_id_of};
 pub use super::status::JobStatus;
 use super::{Connection, db_error, utc_now};
@@ -20,6 +21,10 @@ pub struct Job {
     pub workflow_id: String,
     /// What the extract is.
     pub meta: Meta,
+    /// The run's hold on the job, which every write claims ([`super::fence::claim`]); absent
+    /// in journals written before fences, and until `prepare` has taken the job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fence: Option<super::fence::Fence>,
 }
 
 /// The workflow that ran job `job_id`, if this service ran it.
@@ -45,7 +50,7 @@ pub struct JobCounts {
 /// Another job of the same extract: a failed one is removed (this job replaces it), a
 /// completed or running one refuses this job.
 fn settle_other_job_of_extract(conn: &Connection, job: &Job) -> ImportResult<()> {
-    let err = db_error("recording the job in import_jobs");
+    let err = ledger_error("recording the job in import_jobs");
     let meta = &job.meta;
     let other: Option<(String, JobStatus)> = conn
         .query_row(
@@ -92,7 +97,7 @@ fn settle_other_job_of_extract(conn: &Connection, job: &Job) -> ImportResult<()>
 ///
 /// A failed earlier attempt at the same extract is replaced.
 pub fn begin_job(conn: &Connection, job: &Job) -> ImportResult<()> {
-    let err = db_error("recording the job in import_jobs");
+    let err = ledger_error("recording the job in import_jobs");
     let meta = &job.meta;
     settle_other_job_of_extract(conn, job)?;
     check_order(conn, job)?;
@@ -227,7 +232,7 @@ pub fn refuse_running(other: &RunningJob, wanted: u32, restate_says: Option<&str
 
 /// Writes the batch plan as `pending` rows, replacing any earlier plan of the job.
 pub fn record_plan(conn: &Connection, job: &Job, batches: &[Batch]) -> ImportResult<()> {
-    let err = db_error("recording the batch plan in import_job_batches");
+    let err = ledger_error("recording the batch plan in import_job_batches");
     conn.execute(
         "DELETE FROM import_job_batches WHERE job_id = ?",
         params![job.id],

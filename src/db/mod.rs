@@ -8,7 +8,7 @@
 //! - [`apply`]: one batch, exactly once, with [`retire`]'s rows it replaces; [`finalize`]:
 //!   names, codes, counts; [`names`]: how names are derived;
 //! - [`ledger`]: `import_jobs` and `import_job_batches`, with [`status`]'s job statuses and
-//!   [`job_id`]'s ids;
+//!   [`job_id`]'s ids; [`fence`]: which run holds the import, claimed by every write;
 //!   [`rollback`]: undoing an extract; [`inspect`]: what `kbo-import inspect` prints;
 //! - [`error`]: DuckDB's errors by their type; [`settings`]: DuckDB's resource bounds; [`target`]: a local file or MotherDuck;
 //!   [`version`]: the pinned DuckDB and the versions MotherDuck accepts.
@@ -19,6 +19,7 @@
 pub mod apply;
 pub mod csv;
 pub mod error;
+pub mod fence;
 pub mod finalize;
 pub mod inspect;
 pub mod job_id;
@@ -346,12 +347,14 @@ pub fn ensure_schema(conn: &Connection) -> ImportResult<()> {
         sql.push_str(";\n");
     }
     sql.push_str(schema::SUPPORT_TABLES_SQL);
+    sql.push_str(fence::FENCE_TABLES_SQL);
     for t in crate::extract::Table::ALL {
         sql.push_str(&schema::current_view_sql(t));
         sql.push_str(";\n");
     }
+    // Two processes creating the schema at once conflict; the one that lost tries again.
     conn.execute_batch(&sql)
-        .map_err(db_error("creating the schema"))
+        .map_err(error::ledger_error("creating the schema"))
 }
 
 /// A SQL string literal for a configuration value (paths, settings) that DuckDB does not take

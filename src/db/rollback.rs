@@ -7,9 +7,10 @@
 //! never changed them.
 
 use super::csv::drop_staging;
+use super::error::ledger_error;
 use super::ledger::JobStatus;
 use super::schema::table_name;
-use super::{Connection, db_error, ledger};
+use super::{Connection, db_error, fence, ledger};
 use crate::error::ImportResult;
 use crate::extract::Table;
 use duckdb::params;
@@ -47,22 +48,6 @@ pub fn undo_extract(conn: &Connection, extract_number: u32) -> ImportResult<Undo
     Ok(undone)
 }
 
-/// Undoes what an earlier, abandoned attempt of this same job left behind, before the job
-/// starts again: an invocation killed through Restate's admin API runs no rollback, so its
-/// job row still says `running` (or `pending`) and its rows carry its extract number.
-/// Returns what was undone, if anything.
-pub fn undo_abandoned_attempt(conn: &mut Connection, job_id: &str) -> ImportResult<Option<Undone>> {
-    let tx = conn
-        .transaction()
-        .map_err(db_error("starting the rollback transaction"))?;
-    let undone = match ledger::job_extract(&tx, job_id)? {
-        Some((Some(n), status)) if status.is_unfinished() => Some(undo_extract(&tx, n)?),
-        _ => None,
-    };
-    tx.commit().map_err(db_error("committing the rollback"))?;
-    Ok(undone.filter(|u| u.removed + u.restored > 0))
-}
-
 /// What the ledger said of a job that was to be rolled back, and what was done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "outcome")]
@@ -81,18 +66,24 @@ pub enum RollbackOutcome {
     AlreadyFailed,
     /// The ledger holds no such job: the import failed before it recorded one.
     NotRecorded,
+    /// The job is not the run's that asked (an operator rolled it back, a later run took it
+    /// over): nothing was undone, since the rows are the holder's.
+    NotHeld,
 }
 
 /// Rolls back a job that failed or was cancelled and records it failed with `message`, in one
-/// transaction; a job that completed, or was never recorded, is left alone.
+/// transaction that first takes the job away from its run ([`fence::take_away`]: after it, no
+/// stale step of that run changes a row); a job that completed, or was never recorded, is left
+/// alone, and so is a job that `undoer` may not take (see [`fence::Undoer`]).
 pub fn fail_and_roll_back(
     conn: &mut Connection,
     job_id: &str,
+    undoer: &fence::Undoer,
     message: &str,
 ) -> ImportResult<RollbackOutcome> {
     let tx = conn
         .transaction()
-        .map_err(db_error("starting the rollback transaction"))?;
+        .map_err(ledger_error("starting the rollback transaction"))?;
     let Some((extract_number, status)) = ledger::job_extract(&tx, job_id)? else {
         return Ok(RollbackOutcome::NotRecorded);
     };
@@ -106,12 +97,20 @@ pub fn fail_and_roll_back(
         JobStatus::Failed => return Ok(RollbackOutcome::AlreadyFailed),
         _ => {}
     }
+    match fence::take_away(&tx, job_id, undoer, message) {
+        Err(e) if e.code == crate::error::ErrorCode::NotHolder => {
+            tracing::warn!(job_id, error = %e, "not rolling back a job this run does not hold");
+            return Ok(RollbackOutcome::NotHeld);
+        }
+        taken => taken?,
+    }
     let undone = match extract_number {
         Some(n) => undo_extract(&tx, n)?,
         None => Undone::default(),
     };
     ledger::fail_job(&tx, job_id, message)?;
-    tx.commit().map_err(db_error("committing the rollback"))?;
+    tx.commit()
+        .map_err(ledger_error("committing the rollback"))?;
     drop_staging(conn)?;
     Ok(RollbackOutcome::RolledBack {
         removed: undone.removed,
@@ -169,7 +168,9 @@ pub fn remove_completed(
     .map_err(db_error("noting the entities the extract touched"))?;
     let tx = conn
         .transaction()
-        .map_err(db_error("starting the removal transaction"))?;
+        .map_err(ledger_error("starting the removal transaction"))?;
+    // No import may start on the extract while it goes (it would follow the extract removed).
+    fence::hold_idle_slot(&tx)?;
     let undone = undo_extract(&tx, n)?;
     if update {
         let affected = "SELECT entity_number FROM kbo_staging.removed_affected";

@@ -219,6 +219,11 @@ pub fn unpack(
         );
     }
     let meta = check_members(dest, &files, &headers)?;
+    // Every file was renamed into place: the folder's entries go to the disk too.
+    super::sealed::sync_dir(dest).map_err(|source| ArchiveError::Write {
+        path: dest.to_path_buf(),
+        source,
+    })?;
     Ok(Unpacked {
         dir: dest.to_path_buf(),
         meta,

@@ -4,9 +4,9 @@
 
 use super::dialect::{BOM, Field};
 use super::keys::Keys;
+use super::sealed::{Seal, SealedWriter};
 use super::tables::Member;
-use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// One piece of a data member: a CSV file of its own, header first, then whole lines.
@@ -19,6 +19,10 @@ pub struct Chunk {
     pub first_line: u64,
     /// Lines in the chunk after the header (its tail's included).
     pub lines: u64,
+    /// Of those, the empty ones, which DuckDB's CSV reader skips: a batch reads
+    /// `lines - blank` rows from the chunk.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub blank: u64,
     /// True when no key comes twice in `file` (see [`Table::key_columns`](super::Table::key_columns)):
     /// its rows may reach the table in any order. False for members cut without their keys
     /// in mind (an Update's files) and in journals written before the cutter knew keys.
@@ -28,6 +32,10 @@ pub struct Chunk {
     /// own: applied after `file`, so that the last line of a key still wins.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tail: Option<Tail>,
+    /// The length and checksum `file` was written with (absent in journals written before
+    /// files were sealed): a step proves the file whole with it before applying it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seal: Option<Seal>,
 }
 
 /// The tail of a chunk: its lines whose key came before within the chunk.
@@ -37,9 +45,27 @@ pub struct Tail {
     pub file: String,
     /// The member's line numbers of its lines, in order (for messages naming a line).
     pub lines: Vec<u64>,
+    /// The length and checksum `file` was written with, as [`Chunk::seal`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seal: Option<Seal>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Chunk {
+    /// The rows DuckDB reads from the chunk: its lines but the empty ones.
+    pub fn rows(&self) -> u64 {
+        self.lines - self.blank
+    }
+
+    /// Its files, the main one first then its tail, each with the seal it was written with.
+    pub fn files(&self) -> impl Iterator<Item = (&str, Option<Seal>)> {
+        let tail = self.tail.as_ref().map(|t| (t.file.as_str(), t.seal));
+        std::iter::once((self.file.as_str(), self.seal)).chain(tail)
+    }
+
     /// The member's line number of line `n` (1-based, after the header) of the chunk's main
     /// file: its tail's lines are not in it.
     pub fn main_line(&self, n: u64) -> u64 {
@@ -81,9 +107,9 @@ pub(super) struct ChunkWriter {
     seen: usize,
     /// A `\r` outside quotes ended the last buffer: dropped if a `\n` follows.
     pending_cr: bool,
-    out: Option<BufWriter<File>>,
+    out: Option<SealedWriter>,
     /// The chunk's tail file, once a key came twice in it.
-    tail: Option<BufWriter<File>>,
+    tail: Option<SealedWriter>,
     partial: bool,
     chunks: Vec<Chunk>,
     next_line: u64,
@@ -153,14 +179,16 @@ impl ChunkWriter {
             return Ok(());
         }
         let file = self.file_name(self.chunks.len() + 1);
-        let mut out = BufWriter::with_capacity(1 << 20, File::create(self.dir.join(&file))?);
+        let mut out = SealedWriter::create(&self.dir.join(&file), 1 << 20)?;
         out.write_all(&self.header)?;
         self.chunks.push(Chunk {
             file,
             first_line: self.next_line,
             lines: 0,
+            blank: 0,
             any_order: self.keys.is_some(),
             tail: None,
+            seal: None,
         });
         self.out = Some(out);
         Ok(())
@@ -177,11 +205,12 @@ impl ChunkWriter {
         if again && self.tail.is_none() {
             let chunk = self.chunks.last_mut().expect("opened above");
             let file = chunk.file.replace(".csv", ".tail.csv");
-            let mut tail = BufWriter::new(File::create(self.dir.join(&file))?);
+            let mut tail = SealedWriter::create(&self.dir.join(&file), 1 << 16)?;
             tail.write_all(&self.header)?;
             chunk.tail = Some(Tail {
                 file,
                 lines: Vec::new(),
+                seal: None,
             });
             self.tail = Some(tail);
         }
@@ -204,8 +233,10 @@ impl ChunkWriter {
     /// The current line ends (outside quotes): written with `\n`.
     fn line_end(&mut self) -> std::io::Result<()> {
         if self.header_done {
+            // No byte of the line came before its end: an empty line.
+            let empty = !self.partial;
             self.body(b"\n")?;
-            self.end_line()
+            self.end_line(empty)
         } else {
             self.header.push(b'\n');
             self.header_done = true;
@@ -213,8 +244,8 @@ impl ChunkWriter {
         }
     }
 
-    /// A line ended.
-    fn end_line(&mut self) -> std::io::Result<()> {
+    /// A line ended; `empty` when it held nothing.
+    fn end_line(&mut self, empty: bool) -> std::io::Result<()> {
         self.partial = false;
         let again = self.write_line()?;
         let line = self.next_line;
@@ -224,6 +255,7 @@ impl ChunkWriter {
             .last_mut()
             .expect("a line was written to a chunk");
         chunk.lines += 1;
+        chunk.blank += u64::from(empty);
         if again && let Some(tail) = &mut chunk.tail {
             tail.lines.push(line);
         }
@@ -235,11 +267,18 @@ impl ChunkWriter {
         Ok(())
     }
 
-    /// Flushes the chunk in hand; the next line opens another.
+    /// Seals the chunk in hand (and its tail), recording their seals; the next line opens
+    /// another.
     fn close_chunk(&mut self) -> std::io::Result<()> {
-        for out in [self.out.take(), self.tail.take()].into_iter().flatten() {
-            let mut out = out;
-            out.flush()?;
+        let main = self.out.take().map(SealedWriter::seal).transpose()?;
+        let tail = self.tail.take().map(SealedWriter::seal).transpose()?;
+        if let Some(chunk) = self.chunks.last_mut() {
+            if main.is_some() {
+                chunk.seal = main;
+            }
+            if let (Some(t), Some(seal)) = (&mut chunk.tail, tail) {
+                t.seal = Some(seal);
+            }
         }
         if let Some(keys) = &mut self.keys {
             if let Some(chunk) = self.chunks.last_mut() {
@@ -255,19 +294,23 @@ impl ChunkWriter {
         // A `\r` at the very end ended the last line: dropped.
         self.pending_cr = false;
         if self.partial {
-            self.end_line()?;
+            self.end_line(false)?;
         }
         self.close_chunk()?;
         if self.cut == Cut::Whole && self.chunks.is_empty() {
             // A whole file (meta.csv, code.csv) exists even when it holds only its header.
             let file = self.file_name(1);
-            std::fs::write(self.dir.join(&file), &self.header)?;
+            let mut out = SealedWriter::create(&self.dir.join(&file), 1 << 16)?;
+            out.write_all(&self.header)?;
+            let seal = Some(out.seal()?);
             self.chunks.push(Chunk {
                 file,
                 first_line: 2,
                 lines: 0,
+                blank: 0,
                 any_order: false,
                 tail: None,
+                seal,
             });
         }
         Ok((self.header, self.chunks))
@@ -401,6 +444,21 @@ mod tests {
             writer.write_all(&text[..split]).unwrap();
             writer.write_all(&text[split..]).unwrap();
             let (_, chunks) = writer.finish().unwrap();
+            // Every file is whole under its name, with the seal the plan keeps of it; no
+            // temporary file is left.
+            for (file, seal) in chunks.iter().flat_map(|c| {
+                let tail = c.tail.as_ref().map(|t| (&t.file, t.seal));
+                std::iter::once((&c.file, c.seal)).chain(tail)
+            }) {
+                let on_disk = super::super::sealed::Seal::of_file(&dir.path().join(file));
+                assert_eq!(seal, on_disk.unwrap(), "{file}, split at {split}");
+            }
+            let files = std::fs::read_dir(dir.path()).unwrap().count();
+            let expected: usize = chunks
+                .iter()
+                .map(|c| 1 + usize::from(c.tail.is_some()))
+                .sum();
+            assert_eq!(files, expected, "split at {split}");
             let got: Vec<CutChunk> = chunks
                 .iter()
                 .map(|c| {
@@ -473,14 +531,34 @@ mod tests {
             file: "activity.1.csv".into(),
             first_line: 10,
             lines: 6,
+            blank: 0,
             any_order: true,
             tail: Some(Tail {
                 file: "activity.1.tail.csv".into(),
                 lines: vec![11, 13],
+                seal: None,
             }),
+            seal: None,
         };
         let lines: Vec<u64> = (1..=4).map(|n| chunk.main_line(n)).collect();
         assert_eq!(lines, [10, 12, 14, 15]);
+    }
+
+    #[test]
+    fn empty_lines_are_counted_apart_as_duckdb_skips_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            "{ACTIVITY_HEADER}\"0200.000.043\",\"003\",\"2008\",\"73402\",\"MAIN\"\n\r\n\n\"0200.000.097\",\"001\",\"2008\",\"1\",\"SECO\"\n\n"
+        );
+        let mut writer =
+            ChunkWriter::new(dir.path(), Member::Insert(Table::Activity), Cut::Chunks(10));
+        writer.write_all(text.as_bytes()).unwrap();
+        let (_, chunks) = writer.finish().unwrap();
+        // DuckDB's reader skips them (`db::csv`'s test holds it to that).
+        assert_eq!(
+            (chunks[0].lines, chunks[0].blank, chunks[0].rows()),
+            (5, 3, 2)
+        );
     }
 
     #[test]

@@ -8,6 +8,8 @@
 //! - [`chunker`]: cutting a data member into chunk files of whole lines on the way out of the
 //!   ZIP (a line whose key came before goes to the chunk's tail), with `keys`, the lines' key
 //!   fingerprints;
+//! - [`sealed`]: files that are whole or absent (written aside, flushed, renamed into place)
+//!   and the seal that proves a file on disk is the one written;
 //! - [`order`]: which extract may follow which;
 //! - [`plan`]: the batches of an import, typed steps, and the Update's rule;
 //! - [`file_name`]: the portal's file names (`KboOpenData_0140_2025_10_05_Update.zip`).
@@ -21,6 +23,7 @@ mod keys;
 pub mod meta;
 pub mod order;
 pub mod plan;
+pub mod sealed;
 pub mod tables;
 
 pub use archive::{Limits, Unpacked};

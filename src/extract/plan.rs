@@ -520,8 +520,10 @@ mod tests {
                         file: format!("{member}.{}", i + 1),
                         first_line: line,
                         lines: *n,
+                        blank: 0,
                         any_order: false,
                         tail: None,
+                        seal: None,
                     };
                     line += n;
                     c

@@ -18,9 +18,11 @@ use crate::db::rollback::RollbackOutcome;
 use crate::db::schema::table_name;
 use crate::db::{self, Database, apply::BatchOutcome, finalize::Finalized, ledger::Job};
 use crate::download::{self, Downloaded};
-use crate::error::{ImportError, ImportResult};
+use crate::error::{ErrorCode, ImportError, ImportResult};
 use crate::extract::ExtractType;
+use crate::extract::chunker::Chunk;
 use crate::extract::plan::{self, Batch, Plan, Reads};
+use crate::extract::sealed::Seal;
 use crate::portal::Portal;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -246,13 +248,24 @@ impl Importer {
             batch = batch.number,
         );
         async move {
-            let dir = self.chunk_dir(&job.id);
-            let files = plan.reads(batch).map(|chunk| dir.join(&chunk.file));
-            if !all_here(&files).await {
-                tracing::info!("a chunk is not here; unpacking the extract again");
+            let dir = self.chunk_dir(&job.id, plan.chunk_lines);
+            let reads = plan.reads(batch);
+            if let Some(why) = first_unsealed(&dir, &reads).await? {
+                tracing::info!(%why, "a chunk is not whole here; unpacking the extract again");
                 self.unpack(&job.id, request, downloaded, plan.chunk_lines)
                     .await?;
+                if let Some(why) = first_unsealed(&dir, &reads).await? {
+                    return Err(ImportError::new(
+                        ErrorCode::TornChunk,
+                        format!(
+                            "{why}, even cut again from the extract: the batch was not applied; \
+                             check the work directory's disk ({})",
+                            dir.display()
+                        ),
+                    ));
+                }
             }
+            let files = reads.map(|chunk| dir.join(&chunk.file));
             let (job, batch) = (job.clone(), batch.clone());
             let outcome = self
                 .db
@@ -324,10 +337,14 @@ impl Importer {
     /// Step `rollback`, after a terminal failure or a cancellation: undoes every change the
     /// extract made, records the job failed in `import_jobs`, and removes its files. A job
     /// that had completed is left as it is, and said so.
+    ///
+    /// Only the run that holds the job rolls it back (`invocation`): a stale run whose job an
+    /// operator rolled back, or a later run took over, leaves the rows alone.
     pub async fn roll_back(
         &self,
         job_id: &str,
         workflow_id: &str,
+        invocation: &str,
         message: &str,
     ) -> ImportResult<RollbackOutcome> {
         let (id, workflow, msg) = (
@@ -335,11 +352,14 @@ impl Importer {
             workflow_id.to_string(),
             message.to_string(),
         );
+        let undoer = db::fence::Undoer::Run {
+            invocation: invocation.to_string(),
+        };
         let outcome = self
             .db
             .run(move |conn| {
                 db::ensure_schema(conn)?;
-                let outcome = db::rollback::fail_and_roll_back(conn, &id, &msg)?;
+                let outcome = db::rollback::fail_and_roll_back(conn, &id, &undoer, &msg)?;
                 if outcome == RollbackOutcome::NotRecorded {
                     // A ledger that refuses a row without an extract (an old database's
                     // constraints) does not keep the failure from being reported.
@@ -361,6 +381,10 @@ impl Importer {
                     "the extract had completed before the failure; nothing to roll back"
                 )
             }
+            RollbackOutcome::NotHeld => tracing::warn!(
+                job_id,
+                "the job is no longer this run's (rolled back by an operator, or taken over): its rows are left to its holder"
+            ),
             RollbackOutcome::AlreadyFailed | RollbackOutcome::NotRecorded => {}
         }
         let _ = tokio::fs::remove_dir_all(self.job_dir(job_id)).await;
@@ -368,14 +392,41 @@ impl Importer {
     }
 }
 
-/// Whether every chunk file a batch reads is on this machine.
-async fn all_here(files: &Reads<PathBuf>) -> bool {
-    for path in files.all() {
-        if !tokio::fs::try_exists(path).await.unwrap_or(false) {
-            return false;
+/// The first chunk file of `reads` (in `dir`) that is not whole as the plan wrote it, and
+/// why: absent, torn or damaged ([`Seal::differs`]). A chunk journaled before files were
+/// sealed has only to be there.
+async fn first_unsealed(dir: &Path, reads: &Reads<&Chunk>) -> ImportResult<Option<String>> {
+    let files: Vec<(PathBuf, Option<Seal>)> = reads
+        .all()
+        .flat_map(|chunk| chunk.files())
+        .map(|(file, seal)| (dir.join(file), seal))
+        .collect();
+    tokio::task::spawn_blocking(move || {
+        for (path, seal) in files {
+            let why = match seal {
+                Some(seal) => seal.differs(&path),
+                None => Ok((!path.exists()).then(|| "it is not on this machine".to_string())),
+            };
+            match why {
+                Ok(None) => {}
+                Ok(Some(why)) => return Ok(Some(format!("chunk file {}: {why}", path.display()))),
+                Err(e) => {
+                    return Err(ImportError::new(
+                        ErrorCode::LocalIo,
+                        format!("cannot read chunk file {}: {e}", path.display()),
+                    ));
+                }
+            }
         }
-    }
-    true
+        Ok(None)
+    })
+    .await
+    .map_err(|e| {
+        ImportError::new(
+            ErrorCode::Internal,
+            format!("checking the chunks failed: {e}"),
+        )
+    })?
 }
 
 #[cfg(test)]

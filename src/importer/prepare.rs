@@ -2,12 +2,13 @@
 //! recorded.
 
 use super::{ImportRequest, Importer, Prepared};
+use crate::db::fence::{self, Attempt, Began};
 use crate::db::{self, ledger::Job};
 use crate::download::{self, Downloaded};
 use crate::error::{ErrorCode, ImportError, ImportResult};
 use crate::extract::archive::{self, ArchiveError, Unpacked};
 use crate::extract::file_name::ExtractFileName;
-use crate::extract::plan::Plan;
+use crate::extract::plan::{self, Plan};
 use crate::extract::{Cut, Member};
 use std::path::PathBuf;
 use tracing::Instrument;
@@ -17,10 +18,15 @@ impl Importer {
     ///
     /// Where the download is not on this machine (another replica, a cleaned disk), the
     /// extract is fetched again and must have the SHA-256 the download step journaled.
+    ///
+    /// The database part is one transaction ([`db::fence::begin`]): the job taken for the run
+    /// `invocation`, or, when an earlier attempt of the same run took it, that attempt's
+    /// outcome returned in this one's place.
     pub async fn prepare(
         &self,
         job_id: &str,
         workflow_id: &str,
+        invocation: &str,
         request: &ImportRequest,
         downloaded: &Downloaded,
     ) -> ImportResult<Prepared> {
@@ -31,7 +37,11 @@ impl Importer {
             workflow_id,
             bytes = downloaded.bytes
         );
-        self.prepare_inner(job_id, workflow_id, request, downloaded)
+        let attempt = Attempt {
+            invocation: invocation.to_string(),
+            started_us: crate::clock::now_micros(),
+        };
+        self.prepare_inner(job_id, workflow_id, &attempt, request, downloaded)
             .instrument(span)
             .await
     }
@@ -40,6 +50,7 @@ impl Importer {
         &self,
         job_id: &str,
         workflow_id: &str,
+        attempt: &Attempt,
         request: &ImportRequest,
         downloaded: &Downloaded,
     ) -> ImportResult<Prepared> {
@@ -52,49 +63,75 @@ impl Importer {
             id: job_id.to_string(),
             workflow_id: workflow_id.to_string(),
             meta: unpacked.meta.clone(),
+            fence: None,
         };
         let plan = Plan::new(&unpacked, chunk_lines);
-        let (job_for_db, plan_for_db) = (job.clone(), plan.batches.clone());
+        let journaled: plan::Journaled = (&plan).into();
+        let (job_for_db, batches, attempt) = (job.clone(), plan.batches.clone(), attempt.clone());
         let codes = unpacked.path(Member::Code);
-        let blocked = self
+        let began = self
             .db
             .run(move |conn| {
                 db::ensure_schema(conn)?;
-                if let Some(undone) = db::rollback::undo_abandoned_attempt(conn, &job_for_db.id)? {
-                    tracing::warn!(
-                        removed = undone.removed,
-                        restored = undone.restored,
-                        "an earlier attempt of this job was abandoned half-way (killed?): rolled it back before starting again"
-                    );
+                let began = fence::begin(conn, &job_for_db, &attempt, &batches, |fence| {
+                    let held = Prepared {
+                        job: Job {
+                            fence: Some(fence.clone()),
+                            ..job_for_db.clone()
+                        },
+                        plan: journaled,
+                    };
+                    serde_json::to_string(&held).map_err(|e| {
+                        ImportError::new(ErrorCode::Internal, format!("writing the plan: {e}"))
+                    })
+                })?;
+                // The codes are the job's, the same whichever attempt of the run stages them.
+                if !matches!(began, Began::Blocked(_)) {
+                    db::csv::stage_codes(conn, &codes)?;
                 }
-                if let Some(other) = db::ledger::running_other(conn, &job_for_db.id)? {
-                    return Ok(Some(other));
-                }
-                db::ledger::begin_job(conn, &job_for_db)?;
-                db::csv::stage_codes(conn, &codes)?;
-                db::ledger::record_plan(conn, &job_for_db, &plan_for_db)?;
-                Ok(None)
+                Ok(began)
             })
             .await?;
-        if let Some(other) = blocked {
-            let says = self.restate_says(&other).await;
-            return Err(db::ledger::refuse_running(
-                &other,
-                job.meta.extract_number,
-                says.as_deref(),
-            ));
-        }
+        let prepared = match began {
+            Began::Blocked(other) => {
+                let says = self.restate_says(&other).await;
+                return Err(db::ledger::refuse_running(
+                    &other,
+                    job.meta.extract_number,
+                    says.as_deref(),
+                ));
+            }
+            Began::Held(fence) => Prepared {
+                job: Job {
+                    fence: Some(fence),
+                    ..job
+                },
+                plan: (&plan).into(),
+            },
+            Began::Adopted(earlier) => {
+                tracing::info!(
+                    "an earlier attempt of this run prepared the job: its plan is the one applied"
+                );
+                serde_json::from_str(&earlier).map_err(|e| {
+                    ImportError::new(
+                        ErrorCode::BadPlan,
+                        format!(
+                            "the plan import_job_holds keeps for job {job_id} cannot be read: {e}"
+                        ),
+                    )
+                })?
+            }
+        };
+        let plan = prepared.plan()?;
         tracing::info!(
-            extract = job.meta.extract_number,
-            kind = %job.meta.extract_type,
+            extract = prepared.job.meta.extract_number,
+            kind = %prepared.job.meta.extract_type,
             rows = plan.rows_total(),
             batches = plan.batches.len(),
+            epoch = prepared.job.fence.as_ref().map(|f| f.epoch),
             "extract checked and cut into batches"
         );
-        Ok(Prepared {
-            job,
-            plan: (&plan).into(),
-        })
+        Ok(prepared)
     }
 
     /// Unpacks the extract into the job's chunk folder, fetching it again first if it is not
@@ -114,8 +151,11 @@ impl Importer {
             );
             self.fetch(request, &zip, Some(&downloaded.sha256)).await?;
         }
-        let dir = self.chunk_dir(job_id);
-        let _ = tokio::fs::remove_dir_all(&dir).await;
+        // Chunks of another size are in a folder of their own; files of this size already here
+        // are replaced whole (each is written aside and renamed into place), and what writers
+        // killed half-way left is removed.
+        let dir = self.chunk_dir(job_id, chunk_lines);
+        crate::extract::sealed::remove_partial_files(&dir);
         let limits = self.config.limits;
         // The step's span (job id, workflow id) goes along into the blocking work.
         let span = tracing::Span::current();
@@ -128,9 +168,10 @@ impl Importer {
         .map_err(|e: ArchiveError| ImportError::new(e.code(), e.to_string()).caused_by(e))
     }
 
-    /// The folder of the job's chunk files.
-    pub(super) fn chunk_dir(&self, job_id: &str) -> PathBuf {
-        self.job_dir(job_id).join("chunks")
+    /// The folder of the job's chunk files of `chunk_lines` lines: a plan made with another
+    /// batch size (another deployment's) never reads these.
+    pub(super) fn chunk_dir(&self, job_id: &str, chunk_lines: u64) -> PathBuf {
+        self.job_dir(job_id).join(format!("chunks-{chunk_lines}"))
     }
 }
 

@@ -242,16 +242,17 @@ impl KboImport {
                 1 => "rollback".to_string(),
                 n => format!("rollback-{n}"),
             };
-            let (job, workflow, why) = (
+            let (job, workflow, invocation, why) = (
                 job_id.to_string(),
                 ctx.key().to_string(),
+                ctx.invocation_id().to_string(),
                 message.to_string(),
             );
             let done = ctx
                 .run(|| async move {
                     timed(
                         importer.run_to_end(job_id, "rollback", move |i| async move {
-                            i.roll_back(&job, &workflow, &why).await
+                            i.roll_back(&job, &workflow, &invocation, &why).await
                         }),
                     )
                     .await
@@ -296,7 +297,11 @@ impl KboImport {
             .step("prepare", "prepare", Local, {
                 let (request, downloaded) = (request.clone(), downloaded.clone());
                 let (job, workflow) = (job_id.to_string(), ctx.key().to_string());
-                move |i| async move { i.prepare(&job, &workflow, &request, &downloaded).await }
+                let invocation = ctx.invocation_id().to_string();
+                move |i| async move {
+                    i.prepare(&job, &workflow, &invocation, &request, &downloaded)
+                        .await
+                }
             })
             .await?;
         let plan = prepared.plan().map_err(ImportError::into_terminal)?;

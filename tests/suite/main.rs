@@ -24,4 +24,5 @@ mod portal_server;
 mod recovery;
 mod sync;
 mod tables;
+mod torn;
 mod upgrade;

@@ -77,3 +77,41 @@ async fn a_new_binary_at_the_same_url_replays_the_running_imports_journal_and_fi
         &state(&imported().a),
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_deployments_on_one_file_take_turns_and_run_one_import_at_a_time() {
+    let chain = chain();
+    let batches = [("KBO_BATCH_ROWS", "300")];
+    let app = TestApp::spawn(&batches);
+    let db = &app.db;
+    app.start_import("full-140", json!(file_url(&chain.full)))
+        .await;
+    wait_batches(&app, "full-140", 3).await;
+    // An upgrade's second deployment, on the same register, gets the next import at once,
+    // while the first still applies the Full.
+    let new = app.serve_another(db, &batches);
+    app.start_import("update-141", json!(file_url(&chain.update)))
+        .await;
+    let full = app.wait_finished("full-140", MINUTE).await;
+    let update = app.wait_finished("update-141", MINUTE).await;
+    assert!(agreed_end(&app, db, "full-140").await, "{full}");
+    assert!(agreed_end(&app, db, "update-141").await, "{update}");
+    drop(new);
+    // The Update's job was recorded only once the Full had completed: never two at once.
+    let conn = crate::tables::open(db);
+    let (full_done, update_started): (String, String) = conn
+        .query_row(
+            "SELECT (SELECT completed_at::VARCHAR FROM import_jobs WHERE extract_number = 140),
+                    (SELECT started_at::VARCHAR FROM import_jobs WHERE extract_number = 141)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert!(
+        update_started >= full_done,
+        "{update_started} < {full_done}"
+    );
+    assert_each_batch_once(db, "full-140", &full);
+    assert_each_batch_once(db, "update-141", &update);
+    assert_same_state("two deployments", &state(db), &state(&imported().a));
+}

@@ -171,6 +171,7 @@ pub fn same_output_floor(conn: &duckdb::Connection, dir: &Path) -> anyhow::Resul
         id: "same-output-floor".into(),
         workflow_id: String::new(),
         meta,
+        fence: None,
     };
     let mut load = FloorLoad::default();
     let mut last = Instant::now();

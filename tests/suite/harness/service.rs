@@ -70,6 +70,24 @@ impl Service {
         self.start_again();
     }
 
+    /// Its work directory (downloads and chunk files).
+    pub fn work_dir(&self) -> PathBuf {
+        self.dir.join(format!("work-{}", self.port))
+    }
+
+    /// kill -9 the service, and leave it dead.
+    pub fn kill(&mut self) {
+        self.process.kill();
+    }
+
+    /// Starts the killed service again with `extra` added to its environment, and returns
+    /// without waiting for it to listen (a fault point may kill it at once).
+    pub fn start_with_extra(&mut self, extra: &[(&str, &str)]) {
+        let mut env = self.env.clone();
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        self.process = Service::spawn(&self.dir, &self.database, self.port, &env);
+    }
+
     /// kill -9 the service and start it again on the same port and database.
     pub fn restart(&mut self) {
         self.process.kill();
@@ -87,7 +105,7 @@ impl Service {
     }
 
     /// Starts the killed service again, on the same port and database.
-    fn start_again(&mut self) {
+    pub fn start_again(&mut self) {
         self.process = Service::spawn(&self.dir, &self.database, self.port, &self.env);
         let port = self.port;
         wait_until(
