@@ -341,7 +341,12 @@ fn insert_lines(
         params![job.meta.snapshot_date.iso(), job.meta.extract_number],
     );
     if any_order {
-        conn.execute_batch("RESET preserve_insertion_order")?;
+        // After a failed insert the transaction is aborted and the reset fails too: the
+        // insert's own error is the one to report (a bad line, not a passing conflict).
+        let reset = conn.execute_batch("RESET preserve_insertion_order");
+        if inserted.is_ok() {
+            reset?;
+        }
     }
     inserted.map(|n| n as u64)
 }

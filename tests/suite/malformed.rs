@@ -105,3 +105,58 @@ async fn a_request_that_is_not_an_extract_url_fails_at_once() {
     let done = app.wait_finished("number", Duration::from_secs(30)).await;
     assert_eq!(done["error_code"], "bad_request", "{done}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bad_line_in_a_fulls_chunk_is_bad_line_naming_its_line_even_cut_short() {
+    let chain = chain();
+    // Few tries: a passing error would exhaust them fast, and bad_line must come first.
+    let app = TestApp::spawn(&[
+        ("KBO_BATCH_ROWS", "5000"),
+        ("KBO_RETRY_LOCAL_ATTEMPTS", "2"),
+    ]);
+    // Line 101 with two columns where the header has five; the last line cut short inside a
+    // quoted value.
+    let cases: [(&str, fn(&mut Vec<String>) -> usize); 2] = [
+        ("two-columns", |lines| {
+            lines[100] = r#""0200.000.043","003""#.to_string();
+            101
+        }),
+        ("cut-short", |lines| {
+            let last = lines.len() - 1;
+            lines[last] = r#""0200.000.043","00"#.to_string();
+            last + 1
+        }),
+    ];
+    for (case, harm) in cases {
+        let zip = app.path(&format!("{case}.zip"));
+        let line = std::cell::Cell::new(0);
+        rewrite_zip(&chain.full, &zip, |name, bytes| {
+            if name == "activity.csv" {
+                let text = String::from_utf8(bytes).unwrap();
+                let mut lines: Vec<String> = text.lines().map(String::from).collect();
+                line.set(harm(&mut lines));
+                Some((name.to_string(), (lines.join("\n") + "\n").into_bytes()))
+            } else {
+                Some((name.to_string(), bytes))
+            }
+        });
+        let line = line.get();
+        let id = format!("{case}-140");
+        app.start_import(&id, json!(file_url(&zip))).await;
+        let done = app.wait_finished(&id, Duration::from_secs(120)).await;
+        assert_eq!(done["status"], "failed", "{case}: {done}");
+        assert_eq!(done["error_code"], "bad_line", "{case}: {done}");
+        let error = done["error"].as_str().unwrap_or_default();
+        assert!(error.contains("activity.csv"), "{case}: {error}");
+        assert!(
+            error.contains(&line.to_string()),
+            "{case}: the error names line {line}: {error}"
+        );
+        let conn = open(&app.db);
+        assert_eq!(
+            crate::tables::count(&conn, "SELECT count(*) FROM activities"),
+            0,
+            "{case}: the database is as it was"
+        );
+    }
+}
