@@ -106,6 +106,9 @@ async fn a_request_that_is_not_an_extract_url_fails_at_once() {
     assert_eq!(done["error_code"], "bad_request", "{done}");
 }
 
+/// Changes the lines of a file; returns the number of the line it made bad.
+type Harm = fn(&mut Vec<String>) -> usize;
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_bad_line_in_a_fulls_chunk_is_bad_line_naming_its_line_even_cut_short() {
     let chain = chain();
@@ -116,7 +119,7 @@ async fn a_bad_line_in_a_fulls_chunk_is_bad_line_naming_its_line_even_cut_short(
     ]);
     // Line 101 with two columns where the header has five; the last line cut short inside a
     // quoted value.
-    let cases: [(&str, fn(&mut Vec<String>) -> usize); 2] = [
+    let cases: [(&str, Harm); 2] = [
         ("two-columns", |lines| {
             lines[100] = r#""0200.000.043","003""#.to_string();
             101
