@@ -51,53 +51,12 @@ pub fn apply_batch(
     // The job still this run's, first: a stale attempt changes nothing, and a rollback at the
     // same moment conflicts with this batch (one of the two commits).
     fence::claim(&tx, job)?;
-    let t = batch.table;
-    // What the step did: its rows, and for an insert the lines it read, which must be the
-    // lines the plan counted in its chunk.
-    let applied: Result<(u64, Option<u64>), duckdb::Error> =
-        match (&batch.step, files.chunk.as_deref()) {
-            (Step::RetireAll, _) => Ok((retire::retire_all(&tx, job, t)?, None)),
-            (_, None) => {
-                return Err(ImportError::new(
-                    ErrorCode::BadPlan,
-                    format!("batch {batch} has no chunk file; the plan is broken"),
-                ));
-            }
-            (Step::RetireListed { also_replaced, .. }, Some(path)) => {
-                let own = csv_source(path, member);
-                if *also_replaced {
-                    let inserted: Vec<&Path> =
-                        files.inserted.iter().map(|(_, p)| p.as_path()).collect();
-                    retire::retire_listed_and_replaced(&tx, job, t, &own, &files.listed, &inserted)
-                } else {
-                    retire::retire_listed(&tx, job, t, &own)
-                }
-                .map(|rows| (rows, None))
-            }
-            (Step::Insert { replace, .. }, Some(path)) => {
-                let source = insert_select(t, &csv_source(path, member));
-                retire::replace_keys(&tx, job, t, &source, *replace, &files.listed)
-                    .and_then(|()| insert_chunk(&tx, job, batch, path, member))
-                    .map(|(rows, lines)| (rows, Some(lines)))
-            }
-        };
+    let applied = apply_step(&tx, job, batch, files, member)?;
     match applied {
         Ok((_, Some(lines))) if Some(lines) != batch.chunk().map(|c| c.rows()) => {
             // Rolled back: a chunk that does not hold what the plan counted is not applied.
             drop(tx);
-            Err(ImportError::new(
-                ErrorCode::TornChunk,
-                format!(
-                    "batch {batch}: its chunk {} gave {lines} rows where the plan counted {}; \
-                     nothing was applied, and the batch is tried again from a chunk cut anew",
-                    files
-                        .chunk
-                        .as_deref()
-                        .map(|p| p.display().to_string())
-                        .unwrap_or_default(),
-                    batch.chunk().map_or(0, |c| c.rows())
-                ),
-            ))
+            Err(not_as_planned(batch, lines, files.chunk.as_deref()))
         }
         Ok((rows, _)) => {
             ledger::complete_batch(&tx, job, batch, rows, &started_at)?;
@@ -113,6 +72,58 @@ pub fn apply_batch(
             Err(explain(e, conn, batch, member, files.chunk.as_deref()))
         }
     }
+}
+
+/// Does what `batch`'s step says (inside its transaction): its rows, and for an insert the
+/// rows it read, which must be those the plan counted in its chunk. A DuckDB error of reading
+/// the chunk is handed back apart, for [`explain`] to name the line.
+fn apply_step(
+    tx: &Connection,
+    job: &Job,
+    batch: &Batch,
+    files: &Reads<PathBuf>,
+    member: Member,
+) -> ImportResult<Result<(u64, Option<u64>), duckdb::Error>> {
+    let t = batch.table;
+    Ok(match (&batch.step, files.chunk.as_deref()) {
+        (Step::RetireAll, _) => Ok((retire::retire_all(tx, job, t)?, None)),
+        (_, None) => {
+            return Err(ImportError::new(
+                ErrorCode::BadPlan,
+                format!("batch {batch} has no chunk file; the plan is broken"),
+            ));
+        }
+        (Step::RetireListed { also_replaced, .. }, Some(path)) => {
+            let own = csv_source(path, member);
+            if *also_replaced {
+                let inserted: Vec<&Path> =
+                    files.inserted.iter().map(|(_, p)| p.as_path()).collect();
+                retire::retire_listed_and_replaced(tx, job, t, &own, &files.listed, &inserted)
+            } else {
+                retire::retire_listed(tx, job, t, &own)
+            }
+            .map(|rows| (rows, None))
+        }
+        (Step::Insert { replace, .. }, Some(path)) => {
+            let source = insert_select(t, &csv_source(path, member));
+            retire::replace_keys(tx, job, t, &source, *replace, &files.listed)
+                .and_then(|()| insert_chunk(tx, job, batch, path, member))
+                .map(|(rows, lines)| (rows, Some(lines)))
+        }
+    })
+}
+
+/// The refusal of a batch whose chunk (at `path`) gave `rows` rows, not the plan's count.
+fn not_as_planned(batch: &Batch, rows: u64, path: Option<&Path>) -> ImportError {
+    ImportError::new(
+        ErrorCode::TornChunk,
+        format!(
+            "batch {batch}: its chunk {} gave {rows} rows where the plan counted {}; nothing was \
+             applied, and the batch is tried again from a chunk cut anew",
+            path.map(|p| p.display().to_string()).unwrap_or_default(),
+            batch.chunk().map_or(0, |c| c.rows())
+        ),
+    )
 }
 
 /// Reads the insert chunks a delete batch searches for the keys they bring again (`inserted`,

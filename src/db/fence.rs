@@ -21,12 +21,12 @@
 //!   journaled, the batches then agree with the ledger); a new run takes the job over from an
 //!   abandoned one; a run that lost the job never takes it again.
 
+pub use super::ledger::Fence;
 use super::ledger::{self, Job, RunningJob};
 use super::{Connection, error::ledger_error, utc_now};
 use crate::error::{ErrorCode, ImportError, ImportResult};
 use crate::extract::plan::Batch;
 use duckdb::{OptionalExt, params};
-use serde::{Deserialize, Serialize};
 
 /// The tables of the fence (created with the schema; the slot's one row too).
 pub const FENCE_TABLES_SQL: &str = "
@@ -47,15 +47,6 @@ CREATE TABLE IF NOT EXISTS import_job_holds (
     ended_why VARCHAR,
     PRIMARY KEY (job_id, epoch));
 ";
-
-/// A run's hold on its job, journaled with the job by `prepare`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Fence {
-    /// The hold's number: 1 for the first run of a job, one more at each takeover.
-    pub epoch: i64,
-    /// The Restate invocation (the run) that holds it.
-    pub invocation: String,
-}
 
 /// The attempt of `prepare` that asks for the job.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,10 +131,9 @@ fn not_holder(job_id: &str, why: impl std::fmt::Display) -> ImportError {
 }
 
 /// Prepare's database part, in one transaction: takes job `job` for `attempt`'s run, or finds
-/// why not. `work` records the job and its plan once the job is this run's (it runs inside the
-/// transaction, after the job's earlier run, if abandoned, was undone); `prepared` makes the
-/// outcome the attempt will journal, from the fence it holds, to be kept for later attempts of
-/// the run to adopt.
+/// why not. `batches` are recorded as the job's plan once the job is this run's (after the
+/// job's earlier run, if abandoned, was undone); `prepared` makes the outcome the attempt will
+/// journal, from the fence it holds, to be kept for later attempts of the run to adopt.
 pub fn begin(
     conn: &mut Connection,
     job: &Job,
@@ -154,88 +144,20 @@ pub fn begin(
     let tx = conn
         .transaction()
         .map_err(ledger_error("starting prepare's transaction"))?;
-    let id = &job.id;
-    let (slot_job, slot_epoch) = slot(&tx)?;
-    let latest = latest_hold(&tx, id)?;
-    if let Some(h) = latest
-        .as_ref()
-        .filter(|h| h.invocation == attempt.invocation)
-    {
-        if ledger::job_status(&tx, id)? == Some(ledger::JobStatus::Completed) {
-            return Err(ImportError::new(
-                ErrorCode::AlreadyImported,
-                format!("job {id} has already completed"),
-            ));
-        }
-        return match &h.ended {
-            None if slot_job.as_deref() == Some(id) && slot_epoch == Some(h.epoch) => {
-                Ok(Began::Adopted(h.prepared.clone()))
-            }
-            None => Err(not_holder(id, "the import slot names another job")),
-            Some(why) => Err(not_holder(id, why)),
-        };
-    }
-    if lost_before(&tx, id, &attempt.invocation)? {
-        return Err(not_holder(id, "a later run of its workflow took it over"));
-    }
-    if let Some(h) = latest
-        .as_ref()
-        .filter(|h| h.ended.is_none() && h.started_us > attempt.started_us)
-    {
-        return Err(not_holder(
-            id,
-            format_args!(
-                "run {} holds it, whose prepare started after this one's",
-                h.invocation
-            ),
-        ));
-    }
-    if let Some(other) = slot_job.as_deref().filter(|other| *other != id)
-        && ledger::job_status(&tx, other)?.is_some_and(|s| s.is_unfinished())
-    {
-        return Ok(Began::Blocked(RunningJob {
-            workflow: ledger::workflow_of(&tx, other)?,
-            id: other.to_string(),
-            extract: ledger::job_extract(&tx, other)?.and_then(|(n, _)| n),
-        }));
-    }
-    if let Some(other) = ledger::running_other(&tx, id)? {
-        return Ok(Began::Blocked(other));
+    let latest = latest_hold(&tx, &job.id)?;
+    if let Some(found) = what_stands_in_the_way(&tx, &job.id, attempt, latest.as_ref())? {
+        return Ok(found);
     }
     let fence = Fence {
         epoch: latest.as_ref().map_or(1, |h| h.epoch + 1),
         invocation: attempt.invocation.clone(),
     };
-    // The slot first: of two prepares at the same moment, the second conflicts here, before
-    // it has done anything.
-    tx.execute(
-        "UPDATE import_slot SET job_id = ?, epoch = ?, claimed_at = ?::TIMESTAMP WHERE slot = 1",
-        params![id, fence.epoch, utc_now()],
-    )
-    .map_err(ledger_error("taking the import slot"))?;
-    // An earlier run of this job that was abandoned half-way (killed through Restate's admin
-    // API, which runs no rollback): its rows go before this run starts again.
-    if let Some((Some(n), status)) = ledger::job_extract(&tx, id)?
-        && status.is_unfinished()
-    {
-        let undone = super::rollback::undo_extract(&tx, n)?;
-        if undone.removed + undone.restored > 0 {
-            tracing::warn!(
-                removed = undone.removed,
-                restored = undone.restored,
-                "an earlier run of this job was abandoned half-way (killed?): rolled it back before starting again"
-            );
-        }
-    }
-    let took_over = format!("taken over by run {}", attempt.invocation);
-    end_holds(&tx, id, &took_over)?;
-    ledger::begin_job(&tx, job)?;
-    ledger::record_plan(&tx, job, batches)?;
+    take(&tx, job, &fence, batches)?;
     tx.execute(
         "INSERT INTO import_job_holds (job_id, epoch, invocation_id, prepare_started_us, prepared, held_at)
          VALUES (?, ?, ?, ?, ?, ?::TIMESTAMP)",
         params![
-            id,
+            job.id,
             fence.epoch,
             fence.invocation,
             attempt.started_us,
@@ -247,6 +169,85 @@ pub fn begin(
     tx.commit()
         .map_err(ledger_error("committing prepare's transaction"))?;
     Ok(Began::Held(fence))
+}
+
+/// What keeps `attempt` from taking job `id`, whose latest hold is `latest`: an earlier attempt
+/// of the same run that holds it (adopted), another job that runs (blocked), or a refusal (the
+/// run lost the job, or is older than its holder). `None` when the job is free for it.
+fn what_stands_in_the_way(
+    tx: &Connection,
+    id: &str,
+    attempt: &Attempt,
+    latest: Option<&Hold>,
+) -> ImportResult<Option<Began>> {
+    let (slot_job, slot_epoch) = slot(tx)?;
+    if let Some(h) = latest.filter(|h| h.invocation == attempt.invocation) {
+        if ledger::job_status(tx, id)? == Some(ledger::JobStatus::Completed) {
+            return Err(ImportError::new(
+                ErrorCode::AlreadyImported,
+                format!("job {id} has already completed"),
+            ));
+        }
+        return match &h.ended {
+            None if slot_job.as_deref() == Some(id) && slot_epoch == Some(h.epoch) => {
+                Ok(Some(Began::Adopted(h.prepared.clone())))
+            }
+            None => Err(not_holder(id, "the import slot names another job")),
+            Some(why) => Err(not_holder(id, why)),
+        };
+    }
+    if lost_before(tx, id, &attempt.invocation)? {
+        return Err(not_holder(id, "a later run of its workflow took it over"));
+    }
+    if let Some(h) = latest.filter(|h| h.ended.is_none() && h.started_us > attempt.started_us) {
+        return Err(not_holder(
+            id,
+            format_args!(
+                "run {} holds it, whose prepare started after this one's",
+                h.invocation
+            ),
+        ));
+    }
+    if let Some(other) = slot_job.as_deref().filter(|other| *other != id)
+        && ledger::job_status(tx, other)?.is_some_and(|s| s.is_unfinished())
+    {
+        return Ok(Some(Began::Blocked(RunningJob {
+            workflow: ledger::workflow_of(tx, other)?,
+            id: other.to_string(),
+            extract: ledger::job_extract(tx, other)?.and_then(|(n, _)| n),
+        })));
+    }
+    Ok(ledger::running_other(tx, id)?.map(Began::Blocked))
+}
+
+/// Takes the slot for `job` under `fence` (inside prepare's transaction), undoes an abandoned
+/// earlier run of the job, ends its holds, and records the job and its plan `batches`.
+fn take(tx: &Connection, job: &Job, fence: &Fence, batches: &[Batch]) -> ImportResult<()> {
+    let id = &job.id;
+    // The slot first: of two prepares at the same moment, the second conflicts here, before
+    // it has done anything.
+    tx.execute(
+        "UPDATE import_slot SET job_id = ?, epoch = ?, claimed_at = ?::TIMESTAMP WHERE slot = 1",
+        params![id, fence.epoch, utc_now()],
+    )
+    .map_err(ledger_error("taking the import slot"))?;
+    // An earlier run of this job that was abandoned half-way (killed through Restate's admin
+    // API, which runs no rollback): its rows go before this run starts again.
+    if let Some((Some(n), status)) = ledger::job_extract(tx, id)?
+        && status.is_unfinished()
+    {
+        let undone = super::undo::undo_extract(tx, n)?;
+        if undone.removed + undone.restored > 0 {
+            tracing::warn!(
+                removed = undone.removed,
+                restored = undone.restored,
+                "an earlier run of this job was abandoned half-way (killed?): rolled it back before starting again"
+            );
+        }
+    }
+    end_holds(tx, id, &format!("taken over by run {}", fence.invocation))?;
+    ledger::begin_job(tx, job)?;
+    ledger::record_plan(tx, job, batches)
 }
 
 /// Ends every open hold of `job_id`, saying `why`.

@@ -21,10 +21,19 @@ pub struct Job {
     pub workflow_id: String,
     /// What the extract is.
     pub meta: Meta,
-    /// The run's hold on the job, which every write claims ([`super::fence::claim`]); absent
+    /// The run's hold on the job, which every write claims (`db::fence::claim`); absent
     /// in journals written before fences, and until `prepare` has taken the job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fence: Option<super::fence::Fence>,
+    pub fence: Option<Fence>,
+}
+
+/// A run's hold on its job, journaled with the job by `prepare` (see `db::fence`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fence {
+    /// The hold's number: 1 for the first run of a job, one more at each takeover.
+    pub epoch: i64,
+    /// The Restate invocation (the run) that holds it.
+    pub invocation: String,
 }
 
 /// The workflow that ran job `job_id`, if this service ran it.

@@ -9,7 +9,7 @@
 //!   names, codes, counts; [`names`]: how names are derived;
 //! - [`ledger`]: `import_jobs` and `import_job_batches`, with [`status`]'s job statuses and
 //!   [`job_id`]'s ids; [`fence`]: which run holds the import, claimed by every write;
-//!   [`rollback`]: undoing an extract; [`inspect`]: what `kbo-import inspect` prints;
+//!   [`rollback`]: undoing an extract, with [`undo`]'s statements; [`inspect`]: what `kbo-import inspect` prints;
 //! - [`error`]: DuckDB's errors by their type; [`settings`]: DuckDB's resource bounds; [`target`]: a local file or MotherDuck;
 //!   [`version`]: the pinned DuckDB and the versions MotherDuck accepts.
 //!
@@ -31,6 +31,7 @@ pub mod schema;
 pub mod settings;
 pub mod status;
 pub mod target;
+pub mod undo;
 pub mod version;
 
 use crate::error::{ErrorCode, ImportError, ImportResult};

@@ -9,44 +9,12 @@
 use super::csv::drop_staging;
 use super::error::ledger_error;
 use super::ledger::JobStatus;
-use super::schema::table_name;
 use super::{Connection, db_error, fence, ledger};
 use crate::error::ImportResult;
-use crate::extract::Table;
 use duckdb::params;
 use serde::{Deserialize, Serialize};
 
-/// What a rollback undid.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Undone {
-    /// Rows the extract had inserted, now deleted.
-    pub removed: u64,
-    /// Rows the extract had retired, current again.
-    pub restored: u64,
-}
-
-/// Undoes every change of extract `extract_number` in the data tables (inside the caller's
-/// transaction). Never call it for a completed extract.
-pub fn undo_extract(conn: &Connection, extract_number: u32) -> ImportResult<Undone> {
-    let err = db_error("rolling back the extract");
-    let mut undone = Undone::default();
-    for t in Table::ALL {
-        let table = table_name(t);
-        undone.removed += conn
-            .execute(
-                &format!("DELETE FROM {table} WHERE _extract_number = ?"),
-                params![extract_number],
-            )
-            .map_err(&err)? as u64;
-        undone.restored += conn
-            .execute(
-                &format!("UPDATE {table} SET _is_current = true, _deleted_at_extract = NULL WHERE _deleted_at_extract = ?"),
-                params![extract_number],
-            )
-            .map_err(&err)? as u64;
-    }
-    Ok(undone)
-}
+pub use super::undo::{Undone, undo_extract};
 
 /// What the ledger said of a job that was to be rolled back, and what was done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

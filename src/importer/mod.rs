@@ -12,6 +12,7 @@ mod prepare;
 mod request;
 mod restate;
 
+pub use prepare::Run;
 pub use request::{ExtractSource, ImportRequest};
 
 use crate::db::rollback::RollbackOutcome;

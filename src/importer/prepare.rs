@@ -13,6 +13,28 @@ use crate::extract::{Cut, Member};
 use std::path::PathBuf;
 use tracing::Instrument;
 
+/// Which run prepares which job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Run {
+    /// The job's id.
+    pub job_id: String,
+    /// Its workflow's id.
+    pub workflow_id: String,
+    /// The run's Restate invocation id (the same for every attempt of the run).
+    pub invocation: String,
+}
+
+impl Run {
+    /// The run `invocation` of workflow `workflow_id`, for job `job_id`.
+    pub fn of(job_id: &str, workflow_id: &str, invocation: &str) -> Run {
+        Run {
+            job_id: job_id.into(),
+            workflow_id: workflow_id.into(),
+            invocation: invocation.into(),
+        }
+    }
+}
+
 impl Importer {
     /// Step `prepare`: checks the extract, records the job, stages the files and plans batches.
     ///
@@ -24,12 +46,15 @@ impl Importer {
     /// outcome returned in this one's place.
     pub async fn prepare(
         &self,
-        job_id: &str,
-        workflow_id: &str,
-        invocation: &str,
+        run: &Run,
         request: &ImportRequest,
         downloaded: &Downloaded,
     ) -> ImportResult<Prepared> {
+        let Run {
+            job_id,
+            workflow_id,
+            invocation,
+        } = run;
         let span = tracing::info_span!(
             "step",
             step = "prepare",
@@ -66,31 +91,8 @@ impl Importer {
             fence: None,
         };
         let plan = Plan::new(&unpacked, chunk_lines);
-        let journaled: plan::Journaled = (&plan).into();
-        let (job_for_db, batches, attempt) = (job.clone(), plan.batches.clone(), attempt.clone());
-        let codes = unpacked.path(Member::Code);
         let began = self
-            .db
-            .run(move |conn| {
-                db::ensure_schema(conn)?;
-                let began = fence::begin(conn, &job_for_db, &attempt, &batches, |fence| {
-                    let held = Prepared {
-                        job: Job {
-                            fence: Some(fence.clone()),
-                            ..job_for_db.clone()
-                        },
-                        plan: journaled,
-                    };
-                    serde_json::to_string(&held).map_err(|e| {
-                        ImportError::new(ErrorCode::Internal, format!("writing the plan: {e}"))
-                    })
-                })?;
-                // The codes are the job's, the same whichever attempt of the run stages them.
-                if !matches!(began, Began::Blocked(_)) {
-                    db::csv::stage_codes(conn, &codes)?;
-                }
-                Ok(began)
-            })
+            .record_job(&job, &plan, attempt, unpacked.path(Member::Code))
             .await?;
         let prepared = match began {
             Began::Blocked(other) => {
@@ -132,6 +134,40 @@ impl Importer {
             "extract checked and cut into batches"
         );
         Ok(prepared)
+    }
+
+    /// Prepare's database part ([`fence::begin`], one transaction), then `code.csv` staged
+    /// (the job's own codes, the same whichever attempt of the run stages them).
+    async fn record_job(
+        &self,
+        job: &Job,
+        plan: &Plan,
+        attempt: &Attempt,
+        codes: PathBuf,
+    ) -> ImportResult<Began> {
+        let journaled: plan::Journaled = plan.into();
+        let (job, batches, attempt) = (job.clone(), plan.batches.clone(), attempt.clone());
+        self.db
+            .run(move |conn| {
+                db::ensure_schema(conn)?;
+                let began = fence::begin(conn, &job, &attempt, &batches, |fence| {
+                    let held = Prepared {
+                        job: Job {
+                            fence: Some(fence.clone()),
+                            ..job.clone()
+                        },
+                        plan: journaled,
+                    };
+                    serde_json::to_string(&held).map_err(|e| {
+                        ImportError::new(ErrorCode::Internal, format!("writing the plan: {e}"))
+                    })
+                })?;
+                if !matches!(began, Began::Blocked(_)) {
+                    db::csv::stage_codes(conn, &codes)?;
+                }
+                Ok(began)
+            })
+            .await
     }
 
     /// Unpacks the extract into the job's chunk folder, fetching it again first if it is not

@@ -8,7 +8,7 @@
 use crate::db::rollback::RollbackOutcome;
 use crate::error::{ErrorCode, ImportError, ImportResult};
 use crate::extract::ExtractType;
-use crate::importer::{ImportRequest, Importer};
+use crate::importer::{ImportRequest, Importer, Run};
 use crate::retry::{RetrySettings, local_retries, network_retries};
 use crate::wire::{Progress, RunBody, RunResult, Status};
 use restate_sdk::prelude::*;
@@ -296,12 +296,8 @@ impl KboImport {
         let prepared = story
             .step("prepare", "prepare", Local, {
                 let (request, downloaded) = (request.clone(), downloaded.clone());
-                let (job, workflow) = (job_id.to_string(), ctx.key().to_string());
-                let invocation = ctx.invocation_id().to_string();
-                move |i| async move {
-                    i.prepare(&job, &workflow, &invocation, &request, &downloaded)
-                        .await
-                }
+                let run = Run::of(job_id, ctx.key(), ctx.invocation_id());
+                move |i| async move { i.prepare(&run, &request, &downloaded).await }
             })
             .await?;
         let plan = prepared.plan().map_err(ImportError::into_terminal)?;
