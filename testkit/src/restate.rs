@@ -6,12 +6,30 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A free TCP port on loopback (bound, then released).
+/// Where [`free_port`] looks: below Linux's ephemeral range (32768-60999), from which the
+/// kernel picks the local ports of outgoing connections. A port handed out from that range can
+/// be taken by a node's connection to another node before the server meant for it binds it
+/// ("Address in use" at a cluster's start, seen once in CI).
+const PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+/// A free TCP port on loopback (bound, then released), never one this process handed out
+/// before, and outside the range of outgoing connections' ports ([`PORTS`]).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("the loopback interface has a free port")
+    use std::sync::Mutex;
+    static HANDED_OUT: Mutex<Option<std::collections::HashSet<u16>>> = Mutex::new(None);
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+    let handed_out = handed_out.get_or_insert_with(Default::default);
+    let span = PORTS.end - PORTS.start;
+    // Each test process starts at a place of its own, so that two processes rarely meet.
+    let start = (std::process::id() as u64).wrapping_mul(2_654_435_761) % u64::from(span);
+    for i in 0..span {
+        let port = PORTS.start + ((start + u64::from(i)) % u64::from(span)) as u16;
+        if !handed_out.contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            handed_out.insert(port);
+            return port;
+        }
+    }
+    panic!("no free port on loopback between {} and {}", PORTS.start, PORTS.end)
 }
 
 /// Whether something listens on `port` on loopback.
