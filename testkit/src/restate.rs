@@ -29,7 +29,10 @@ pub fn free_port() -> u16 {
             return port;
         }
     }
-    panic!("no free port on loopback between {} and {}", PORTS.start, PORTS.end)
+    panic!(
+        "no free port on loopback between {} and {}",
+        PORTS.start, PORTS.end
+    )
 }
 
 /// Whether something listens on `port` on loopback.
