@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 const PORTS: std::ops::Range<u16> = 20_000..32_000;
 
 /// A free TCP port on loopback (bound, then released), never one this process handed out
-/// before, and outside the range of outgoing connections' ports (20000-32000).
+/// before, taken from 20000-32000, below the range of outgoing connections' ports.
 pub fn free_port() -> u16 {
     use std::sync::Mutex;
     static HANDED_OUT: Mutex<Option<std::collections::HashSet<u16>>> = Mutex::new(None);
