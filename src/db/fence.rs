@@ -208,15 +208,7 @@ fn what_stands_in_the_way(
             ),
         ));
     }
-    if let Some(other) = slot_job.as_deref().filter(|other| *other != id)
-        && ledger::job_status(tx, other)?.is_some_and(|s| s.is_unfinished())
-    {
-        return Ok(Some(Began::Blocked(RunningJob {
-            workflow: ledger::workflow_of(tx, other)?,
-            id: other.to_string(),
-            extract: ledger::job_extract(tx, other)?.and_then(|(n, _)| n),
-        })));
-    }
+    // Another job that runs (the slot's, or one the old system left `running`).
     Ok(ledger::running_other(tx, id)?.map(Began::Blocked))
 }
 
