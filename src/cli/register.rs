@@ -1,6 +1,11 @@
-//! `kbo-import register <endpoint>`: registers the service with Restate's admin API.
+//! `kbo-import register <endpoint>`: registers the service with Restate's admin API and says
+//! what Restate now runs: the deployment, its services and handlers, and the settings as the
+//! server applies them, naming any it lowered below what the service declares.
+
+use serde_json::Value;
 
 use super::RestateArgs;
+use kbo_import::wire::{DECLARED, SHOWN};
 
 /// Arguments of `register`.
 #[derive(clap::Args)]
@@ -8,21 +13,149 @@ pub struct Args {
     /// The endpoint's URL as the Restate server reaches it.
     #[arg(default_value = "http://localhost:9080")]
     endpoint: String,
+    /// Replace the deployment already registered at this URL even if its services changed.
+    /// Restate meant this for development: invocations running on it may fail. In production a
+    /// new version goes to a new URL (docs/cloud.md, "Upgrading").
+    #[arg(long)]
+    force: bool,
     #[command(flatten)]
     restate: RestateArgs,
 }
 
-/// Registers the endpoint; prints the services Restate found there.
+/// Registers the endpoint; prints what Restate registered and which settings it clamped.
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let answer = args.restate.client().admin.register(&args.endpoint).await?;
-    let services: Vec<&str> = answer["services"]
-        .as_array()
-        .map(|s| s.iter().filter_map(|s| s["name"].as_str()).collect())
-        .unwrap_or_default();
-    println!(
-        "registered {}: services {}",
-        args.endpoint,
-        services.join(", ")
-    );
+    let admin = args.restate.client().admin;
+    let answer = admin.register(&args.endpoint, args.force).await?;
+    print!("{}", describe(&args.endpoint, &answer));
     Ok(())
+}
+
+/// The report of a registration: the admin API's `answer` to `POST /deployments`.
+fn describe(endpoint: &str, answer: &Value) -> String {
+    let deployment = answer["id"].as_str().unwrap_or("(no id in the answer)");
+    let mut out = format!("registered {endpoint} as deployment {deployment}\n");
+    let mut clamped = Vec::new();
+    for service in answer["services"].as_array().into_iter().flatten() {
+        let name = service["name"].as_str().unwrap_or("?");
+        let kind = service["ty"].as_str().unwrap_or("?");
+        let handlers = service["handlers"].as_array().cloned().unwrap_or_default();
+        let handler_names: Vec<&str> = handlers.iter().filter_map(|h| h["name"].as_str()).collect();
+        out += &format!("  {name} ({kind}): handlers {}\n", handler_names.join(", "));
+        out += &format!("    {}\n", settings(service));
+        clamped.extend(lowered(name, None, service));
+        for handler in &handlers {
+            let shown = settings(handler);
+            let handler_name = handler["name"].as_str().unwrap_or("?");
+            if !shown.is_empty() {
+                out += &format!("    {handler_name}: {shown}\n");
+            }
+            clamped.extend(lowered(name, Some(handler_name), handler));
+        }
+    }
+    if clamped.is_empty() {
+        out += "every setting the service declares is in force\n";
+    } else {
+        out += "the server changed settings the service declares (an environment's maximum on \
+                Restate Cloud); see docs/cloud.md, \"Settings\":\n";
+        for line in clamped {
+            out += &format!("  clamped: {line}\n");
+        }
+    }
+    out
+}
+
+/// `key value` of the settings [`SHOWN`] that `item` (a service or handler) carries.
+fn settings(item: &Value) -> String {
+    SHOWN
+        .iter()
+        .filter_map(|key| Some(format!("{key} {}", item[*key].as_str()?)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The declared settings of `service` (its `handler`'s if given) that `item` shows otherwise.
+fn lowered(service: &str, handler: Option<&str>, item: &Value) -> Vec<String> {
+    DECLARED
+        .iter()
+        .filter(|d| d.service == service && d.handler == handler)
+        .filter_map(|d| {
+            let shown = item[d.key].as_str().unwrap_or("(absent)");
+            let whose = handler.map_or(service.to_string(), |h| format!("{service}.{h}"));
+            (shown != d.value)
+                .then(|| format!("{whose} {}: declared {}, in force {shown}", d.key, d.value))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn answer(sync_idempotency: &str) -> Value {
+        json!({
+            "id": "dp_1",
+            "services": [
+                {"name": "KboImport", "ty": "Workflow",
+                 "workflow_completion_retention": "35d", "journal_retention": "7d",
+                 "idempotency_retention": "1d", "inactivity_timeout": "1m", "abort_timeout": "10m",
+                 "handlers": [
+                    {"name": "run", "inactivity_timeout": "30m", "abort_timeout": "30m"},
+                    {"name": "getProgress", "inactivity_timeout": "1m", "abort_timeout": "1m"}]},
+                {"name": "KboSync", "ty": "VirtualObject", "journal_retention": "7d",
+                 "idempotency_retention": sync_idempotency, "inactivity_timeout": "10m",
+                 "abort_timeout": "10m", "handlers": [{"name": "syncNow"}]}
+            ]
+        })
+    }
+
+    #[test]
+    fn a_registration_as_declared_lists_services_handlers_and_settings_and_clamps_nothing() {
+        let text = describe("http://svc:9080", &answer("7d"));
+        assert!(
+            text.starts_with("registered http://svc:9080 as deployment dp_1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  KboImport (Workflow): handlers run, getProgress\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("    run: inactivity_timeout 30m, abort_timeout 30m\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("workflow_completion_retention 35d, journal_retention 7d"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("every setting the service declares is in force\n"),
+            "{text}"
+        );
+        assert!(!text.contains("clamped"), "{text}");
+    }
+
+    #[test]
+    fn a_setting_the_server_lowered_is_named_with_both_values() {
+        let text = describe("http://svc:9080", &answer("1d"));
+        assert!(
+            text.contains("  clamped: KboSync idempotency_retention: declared 7d, in force 1d\n"),
+            "{text}"
+        );
+        assert_eq!(text.matches("clamped:").count(), 1, "{text}");
+    }
+
+    #[test]
+    fn a_handler_setting_the_server_dropped_is_named_as_absent() {
+        let mut a = answer("7d");
+        a["services"][0]["handlers"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("abort_timeout");
+        let text = describe("http://svc:9080", &a);
+        assert!(
+            text.contains("clamped: KboImport.run abort_timeout: declared 30m, in force (absent)"),
+            "{text}"
+        );
+    }
 }

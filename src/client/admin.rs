@@ -43,10 +43,14 @@ impl Admin {
         }
     }
 
-    /// Registers the service endpoint at `endpoint_url` with the admin API (like
-    /// `restate deployments register`), replacing an earlier registration of the same URL.
-    pub async fn register(&self, endpoint_url: &str) -> anyhow::Result<Value> {
-        let body = json!({ "uri": endpoint_url, "force": true });
+    /// Registers the service endpoint at `endpoint_url` with the admin API, as `restate
+    /// deployments register` does; the admin API's answer (the deployment and its services).
+    ///
+    /// Without `force`, Restate refuses to register again a URL whose services changed; with
+    /// it, it replaces that deployment in place, which Restate meant for development only (its
+    /// running invocations may fail). A new version belongs at a new URL (docs/cloud.md).
+    pub async fn register(&self, endpoint_url: &str, force: bool) -> anyhow::Result<Value> {
+        let body = json!({ "uri": endpoint_url, "force": force });
         let what = format!("registering {endpoint_url}");
         let text = self.nodes.call("/deployments", &body, &what, "").await?;
         Ok(serde_json::from_str(&text).unwrap_or(Value::String(text)))

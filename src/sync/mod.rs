@@ -72,8 +72,11 @@ impl KboSync {
 #[restate_sdk::object(
     inactivity_timeout = "10m",
     abort_timeout = "10m",
-    // How long the Restate UI shows an ended sync's steps.
-    journal_retention = "7 days"
+    // How long the Restate UI shows an ended sync's steps. The CLI's calls carry an
+    // idempotency key, and the journal of such a call lasts its idempotency retention (a day by
+    // default): both are a week. Keep crate::wire::DECLARED in step.
+    journal_retention = "7 days",
+    idempotency_retention = "7 days"
 )]
 impl KboSync {
     /// Runs one sync now and returns its report (also kept as the last report). The first

@@ -2,14 +2,17 @@
 //! workflow and the sync object) and the operator's client ([`crate::client`]) share them.
 //!
 //! `progress` is `getProgress`'s answer ([`Progress`]), `run` the body `run` takes and its
-//! result ([`RunBody`], [`RunResult`]), `sync` `KboSync`'s requests and report.
+//! result ([`RunBody`], [`RunResult`]), `sync` `KboSync`'s requests and report, `settings` the
+//! Restate settings the service declares ([`DECLARED`]).
 
 mod progress;
 mod run;
+mod settings;
 mod sync;
 
 pub use progress::{Progress, Status};
 pub use run::{RunBody, RunResult, UrlBody};
+pub use settings::{DECLARED, Declared, SHOWN};
 pub use sync::{
     Every, ImportedExtract, NoBody, ScheduleBody, ScheduleSpec, Skipped, SyncReport, SyncStatus,
 };

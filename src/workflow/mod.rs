@@ -70,7 +70,8 @@ async fn timed<T>(
     // workflow id stays taken (the same extract started again is the same workflow, not a
     // second import): longer than the month between two Fulls.
     workflow_completion_retention = "35 days",
-    // How long the Restate UI shows an ended import's steps.
+    // How long the Restate UI shows an ended import's steps. Keep crate::wire::DECLARED in
+    // step with these settings and the handlers' below.
     journal_retention = "7 days"
 )]
 impl KboImport {

@@ -22,6 +22,16 @@ async fn register_start_watch_and_status_drive_an_import() {
     let endpoint = format!("http://127.0.0.1:{}", app.service.port);
     let out = kbo_import(&app, &["register", &endpoint]);
     assert!(out.status.success(), "{}", output_text(&out));
+    // It says what runs, with the settings as the server applies them: a server that clamps
+    // nothing shows every declared setting in force (wire::DECLARED agrees with the macros).
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(said.contains("KboImport (Workflow): handlers"), "{said}");
+    assert!(said.contains("run: inactivity_timeout 30m, abort_timeout 30m"), "{said}");
+    assert!(said.contains("every setting the service declares is in force"), "{said}");
+    assert!(!said.contains("clamped"), "{said}");
+    // The same deployment registered again, without --force, is accepted as it stands.
+    let again = kbo_import(&app, &["register", &endpoint]);
+    assert!(again.status.success(), "{}", output_text(&again));
     let services: Value = reqwest::get(format!("{}/services", app.admin_url()))
         .await
         .unwrap()

@@ -199,7 +199,7 @@ async fn workflow_round(
     let client = client_of(restate);
     client
         .admin
-        .register(&format!("http://127.0.0.1:{port}"))
+        .register(&format!("http://127.0.0.1:{port}"), false)
         .await?;
     let peak = Arc::new(AtomicU64::new(0));
     let watcher = watch_rss(service.id(), Arc::clone(&peak));
