@@ -29,6 +29,10 @@ pub struct ServerSettings {
     /// `KBO_TLS_CERT_FILE` and `KBO_TLS_KEY_FILE` (PEM): when both are set, the endpoint speaks
     /// HTTP/2 over TLS (as Restate Cloud reaches a deployment); otherwise cleartext HTTP/2.
     pub tls: Option<TlsFiles>,
+    /// `KBO_HTTP2_KEEPALIVE_SECS`: seconds between the HTTP/2 pings sent on each connection
+    /// from Restate (default 20; `0` sends none), so that a proxy that closes idle connections
+    /// does not close one while a step works.
+    pub keepalive: Option<std::time::Duration>,
 }
 
 /// Lines per batch step when `KBO_BATCH_ROWS` is not set: each batch is one statement and one
@@ -136,6 +140,15 @@ impl Config {
             port: parse(&get, "PORT", 9080, "a TCP port number")?,
             identity_keys: identity_keys(&get)?,
             tls: tls_files(&get)?,
+            keepalive: match parse(
+                &get,
+                "KBO_HTTP2_KEEPALIVE_SECS",
+                20u64,
+                "a number of seconds",
+            )? {
+                0 => None,
+                secs => Some(std::time::Duration::from_secs(secs)),
+            },
         };
         let import = crate::importer::Settings {
             database: DatabaseTarget::from_environment(&get)?,
@@ -432,6 +445,17 @@ mod tests {
         assert_eq!(c.import.portal.url, DEFAULT_PORTAL_URL);
         assert_eq!(c.import.portal.username, None);
         assert_eq!(c.sync.schedule.to_string(), "daily at 07:00 UTC");
+    }
+
+    #[test]
+    fn keepalive_pings_every_twenty_seconds_unless_set_and_zero_turns_them_off() {
+        let every = |v: &[(&str, &str)]| config(v).unwrap().server.keepalive;
+        assert_eq!(every(&[]), Some(std::time::Duration::from_secs(20)));
+        let five = [("KBO_HTTP2_KEEPALIVE_SECS", "5")];
+        assert_eq!(every(&five), Some(std::time::Duration::from_secs(5)));
+        assert_eq!(every(&[("KBO_HTTP2_KEEPALIVE_SECS", "0")]), None);
+        let bad = config(&[("KBO_HTTP2_KEEPALIVE_SECS", "soon")]).unwrap_err();
+        assert_eq!(bad.var, "KBO_HTTP2_KEEPALIVE_SECS");
     }
 
     #[test]

@@ -9,8 +9,8 @@
 //!   extract URLs, the KBO portal, the old app's uploads, Restate's ingress and admin APIs;
 //! - [`importer`]: the work of each step; [`retry`]: how often a step is tried;
 //! - [`workflow`]: the `KboImport` workflow; [`sync`]: the `KboSync` object;
-//! - [`config`], [`server`], [`tls`]: settings from the environment, the Restate endpoint,
-//!   served over TLS when configured.
+//! - [`config`], [`server`], [`connections`], [`tls`]: settings from the environment, the
+//!   Restate endpoint, its HTTP/2 connections (with keep-alive pings), TLS when configured.
 //!
 //! "The old app" in comments is stevenn/NewAgeKBO, whose import this service replaces and
 //! whose web application reads the register (`docs/old-app.md`); the input is described in
@@ -23,6 +23,7 @@ pub mod blob;
 pub mod client;
 pub mod clock;
 pub mod config;
+pub mod connections;
 pub mod db;
 pub mod download;
 pub mod error;

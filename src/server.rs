@@ -6,7 +6,7 @@ use crate::config::Config;
 use crate::importer::Importer;
 use crate::sync::KboSync;
 use crate::workflow::KboImport;
-use restate_sdk::prelude::{Endpoint, HttpServer};
+use restate_sdk::prelude::Endpoint;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -49,14 +49,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
         anyhow::anyhow!("cannot listen on {addr}: {e}; is another process using PORT?")
     })?;
-    match tls {
-        Some(tls) => crate::tls::serve(endpoint, tls, listener, shutdown()).await,
-        None => {
-            HttpServer::new(endpoint)
-                .serve_with_cancel(listener, shutdown())
-                .await
-        }
-    }
+    let options = crate::connections::Options {
+        tls,
+        keepalive: config.server.keepalive,
+    };
+    crate::connections::serve(endpoint, options, listener, shutdown()).await;
     Ok(())
 }
 

@@ -26,8 +26,14 @@ async fn register_start_watch_and_status_drive_an_import() {
     // nothing shows every declared setting in force (wire::DECLARED agrees with the macros).
     let said = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(said.contains("KboImport (Workflow): handlers"), "{said}");
-    assert!(said.contains("run: inactivity_timeout 30m, abort_timeout 30m"), "{said}");
-    assert!(said.contains("every setting the service declares is in force"), "{said}");
+    assert!(
+        said.contains("run: inactivity_timeout 30m, abort_timeout 30m"),
+        "{said}"
+    );
+    assert!(
+        said.contains("every setting the service declares is in force"),
+        "{said}"
+    );
     assert!(!said.contains("clamped"), "{said}");
     // The same deployment registered again, without --force, is accepted as it stands.
     let again = kbo_import(&app, &["register", &endpoint]);
