@@ -31,7 +31,7 @@ const HANDSHAKE: Duration = Duration::from_secs(10);
 const DRAIN: Duration = Duration::from_secs(10);
 
 /// Serves `endpoint` on `listener` until `shutdown` completes, then lets the open streams end
-/// ([`DRAIN`] at most).
+/// (10 s at most).
 pub async fn serve(
     endpoint: Endpoint,
     options: Options,
