@@ -17,6 +17,7 @@ mod harness;
 mod hostile;
 mod http_server;
 mod import;
+mod keepalive;
 mod layers;
 mod malformed;
 mod motherduck;
