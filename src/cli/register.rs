@@ -15,7 +15,7 @@ pub struct Args {
     endpoint: String,
     /// Replace the deployment already registered at this URL even if its services changed.
     /// Restate meant this for development: invocations running on it may fail. In production a
-    /// new version goes to a new URL (docs/cloud.md, "Upgrading").
+    /// new version goes to a new URL (docs/cloud.md).
     #[arg(long)]
     force: bool,
     #[command(flatten)]
@@ -56,7 +56,7 @@ fn describe(endpoint: &str, answer: &Value) -> String {
         out += "every setting the service declares is in force\n";
     } else {
         out += "the server changed settings the service declares (an environment's maximum on \
-                Restate Cloud); see docs/cloud.md, \"Settings\":\n";
+                Restate Cloud; docs/cloud.md):\n";
         for line in clamped {
             out += &format!("  clamped: {line}\n");
         }
@@ -75,12 +75,12 @@ fn settings(item: &Value) -> String {
 
 /// The declared settings of `service` (its `handler`'s if given) that `item` shows otherwise.
 fn lowered(service: &str, handler: Option<&str>, item: &Value) -> Vec<String> {
+    let whose = handler.map_or(service.to_string(), |h| format!("{service}.{h}"));
     DECLARED
         .iter()
         .filter(|d| d.service == service && d.handler == handler)
         .filter_map(|d| {
             let shown = item[d.key].as_str().unwrap_or("(absent)");
-            let whose = handler.map_or(service.to_string(), |h| format!("{service}.{h}"));
             (shown != d.value)
                 .then(|| format!("{whose} {}: declared {}, in force {shown}", d.key, d.value))
         })
