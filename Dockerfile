@@ -4,6 +4,10 @@
 #   docker run -p 9080:9080 -v kbo-data:/data kbo-import                        # /data/kbo.duckdb
 #   docker run -p 9080:9080 -v kbo-data:/data -e MOTHERDUCK_TOKEN=... kbo-import  # md:kbo
 
+# The test suite builds this file with its own binary in place of the build stage
+# (`podman build --build-context build=<dir>`, tests/suite/image.rs); scripts/images.sh makes the
+# two base images from Debian's packages where no registry is reachable.
+
 # --- build ---------------------------------------------------------------------------------
 FROM rust:1.95-bookworm AS build
 WORKDIR /src

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: unit tests, and the end-to-end tests against a real Restate server.
-# Installs what the tests need first: the pinned Restate server and CLI (npm, into tools/).
+# Installs what the tests need first: the pinned Restate server and CLI (npm, into tools/), and
+# podman with a Debian base image for the image test (scripts/images.sh, Debian's packages).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +15,8 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 # The docs build, with every intra-doc link resolved (a renamed item breaks the build here).
 RUSTDOCFLAGS="-D rustdoc::broken_intra_doc_links -D rustdoc::private_intra_doc_links" \
   cargo doc --no-deps --workspace --locked
+# podman and the base image the image test builds the Dockerfile on (tests/suite/image.rs).
+scripts/images.sh runtime
 cargo test --workspace --locked --all-targets -- --test-threads 2 --skip cluster::
 # The three-node cluster tests alone, one at a time: three Restate nodes and the service share
 # the two cores, and a failover's timing should not depend on what else runs.

@@ -1,9 +1,10 @@
 //! The operator's commands, one module per command: each has its arguments (`Args`) and its
 //! `run`. `main` only parses and dispatches.
 //!
-//! `register`, `start`, `watch`, `status` and `sync` talk to Restate (ingress and admin);
+//! `register`, `deployments`, `start`, `watch`, `status` and `sync` talk to Restate (ingress and admin);
 //! `inspect`, `rollback` and `install_extensions` work on the database and the machine.
 
+mod deployments;
 mod inspect;
 mod install_extensions;
 mod register;
@@ -43,6 +44,9 @@ pub enum Command {
     Rollback(rollback::Args),
     /// Register the service endpoint with Restate's admin API (like `restate deployments register`).
     Register(register::Args),
+    /// The deployments Restate knows, which one takes new imports, and which imports still run
+    /// on each (an upgrade at a new URL: remove the old one once nothing runs on it).
+    Deployments(deployments::Args),
 }
 
 /// Runs one command.
@@ -57,6 +61,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Sync(args) => sync::run(args).await,
         Command::Rollback(args) => rollback::run(args).await,
         Command::Register(args) => register::run(args).await,
+        Command::Deployments(args) => deployments::run(args).await,
     }
 }
 

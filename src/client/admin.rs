@@ -2,6 +2,7 @@
 
 use super::nodes::{Api, Nodes};
 use anyhow::Context;
+use serde::Deserialize;
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -24,6 +25,49 @@ pub struct ImportRun {
     pub failure: Option<String>,
     /// When it was created, as Restate writes it (for picking the newest of one id).
     pub created_at: String,
+}
+
+/// A deployment Restate knows (`GET /deployments`): where it is and what it serves.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Deployment {
+    /// Restate's id of it (`dp_…`).
+    pub id: String,
+    /// Its URL (absent for a deployment that is not an HTTP endpoint).
+    #[serde(default)]
+    pub uri: String,
+    /// When it was registered, as Restate writes it.
+    #[serde(default)]
+    pub created_at: String,
+    /// The services it serves, each at the revision this deployment registered.
+    pub services: Vec<ServiceRevision>,
+}
+
+/// A service a deployment serves, at one revision (each registration of a changed service
+/// makes the next revision; new invocations go to the latest).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ServiceRevision {
+    /// The service's name.
+    pub name: String,
+    /// Its revision in this deployment.
+    pub revision: u32,
+}
+
+/// An invocation Restate has not completed (`sys_invocation`), and the deployment it is pinned
+/// to: an invocation runs to its end on the deployment it started on.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Unfinished {
+    /// Its invocation id (`inv_…`).
+    pub id: String,
+    /// The service it calls.
+    pub service: String,
+    /// The workflow id or object key (none for a plain service).
+    pub key: Option<String>,
+    /// The handler it calls.
+    pub handler: String,
+    /// `pending`, `scheduled`, `running`, `suspended`, `backing-off`, `paused`, …
+    pub status: String,
+    /// The deployment it runs on; none until its first attempt.
+    pub deployment: Option<String>,
 }
 
 impl Admin {
@@ -54,6 +98,40 @@ impl Admin {
         let what = format!("registering {endpoint_url}");
         let text = self.nodes.call("/deployments", &body, &what, "").await?;
         Ok(serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// Every deployment registered with Restate.
+    pub async fn deployments(&self) -> anyhow::Result<Vec<Deployment>> {
+        #[derive(Deserialize)]
+        struct Answer {
+            deployments: Vec<Deployment>,
+        }
+        let what = "the Restate admin API's /deployments";
+        let text = self.nodes.get("/deployments", what).await?;
+        let answer: Answer = serde_json::from_str(&text).with_context(|| {
+            format!("{what} answered what is not a list of deployments: {text}")
+        })?;
+        Ok(answer.deployments)
+    }
+
+    /// Every invocation Restate has not completed, of any service, with its deployment.
+    pub async fn unfinished(&self) -> anyhow::Result<Vec<Unfinished>> {
+        #[derive(Deserialize)]
+        struct Answer {
+            rows: Vec<Unfinished>,
+        }
+        let query = "SELECT id, target_service_name AS service, target_service_key AS key, \
+                     target_handler_name AS handler, status, pinned_deployment_id AS deployment \
+                     FROM sys_invocation WHERE status <> 'completed'";
+        let what = "the Restate admin API's /query";
+        let text = self
+            .nodes
+            .call("/query", &json!({ "query": query }), what, "")
+            .await?;
+        let answer: Answer = serde_json::from_str(&text).with_context(|| {
+            format!("{what} answered what is not a list of invocations: {text}")
+        })?;
+        Ok(answer.rows)
     }
 
     /// The `run` invocations of `KboImport` Restate still knows, from the admin API's SQL

@@ -12,7 +12,7 @@ mod endpoints;
 mod ingress;
 mod nodes;
 
-pub use admin::{Admin, ImportRun};
+pub use admin::{Admin, Deployment, ImportRun, ServiceRevision, Unfinished};
 pub use ingress::Ingress;
 
 /// Restate's admin API, as the service may ask it.

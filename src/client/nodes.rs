@@ -156,6 +156,29 @@ impl Nodes {
                     .json(body)
             })
             .await?;
+        self.answer(response, what, hint).await
+    }
+
+    /// GETs `path`, asking for JSON back, and returns the answer's text; a failure says `what`
+    /// answered which HTTP status and words.
+    pub(super) async fn get(&self, path: &str, what: &str) -> anyhow::Result<String> {
+        let response = self
+            .send(true, |base| {
+                self.http
+                    .get(format!("{base}{path}"))
+                    .header("accept", "application/json")
+            })
+            .await?;
+        self.answer(response, what, "").await
+    }
+
+    /// The text of a successful answer; or why it failed, naming `what` and adding `hint`.
+    async fn answer(
+        &self,
+        response: reqwest::Response,
+        what: &str,
+        hint: &str,
+    ) -> anyhow::Result<String> {
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
         if let Some(refused) = self.refused(status) {

@@ -293,7 +293,8 @@ fn load_motherduck(conn: &Connection) -> ImportResult<()> {
                 "DuckDB's motherduck extension for DuckDB {} is not installed on this machine and \
                  could not be downloaded ({first_line}): run `kbo-import install-extensions` \
                  where the service runs, once, with access to extensions.duckdb.org (the \
-                 container image does this when it is built)",
+                 container image does this when it is built, unless it was built with \
+                 MOTHERDUCK_EXTENSION=skip: build it again without that argument)",
                 version::linked()
             ))
         })

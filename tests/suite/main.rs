@@ -16,6 +16,7 @@ mod guarantees;
 mod harness;
 mod hostile;
 mod http_server;
+mod image;
 mod import;
 mod keepalive;
 mod layers;

@@ -6,9 +6,28 @@
 use crate::cluster::assert_each_batch_once;
 use crate::fixtures::{chain, imported};
 use crate::guarantees::{agreed_end, wait_batches};
-use crate::harness::{MINUTE, Service, TestApp, file_url};
+use crate::harness::{MINUTE, Service, TestApp, file_url, output_text};
 use crate::tables::{assert_same_state, state};
 use serde_json::json;
+
+/// What `kbo-import deployments` prints.
+fn deployments(app: &TestApp) -> String {
+    let out = app.kbo_import(&["deployments"], &[]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// The lines of `report` about the deployment at `port`: its own line and those indented
+/// under it.
+fn section(report: &str, port: u16) -> String {
+    let url = format!("http://127.0.0.1:{port}/");
+    let mut lines = report.lines().skip_while(|l| !l.contains(&url));
+    let head = lines
+        .next()
+        .unwrap_or_else(|| panic!("no deployment at {url}:\n{report}"));
+    let body: Vec<&str> = lines.take_while(|l| l.starts_with("  ")).collect();
+    format!("{head}\n{}", body.join("\n"))
+}
 
 /// The service's log lines that say an extract was applied.
 fn applied(service: &Service) -> usize {
@@ -26,7 +45,28 @@ async fn a_new_version_at_a_new_url_takes_new_imports_while_the_old_one_finishes
     wait_batches(&app, "full-140", 5).await;
 
     // The new version, registered at its own URL while the Full runs on the old one.
+    // `kbo-import deployments` says the Full runs on the old one and new imports go to the new
+    // one; Restate refuses to remove the old one while the Full runs on it.
     let new = app.serve_another(db, &batches);
+    let report = deployments(&app);
+    let (old_part, new_part) = (section(&report, old.port), section(&report, new.port));
+    assert!(old_part.contains("runs import full-140 ("), "{report}");
+    assert!(
+        old_part.contains("keep it serving until these end"),
+        "{report}"
+    );
+    assert!(new_part.contains("new imports go here"), "{report}");
+    let old_id = old_part.split_whitespace().next().unwrap().to_string();
+    let refused = app.restate_cli(&["deployments", "remove", "--yes", &old_id]);
+    assert!(!refused.status.success(), "{}", output_text(&refused));
+    let listed = app.restate_cli(&["deployments", "list", "--extra"]);
+    let listed = String::from_utf8_lossy(&listed.stdout).to_string();
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.contains(&old_id) && l.contains("Draining")),
+        "{listed}"
+    );
     let done = app.wait_finished("full-140", MINUTE).await;
     assert_eq!(done["status"], "completed", "{done}");
     assert_eq!(
@@ -38,6 +78,15 @@ async fn a_new_version_at_a_new_url_takes_new_imports_while_the_old_one_finishes
         !new.process.log().contains("batch applied"),
         "the new version ran none of the Full's batches"
     );
+
+    // Once the Full ended, nothing runs on the old deployment: the report says to remove it,
+    // and Restate does.
+    let report = deployments(&app);
+    let remove = format!("remove it with `restate deployments remove {old_id}`");
+    assert!(section(&report, old.port).contains(&remove), "{report}");
+    let removed = app.restate_cli(&["deployments", "remove", "--yes", &old_id]);
+    assert!(removed.status.success(), "{}", output_text(&removed));
+    assert!(!deployments(&app).contains(&old_id));
 
     // The next import runs on the new version only.
     app.start_import("update-141", json!(file_url(&chain.update)))

@@ -94,9 +94,14 @@ impl Restate {
 
     /// `restate deployments register <url>` with the real CLI; what it printed.
     pub fn register_url(&self, url: &str) -> Output {
+        self.restate_cli(&["deployments", "register", "--yes", "--force", url])
+    }
+
+    /// The real `restate` CLI, pointed at this server through the environment only (as the
+    /// Cloud guide points it at an environment); what it printed.
+    pub fn restate_cli(&self, args: &[&str]) -> Output {
         Command::new(tool("restate"))
-            .args(["deployments", "register", "--yes", "--force"])
-            .arg(url)
+            .args(args)
             .env("RESTATE_ADMIN_URL", self.admin_url())
             .env("RESTATE_INGRESS_URL", self.ingress_url())
             .env("RESTATE_CLI_CONFIG_HOME", self.data_dir().join("cli"))
