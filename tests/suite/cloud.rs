@@ -181,6 +181,44 @@ async fn the_cli_sends_its_token_over_https_and_says_in_one_line_what_to_do_when
     assert!(out.status.success(), "{}", output_text(&out));
     let out = restate.kbo_import(&["status", "kbo-0140-full"], &cloud(Some(token), true));
     assert!(out.status.success(), "{}", output_text(&out));
+    let out = restate.kbo_import(&["deployments"], &cloud(Some(token), true));
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&format!("{endpoint}/")),
+        "{}",
+        output_text(&out)
+    );
+
+    // The guide's `restate` commands, the real CLI configured only by the same variables
+    // (docs/cloud.md, step 1): what it shows of the deployment and the settings in force.
+    let restate_cli = |args: &[&str]| -> String {
+        let out = std::process::Command::new(crate::harness::restate_tool())
+            .args(args)
+            .envs(cloud(Some(token), true))
+            .env(
+                "RESTATE_CLI_CONFIG_HOME",
+                restate.data_dir().join("cloud-cli"),
+            )
+            .output()
+            .expect("the restate CLI runs");
+        assert!(
+            out.status.success(),
+            "restate {args:?}: {}",
+            output_text(&out)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let listed = restate_cli(&["deployments", "list", "--extra"]);
+    assert!(listed.contains(&format!("{endpoint}/")), "{listed}");
+    let import = restate_cli(&["services", "config", "view", "KboImport"]);
+    for shown in ["Workflow retention time:  35d", "Journal retention:  7d"] {
+        assert!(import.contains(shown), "{shown}: {import}");
+    }
+    let sync = restate_cli(&["services", "config", "view", "KboSync"]);
+    assert!(
+        sync.contains("Idempotent requests retention:  7d"),
+        "{sync}"
+    );
     assert_eq!(ingress.refused() + admin.refused(), 0);
 
     // No token, a wrong token: one line that names the variable and the role.

@@ -1,6 +1,7 @@
 //! The documents agree with the tree and with the code: every relative link leads to a file
 //! that exists, and the README's configuration table gives the defaults `.env.example` sets
-//! (which `config`'s unit test checks against the code).
+//! (which `config`'s unit test checks against the code); every command of the Cloud guide
+//! names the test that runs it, or why none can.
 
 use std::path::{Path, PathBuf};
 
@@ -103,4 +104,57 @@ fn the_readme_table_gives_the_defaults_env_example_sets() {
 fn byte_size(value: &str) -> Option<String> {
     let n: u64 = value.parse().ok()?;
     (n >= 1 << 30 && n.is_multiple_of(1 << 30)).then(|| format!("{}GiB", n >> 30))
+}
+
+/// Whether `tests/suite/<module>.rs` defines the test `name`.
+fn test_exists(module: &str, name: &str) -> bool {
+    let file = root().join("tests/suite").join(format!("{module}.rs"));
+    std::fs::read_to_string(file).is_ok_and(|text| {
+        text.contains(&format!("async fn {name}()")) || text.contains(&format!("fn {name}()"))
+    })
+}
+
+#[test]
+fn every_command_of_the_cloud_guide_names_its_test_or_why_none() {
+    let guide = std::fs::read_to_string(root().join("docs/cloud.md")).unwrap();
+    let mut in_code = false;
+    let mut commands = 0;
+    let mut faults = Vec::new();
+    for line in guide.lines() {
+        if line.trim_start().starts_with("```") {
+            in_code = !in_code;
+            continue;
+        }
+        if !in_code || line.trim().is_empty() {
+            continue;
+        }
+        commands += 1;
+        let (_, comment) = line.split_once(" # ").unwrap_or((line, ""));
+        let comment = comment.trim();
+        if let Some(test) = comment.strip_prefix("tested: ") {
+            let (module, name) = test.split_once("::").unwrap_or(("", test));
+            if !test_exists(module, name) {
+                faults.push(format!(
+                    "{line}\n    names no test of tests/suite/{module}.rs"
+                ));
+            }
+        } else if !comment.starts_with("not testable here: ") || comment.len() < 30 {
+            faults.push(format!(
+                "{line}\n    needs `# tested: <module>::<test>` or `# not testable here: <why>`"
+            ));
+        }
+    }
+    assert!(commands >= 10, "the guide's commands were not found");
+    // Prose naming a test (`module::name`) names one that exists.
+    for word in guide.split(['`', '(', ')', ',', ' ', '\n']) {
+        if let Some((module, name)) = word.split_once("::")
+            && module.chars().all(|c| c.is_ascii_lowercase())
+            && !name.is_empty()
+            && name.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+            && !test_exists(module, name)
+        {
+            faults.push(format!("the guide names {word}, which is no test"));
+        }
+    }
+    assert!(faults.is_empty(), "docs/cloud.md:\n{}", faults.join("\n"));
 }

@@ -111,7 +111,9 @@ async fn a_new_binary_at_the_same_url_replays_the_running_imports_journal_and_fi
 
     // The old binary stops; the new one starts at the same URL and is registered again.
     app.service.restart();
-    app.register_again();
+    let url = format!("http://127.0.0.1:{}", app.service.port);
+    let registered = app.kbo_import(&["register", "--force", &url], &[]);
+    assert!(registered.status.success(), "{}", output_text(&registered));
     let done = app.wait_finished("update-141", MINUTE).await;
     assert!(agreed_end(&app, &app.db, "update-141").await, "{done}");
     let log = app.service.process.log();

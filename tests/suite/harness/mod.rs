@@ -29,6 +29,11 @@ fn tool(name: &str) -> PathBuf {
     kbo_testkit::restate::tool(&project_dir(), name).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// The pinned `restate` CLI; fails the test, saying how to install it, when it is missing.
+pub fn restate_tool() -> PathBuf {
+    tool("restate")
+}
+
 /// Waits until `ready`; fails the test after `timeout`.
 pub fn wait_until(what: &str, timeout: Duration, ready: impl FnMut() -> bool) {
     kbo_testkit::restate::wait_until(what, timeout, ready).unwrap_or_else(|e| panic!("{e}"));
