@@ -34,15 +34,22 @@ apt_install() {
 
 tools() {
   if [ "$(id -u)" != 0 ]; then
-    command -v podman >/dev/null || { echo "podman is missing: run this as root once" >&2; exit 1; }
+    # Images live in the storage of the user who makes them: a user's podman sees only its
+    # own, so the tests must run as the user who ran this.
+    for tool in podman mmdebstrap; do
+      command -v "$tool" >/dev/null || {
+        echo "$tool is missing: install podman, runc, uidmap and mmdebstrap (Debian packages), or run this as root" >&2
+        exit 1
+      }
+    done
     return
   fi
-  apt_install podman runc uidmap mmdebstrap ca-certificates
+  apt_install podman runc uidmap mmdebstrap debian-archive-keyring ca-certificates
   # This machine's kernel refuses the ulimits podman sets by default, and crun is not
-  # installed: runc runs the containers.
-  local conf=/etc/containers/containers.conf
-  if ! grep -q '^default_ulimits = \[\]' "$conf" 2>/dev/null; then
-    mkdir -p /etc/containers
+  # installed: runc runs the containers. A drop-in, so that the machine's own settings stay.
+  local conf=/etc/containers/containers.conf.d/50-kbo-import.conf
+  if [ ! -f "$conf" ]; then
+    mkdir -p "$(dirname "$conf")"
     printf '# scripts/images.sh\n[containers]\ndefault_ulimits = []\n\n[engine]\nruntime = "runc"\n' > "$conf"
   fi
 }
@@ -57,6 +64,7 @@ runtime() {
   has_image "$RUNTIME_BASE" && return
   local dir
   dir="$(mktemp -d)"
+  trap 'rm -rf "$dir"' EXIT
   # Slimmed as Docker Hub's -slim images are: no documentation, manuals or translations, and
   # apt's caches removed after each install.
   mmdebstrap --quiet --variant=minbase \
@@ -80,6 +88,7 @@ build() {
   local toolchain dir
   toolchain="$(rustc +1.95.0 --print sysroot)"
   dir="$(mktemp -d)"
+  trap 'rm -rf "$dir"' EXIT
   mmdebstrap --quiet --variant=apt --include=build-essential,ca-certificates,pkg-config,git \
     --customize-hook="cp -a '$toolchain/.' \"\$1/usr/local/rust\"" \
     bookworm "$dir/rootfs.tar" "$MIRROR"

@@ -35,7 +35,17 @@ fn describe(endpoint: &str, answer: &Value) -> String {
     let deployment = answer["id"].as_str().unwrap_or("(no id in the answer)");
     let mut out = format!("registered {endpoint} as deployment {deployment}\n");
     let mut clamped = Vec::new();
-    for service in answer["services"].as_array().into_iter().flatten() {
+    let services = answer["services"].as_array().cloned().unwrap_or_default();
+    let mut declared: Vec<&str> = DECLARED.iter().map(|d| d.service).collect();
+    declared.dedup();
+    for name in declared {
+        if !services.iter().any(|s| s["name"] == name) {
+            clamped.push(format!(
+                "{name}: not in the server's answer, so none of its settings"
+            ));
+        }
+    }
+    for service in &services {
         let name = service["name"].as_str().unwrap_or("?");
         let kind = service["ty"].as_str().unwrap_or("?");
         let handlers = service["handlers"].as_array().cloned().unwrap_or_default();
@@ -73,7 +83,8 @@ fn settings(item: &Value) -> String {
         .join(", ")
 }
 
-/// The declared settings of `service` (its `handler`'s if given) that `item` shows otherwise.
+/// The declared settings of `service` (its `handler`'s if given) that `item` shows lower, or
+/// not at all (a value the server raised is no loss; one that cannot be read is named).
 fn lowered(service: &str, handler: Option<&str>, item: &Value) -> Vec<String> {
     let whose = handler.map_or(service.to_string(), |h| format!("{service}.{h}"));
     DECLARED
@@ -81,10 +92,39 @@ fn lowered(service: &str, handler: Option<&str>, item: &Value) -> Vec<String> {
         .filter(|d| d.service == service && d.handler == handler)
         .filter_map(|d| {
             let shown = item[d.key].as_str().unwrap_or("(absent)");
-            (shown != d.value)
-                .then(|| format!("{whose} {}: declared {}, in force {shown}", d.key, d.value))
+            let lower = match (seconds(shown), seconds(d.value)) {
+                (Some(shown), Some(declared)) => shown < declared,
+                _ => shown != d.value,
+            };
+            lower.then(|| format!("{whose} {}: declared {}, in force {shown}", d.key, d.value))
         })
         .collect()
+}
+
+/// A duration as Restate's admin API prints one (`35d`, `30m`, `1h 30m`, `500ms`, `7days`), in
+/// seconds; `None` for anything else.
+fn seconds(text: &str) -> Option<f64> {
+    let mut total = 0.0;
+    let mut any = false;
+    for part in text.split_whitespace() {
+        let split = part.find(|c: char| !c.is_ascii_digit() && c != '.')?;
+        let (number, unit) = part.split_at(split);
+        let number: f64 = number.parse().ok()?;
+        let unit_seconds = match unit {
+            "ms" | "msec" | "millis" => 0.001,
+            "s" | "sec" | "secs" | "second" | "seconds" => 1.0,
+            "m" | "min" | "mins" | "minute" | "minutes" => 60.0,
+            "h" | "hr" | "hrs" | "hour" | "hours" => 3_600.0,
+            "d" | "day" | "days" => 86_400.0,
+            "w" | "week" | "weeks" => 604_800.0,
+            "M" | "month" | "months" => 2_630_016.0,
+            "y" | "year" | "years" => 31_557_600.0,
+            _ => return None,
+        };
+        total += number * unit_seconds;
+        any = true;
+    }
+    any.then_some(total)
 }
 
 #[cfg(test)]
@@ -143,6 +183,25 @@ mod tests {
             "{text}"
         );
         assert_eq!(text.matches("clamped:").count(), 1, "{text}");
+    }
+
+    #[test]
+    fn the_same_duration_written_otherwise_or_raised_is_no_clamp_and_a_missing_service_is_named() {
+        let mut a = answer("168h");
+        a["services"][0]["workflow_completion_retention"] = json!("60d");
+        let text = describe("http://svc:9080", &a);
+        assert!(!text.contains("clamped"), "{text}");
+        a["services"].as_array_mut().unwrap().remove(1);
+        let text = describe("http://svc:9080", &a);
+        assert!(
+            text.contains("clamped: KboSync: not in the server's answer"),
+            "{text}"
+        );
+        assert_eq!(seconds("1h 30m"), Some(5_400.0));
+        assert_eq!(seconds("500ms"), Some(0.5));
+        assert_eq!(seconds("7days"), Some(604_800.0));
+        assert_eq!(seconds("soon"), None);
+        assert_eq!(seconds(""), None);
     }
 
     #[test]

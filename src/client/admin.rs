@@ -96,7 +96,13 @@ impl Admin {
     pub async fn register(&self, endpoint_url: &str, force: bool) -> anyhow::Result<Value> {
         let body = json!({ "uri": endpoint_url, "force": force });
         let what = format!("registering {endpoint_url}");
-        let text = self.nodes.call("/deployments", &body, &what, "").await?;
+        let hint = if force {
+            ""
+        } else {
+            " (Restate refuses a changed service at a URL it already has: serve the new version \
+             at a new URL, or pass --force to replace it in place, for development)"
+        };
+        let text = self.nodes.call("/deployments", &body, &what, hint).await?;
         Ok(serde_json::from_str(&text).unwrap_or(Value::String(text)))
     }
 
@@ -114,7 +120,8 @@ impl Admin {
         Ok(answer.deployments)
     }
 
-    /// Every invocation Restate has not completed, of any service, with its deployment.
+    /// Every invocation of `KboImport` and `KboSync` (all a deployment of this service serves)
+    /// that Restate has not completed, with its deployment.
     pub async fn unfinished(&self) -> anyhow::Result<Vec<Unfinished>> {
         #[derive(Deserialize)]
         struct Answer {
@@ -122,7 +129,8 @@ impl Admin {
         }
         let query = "SELECT id, target_service_name AS service, target_service_key AS key, \
                      target_handler_name AS handler, status, pinned_deployment_id AS deployment \
-                     FROM sys_invocation WHERE status <> 'completed'";
+                     FROM sys_invocation WHERE status <> 'completed' \
+                     AND target_service_name IN ('KboImport', 'KboSync')";
         let what = "the Restate admin API's /query";
         let text = self
             .nodes

@@ -232,7 +232,7 @@ mod tests {
             "\"EntityNumber\",\"ActivityGroup\",\"NaceVersion\",\"NaceCode\",\"Classification\"";
         let line = "\"0200.000.043\",\"003\",\"2008\",\"73402\",\"MAIN\"";
         std::fs::write(&path, format!("{header}\n{line}\n\n\n{line}\n\n")).unwrap();
-        let conn = duckdb::Connection::open_in_memory().unwrap();
+        let conn = Connection::open_in_memory().unwrap();
         let source = csv_source(&path, Member::Insert(Table::Activity));
         let read: i64 = conn
             .query_row(&format!("SELECT count(*) FROM {source}"), [], |r| r.get(0))

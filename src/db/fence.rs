@@ -543,7 +543,7 @@ mod tests {
         );
         // The slot is free: the next import may start.
         assert!(matches!(
-            begin_as(&mut conn, &super::tests::job(140), &attempt("inv-b", 50)).unwrap(),
+            begin_as(&mut conn, &tests::job(140), &attempt("inv-b", 50)).unwrap(),
             Began::Held(_)
         ));
     }

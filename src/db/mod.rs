@@ -213,6 +213,7 @@ async fn close(mut slot: Slot) {
 /// `memory_limit`. Trimming after each step keeps it to DuckDB's working set (the benchmark's
 /// peak fell from 1.9-2.2 GiB to 1.7-1.9 GiB) for 20-30 ms after a Full's batch and 1-3 ms
 /// after a daily Update's steps.
+#[allow(unsafe_code)]
 fn return_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: `malloc_trim` only returns free pages of glibc's heaps to the kernel; it touches
@@ -422,7 +423,7 @@ mod tests {
             std::fs::metadata(&wal).unwrap().len() > 0,
             "the log is kept"
         );
-        let reader = duckdb::Connection::open_with_flags(
+        let reader = Connection::open_with_flags(
             &file,
             duckdb::Config::default()
                 .access_mode(duckdb::AccessMode::ReadOnly)
@@ -513,7 +514,7 @@ mod tests {
             .unwrap();
         drop(conn);
         // A second, independent instance can open the file: no lock is left behind.
-        let other = duckdb::Connection::open(dir.path().join("sub/kbo.duckdb")).unwrap();
+        let other = Connection::open(dir.path().join("sub/kbo.duckdb")).unwrap();
         let n: i64 = other
             .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
             .unwrap();

@@ -44,6 +44,7 @@ impl fmt::Display for Version {
 }
 
 /// The version string of the linked DuckDB library, as `duckdb --version` prints it (`v1.5.6`).
+#[allow(unsafe_code)]
 pub fn linked() -> String {
     // SAFETY: `duckdb_library_version` returns a pointer to a static, NUL-terminated string.
     unsafe { std::ffi::CStr::from_ptr(duckdb::ffi::duckdb_library_version()) }

@@ -450,7 +450,7 @@ mod tests {
                 let tail = c.tail.as_ref().map(|t| (&t.file, t.seal));
                 std::iter::once((&c.file, c.seal)).chain(tail)
             }) {
-                let on_disk = super::super::sealed::Seal::of_file(&dir.path().join(file));
+                let on_disk = Seal::of_file(&dir.path().join(file));
                 assert_eq!(seal, on_disk.unwrap(), "{file}, split at {split}");
             }
             let files = std::fs::read_dir(dir.path()).unwrap().count();

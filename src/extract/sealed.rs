@@ -147,6 +147,7 @@ impl Write for SealedWriter {
             self.out.flush()?;
             tracing::error!(file = %self.path.display(), "KBO_FAULT_KILL_WRITING: killing this process while it writes the file");
             // SAFETY: raising a signal at this process has no memory effects.
+            #[allow(unsafe_code)]
             unsafe {
                 libc::raise(libc::SIGKILL);
             }

@@ -19,7 +19,7 @@ pub(super) fn admin_client(
             &admin.url,
             admin.token.as_ref().map(|t| t.expose().to_string()),
         )
-        .impatient(std::time::Duration::from_secs(3)),
+        .impatient(Duration::from_secs(3)),
     )
 }
 

@@ -247,7 +247,7 @@ mod tests {
                 .all(|s| s.reason.starts_with("already applied"))
         );
         // The same Full a second time is not newer than the register: nothing to do.
-        let plan = super::chain(Some(143), &files(&PORTAL[3..4]));
+        let plan = chain(Some(143), &files(&PORTAL[3..4]));
         assert!(
             plan.imports.is_empty() && plan.problem.is_none(),
             "{plan:?}"
@@ -267,7 +267,7 @@ mod tests {
         // Register at 141, update 142 gone, Full 143 there.
         let mut listed = files(&PORTAL);
         listed.retain(|f| f.extract_number != 142);
-        let plan = super::chain(Some(141), &listed);
+        let plan = chain(Some(141), &listed);
         assert_eq!(numbers(&plan), ["143f", "144u"]);
         assert!(plan.note.unwrap().contains("update 142"));
     }
@@ -284,7 +284,7 @@ mod tests {
         assert!(problem.contains("update 142"), "{problem}");
         assert_eq!(plan.skipped[0].reason, "waits for the missing update");
         // Nothing at all can continue a register at 139.
-        let plan = super::chain(Some(139), &listed);
+        let plan = chain(Some(139), &listed);
         assert!(plan.imports.is_empty());
         assert!(plan.problem.unwrap().contains("update 140"));
     }
@@ -294,12 +294,7 @@ mod tests {
         let plan = chain(None, &files(&PORTAL[1..3]));
         assert!(plan.imports.is_empty());
         assert!(plan.problem.unwrap().contains("no Full"));
-        assert!(
-            super::chain(None, &[])
-                .problem
-                .unwrap()
-                .contains("no extracts")
-        );
+        assert!(chain(None, &[]).problem.unwrap().contains("no extracts"));
     }
 
     #[test]

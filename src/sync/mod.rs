@@ -381,7 +381,6 @@ fn parse_schedule(body: ScheduleBody) -> ImportResult<Schedule> {
     }
 }
 
-/// The current time (UTC), journaled so that a replay sees the same value.
 /// Imports the portal's `file` through the `KboImport` workflow `workflow_id`, awaiting its end.
 async fn import(
     ctx: &ObjectContext<'_>,
@@ -400,6 +399,7 @@ async fn import(
     Ok(done)
 }
 
+/// The current time (UTC), journaled as step `name` so that a replay sees the same value.
 async fn now(ctx: &ObjectContext<'_>, name: &str) -> Result<String, TerminalError> {
     ctx.run(|| async { Ok(clock::utc_timestamp(clock::now_unix())) })
         .name(name)
@@ -499,7 +499,7 @@ mod tests {
         );
     }
 
-    fn schedule(body: serde_json::Value) -> ImportResult<Schedule> {
+    fn schedule(body: Value) -> ImportResult<Schedule> {
         parse_schedule(serde_json::from_value(body).unwrap())
     }
 

@@ -111,6 +111,7 @@ impl Process {
     pub fn signal(&self, signal: libc::c_int) {
         if let Ok(pid) = libc::pid_t::try_from(self.child.id()) {
             // SAFETY: kill(2) with the id of our own child, which `Drop` has not reaped yet.
+            #[allow(unsafe_code)]
             unsafe {
                 libc::kill(pid, signal);
             }

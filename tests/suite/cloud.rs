@@ -137,7 +137,8 @@ async fn over_https_with_request_identity_restate_registers_and_imports_and_noth
     drop(other);
 
     // The signing Restate, trusting the test CA, registers the HTTPS endpoint and imports.
-    let registered = app.register_url(&url);
+    // (`kbo-import register`, as docs/cloud.md says.)
+    let registered = app.kbo_import(&["register", &url], &[]);
     assert!(registered.status.success(), "{}", output_text(&registered));
     app.import_completed("https-140", &chain.full).await;
 }

@@ -158,3 +158,105 @@ fn every_command_of_the_cloud_guide_names_its_test_or_why_none() {
     }
     assert!(faults.is_empty(), "docs/cloud.md:\n{}", faults.join("\n"));
 }
+
+/// Every environment variable named in the service's sources: a quoted `NAME_LIKE_THIS` (or
+/// `PORT`), as config.rs, clap's `env =` and the few direct reads spell them.
+fn variables_in_the_code() -> std::collections::BTreeSet<String> {
+    fn walk(dir: &Path, names: &mut std::collections::BTreeSet<String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, names);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                for quoted in text.split('"').skip(1).step_by(2) {
+                    let upper = |c: char| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_';
+                    let variable = quoted.contains('_')
+                        && quoted.starts_with(|c: char| c.is_ascii_uppercase())
+                        && !quoted.ends_with('_')
+                        && quoted.chars().all(upper);
+                    if variable || quoted == "PORT" {
+                        names.insert(quoted.to_string());
+                    }
+                }
+            }
+        }
+    }
+    let mut names = std::collections::BTreeSet::new();
+    walk(&root().join("src"), &mut names);
+    names
+}
+
+/// The variables `.env.example` sets or shows commented out (`NAME=` or `# NAME=`).
+fn variables_in_env_example() -> std::collections::BTreeSet<String> {
+    let example = std::fs::read_to_string(root().join(".env.example")).unwrap();
+    example
+        .lines()
+        .filter_map(|l| l.trim_start_matches(['#', ' ']).split_once('='))
+        .map(|(name, _)| name)
+        .filter(|name| {
+            !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        })
+        .map(String::from)
+        .collect()
+}
+
+/// The variables of the README's configuration table (the first cell of each row).
+fn variables_in_readme_table() -> std::collections::BTreeSet<String> {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    readme
+        .lines()
+        .filter_map(|l| l.strip_prefix('|')?.split('|').next())
+        .flat_map(|cell| {
+            cell.split('`')
+                .skip(1)
+                .step_by(2)
+                .map(String::from)
+                .collect::<Vec<_>>()
+        })
+        .filter(|name| name.contains('_') || name == "PORT")
+        .filter(|name| {
+            name.chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        })
+        .collect()
+}
+
+#[test]
+fn every_setting_the_code_reads_is_in_env_example_and_the_readme_table_and_nothing_else() {
+    // Named in the code but not settings of a deployment, each with its reason.
+    let not_settings = [
+        // Cargo's, at compile time (`env!`).
+        "CARGO_PKG_VERSION",
+        // The convention every program honours; the README's LOG_FORMAT row names it.
+        "NO_COLOR",
+        // The tests' fault injection (docs/guarantees.md), never set in a deployment.
+        "KBO_FAULT_KILL_WRITING",
+    ];
+    let code: std::collections::BTreeSet<String> = variables_in_the_code()
+        .into_iter()
+        .filter(|name| !not_settings.contains(&name.as_str()))
+        .collect();
+    assert!(
+        code.len() > 30,
+        "the scan found too few variables: {code:?}"
+    );
+    for (what, listed) in [
+        (".env.example", variables_in_env_example()),
+        (
+            "the README's configuration table",
+            variables_in_readme_table(),
+        ),
+    ] {
+        let missing: Vec<&String> = code.difference(&listed).collect();
+        let unknown: Vec<&String> = listed.difference(&code).collect();
+        assert!(
+            missing.is_empty() && unknown.is_empty(),
+            "{what}: the code reads {missing:?} that it does not list, and it lists {unknown:?} \
+             that the code does not read"
+        );
+    }
+}

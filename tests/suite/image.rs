@@ -22,7 +22,7 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-const HOW_TO_INSTALL: &str = "run `scripts/images.sh runtime` as root once (it installs podman \
+const HOW_TO_INSTALL: &str = "run `scripts/images.sh runtime` as the user who runs the tests (as root it installs podman \
      and runc from Debian's packages and makes the base image debian:bookworm-slim)";
 
 /// `podman <args>`; what it printed.
@@ -44,10 +44,12 @@ fn podman_ok(args: &[&str]) -> String {
     String::from_utf8_lossy(&output.stdout).trim().to_string()
 }
 
+/// The tag of the image [`image`] built, once it is built.
+static IMAGE: OnceLock<String> = OnceLock::new();
+
 /// The image of the shipped Dockerfile with this run's binary in place of the build stage's,
 /// built once per test run; its tag.
 fn image() -> &'static str {
-    static IMAGE: OnceLock<String> = OnceLock::new();
     IMAGE.get_or_init(|| {
         let base = podman(&["image", "exists", "docker.io/library/debian:bookworm-slim"]);
         assert!(
@@ -77,10 +79,12 @@ fn image() -> &'static str {
     })
 }
 
-/// Containers and a volume of one test, removed when it ends.
+/// Containers, a volume and images of one test, removed when it ends.
 struct Containers {
     names: Vec<String>,
     volume: String,
+    /// Images built on top of [`image`], removed before it.
+    images: Vec<String>,
 }
 
 impl Containers {
@@ -90,6 +94,7 @@ impl Containers {
         Containers {
             names: Vec::new(),
             volume,
+            images: Vec::new(),
         }
     }
 
@@ -153,7 +158,12 @@ impl Drop for Containers {
             let _ = podman(&["rm", "--force", "--time", "1", name]);
         }
         let _ = podman(&["volume", "rm", "--force", &self.volume]);
-        let _ = podman(&["rmi", image()]);
+        // Never `image()` here: building it again while a failed build unwinds would abort
+        // the whole test binary.
+        let built = self.images.iter().rev().chain(IMAGE.get());
+        for tag in built {
+            let _ = podman(&["rmi", "--force", tag]);
+        }
     }
 }
 
@@ -274,6 +284,7 @@ async fn the_image_serves_imports_into_its_volume_as_fly_runs_it_and_a_new_conta
         output_text(&untrusted)
     );
     let trusting = trusting_image(&ca, dir.path());
+    containers.images.push(trusting.clone());
     let mut all = vec!["run", "--rm"];
     all.extend_from_slice(&options);
     all.extend_from_slice(&[trusting.as_str(), "status", "image-update"]);
@@ -285,7 +296,6 @@ async fn the_image_serves_imports_into_its_volume_as_fly_runs_it_and_a_new_conta
         output_text(&trusted)
     );
     assert_eq!(admin.refused() + ingress.refused(), 0);
-    let _ = podman(&["rmi", &trusting]);
 
     // An image built without MotherDuck's extension says so when MotherDuck is selected, with
     // no network to fetch it from.

@@ -47,7 +47,10 @@ async fn a_new_version_at_a_new_url_takes_new_imports_while_the_old_one_finishes
     // The new version, registered at its own URL while the Full runs on the old one.
     // `kbo-import deployments` says the Full runs on the old one and new imports go to the new
     // one; Restate refuses to remove the old one while the Full runs on it.
-    let new = app.serve_another(db, &batches);
+    let new = Service::start(app.dir(), db, &batches);
+    let new_url = format!("http://127.0.0.1:{}", new.port);
+    let registered = app.kbo_import(&["register", &new_url], &[]);
+    assert!(registered.status.success(), "{}", output_text(&registered));
     let report = deployments(&app);
     let (old_part, new_part) = (section(&report, old.port), section(&report, new.port));
     assert!(old_part.contains("runs import full-140 ("), "{report}");
@@ -59,6 +62,11 @@ async fn a_new_version_at_a_new_url_takes_new_imports_while_the_old_one_finishes
     let old_id = old_part.split_whitespace().next().unwrap().to_string();
     let refused = app.restate_cli(&["deployments", "remove", "--yes", &old_id]);
     assert!(!refused.status.success(), "{}", output_text(&refused));
+    assert!(
+        output_text(&refused).to_lowercase().contains("drain"),
+        "{}",
+        output_text(&refused)
+    );
     let listed = app.restate_cli(&["deployments", "list", "--extra"]);
     let listed = String::from_utf8_lossy(&listed.stdout).to_string();
     assert!(

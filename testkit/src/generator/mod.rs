@@ -417,7 +417,7 @@ mod tests {
         // As written in the ZIP (unpacking turns line ends into LF).
         use std::io::Read;
         let mut codes = Vec::new();
-        zip::ZipArchive::new(std::fs::File::open(&chain.full).unwrap())
+        zip::ZipArchive::new(File::open(&chain.full).unwrap())
             .unwrap()
             .by_name("code.csv")
             .unwrap()
