@@ -34,6 +34,7 @@ pub mod portal;
 pub mod redact;
 pub mod retry;
 pub mod server;
+mod spelled;
 pub mod sync;
 pub mod telemetry;
 pub mod tls;

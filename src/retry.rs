@@ -1,8 +1,47 @@
 //! How often a failing step is tried, and how long between tries: the same policies serve the
-//! import's steps ([`crate::workflow`]) and the sync's ([`crate::sync`]).
+//! import's steps ([`crate::workflow`]) and the sync's ([`crate::sync`]); and the edge where an
+//! [`ImportError`]'s class becomes Restate's ([`IntoRestate`]): the layers below know nothing
+//! of Restate's error types.
 
+use crate::error::{ErrorKind, ImportError};
+use restate_sdk::errors::{HandlerError, TerminalError};
 use restate_sdk::prelude::RunRetryPolicy;
+use std::fmt;
 use std::time::Duration;
+
+/// An [`ImportError`] as Restate's errors.
+pub trait IntoRestate {
+    /// As Restate's handler error: terminal stays terminal (with the code's number), retryable
+    /// is retried.
+    fn into_handler_error(self) -> HandlerError;
+    /// As Restate's terminal error, whatever its class (the run ends with it).
+    fn into_terminal(self) -> TerminalError;
+}
+
+impl IntoRestate for ImportError {
+    fn into_handler_error(self) -> HandlerError {
+        match self.kind() {
+            ErrorKind::Terminal => self.into_terminal().into(),
+            ErrorKind::Retryable => HandlerError::from(RetryableError(self.message)),
+        }
+    }
+
+    fn into_terminal(self) -> TerminalError {
+        TerminalError::new_with_code(self.code.number(), self.message)
+    }
+}
+
+/// Carrier for a retryable message into Restate's [`HandlerError`].
+#[derive(Debug)]
+struct RetryableError(String);
+
+impl fmt::Display for RetryableError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for RetryableError {}
 
 /// How often a failing step is tried before it fails: `KBO_RETRY_NETWORK_ATTEMPTS` for steps
 /// that talk to the network, `KBO_RETRY_LOCAL_ATTEMPTS` for those that work on the database
@@ -41,4 +80,18 @@ pub fn local_retries(settings: &RetrySettings) -> RunRetryPolicy {
         .exponentiation_factor(2.0)
         .max_delay(Duration::from_secs(10))
         .max_attempts(settings.local_attempts.max(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorCode;
+
+    #[test]
+    fn every_code_survives_the_journal_as_the_terminal_errors_number() {
+        for code in ErrorCode::ALL {
+            let journaled = ImportError::new(code, "x").into_terminal();
+            assert_eq!(ErrorCode::from_number(journaled.code()), code);
+        }
+    }
 }

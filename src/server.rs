@@ -5,7 +5,7 @@
 use crate::config::Config;
 use crate::importer::Importer;
 use crate::sync::KboSync;
-use crate::workflow::KboImport;
+use crate::workflow::{KboImport, RunWatch};
 use restate_sdk::prelude::Endpoint;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -43,7 +43,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let schedule = config.sync.schedule;
     let importer = Arc::new(Importer::new(config.import.clone()));
     let endpoint = builder
-        .bind(KboImport::new(Arc::clone(&importer)))
+        .bind(KboImport::new(
+            Arc::clone(&importer),
+            RunWatch::new(config.import.restate_admin.as_ref()),
+        ))
         .bind(KboSync::new(importer, schedule))
         .build();
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {

@@ -17,14 +17,50 @@ pub struct Admin {
 pub struct ImportRun {
     /// The workflow id.
     pub workflow_id: String,
-    /// `running`, `suspended`, `backing-off`, `completed`, …
-    pub status: String,
-    /// For a completed run: `success` or `failure`.
-    pub result: Option<String>,
-    /// For a run completed with a failure: why (`killed`, the error).
-    pub failure: Option<String>,
+    /// Where it stands.
+    pub state: RunState,
     /// When it was created, as Restate writes it (for picking the newest of one id).
     pub created_at: String,
+}
+
+/// Where a `run` stands, read once from `sys_invocation`'s `status`, `completion_result` and
+/// `completion_failure`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunState {
+    /// Not completed, in Restate's word (`pending`, `running`, `suspended`, `backing-off`,
+    /// `paused`, …; a newer server's words pass through).
+    Unfinished(String),
+    /// Completed with its output.
+    Succeeded,
+    /// Completed with a failure: why, if Restate says (`killed`, the error).
+    Failed(Option<String>),
+}
+
+/// A row of the `/query` of [`Admin::import_runs`].
+#[derive(Deserialize)]
+struct RunRow {
+    target_service_key: Option<String>,
+    status: Option<String>,
+    completion_result: Option<String>,
+    completion_failure: Option<String>,
+    created: Option<String>,
+}
+
+impl RunRow {
+    fn into_run(self) -> Option<ImportRun> {
+        let state = match self.status.as_deref() {
+            Some("completed") if self.completion_result.as_deref() == Some("failure") => {
+                RunState::Failed(self.completion_failure)
+            }
+            Some("completed") => RunState::Succeeded,
+            other => RunState::Unfinished(other.unwrap_or("unknown").to_string()),
+        };
+        Some(ImportRun {
+            workflow_id: self.target_service_key?,
+            state,
+            created_at: self.created.unwrap_or_default(),
+        })
+    }
 }
 
 /// A deployment Restate knows (`GET /deployments`): where it is and what it serves.
@@ -160,26 +196,18 @@ impl Admin {
         let body = json!({ "query": query });
         let what = "the Restate admin API's /query";
         let text = self.nodes.call("/query", &body, what, "").await?;
-        let answer: Value = serde_json::from_str(&text)
+        #[derive(Deserialize)]
+        struct Answer {
+            rows: Vec<RunRow>,
+        }
+        let answer: Answer = serde_json::from_str(&text)
             .with_context(|| format!("the Restate admin API's /query answered {text}"))?;
-        let text_of = |row: &Value, key: &str| row[key].as_str().map(String::from);
-        Ok(answer["rows"]
-            .as_array()
-            .map(|rows| {
-                rows.iter()
-                    .filter_map(|r| {
-                        Some(ImportRun {
-                            workflow_id: text_of(r, "target_service_key")?,
-                            status: text_of(r, "status").unwrap_or_else(|| "unknown".into()),
-                            result: text_of(r, "completion_result"),
-                            failure: text_of(r, "completion_failure"),
-                            created_at: text_of(r, "created").unwrap_or_default(),
-                        })
-                    })
-                    .filter(|run: &ImportRun| key.is_none_or(|k| run.workflow_id == k))
-                    .collect()
-            })
-            .unwrap_or_default())
+        Ok(answer
+            .rows
+            .into_iter()
+            .filter_map(RunRow::into_run)
+            .filter(|run| key.is_none_or(|k| run.workflow_id == k))
+            .collect())
     }
 
     /// The workflow ids (and statuses) of the `KboImport` runs Restate has not finished.
@@ -188,8 +216,10 @@ impl Admin {
             .import_runs(None)
             .await?
             .into_iter()
-            .filter(|run| run.status != "completed")
-            .map(|run| (run.workflow_id, run.status))
+            .filter_map(|run| match run.state {
+                RunState::Unfinished(status) => Some((run.workflow_id, status)),
+                RunState::Succeeded | RunState::Failed(_) => None,
+            })
             .collect())
     }
 
@@ -214,6 +244,34 @@ fn key_literal(key: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_run_row_is_read_once_into_where_the_run_stands() {
+        let row = |status: &str, result: Option<&str>, failure: Option<&str>| {
+            let row: RunRow = serde_json::from_value(json!({
+                "target_service_key": "kbo-0140-full", "status": status,
+                "completion_result": result, "completion_failure": failure,
+                "created": "2026-12-03 10:00:00"
+            }))
+            .unwrap();
+            row.into_run().unwrap().state
+        };
+        assert_eq!(
+            row("completed", Some("failure"), Some("killed")),
+            RunState::Failed(Some("killed".into()))
+        );
+        assert_eq!(row("completed", Some("success"), None), RunState::Succeeded);
+        assert_eq!(
+            row("backing-off", None, None),
+            RunState::Unfinished("backing-off".into())
+        );
+        let keyless: RunRow = serde_json::from_value(json!({"status": "running"})).unwrap();
+        assert_eq!(
+            keyless.into_run(),
+            None,
+            "a row without its workflow id is no run"
+        );
+    }
 
     #[test]
     fn only_a_plain_key_goes_into_the_admin_query() {

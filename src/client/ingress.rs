@@ -1,7 +1,7 @@
 //! Restate's ingress, as the operator's commands call it: starting, following and asking
 //! imports, and calling the sync.
 
-use super::nodes::{Api, Nodes};
+use super::nodes::{Answer, Api, Nodes};
 use super::{NOT_REGISTERED, Started, encode};
 use crate::wire::{Progress, Status};
 use anyhow::{Context, bail};
@@ -32,7 +32,7 @@ impl Ingress {
         let path = format!("/KboImport/{}/run/send", encode(workflow_id));
         let response = self
             .nodes
-            .send(true, |base| {
+            .send(Answer::Short, |base| {
                 self.nodes.http.post(format!("{base}{path}")).json(body)
             })
             .await?;
@@ -131,7 +131,9 @@ impl Ingress {
         loop {
             match self
                 .nodes
-                .send(false, |base| self.nodes.http.get(format!("{base}{path}")))
+                .send(Answer::AtTheEnd, |base| {
+                    self.nodes.http.get(format!("{base}{path}"))
+                })
                 .await
             {
                 Ok(response) if !response.status().is_server_error() => {

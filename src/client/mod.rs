@@ -12,7 +12,7 @@ mod endpoints;
 mod ingress;
 mod nodes;
 
-pub use admin::{Admin, Deployment, ImportRun, ServiceRevision, Unfinished};
+pub use admin::{Admin, Deployment, ImportRun, RunState, ServiceRevision, Unfinished};
 pub use ingress::Ingress;
 
 /// Restate's admin API, as the service may ask it.
@@ -22,6 +22,19 @@ pub struct RestateAdmin {
     pub url: String,
     /// A bearer token (Restate Cloud).
     pub token: Option<crate::redact::Secret>,
+}
+
+impl RestateAdmin {
+    /// A client of this admin API for the service's own questions: a node that does not answer
+    /// within 3 s is skipped (`getProgress` waits for the answer); made once, so that it
+    /// remembers which node answered last.
+    pub fn client(&self) -> Admin {
+        Admin::new(
+            &self.url,
+            self.token.as_ref().map(|t| t.expose().to_string()),
+        )
+        .impatient(Duration::from_secs(3))
+    }
 }
 
 /// How long a short call (getProgress, starting an import, the admin API) may take on one

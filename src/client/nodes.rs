@@ -33,6 +33,15 @@ impl Api {
     }
 }
 
+/// How long a node's answer takes to come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Answer {
+    /// At once (a call, a question): each try may take the client's call timeout.
+    Short,
+    /// When something ends (attaching to a run until it ends): no try is timed out.
+    AtTheEnd,
+}
+
 /// One of Restate's APIs at its base URLs, with the caller's token and patience.
 #[derive(Debug, Clone)]
 pub(super) struct Nodes {
@@ -74,10 +83,11 @@ impl Nodes {
     /// Sends the request `build` makes for a base URL (with the bearer token), to
     /// each node in turn until one answers with something else than "unavailable", for up to
     /// the client's failover window ([`FAILOVER_WINDOW`] by default); each try may take the
-    /// client's call timeout when `short`. The answer, or why no node gave one.
+    /// client's call timeout when the answer is [`Answer::Short`]. The answer, or why no node
+    /// gave one.
     pub(super) async fn send(
         &self,
-        short: bool,
+        answer: Answer,
         build: impl Fn(&str) -> reqwest::RequestBuilder,
     ) -> anyhow::Result<reqwest::Response> {
         let endpoints = &self.endpoints;
@@ -93,7 +103,7 @@ impl Nodes {
                 if let Some(token) = &self.token {
                     request = request.bearer_auth(token);
                 }
-                if short {
+                if answer == Answer::Short {
                     request = request.timeout(self.call_timeout);
                 }
                 match request.send().await {
@@ -149,7 +159,7 @@ impl Nodes {
         hint: &str,
     ) -> anyhow::Result<String> {
         let response = self
-            .send(true, |base| {
+            .send(Answer::Short, |base| {
                 self.http
                     .post(format!("{base}{path}"))
                     .header("accept", "application/json")
@@ -163,7 +173,7 @@ impl Nodes {
     /// answered which HTTP status and words.
     pub(super) async fn get(&self, path: &str, what: &str) -> anyhow::Result<String> {
         let response = self
-            .send(true, |base| {
+            .send(Answer::Short, |base| {
                 self.http
                     .get(format!("{base}{path}"))
                     .header("accept", "application/json")

@@ -221,19 +221,28 @@ fn insert_chunk(
     // Without such an index finalize removes repeats over the whole extract at once.
     let unique = has_unique_index(conn, t)?;
     let any_order = batch.chunk().is_some_and(|c| c.any_order);
+    let in_order = if unique {
+        Repeats::LastLineWins
+    } else {
+        Repeats::EveryLine
+    };
+    let repeats = match in_order {
+        Repeats::EveryLine if any_order => Repeats::NoKeyTwice,
+        other => other,
+    };
     let tail = batch.chunk().and_then(|c| c.tail.as_ref());
     let tail = tail.map(|tail| path.with_file_name(&tail.file));
     let source = |files: &[&Path]| insert_select(t, &csv_source_of(files, member));
     let files: Vec<&Path> = std::iter::once(path).chain(tail.as_deref()).collect();
     let rows = match &tail {
-        None => insert_lines(conn, job, t, &source(&[path]), unique, any_order)?,
+        None => insert_lines(conn, job, t, &source(&[path]), repeats)?,
         // One statement over both files, in order, where the statement keeps the order itself.
         Some(_) if unique || names::naming(t).is_some() => {
-            insert_lines(conn, job, t, &source(&files), unique, false)?
+            insert_lines(conn, job, t, &source(&files), in_order)?
         }
         Some(tail) => {
-            insert_lines(conn, job, t, &source(&[path]), unique, any_order)?
-                + insert_lines(conn, job, t, &source(&[tail]), unique, false)?
+            insert_lines(conn, job, t, &source(&[path]), repeats)?
+                + insert_lines(conn, job, t, &source(&[tail]), in_order)?
         }
     };
     // Every line is a row, but where the old system's index let a repeated key in once: its
@@ -256,7 +265,8 @@ fn insert_chunk(
 /// floor (`kbo-testkit bench`) is made of these.
 pub fn load_whole_file(conn: &Connection, job: &Job, t: Table, path: &Path) -> ImportResult<u64> {
     let source = insert_select(t, &csv_source(path, Member::Full(t)));
-    insert_lines(conn, job, t, &source, false, false).map_err(db_error("loading a whole file"))
+    insert_lines(conn, job, t, &source, Repeats::EveryLine)
+        .map_err(db_error("loading a whole file"))
 }
 
 /// The columns a table's insert writes (temporal columns aside) and, for each, its value over
@@ -291,17 +301,29 @@ fn insert_values(t: Table, naming: Option<&names::Naming>) -> (Vec<&'static str>
     (columns_sql, values)
 }
 
-/// Inserts the lines of `source` as current rows of the extract; `unique`: a key repeated in
-/// `source` reaches the table once, from its last line; `any_order`: no key repeats in
-/// `source`, so DuckDB need not keep the file's order.
+/// What an insert does with a key its source holds more than once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Repeats {
+    /// One row, from the key's last line: the table has a unique index (a database of the old
+    /// system) that would refuse a second.
+    LastLineWins,
+    /// A row per line, in the file's order: finalize keeps the last of them by row id.
+    EveryLine,
+    /// No key repeats in the source (the plan found none in the chunk): the rows may go in in
+    /// any order.
+    NoKeyTwice,
+}
+
+/// Inserts the lines of `source` as current rows of the extract, a repeated key as `repeats`
+/// says.
 fn insert_lines(
     conn: &Connection,
     job: &Job,
     t: Table,
     source: &str,
-    unique: bool,
-    any_order: bool,
+    repeats: Repeats,
 ) -> Result<u64, duckdb::Error> {
+    let unique = repeats == Repeats::LastLineWins;
     let naming = match job.meta.extract_type {
         ExtractType::Full => names::naming(t),
         ExtractType::Update => None,
@@ -343,7 +365,7 @@ fn insert_lines(
     // the last of them by row id) or where the statement numbers the lines itself. Elsewhere
     // DuckDB may write them as its threads read them: it then writes row groups compressed
     // at once instead of leaving them to the closing checkpoint, and holds less in memory.
-    let any_order = any_order && !ordered;
+    let any_order = repeats == Repeats::NoKeyTwice && !ordered;
     if any_order {
         conn.execute_batch("SET preserve_insertion_order = false")?;
     }

@@ -43,6 +43,16 @@ pub use error::db_error;
 pub use settings::DuckDbSettings;
 pub use target::DatabaseTarget;
 
+/// Whether [`Database::finish`] checkpoints a local file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checkpoint {
+    /// Always (after a Full: its log holds the whole register).
+    Always,
+    /// Only once the write-ahead log has grown past `KBO_DUCKDB_CHECKPOINT_WAL_MB` (after an
+    /// Update, whose log is small).
+    WhenTheLogIsLarge,
+}
+
 /// The register's database, and the means to run work against it one step at a time.
 ///
 /// The type owns the connection's lifetime; no caller opens or closes it. It is opened by the
@@ -109,21 +119,26 @@ impl Database {
         self.run_then(After::Close, work).await
     }
 
-    /// Ends an import's use of the database: checkpoints a local file when `always` (after a
-    /// Full) or when its write-ahead log has grown past `KBO_DUCKDB_CHECKPOINT_WAL_MB`, then
-    /// closes the connection. Returns whether a checkpoint ran.
+    /// Ends an import's use of the database: checkpoints a local file as `checkpoint` says
+    /// (always after a Full; otherwise when its write-ahead log has grown past
+    /// `KBO_DUCKDB_CHECKPOINT_WAL_MB`), then closes the connection. Returns whether a
+    /// checkpoint ran.
     ///
     /// After an Update the log is usually left as it is: a checkpoint after retirements spread
     /// over the large tables rewrites most of their row groups (seconds), while the log of a
     /// daily Update is a few hundred KB that every reader replays in milliseconds. It is
     /// durable either way.
-    pub async fn finish(&self, always: bool) -> ImportResult<bool> {
+    pub async fn finish(&self, checkpoint: Checkpoint) -> ImportResult<bool> {
         let due = match &self.target {
             DatabaseTarget::File(path) => {
                 let mut wal = path.clone().into_os_string();
                 wal.push(".wal");
-                let wal_bytes = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
-                always || wal_bytes > self.settings.checkpoint_wal_mb << 20
+                let wal_bytes = tokio::fs::metadata(&wal)
+                    .await
+                    .map(|m| m.len())
+                    .unwrap_or(0);
+                checkpoint == Checkpoint::Always
+                    || wal_bytes > self.settings.checkpoint_wal_mb << 20
             }
             DatabaseTarget::MotherDuck(_) => false,
         };
@@ -418,7 +433,7 @@ mod tests {
         };
         // A small change: the log stays, closing does not checkpoint, readers see the rows.
         write(100).await;
-        assert!(!db.finish(false).await.unwrap());
+        assert!(!db.finish(Checkpoint::WhenTheLogIsLarge).await.unwrap());
         assert!(
             std::fs::metadata(&wal).unwrap().len() > 0,
             "the log is kept"
@@ -437,10 +452,10 @@ mod tests {
         drop(reader);
         // A log past the bound, or a Full: checkpointed.
         write(20_000).await;
-        assert!(db.finish(false).await.unwrap());
+        assert!(db.finish(Checkpoint::WhenTheLogIsLarge).await.unwrap());
         assert!(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0) < 1 << 20);
         write(10).await;
-        assert!(db.finish(true).await.unwrap());
+        assert!(db.finish(Checkpoint::Always).await.unwrap());
         assert!(
             db.open.lock().await.is_none(),
             "finish closes the connection"

@@ -1,49 +1,26 @@
 //! A job's status in `import_jobs`, as the old web app writes and reads it.
 
 use duckdb::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
-use std::fmt;
 
-/// The `status` of an `import_jobs` row (the table's CHECK constraint allows these four).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum JobStatus {
-    /// Recorded, not started (the old app's batches; this service records `running` at once).
-    Pending,
-    /// Being imported: its rows carry its extract number and may be undone.
-    Running,
-    /// Applied; its extract is part of the register.
-    Completed,
-    /// Failed and rolled back.
-    Failed,
+crate::spelled::spelled_enum! {
+    /// The `status` of an `import_jobs` row (the table's CHECK constraint allows these four),
+    /// spelled as in the `status` column.
+    pub enum JobStatus {
+        /// Recorded, not started (the old app's batches; this service records `running` at once).
+        Pending => "pending",
+        /// Being imported: its rows carry its extract number and may be undone.
+        Running => "running",
+        /// Applied; its extract is part of the register.
+        Completed => "completed",
+        /// Failed and rolled back.
+        Failed => "failed",
+    }
 }
 
 impl JobStatus {
-    /// Every status.
-    pub const ALL: [JobStatus; 4] = [
-        JobStatus::Pending,
-        JobStatus::Running,
-        JobStatus::Completed,
-        JobStatus::Failed,
-    ];
-
-    /// The value in the `status` column.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobStatus::Pending => "pending",
-            JobStatus::Running => "running",
-            JobStatus::Completed => "completed",
-            JobStatus::Failed => "failed",
-        }
-    }
-
     /// Whether the job has started and not ended: its rows may be undone.
     pub fn is_unfinished(self) -> bool {
         matches!(self, JobStatus::Pending | JobStatus::Running)
-    }
-}
-
-impl fmt::Display for JobStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
@@ -56,10 +33,8 @@ impl ToSql for JobStatus {
 impl FromSql for JobStatus {
     fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
         let text = value.as_str()?;
-        JobStatus::ALL
-            .into_iter()
-            .find(|s| s.as_str() == text)
-            .ok_or_else(|| FromSqlError::Other(format!("import_jobs status {text:?}").into()))
+        text.parse()
+            .map_err(|_| FromSqlError::Other(format!("import_jobs status {text:?}").into()))
     }
 }
 

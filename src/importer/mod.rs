@@ -17,7 +17,9 @@ pub use request::{ExtractSource, ImportRequest};
 
 use crate::db::rollback::RollbackOutcome;
 use crate::db::schema::table_name;
-use crate::db::{self, Database, apply::BatchOutcome, finalize::Finalized, ledger::Job};
+use crate::db::{
+    self, Checkpoint, Database, apply::BatchOutcome, finalize::Finalized, ledger::Job,
+};
 use crate::download::{self, Downloaded};
 use crate::error::{ErrorCode, ImportError, ImportResult};
 use crate::extract::ExtractType;
@@ -116,8 +118,6 @@ pub struct Importer {
     steps: attempts::JobLocks,
     /// Restate's admin API, when the service may ask it.
     restate_admin: Option<crate::client::Admin>,
-    /// Whose progress stopped moving, and what Restate said of them.
-    stalls: restate::Stalls,
 }
 
 impl Importer {
@@ -126,7 +126,7 @@ impl Importer {
         let db = Database::new(config.database.clone(), config.duckdb.clone());
         let http = config.download.client();
         let portal = Portal::new(config.portal.clone(), config.download.max_bytes);
-        let restate_admin = restate::admin_client(config.restate_admin.as_ref());
+        let restate_admin = config.restate_admin.as_ref().map(|a| a.client());
         Importer {
             restate_admin,
             config,
@@ -134,7 +134,6 @@ impl Importer {
             http,
             portal,
             steps: attempts::JobLocks::default(),
-            stalls: restate::Stalls::default(),
         }
     }
 
@@ -295,11 +294,14 @@ impl Importer {
                 .run(move |conn| db::finalize::finalize(conn, &job_for_db, history_months))
                 .await
                 .map_err(|e| e.context("finalize"))?;
-            let full = job.meta.extract_type == ExtractType::Full;
+            let checkpoint = match job.meta.extract_type {
+                ExtractType::Full => Checkpoint::Always,
+                ExtractType::Update => Checkpoint::WhenTheLogIsLarge,
+            };
             let started = std::time::Instant::now();
             let checkpointed = self
                 .db
-                .finish(full)
+                .finish(checkpoint)
                 .await
                 .map_err(|e| e.context("finalize"))?;
             let mut finalized = finalized;
@@ -371,7 +373,7 @@ impl Importer {
                 Ok(outcome)
             })
             .await?;
-        self.db.finish(false).await?;
+        self.db.finish(Checkpoint::WhenTheLogIsLarge).await?;
         match outcome {
             RollbackOutcome::RolledBack { removed, restored } => {
                 tracing::warn!(job_id, removed, restored, "rolled back the extract")

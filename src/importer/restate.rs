@@ -1,70 +1,14 @@
-//! What Restate's admin API says of a workflow, when the service may ask it
-//! (`RESTATE_ADMIN_URL`).
+//! What Restate's admin API says of the workflow of a job recorded as running, when the
+//! service may ask it (`RESTATE_ADMIN_URL`): said when an import is refused for it.
 
 use super::Importer;
+use crate::client::RunState;
 use crate::db;
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
-
-/// A client of Restate's admin API (`RESTATE_ADMIN_URL`, one URL or a cluster's nodes), made
-/// once, so that it remembers which node answered last.
-pub(super) fn admin_client(
-    admin: Option<&crate::client::RestateAdmin>,
-) -> Option<crate::client::Admin> {
-    let admin = admin?;
-    // getProgress waits for this answer: a node that does not answer soon is skipped.
-    Some(
-        crate::client::Admin::new(
-            &admin.url,
-            admin.token.as_ref().map(|t| t.expose().to_string()),
-        )
-        .impatient(Duration::from_secs(3)),
-    )
-}
 
 impl Importer {
     /// The client of Restate's admin API, when `RESTATE_ADMIN_URL` is configured.
     fn restate_admin(&self) -> Option<&crate::client::Admin> {
         self.restate_admin.as_ref()
-    }
-
-    /// Why the `run` of `workflow_id` ended without finishing, when Restate's admin API says
-    /// so (it was killed: no code of it ran after that, so its progress was never updated).
-    /// `None` when it still runs, ended normally, or Restate cannot be asked.
-    ///
-    /// Restate is asked only once the progress `seen` (as `getProgress` read it) has stayed the
-    /// same for `STALLED` (5 s), and then at most once per `STALLED`: a `watch` polls
-    /// `getProgress` four times a second, and a moving import was not killed.
-    pub async fn run_ended_outside(
-        &self,
-        workflow_id: &str,
-        seen: &crate::wire::Progress,
-    ) -> Option<String> {
-        let client = self.restate_admin()?;
-        // The whole progress, as it reads: any change of it is a move.
-        let seen = serde_json::to_string(seen).unwrap_or_default();
-        if !self.stalls.due(workflow_id, &seen) {
-            return self.stalls.answer(workflow_id);
-        }
-        let answer = match client.import_run(workflow_id).await {
-            Ok(Some(run))
-                if run.status == "completed" && run.result.as_deref() == Some("failure") =>
-            {
-                Some(format!(
-                    "the workflow's run ended without finishing ({}; killed through Restate's admin API?): \
-                     import_jobs keeps its job running until `kbo-import rollback {workflow_id}` rolls it back",
-                    run.failure.unwrap_or_else(|| "no reason given".into())
-                ))
-            }
-            Ok(_) => None,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not ask Restate's admin API about workflow {workflow_id}");
-                None
-            }
-        };
-        self.stalls.asked(workflow_id, answer.clone());
-        answer
     }
 
     /// What Restate's admin API (`RESTATE_ADMIN_URL`, when configured) says of the workflow of
@@ -73,9 +17,11 @@ impl Importer {
         let workflow = other.workflow.as_ref()?;
         let client = self.restate_admin()?;
         match client.import_run(workflow).await {
-            Ok(run) => Some(match run.filter(|run| run.status != "completed") {
-                Some(run) => format!("Restate says its workflow is still {}", run.status),
-                None => format!(
+            Ok(run) => Some(match run.map(|run| run.state) {
+                Some(RunState::Unfinished(status)) => {
+                    format!("Restate says its workflow is still {status}")
+                }
+                Some(RunState::Succeeded | RunState::Failed(_)) | None => format!(
                     "Restate says its workflow no longer runs, so `kbo-import rollback {workflow}` settles it"
                 ),
             }),
@@ -84,83 +30,5 @@ impl Importer {
                 None
             }
         }
-    }
-}
-
-/// How long an import's progress stays the same before Restate is asked whether its run was
-/// killed.
-pub const STALLED: Duration = Duration::from_secs(5);
-
-/// For each workflow whose progress was read: since when it has not moved, and what Restate
-/// last said of it.
-#[derive(Default)]
-pub struct Stalls(Mutex<HashMap<String, Stall>>);
-
-struct Stall {
-    seen: String,
-    since: Instant,
-    asked: Option<(Instant, Option<String>)>,
-}
-
-impl Stalls {
-    /// Whether Restate should be asked about `workflow_id`, whose progress reads `seen` now.
-    fn due(&self, workflow_id: &str, seen: &str) -> bool {
-        let mut stalls = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        stalls.retain(|_, s| s.since.elapsed() < Duration::from_secs(3600));
-        let stall = stalls
-            .entry(workflow_id.to_string())
-            .or_insert_with(|| Stall {
-                seen: seen.to_string(),
-                since: Instant::now(),
-                asked: None,
-            });
-        if stall.seen != seen {
-            *stall = Stall {
-                seen: seen.to_string(),
-                since: Instant::now(),
-                asked: None,
-            };
-        }
-        stall.since.elapsed() >= STALLED
-            && stall
-                .asked
-                .as_ref()
-                .is_none_or(|(at, _)| at.elapsed() >= STALLED)
-    }
-
-    /// What Restate last said of `workflow_id`, while its progress has not moved.
-    fn answer(&self, workflow_id: &str) -> Option<String> {
-        let stalls = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        stalls.get(workflow_id)?.asked.as_ref()?.1.clone()
-    }
-
-    /// Restate was asked about `workflow_id` now and said `answer`.
-    fn asked(&self, workflow_id: &str, answer: Option<String>) {
-        let mut stalls = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(stall) = stalls.get_mut(workflow_id) {
-            stall.asked = Some((Instant::now(), answer));
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn restate_is_asked_only_about_progress_that_stopped_moving() {
-        let stalls = Stalls::default();
-        assert!(!stalls.due("w", "batch 1"), "just seen");
-        assert!(!stalls.due("w", "batch 2"), "moving");
-        {
-            let mut map = stalls.0.lock().unwrap();
-            map.get_mut("w").unwrap().since -= STALLED;
-        }
-        assert!(stalls.due("w", "batch 2"), "the same for STALLED");
-        stalls.asked("w", Some("killed".into()));
-        assert!(!stalls.due("w", "batch 2"), "asked a moment ago");
-        assert_eq!(stalls.answer("w").as_deref(), Some("killed"));
-        assert!(!stalls.due("w", "batch 3"), "moving again");
-        assert_eq!(stalls.answer("w"), None, "what Restate said is forgotten");
     }
 }

@@ -15,10 +15,10 @@ use crate::error::{ErrorCode, ImportError, ImportResult};
 
 use crate::extract::file_name::ExtractFileName;
 use crate::importer::Importer;
-use crate::retry::{local_retries, network_retries};
+use crate::retry::{IntoRestate, local_retries, network_retries};
 use crate::wire::{
     Every, ImportedExtract, NoBody, RunBody, RunResult, ScheduleBody, SyncReport, SyncStatus,
-    UrlBody,
+    Trigger, UrlBody,
 };
 use crate::workflow::KboImportClient;
 use restate_sdk::prelude::*;
@@ -88,7 +88,7 @@ impl KboSync {
         ctx: ObjectContext<'_>,
         _body: Option<Json<NoBody>>,
     ) -> HandlerResult<Json<SyncReport>> {
-        let report = self.sync(&ctx, "manual").await?;
+        let report = self.sync(&ctx, Trigger::Manual).await?;
         let mut state = load(&ctx).await?;
         if state.schedule.is_none() && !state.paused {
             state.schedule = Some(self.default_schedule);
@@ -147,7 +147,7 @@ impl KboSync {
         if state.paused || state.schedule.is_none() || state.generation != generation.into_inner() {
             return Ok(());
         }
-        self.sync(&ctx, "schedule").await?;
+        self.sync(&ctx, Trigger::Schedule).await?;
         // Read again: the sync does not change the schedule, but keep the state's one writer.
         let mut state = load(&ctx).await?;
         state.scheduled_runs += 1;
@@ -192,10 +192,10 @@ impl KboSync {
     async fn sync(
         &self,
         ctx: &ObjectContext<'_>,
-        trigger: &str,
+        trigger: Trigger,
     ) -> Result<SyncReport, HandlerError> {
         let mut report = SyncReport {
-            trigger: trigger.to_string(),
+            trigger,
             started_at: now(ctx, "started").await?,
             ..SyncReport::default()
         };

@@ -15,4 +15,5 @@ pub use run::{RunBody, RunResult, UrlBody};
 pub use settings::{DECLARED, Declared, SHOWN};
 pub use sync::{
     Every, ImportedExtract, NoBody, ScheduleBody, ScheduleSpec, Skipped, SyncReport, SyncStatus,
+    Trigger,
 };

@@ -3,11 +3,23 @@
 use crate::extract::ExtractType;
 use serde::{Deserialize, Serialize};
 
+crate::spelled::spelled_enum! {
+    /// What started a sync.
+    #[derive(Default)]
+    pub enum Trigger {
+        /// The operator, through `syncNow` (`kbo-import sync now`).
+        #[default]
+        Manual => "manual",
+        /// The object's own schedule.
+        Schedule => "schedule",
+    }
+}
+
 /// What one sync did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncReport {
-    /// `manual` (`syncNow`) or `schedule`.
-    pub trigger: String,
+    /// What started it.
+    pub trigger: Trigger,
     /// When it started (UTC).
     pub started_at: String,
     /// When it ended (UTC); `None` while it runs.

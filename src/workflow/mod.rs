@@ -5,16 +5,19 @@
 //! hand, and the Restate UI shows the story. `getProgress` answers at any time from the
 //! workflow's state. The work of each step lives in [`crate::importer`].
 
+mod watch;
+
 use crate::db::rollback::RollbackOutcome;
 use crate::error::{ErrorCode, ImportError, ImportResult};
 use crate::extract::ExtractType;
 use crate::importer::{ImportRequest, Importer, Run};
-use crate::retry::{RetrySettings, local_retries, network_retries};
+use crate::retry::{IntoRestate, RetrySettings, local_retries, network_retries};
 use crate::wire::{Progress, RunBody, RunResult, Status};
 use restate_sdk::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Instant;
+pub use watch::RunWatch;
 
 /// The state key under which the progress record is kept.
 const PROGRESS: &str = "progress";
@@ -28,12 +31,14 @@ pub fn job_id(workflow_id: &str) -> String {
 /// The `KboImport` workflow service.
 pub struct KboImport {
     importer: Arc<Importer>,
+    watch: RunWatch,
 }
 
 impl KboImport {
-    /// The workflow, doing its steps with `importer`.
-    pub fn new(importer: Arc<Importer>) -> KboImport {
-        KboImport { importer }
+    /// The workflow, doing its steps with `importer`; `getProgress` asks `watch` about runs
+    /// Restate may have ended from outside.
+    pub fn new(importer: Arc<Importer>, watch: RunWatch) -> KboImport {
+        KboImport { importer, watch }
     }
 }
 
@@ -147,7 +152,7 @@ impl KboImport {
         // A run killed through Restate's admin API runs no more code: its last progress says
         // it is under way. Restate (when RESTATE_ADMIN_URL is set) knows better.
         if progress.is_under_way()
-            && let Some(why) = self.importer.run_ended_outside(ctx.key(), &progress).await
+            && let Some(why) = self.watch.run_ended_outside(ctx.key(), &progress).await
         {
             progress.status = Status::Failed;
             progress.error = Some(why);

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[(&str, u8)] = &[
     // Foundations: errors, secrets, time, logging.
     ("error", 0),
+    ("spelled", 0),
     ("redact", 0),
     ("clock", 0),
     ("telemetry", 0),
