@@ -460,18 +460,18 @@ async fn imports_complete_exactly_once_while_their_partitions_leader_is_paused_l
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_batch_of_seconds_struck_by_a_failover_lands_once_after_its_first_attempt_finishes() {
-    // A Full of 2.4 M rows (2 M activity lines) in batches of two million lines, DuckDB on one
-    // thread: the activities' batch takes seconds, longer than a new leader takes to retry it.
+    // A Full of 3.8 M rows (3.2 M activity lines) in batches of four million lines, DuckDB on
+    // one thread: the activities' batch takes seconds, longer than a new leader takes to retry it.
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let options = kbo_testkit::generator::Options {
-        scale: 0.05,
+        scale: 0.08,
         seed: 7,
         ..kbo_testkit::generator::Options::default()
     };
     let full = kbo_testkit::generator::full(d, &options, 0).unwrap();
     let mut restate = ClusterRestate::start(d);
-    let env = [("KBO_BATCH_ROWS", "2000000"), ("KBO_DUCKDB_THREADS", "1")];
+    let env = [("KBO_BATCH_ROWS", "4000000"), ("KBO_DUCKDB_THREADS", "1")];
     // The register imported without a fault, for comparison.
     let reference = d.join("reference.duckdb");
     let service = restate.serve(&reference, &env);
@@ -484,12 +484,19 @@ async fn a_batch_of_seconds_struck_by_a_failover_lands_once_after_its_first_atte
     let service = restate.serve(&db, &env);
     let id = "full-140";
     restate.start_import(id, &full).await;
+    // The leader is found while the first batches run (asking restatectl takes a second), so
+    // the strike comes as the activities' batch starts, not seconds into it.
+    restate
+        .wait_progress(id, "the first batch", |p| {
+            p["completed_batches"].as_u64().unwrap_or(0) >= 1
+        })
+        .await;
+    let leader = restate.leader_of("KboImport", id).await;
     restate
         .wait_progress(id, "the activities' batch to start", |p| {
             p["current_step"] == "insert-activities-1"
         })
         .await;
-    let leader = restate.leader_of("KboImport", id).await;
     let recovery = strike(&mut restate, id, leader, Fault::Kill, Hold::UntilTakenOver).await;
     let done = restate.wait_finished(id).await;
     assert!(agreed_end(&restate, &db, id).await, "{done}");
@@ -497,7 +504,7 @@ async fn a_batch_of_seconds_struck_by_a_failover_lands_once_after_its_first_atte
     let overlapped = log.matches("still at work; waiting for it to end").count();
     eprintln!("{id}: {recovery:?}; attempts that had to wait for an earlier one: {overlapped}");
     // The test's premise: the new leader's attempt came while the first one's batch still ran
-    // (the batch takes 6-11 s here, a new leader 2-4 s).
+    // (the batch takes 7-14 s here, a new leader 2-5 s).
     assert!(
         overlapped >= 1,
         "no attempt overlapped another: {recovery:?}"
