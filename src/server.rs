@@ -42,12 +42,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .transpose()?;
     let schedule = config.sync.schedule;
     let importer = Arc::new(Importer::new(config.import.clone()));
+    // The sync reads the register and the portal only; its imports are KboImport's.
+    let register = importer.register();
     let endpoint = builder
         .bind(KboImport::new(
-            Arc::clone(&importer),
+            importer,
             RunWatch::new(config.import.restate_admin.as_ref()),
         ))
-        .bind(KboSync::new(importer, schedule))
+        .bind(KboSync::new(register, schedule))
         .build();
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
         anyhow::anyhow!("cannot listen on {addr}: {e}; is another process using PORT?")

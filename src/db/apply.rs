@@ -6,7 +6,7 @@ use super::fence;
 use super::ledger::{self, Job};
 use super::names;
 use super::retire;
-use super::schema::{ColumnSource, SqlType, columns, key_column, table_name};
+use super::schema::{ColumnSource, Derivation, SqlType, columns, key_column, table_name};
 use super::{Connection, db_error, utc_now};
 use crate::error::{ErrorCode, ImportError, ImportResult};
 use crate::extract::plan::{Batch, Reads, Step};
@@ -287,13 +287,13 @@ fn insert_values(t: Table, naming: Option<&names::Naming>) -> (Vec<&'static str>
             }
             (ColumnSource::Csv(_), SqlType::Text, _) => format!("c.{}", c.name),
             // Until finalize derives it, an enterprise is named by its number (never NULL).
-            (ColumnSource::Derived, _, _) if c.name == "primary_name" => {
+            (ColumnSource::Derived(Derivation::PrimaryName), _, _) => {
                 "c.enterprise_number".to_string()
             }
-            (ColumnSource::Derived, _, _) if c.name == "id" || c.name == "entity_type" => {
+            (ColumnSource::Derived(Derivation::Id | Derivation::EntityType), _, _) => {
                 format!("c.{}", c.name)
             }
-            (ColumnSource::Derived, _, _) => "NULL".to_string(),
+            (ColumnSource::Derived(Derivation::Named), _, _) => "NULL".to_string(),
         };
         columns_sql.push(c.name);
         values.push(value);

@@ -89,15 +89,16 @@ pub fn insert_select(t: Table, source: &str) -> String {
         .iter()
         .filter_map(|c| match c.source {
             ColumnSource::Csv(header) => Some(format!("\"{header}\" AS {}", c.name)),
-            ColumnSource::Derived => None,
+            ColumnSource::Derived(_) => None,
         })
         .collect();
     let outer: Vec<String> = columns(t)
         .iter()
-        .filter_map(|c| match (c.source, derived_expression(t, c.name)) {
-            (ColumnSource::Csv(_), _) => Some(c.name.to_string()),
-            (ColumnSource::Derived, Some(expr)) => Some(format!("{expr} AS {}", c.name)),
-            (ColumnSource::Derived, None) => None,
+        .filter_map(|c| match c.source {
+            ColumnSource::Csv(_) => Some(c.name.to_string()),
+            ColumnSource::Derived(how) => {
+                derived_expression(t, how).map(|expr| format!("{expr} AS {}", c.name))
+            }
         })
         .collect();
     format!(

@@ -18,8 +18,22 @@ pub enum SqlType {
 pub enum ColumnSource {
     /// A column of the CSV file, by its header name.
     Csv(&'static str),
-    /// Derived by the service (ids, entity types, names).
-    Derived,
+    /// Derived by the service, as the derivation says.
+    Derived(Derivation),
+}
+
+/// How the service derives a column that no CSV file holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Derivation {
+    /// The row's id, built from its own columns as it is staged ([`derived_expression`]).
+    Id,
+    /// `enterprise` or `establishment`, from the shape of the row's entity number.
+    EntityType,
+    /// An enterprise's name: its number until finalize names it (the contract forbids NULL).
+    PrimaryName,
+    /// A name's other columns (language, per-language names, commercial names): NULL until
+    /// finalize (or a Full's naming join, [`super::names`]) fills them.
+    Named,
 }
 
 /// A column of a data table.
@@ -51,12 +65,12 @@ const fn date(name: &'static str, header: &'static str) -> Column {
         source: ColumnSource::Csv(header),
     }
 }
-const fn derived(name: &'static str, not_null: bool) -> Column {
+const fn derived(name: &'static str, not_null: bool, how: Derivation) -> Column {
     Column {
         name,
         ty: SqlType::Text,
         not_null,
-        source: ColumnSource::Derived,
+        source: ColumnSource::Derived(how),
     }
 }
 
@@ -116,19 +130,19 @@ const ENTERPRISE_COLUMNS: &[Column] = &[
     csv("juridical_form", "JuridicalForm", false),
     csv("juridical_form_cac", "JuridicalFormCAC", false),
     date("start_date", "StartDate"),
-    derived("primary_name", true),
-    derived("primary_name_language", false),
-    derived("primary_name_nl", false),
-    derived("primary_name_fr", false),
-    derived("primary_name_de", false),
+    derived("primary_name", true, Derivation::PrimaryName),
+    derived("primary_name_language", false, Derivation::Named),
+    derived("primary_name_nl", false, Derivation::Named),
+    derived("primary_name_fr", false, Derivation::Named),
+    derived("primary_name_de", false, Derivation::Named),
 ];
 
 const ESTABLISHMENT_COLUMNS: &[Column] = &[
     csv("establishment_number", "EstablishmentNumber", true),
     csv("enterprise_number", "EnterpriseNumber", true),
     date("start_date", "StartDate"),
-    derived("commercial_name", false),
-    derived("commercial_name_language", false),
+    derived("commercial_name", false, Derivation::Named),
+    derived("commercial_name_language", false, Derivation::Named),
 ];
 
 const BRANCH_COLUMNS: &[Column] = &[
@@ -138,18 +152,18 @@ const BRANCH_COLUMNS: &[Column] = &[
 ];
 
 const DENOMINATION_COLUMNS: &[Column] = &[
-    derived("id", true),
+    derived("id", true, Derivation::Id),
     csv("entity_number", "EntityNumber", true),
-    derived("entity_type", true),
+    derived("entity_type", true, Derivation::EntityType),
     csv("denomination_type", "TypeOfDenomination", true),
     csv("language", "Language", true),
     csv("denomination", "Denomination", true),
 ];
 
 const ADDRESS_COLUMNS: &[Column] = &[
-    derived("id", true),
+    derived("id", true, Derivation::Id),
     csv("entity_number", "EntityNumber", true),
-    derived("entity_type", true),
+    derived("entity_type", true, Derivation::EntityType),
     csv("type_of_address", "TypeOfAddress", true),
     csv("country_nl", "CountryNL", false),
     csv("country_fr", "CountryFR", false),
@@ -165,18 +179,18 @@ const ADDRESS_COLUMNS: &[Column] = &[
 ];
 
 const CONTACT_COLUMNS: &[Column] = &[
-    derived("id", true),
+    derived("id", true, Derivation::Id),
     csv("entity_number", "EntityNumber", true),
-    derived("entity_type", true),
+    derived("entity_type", true, Derivation::EntityType),
     csv("entity_contact", "EntityContact", true),
     csv("contact_type", "ContactType", true),
     csv("contact_value", "Value", true),
 ];
 
 const ACTIVITY_COLUMNS: &[Column] = &[
-    derived("id", true),
+    derived("id", true, Derivation::Id),
     csv("entity_number", "EntityNumber", true),
-    derived("entity_type", true),
+    derived("entity_type", true, Derivation::EntityType),
     csv("activity_group", "ActivityGroup", true),
     csv("nace_version", "NaceVersion", true),
     csv("nace_code", "NaceCode", true),
@@ -202,20 +216,20 @@ pub fn allowed_values(t: Table) -> &'static [(&'static str, &'static [&'static s
     }
 }
 
-/// The SQL expression of a derived column over a staging row whose columns carry database names.
-/// `None` for derived columns filled in later (names, by finalize).
-pub fn derived_expression(t: Table, column: &str) -> Option<&'static str> {
+/// The SQL expression of a column derived `how` in table `t`, over a staging row whose
+/// columns carry database names. `None` for names, filled in later (by finalize).
+pub fn derived_expression(t: Table, how: Derivation) -> Option<&'static str> {
     const ENTITY_TYPE: &str = r"CASE WHEN regexp_full_match(entity_number, '\d\.\d{3}\.\d{3}\.\d{3}') THEN 'establishment' ELSE 'enterprise' END";
-    match (t, column) {
-        (_, "entity_type") => Some(ENTITY_TYPE),
-        (Table::Denomination, "id") => Some(
+    match (t, how) {
+        (_, Derivation::EntityType) => Some(ENTITY_TYPE),
+        (Table::Denomination, Derivation::Id) => Some(
             "entity_number || '_' || denomination_type || '_' || language || '_' || left(md5(denomination), 8)",
         ),
-        (Table::Address, "id") => Some("entity_number || '_' || type_of_address"),
-        (Table::Activity, "id") => Some(
+        (Table::Address, Derivation::Id) => Some("entity_number || '_' || type_of_address"),
+        (Table::Activity, Derivation::Id) => Some(
             "entity_number || '_' || activity_group || '_' || nace_version || '_' || nace_code || '_' || classification",
         ),
-        (Table::Contact, "id") => Some(
+        (Table::Contact, Derivation::Id) => Some(
             "entity_number || '_' || entity_contact || '_' || contact_type || '_' || left(md5(contact_value), 8)",
         ),
         _ => None,
@@ -326,7 +340,7 @@ mod tests {
                 .iter()
                 .filter_map(|c| match c.source {
                     ColumnSource::Csv(h) => Some(h),
-                    ColumnSource::Derived => None,
+                    ColumnSource::Derived(_) => None,
                 })
                 .collect();
             let mut expected = t.columns().to_vec();
@@ -346,10 +360,12 @@ mod tests {
                 "{t}"
             );
             assert!(cols.iter().any(|c| c.name == delete_match_column(t)), "{t}");
-            for c in cols.iter().filter(|c| {
-                c.source == ColumnSource::Derived && (c.name == "id" || c.name == "entity_type")
-            }) {
-                assert!(derived_expression(t, c.name).is_some(), "{t}.{}", c.name);
+            for c in cols {
+                if let ColumnSource::Derived(how @ (Derivation::Id | Derivation::EntityType)) =
+                    c.source
+                {
+                    assert!(derived_expression(t, how).is_some(), "{t}.{}", c.name);
+                }
             }
         }
     }

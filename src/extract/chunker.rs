@@ -345,7 +345,7 @@ impl Write for ChunkWriter {
                     break;
                 };
                 i += at + 1;
-                self.field = Field::QuoteInQuoted;
+                self.field = self.field.next(b'"');
                 continue;
             }
             if b == b'\n' {

@@ -2,7 +2,9 @@
 //! one lexer of the service.
 //!
 //! [`Field`] is where a reader stands within a field, byte by byte, as DuckDB's CSV reader
-//! sees it; the chunker cuts lines with it and the key fingerprints split values with it. Bulk
+//! sees it, and [`Field::read`] the one transition: the next state and what the byte is
+//! ([`Byte`]). The chunker cuts lines with it, the key fingerprints split values with it and
+//! [`split_line`] reads strictly with it; each decides only what to do with a kind of byte. Bulk
 //! rows are read by DuckDB; [`split_line`] reads the few lines the service reads itself
 //! (headers, `meta.csv`), strictly; [`push_quoted`] writes values for the extract generator.
 
@@ -26,18 +28,45 @@ pub enum Field {
     QuoteInQuoted,
 }
 
+/// What a byte is, read in a given [`Field`] state: the action each reader takes on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Byte {
+    /// A byte of the value (inside quotes, `\r` and line ends too; the second quote of `""`).
+    Value,
+    /// Quoting, not the value's: an opening quote, a closing one, or the first of `""`.
+    Quote,
+    /// The comma that ends a field outside quotes.
+    FieldEnd,
+    /// A `\r` outside quotes: the state stays, the byte is the value's to DuckDB's reader
+    /// unless a `\n` follows (a line end, which is the caller's business).
+    CarriageReturn,
+    /// A byte DuckDB's reader takes as the value's although the dialect has no place for it:
+    /// a quote inside an unquoted value (`O"Brien`), or a character after a closing quote. A
+    /// strict reader refuses it.
+    Loose,
+}
+
 impl Field {
-    /// The state after byte `b` (a line end is the caller's business).
-    pub fn next(self, b: u8) -> Field {
+    /// The one transition of the lexer: the state after byte `b` and what `b` is (a line end
+    /// is the caller's business).
+    #[inline]
+    pub fn read(self, b: u8) -> (Field, Byte) {
         match (self, b) {
-            (Field::Quoted, b'"') => Field::QuoteInQuoted,
-            (Field::Quoted, _) => Field::Quoted,
-            (Field::QuoteInQuoted, b'"') => Field::Quoted,
-            (Field::Start, b'"') => Field::Quoted,
-            (_, b',') => Field::Start,
-            (state, b'\r') => state,
-            _ => Field::Unquoted,
+            (Field::Quoted, b'"') => (Field::QuoteInQuoted, Byte::Quote),
+            (Field::Quoted, _) => (Field::Quoted, Byte::Value),
+            (Field::QuoteInQuoted, b'"') => (Field::Quoted, Byte::Value),
+            (Field::Start, b'"') => (Field::Quoted, Byte::Quote),
+            (_, b',') => (Field::Start, Byte::FieldEnd),
+            (state, b'\r') => (state, Byte::CarriageReturn),
+            (Field::QuoteInQuoted, _) | (Field::Unquoted, b'"') => (Field::Unquoted, Byte::Loose),
+            _ => (Field::Unquoted, Byte::Value),
         }
+    }
+
+    /// The state after byte `b`: [`Field::read`]'s state alone.
+    #[inline]
+    pub fn next(self, b: u8) -> Field {
+        self.read(b).0
     }
 }
 
@@ -72,19 +101,22 @@ pub fn split_line(line: &str) -> Result<Vec<Option<String>>, DialectError> {
     let mut value = Vec::new();
     let mut state = Field::Start;
     for (at, &b) in line.as_bytes().iter().enumerate() {
-        match (state, b) {
-            (Field::Unquoted, b'"') => return Err(DialectError::StrayQuote),
-            (Field::QuoteInQuoted, b) if b != b',' && b != b'"' => {
+        let (next, byte) = state.read(b);
+        match byte {
+            Byte::Loose if state == Field::Unquoted => return Err(DialectError::StrayQuote),
+            Byte::Loose => {
                 let c = line[at..].chars().next().unwrap_or_default();
                 return Err(DialectError::AfterQuote(c));
             }
-            // An opening quote, a closing one or the first of `""`: not part of the value.
-            (Field::Start | Field::Quoted, b'"') => {}
-            (Field::Quoted, _) | (Field::QuoteInQuoted, b'"') => value.push(b),
-            (_, b',') => values.push(non_empty(std::mem::take(&mut value))),
-            _ => value.push(b),
+            // A `\r` within a line after a closing quote: a character after it.
+            Byte::CarriageReturn if state == Field::QuoteInQuoted => {
+                return Err(DialectError::AfterQuote('\r'));
+            }
+            Byte::Value | Byte::CarriageReturn => value.push(b),
+            Byte::Quote => {}
+            Byte::FieldEnd => values.push(non_empty(std::mem::take(&mut value))),
         }
-        state = state.next(b);
+        state = next;
     }
     if state == Field::Quoted {
         return Err(DialectError::UnclosedQuote);
@@ -181,6 +213,43 @@ mod tests {
         assert_eq!(Field::Unquoted.next(b'"'), Field::Unquoted);
         assert_eq!(split_line(r#"O"Brien"#), Err(DialectError::StrayQuote));
         assert_eq!(split_line("\"é\"è"), Err(DialectError::AfterQuote('è')));
+    }
+
+    #[test]
+    fn the_transition_says_what_each_byte_is() {
+        use Byte::*;
+        use Field::*;
+        let read = |state: Field, text: &str| {
+            let mut state = state;
+            let mut bytes = Vec::new();
+            for b in text.bytes() {
+                let (next, byte) = state.read(b);
+                bytes.push(byte);
+                state = next;
+            }
+            (state, bytes)
+        };
+        // "a""b",c
+        assert_eq!(
+            read(Start, r#""a""b",c"#),
+            (
+                Unquoted,
+                vec![Quote, Value, Quote, Value, Value, Quote, FieldEnd, Value]
+            )
+        );
+        // Inside quotes a comma and a carriage return are the value's.
+        assert_eq!(read(Start, "\",\r"), (Quoted, vec![Quote, Value, Value]));
+        // Outside, a carriage return keeps the state.
+        assert_eq!(
+            read(QuoteInQuoted, "\r"),
+            (QuoteInQuoted, vec![CarriageReturn])
+        );
+        // O"Brien and "a"b: loose bytes, read on as an unquoted value.
+        assert_eq!(read(Start, r#"O"B"#), (Unquoted, vec![Value, Loose, Value]));
+        assert_eq!(
+            read(Start, r#""a"b"#),
+            (Unquoted, vec![Quote, Value, Quote, Loose])
+        );
     }
 
     #[test]

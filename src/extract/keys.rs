@@ -11,7 +11,7 @@
 //! Remembering every key of a chunk (a million) costs a cache miss per line; remembering the
 //! keys of one entity's run costs nothing (see [`Keys`]).
 
-use super::dialect::Field;
+use super::dialect::{Byte, Field};
 use super::tables::Table;
 use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -109,13 +109,9 @@ fn fingerprints(line: &[u8], columns: u64, last: u32) -> (u64, u64) {
         }
         let b = line[i];
         i += 1;
-        let value = match (state, b) {
-            // The closing quote, or the first of `""`.
-            (Field::Quoted, b'"') => None,
-            (Field::Quoted, _) | (Field::QuoteInQuoted, b'"') => Some(b),
-            // The opening quote.
-            (Field::Start, b'"') => None,
-            (_, b',') => {
+        let (next, byte) = state.read(b);
+        match byte {
+            Byte::FieldEnd => {
                 if in_key(column) {
                     h = mix(h, VALUE_END);
                 }
@@ -126,17 +122,14 @@ fn fingerprints(line: &[u8], columns: u64, last: u32) -> (u64, u64) {
                 if column > last {
                     break;
                 }
-                None
             }
-            (_, b'\r' | b' ' | b'\t') => None,
-            _ => Some(b),
-        };
-        if let Some(value) = value
-            && in_key(column)
-        {
-            h = mix(h, u64::from(value));
+            // Spaces and tabs outside quotes are left out, as carriage returns are: keys that
+            // differ in them only fingerprint alike, which can only keep a line in order.
+            Byte::Value | Byte::Loose if state != Field::Quoted && matches!(b, b' ' | b'\t') => {}
+            Byte::Value | Byte::Loose if in_key(column) => h = mix(h, u64::from(b)),
+            Byte::Value | Byte::Loose | Byte::Quote | Byte::CarriageReturn => {}
         }
-        state = state.next(b);
+        state = next;
     }
     if column <= last && in_key(column) {
         h = mix(h, VALUE_END);

@@ -9,10 +9,12 @@
 
 mod attempts;
 mod prepare;
+mod register;
 mod request;
 mod restate;
 
 pub use prepare::Run;
+pub use register::{Register, RegisterState};
 pub use request::{ExtractSource, ImportRequest};
 
 use crate::db::rollback::RollbackOutcome;
@@ -31,15 +33,6 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tracing::Instrument;
-
-/// Where the register stands, for a sync.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RegisterState {
-    /// The newest extract applied, if any.
-    pub last_applied: Option<u32>,
-    /// Ids of the jobs that failed (and were rolled back).
-    pub failed_jobs: Vec<String>,
-}
 
 /// The outcome of `prepare`, as the journal holds it: the job and its plan.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -113,7 +106,7 @@ pub struct Importer {
     config: Settings,
     db: Database,
     http: reqwest::Client,
-    portal: Portal,
+    portal: Arc<Portal>,
     /// One attempt at a time for each job's steps.
     steps: attempts::JobLocks,
     /// Restate's admin API, when the service may ask it.
@@ -125,7 +118,10 @@ impl Importer {
     pub fn new(config: Settings) -> Importer {
         let db = Database::new(config.database.clone(), config.duckdb.clone());
         let http = config.download.client();
-        let portal = Portal::new(config.portal.clone(), config.download.max_bytes);
+        let portal = Arc::new(Portal::new(
+            config.portal.clone(),
+            config.download.max_bytes,
+        ));
         let restate_admin = config.restate_admin.as_ref().map(|a| a.client());
         Importer {
             restate_admin,
@@ -209,23 +205,14 @@ impl Importer {
         }
     }
 
-    /// The KBO portal client (one session for the process).
-    pub fn portal(&self) -> &Portal {
-        &self.portal
-    }
-
-    /// Where the register stands: the last extract applied (the newest completed job), and
-    /// the jobs that failed.
-    pub async fn register_state(&self) -> ImportResult<RegisterState> {
-        self.db
-            .run_last(|conn| {
-                db::ensure_schema(conn)?;
-                Ok(RegisterState {
-                    last_applied: db::ledger::last_applied(conn)?,
-                    failed_jobs: db::ledger::failed_jobs(conn)?,
-                })
-            })
-            .await
+    /// What a sync reads (the register's state and the portal's files), sharing this
+    /// importer's database handle and portal session.
+    pub fn register(&self) -> Register {
+        Register::new(
+            self.db.clone(),
+            Arc::clone(&self.portal),
+            self.config.retries,
+        )
     }
 
     /// One batch step of job `job`'s plan `plan`: applies the batch exactly once. The chunk

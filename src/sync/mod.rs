@@ -14,7 +14,7 @@ use crate::clock;
 use crate::error::{ErrorCode, ImportError, ImportResult};
 
 use crate::extract::file_name::ExtractFileName;
-use crate::importer::Importer;
+use crate::importer::{Register, RegisterState};
 use crate::retry::{IntoRestate, local_retries, network_retries};
 use crate::wire::{
     Every, ImportedExtract, NoBody, RunBody, RunResult, ScheduleBody, SyncReport, SyncStatus,
@@ -25,7 +25,6 @@ use restate_sdk::prelude::*;
 use schedule::Schedule;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// State key of the last finished sync's report.
@@ -52,15 +51,16 @@ struct ScheduleState {
 
 /// The `KboSync` virtual object.
 pub struct KboSync {
-    importer: Arc<Importer>,
+    register: Register,
     default_schedule: Schedule,
 }
 
 impl KboSync {
-    /// The object, importing with `importer`; `schedule` without a body arms `default_schedule`.
-    pub fn new(importer: Arc<Importer>, default_schedule: Schedule) -> KboSync {
+    /// The object, reading the register and the portal with `register`; `schedule` without a
+    /// body arms `default_schedule`.
+    pub fn new(register: Register, default_schedule: Schedule) -> KboSync {
         KboSync {
-            importer,
+            register,
             default_schedule,
         }
     }
@@ -253,32 +253,28 @@ impl KboSync {
     }
 
     /// Where the register stands, read in a journaled step.
-    async fn read_register(
-        &self,
-        ctx: &ObjectContext<'_>,
-    ) -> Result<crate::importer::RegisterState, TerminalError> {
-        let importer = Arc::clone(&self.importer);
-        let register = ctx
+    async fn read_register(&self, ctx: &ObjectContext<'_>) -> Result<RegisterState, TerminalError> {
+        let register = self.register.clone();
+        let state = ctx
             .run(|| async move {
-                importer
-                    .register_state()
+                register
+                    .state()
                     .await
                     .map(Json)
                     .map_err(ImportError::into_handler_error)
             })
             .name("read-register")
-            .retry_policy(local_retries(&self.importer.config().retries))
+            .retry_policy(local_retries(self.register.retries()))
             .await?;
-        Ok(register.into_inner())
+        Ok(state.into_inner())
     }
 
     /// The portal's extract file names, listed in a journaled step.
     async fn list_portal(&self, ctx: &ObjectContext<'_>) -> Result<Vec<String>, TerminalError> {
-        let importer = Arc::clone(&self.importer);
+        let register = self.register.clone();
         ctx.run(|| async move {
-            let files = importer
-                .portal()
-                .list()
+            let files = register
+                .portal_files()
                 .await
                 .map_err(ImportError::into_handler_error)?;
             Ok(Json(
@@ -286,7 +282,7 @@ impl KboSync {
             ))
         })
         .name("list-portal")
-        .retry_policy(network_retries(&self.importer.config().retries))
+        .retry_policy(network_retries(self.register.retries()))
         .await
         .map(Json::into_inner)
     }

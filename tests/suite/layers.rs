@@ -318,11 +318,6 @@ const LONG_FILES: &[(&str, usize, &str)] = &[
         "370 lines: the slot, the holds, begin, claim and take-away, one concept; its unit tests, two writers of one DuckDB instance in every race, beside it",
     ),
     (
-        "src/db/mod.rs",
-        550,
-        "380 lines of code; the connection's unit tests (checkpoints, overlapping attempts) need its private slot",
-    ),
-    (
         "src/sync/mod.rs",
         550,
         "465 lines: the KboSync object and its handlers, one story; its unit tests follow",
