@@ -304,17 +304,22 @@ async fn close_when_idle(
 mod tests {
     use super::*;
 
+    /// Small DuckDB bounds for a test database in `dir`, checkpointing past `checkpoint_wal_mb`.
+    fn settings(dir: &std::path::Path, checkpoint_wal_mb: u64) -> DuckDbSettings {
+        DuckDbSettings {
+            memory_limit: "256MB".into(),
+            threads: Some(1),
+            temp_dir: dir.join("tmp"),
+            checkpoint_wal_mb,
+        }
+    }
+
     #[tokio::test]
     async fn a_local_file_is_checkpointed_after_a_full_or_a_long_log_only() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("kbo.duckdb");
         let wal = dir.path().join("kbo.duckdb.wal");
-        let settings = DuckDbSettings {
-            memory_limit: "256MB".into(),
-            threads: Some(1),
-            temp_dir: dir.path().join("tmp"),
-            checkpoint_wal_mb: 1,
-        };
+        let settings = settings(dir.path(), 1);
         let db = Database::new(DatabaseTarget::File(file.clone()), settings);
         let write = |rows: u32| {
             let db = db.clone();
@@ -358,21 +363,13 @@ mod tests {
         assert!(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0) < 1 << 20);
         write(10).await;
         assert!(db.finish(Checkpoint::Always).await.unwrap());
-        assert!(
-            db.open.lock().await.is_none(),
-            "finish closes the connection"
-        );
+        assert!(!is_open(&db.open).await, "finish closes the connection");
     }
 
     #[tokio::test(flavor = "multi_thread")]
     async fn a_step_whose_caller_is_gone_keeps_the_database_until_its_work_ends() {
         let dir = tempfile::tempdir().unwrap();
-        let settings = DuckDbSettings {
-            memory_limit: "256MB".into(),
-            threads: Some(1),
-            temp_dir: dir.path().join("tmp"),
-            checkpoint_wal_mb: 64,
-        };
+        let settings = settings(dir.path(), 64);
         let db = Database::new(
             DatabaseTarget::File(dir.path().join("kbo.duckdb")),
             settings,
@@ -413,7 +410,7 @@ mod tests {
         assert!(same_instance.0 >= first_ended, "the attempts overlapped");
         assert!(same_instance.1, "a second DuckDB instance was opened");
         db.run_last(|_| Ok(())).await.unwrap();
-        assert!(db.open.lock().await.is_none(), "run_last closes it");
+        assert!(!is_open(&db.open).await, "run_last closes it");
     }
 
     /// Whether `db` holds an open connection (file locks cannot tell: they do not exclude a
@@ -426,12 +423,7 @@ mod tests {
     async fn an_idle_connection_is_closed_after_its_time_and_when_the_last_handle_goes() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("kbo.duckdb");
-        let settings = DuckDbSettings {
-            memory_limit: "256MB".into(),
-            threads: Some(1),
-            temp_dir: dir.path().join("tmp"),
-            checkpoint_wal_mb: 64,
-        };
+        let settings = settings(dir.path(), 64);
         let idle = Duration::from_millis(1500);
         let db =
             Database::new(DatabaseTarget::File(file.clone()), settings.clone()).closing_after(idle);
