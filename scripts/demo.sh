@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The main job end to end on local defaults: installs the pinned Restate server and CLI, builds,
 # starts both, registers the service with `restate deployments register`, generates an extract
-# chain, imports Full(N) then Update(N+1) through Restate ingress while showing progress, and
-# prints where the database is with a sample query.
+# chain, imports Full(N) then Update(N+1) through Restate ingress while showing progress, shows
+# what the Update changed, verifies the register against Full(N+1), and prints where the
+# database is with a sample query.
 #
 #   SCALE=0.01 scripts/demo.sh        # ~470 000 rows (default); SCALE=1.0 is a real-size Full
 set -euo pipefail
@@ -58,6 +59,11 @@ for zip in "$DEMO"/extracts/KboOpenData_0140_*_Full.zip "$DEMO"/extracts/KboOpen
   echo "==> importing $(basename "$zip") through ingress (watch it in the Restate UI: http://127.0.0.1:9070/ui)"
   "$BIN" start "file://$zip" --watch
 done
+
+echo "==> what Update 141 changed (kbo-import changes 141; getChanges answers the same through ingress)"
+KBO_DATABASE="$DEMO/kbo.duckdb" "$BIN" changes 141 --limit 10
+echo "==> verifying the register against Full(141) (KboVerify; exits non-zero on a difference)"
+"$BIN" verify "file://$(ls "$DEMO"/extracts/KboOpenData_0141_*_Full.zip)"
 
 # Stop the service so the summary below reads a database no import holds.
 cleanup; pids=()

@@ -61,6 +61,9 @@ pub struct SyncSettings {
     /// `KBO_SYNC_AT` (`HH:MM`, UTC, default `07:00`) or `KBO_SYNC_EVERY` (`90s`, `15m`, `6h`):
     /// daily at a time of day, or at a fixed interval.
     pub schedule: crate::sync::schedule::Schedule,
+    /// `KBO_SYNC_VERIFY` (default `false`): after a sync, verify the register against the
+    /// portal's Full of its extract (`KboVerify`), once per extract.
+    pub verify: bool,
 }
 
 pub use crate::db::target::DatabaseTarget;
@@ -181,6 +184,7 @@ impl Config {
             import,
             sync: SyncSettings {
                 schedule: sync_schedule(&get)?,
+                verify: parse(&get, "KBO_SYNC_VERIFY", false, "true or false")?,
             },
         })
     }

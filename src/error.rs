@@ -79,6 +79,9 @@ spelled_enum! {
         /// The job is no longer this run's: an operator rolled it back, or a later run of the same
         /// workflow took it over; the attempt changed nothing.
         NotHolder = 4024 => "not_holder",
+        /// The extract or job asked about has no change set: not applied, not completed, or
+        /// applied before this service recorded change sets.
+        NoChangeSet = 4025 => "no_change_set",
         /// The extract's server cannot be reached, or answers with a passing error.
         Unreachable = 4501 => "unreachable",
         /// The download broke off.
@@ -116,7 +119,9 @@ impl ErrorCode {
             | NotZip | BadArchive | MissingFile | BadMeta | BadHeader | BadLine | OutOfOrder
             | AlreadyImported | JobRunning | DatabaseRefused | DatabaseTooNew
             | MissingExtension | BadSetting | CredentialsRefused | LedgerChanged | BadPlan
-            | Killed | NotHolder | Cancelled | RetriesExhausted => ErrorKind::Terminal,
+            | Killed | NotHolder | NoChangeSet | Cancelled | RetriesExhausted => {
+                ErrorKind::Terminal
+            }
         }
     }
 

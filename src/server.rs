@@ -1,11 +1,11 @@
-//! The Restate endpoint serving `KboImport` and `KboSync`: the `restate-sdk` crate's own HTTP
+//! The Restate endpoint serving `KboImport`, `KboVerify` and `KboSync`: the `restate-sdk` crate's own HTTP
 //! server (cleartext HTTP/2), or the same endpoint over TLS ([`crate::tls`]) when
 //! `KBO_TLS_CERT_FILE` and `KBO_TLS_KEY_FILE` are set.
 
 use crate::config::Config;
 use crate::importer::Importer;
 use crate::sync::KboSync;
-use crate::workflow::{KboImport, RunWatch};
+use crate::workflow::{KboImport, KboVerify, RunWatch};
 use restate_sdk::prelude::Endpoint;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -31,7 +31,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         portal = %config.import.portal.url,
         portal_account = config.import.portal.username.is_some(),
         sync_schedule = %config.sync.schedule,
-        "serving the KboImport workflow and the KboSync object"
+        "serving the KboImport and KboVerify workflows and the KboSync object"
     );
     // A certificate that cannot serve is refused before anything listens.
     let tls = config
@@ -46,10 +46,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let register = importer.register();
     let endpoint = builder
         .bind(KboImport::new(
-            importer,
+            Arc::clone(&importer),
             RunWatch::new(config.import.restate_admin.as_ref()),
         ))
-        .bind(KboSync::new(register, schedule))
+        .bind(KboVerify::new(importer))
+        .bind(KboSync::new(register, schedule, config.sync.verify))
         .build();
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
         anyhow::anyhow!("cannot listen on {addr}: {e}; is another process using PORT?")

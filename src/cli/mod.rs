@@ -1,9 +1,10 @@
 //! The operator's commands, one module per command: each has its arguments (`Args`) and its
 //! `run`. `main` only parses and dispatches.
 //!
-//! `register`, `deployments`, `start`, `watch`, `status` and `sync` talk to Restate (ingress and admin);
-//! `inspect`, `rollback` and `install_extensions` work on the database and the machine.
+//! `register`, `deployments`, `start`, `watch`, `status`, `verify` and `sync` talk to Restate (ingress and admin);
+//! `inspect`, `changes`, `rollback` and `install_extensions` work on the database and the machine.
 
+mod changes;
 mod deployments;
 mod inspect;
 mod install_extensions;
@@ -12,6 +13,7 @@ mod rollback;
 mod start;
 mod status;
 mod sync;
+mod verify;
 mod watch;
 
 use clap::Subcommand;
@@ -28,12 +30,18 @@ pub enum Command {
     InstallExtensions,
     /// Print row counts, the last import jobs and a sample query of the database (KBO_DATABASE).
     Inspect,
+    /// What an extract changed, entity by entity: its change set (inserted, updated and
+    /// deleted enterprises, establishments and branches, with the tables involved).
+    Changes(changes::Args),
     /// Start importing an extract through Restate ingress.
     Start(start::Args),
     /// Follow an import until it ends; exits non-zero with the error if it fails.
     Watch(WorkflowArgs),
     /// Print an import's progress as one JSON line.
     Status(WorkflowArgs),
+    /// Verify the register against the Full of its last extract (the KboVerify workflow):
+    /// every table compared on every source column; exits non-zero when they differ.
+    Verify(verify::Args),
     /// Keep the register current from the KBO portal: the KboSync object.
     #[command(after_help = sync::EXAMPLES)]
     Sync(sync::Args),
@@ -55,9 +63,11 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Serve => kbo_import::server::serve(Config::from_env()?).await,
         Command::InstallExtensions => install_extensions::run(),
         Command::Inspect => inspect::run().await,
+        Command::Changes(args) => changes::run(args).await,
         Command::Start(args) => start::run(args).await,
         Command::Watch(args) => watch::run(args).await,
         Command::Status(args) => status::run(args).await,
+        Command::Verify(args) => verify::run(args).await,
         Command::Sync(args) => sync::run(args).await,
         Command::Rollback(args) => rollback::run(args).await,
         Command::Register(args) => register::run(args).await,

@@ -141,6 +141,12 @@ mod tests {
                  "idempotency_retention": "1d", "inactivity_timeout": "1m", "abort_timeout": "10m",
                  "handlers": [
                     {"name": "run", "inactivity_timeout": "30m", "abort_timeout": "30m"},
+                    {"name": "getProgress", "inactivity_timeout": "1m", "abort_timeout": "1m"},
+                    {"name": "getChanges", "inactivity_timeout": "1m", "abort_timeout": "1m"}]},
+                {"name": "KboVerify", "ty": "Workflow",
+                 "workflow_completion_retention": "35d", "journal_retention": "7d",
+                 "handlers": [
+                    {"name": "run", "inactivity_timeout": "30m", "abort_timeout": "30m"},
                     {"name": "getProgress", "inactivity_timeout": "1m", "abort_timeout": "1m"}]},
                 {"name": "KboSync", "ty": "VirtualObject", "journal_retention": "7d",
                  "idempotency_retention": sync_idempotency, "inactivity_timeout": "10m",
@@ -157,7 +163,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("  KboImport (Workflow): handlers run, getProgress\n"),
+            text.contains("  KboImport (Workflow): handlers run, getProgress, getChanges\n"),
             "{text}"
         );
         assert!(
@@ -191,7 +197,7 @@ mod tests {
         a["services"][0]["workflow_completion_retention"] = json!("60d");
         let text = describe("http://svc:9080", &a);
         assert!(!text.contains("clamped"), "{text}");
-        a["services"].as_array_mut().unwrap().remove(1);
+        a["services"].as_array_mut().unwrap().remove(2);
         let text = describe("http://svc:9080", &a);
         assert!(
             text.contains("clamped: KboSync: not in the server's answer"),

@@ -156,8 +156,8 @@ impl Admin {
         Ok(answer.deployments)
     }
 
-    /// Every invocation of `KboImport` and `KboSync` (all a deployment of this service serves)
-    /// that Restate has not completed, with its deployment.
+    /// Every invocation of `KboImport`, `KboVerify` and `KboSync` (all a deployment of this
+    /// service serves) that Restate has not completed, with its deployment.
     pub async fn unfinished(&self) -> anyhow::Result<Vec<Unfinished>> {
         #[derive(Deserialize)]
         struct Answer {
@@ -166,7 +166,7 @@ impl Admin {
         let query = "SELECT id, target_service_name AS service, target_service_key AS key, \
                      target_handler_name AS handler, status, pinned_deployment_id AS deployment \
                      FROM sys_invocation WHERE status <> 'completed' \
-                     AND target_service_name IN ('KboImport', 'KboSync')";
+                     AND target_service_name IN ('KboImport', 'KboVerify', 'KboSync')";
         let what = "the Restate admin API's /query";
         let text = self
             .nodes

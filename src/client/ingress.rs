@@ -3,7 +3,7 @@
 
 use super::nodes::{Answer, Api, Nodes};
 use super::{NOT_REGISTERED, Started, encode};
-use crate::wire::{Progress, Status};
+use crate::wire::{Progress, Status, VerifyProgress};
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
@@ -29,7 +29,17 @@ impl Ingress {
     /// may answer 409 ("the workflow method was already invoked") during a partition's leader
     /// change, while the run it names goes on.
     pub async fn start(&self, workflow_id: &str, body: &Value) -> anyhow::Result<Started> {
-        let path = format!("/KboImport/{}/run/send", encode(workflow_id));
+        self.start_workflow("KboImport", workflow_id, body).await
+    }
+
+    /// Starts `<workflow>/<id>/run` with `body`, as [`Ingress::start`] does.
+    pub async fn start_workflow(
+        &self,
+        workflow: &str,
+        workflow_id: &str,
+        body: &Value,
+    ) -> anyhow::Result<Started> {
+        let path = format!("/{workflow}/{}/run/send", encode(workflow_id));
         let response = self
             .nodes
             .send(Answer::Short, |base| {
@@ -42,10 +52,10 @@ impl Ingress {
             return Ok(Started::AlreadyRunning);
         }
         if let Some(refused) = self.nodes.refused(status) {
-            bail!("starting the import: {refused}");
+            bail!("starting {workflow}/{workflow_id}: {refused}");
         }
         if !status.is_success() {
-            bail!("starting the import answered HTTP {status}: {text}");
+            bail!("starting {workflow}/{workflow_id} answered HTTP {status}: {text}");
         }
         let answer: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
         Ok(match answer["status"].as_str() {
@@ -63,6 +73,18 @@ impl Ingress {
             .await?;
         serde_json::from_str(&text)
             .with_context(|| format!("getProgress answered something else than progress: {text}"))
+    }
+
+    /// `KboVerify/<id>/getProgress`.
+    pub async fn verify_progress(&self, workflow_id: &str) -> anyhow::Result<VerifyProgress> {
+        let path = format!("/KboVerify/{}/getProgress", encode(workflow_id));
+        let text = self
+            .nodes
+            .call(&path, &Value::Null, "KboVerify getProgress", NOT_REGISTERED)
+            .await?;
+        serde_json::from_str(&text).with_context(|| {
+            format!("KboVerify's getProgress answered something else than progress: {text}")
+        })
     }
 
     /// Follows an import until it ends, drawing a progress bar on a terminal (one line per

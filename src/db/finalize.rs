@@ -1,4 +1,4 @@
-//! Finalize: derived names, code tables and the job's counts in one transaction; staging
+//! Finalize: derived names, code tables, the job's counts and its change set in one transaction; staging
 //! removed after its commit (DuckDB refuses DDL that creates and drops in one transaction).
 
 use super::csv::{CODE_STAGE, drop_staging};
@@ -20,8 +20,11 @@ pub struct Finalized {
     pub counts: JobCounts,
     /// Retired rows past the history retention, removed (after a Full).
     pub history_removed: u64,
+    /// The extract's change set, counted (absent in journals written before change sets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changes: Option<crate::wire::ChangeSummary>,
     /// The time each part took, in milliseconds (`repeated-lines`, `names`, `codes`,
-    /// `counts`, `history`, `commit`, `staging`).
+    /// `counts`, `changes`, `history`, `commit`, `staging`).
     #[serde(default)]
     pub parts_ms: Vec<(String, u64)>,
 }
@@ -44,6 +47,7 @@ pub fn finalize(conn: &mut Connection, job: &Job, history_months: u32) -> Import
             names_resolved: 0,
             counts,
             history_removed: 0,
+            changes: super::changes::summary(&tx, job.meta.extract_number)?,
             parts_ms: Vec::new(),
         });
     }
@@ -67,6 +71,17 @@ pub fn finalize(conn: &mut Connection, job: &Job, history_months: u32) -> Import
     clock.part("codes");
     let counts = count_changes(&tx, job)?;
     clock.part("counts");
+    let changes = super::changes::record(
+        &tx,
+        &super::changes::Recording {
+            job_id: &job.id,
+            extract_number: job.meta.extract_number,
+            extract_type: job.meta.extract_type,
+            previous_extract: ledger::last_applied(&tx)?,
+            rows_retired: counts.deleted,
+        },
+    )?;
+    clock.part("changes");
     let history_removed = match job.meta.extract_type {
         ExtractType::Full => remove_old_history(&tx, job, history_months)?,
         ExtractType::Update => 0,
@@ -86,6 +101,7 @@ pub fn finalize(conn: &mut Connection, job: &Job, history_months: u32) -> Import
         names_resolved,
         counts,
         history_removed,
+        changes: Some(changes),
         parts_ms: clock.parts,
     })
 }

@@ -6,10 +6,11 @@
 //!   [`IDLE_CLOSE`] unused, so that no write lock is held on a local file while no import runs;
 //! - [`schema`]: the tables of the contract; [`csv`]: reading an extract's CSV files;
 //! - [`apply`]: one batch, exactly once, with [`retire`]'s rows it replaces; [`finalize`]:
-//!   names, codes, counts; [`names`]: how names are derived;
+//!   names, codes, counts, and [`changes`]' change set; [`names`]: how names are derived;
 //! - [`ledger`]: `import_jobs` and `import_job_batches`, with [`status`]'s job statuses and
 //!   [`job_id`]'s ids; [`fence`]: which run holds the import, claimed by every write;
 //!   [`rollback`]: undoing an extract, with [`undo`]'s statements; [`inspect`]: what `kbo-import inspect` prints;
+//! - [`verify`]: the register compared with a Full of its extract, read-only;
 //! - [`error`]: DuckDB's errors by their type; [`settings`]: DuckDB's resource bounds; [`target`]: a local file or MotherDuck;
 //!   [`version`]: the pinned DuckDB and the versions MotherDuck accepts.
 //!
@@ -17,6 +18,7 @@
 //! target as `kbo` and `USE`s it.
 
 pub mod apply;
+pub mod changes;
 mod connection;
 pub mod csv;
 pub mod error;
@@ -33,6 +35,7 @@ pub mod settings;
 pub mod status;
 pub mod target;
 pub mod undo;
+pub mod verify;
 pub mod version;
 
 use crate::error::{ErrorCode, ImportError, ImportResult};
@@ -144,9 +147,10 @@ fn attach_error(target: &DatabaseTarget, e: duckdb::Error) -> ImportError {
     .caused_by(e)
 }
 
-/// Creates the contract's tables, the ledger, the staging schema and the `<table>_current`
-/// views the old web app's search reads, where they are missing. A database created by the
-/// old system is used as it is.
+/// Creates the contract's tables, the ledger, the change sets, the verification tables, the
+/// staging schema, the `<table>_current` views the old web app's search reads and the
+/// `<table>_as_of(n)` table macros, where they are missing. A database created by the old
+/// system is used as it is.
 pub fn ensure_schema(conn: &Connection) -> ImportResult<()> {
     let mut sql = String::new();
     for t in crate::extract::Table::ALL {
@@ -155,8 +159,12 @@ pub fn ensure_schema(conn: &Connection) -> ImportResult<()> {
     }
     sql.push_str(schema::SUPPORT_TABLES_SQL);
     sql.push_str(fence::FENCE_TABLES_SQL);
+    sql.push_str(changes::CHANGE_TABLES_SQL);
+    sql.push_str(verify::VERIFY_TABLES_SQL);
     for t in crate::extract::Table::ALL {
         sql.push_str(&schema::current_view_sql(t));
+        sql.push_str(";\n");
+        sql.push_str(&schema::as_of_macro_sql(t));
         sql.push_str(";\n");
     }
     // Two processes creating the schema at once conflict; the one that lost tries again.

@@ -274,6 +274,17 @@ pub fn current_view_sql(t: Table) -> String {
     format!("CREATE VIEW IF NOT EXISTS {table}_current AS SELECT * FROM {table} WHERE _is_current")
 }
 
+/// `CREATE MACRO IF NOT EXISTS <table>_as_of(n)`: the rows of a data table that were current
+/// right after extract `n` was applied (`SELECT * FROM enterprises_as_of(141)`). Exact back to
+/// the history a Full keeps (`KBO_HISTORY_MONTHS`): older retired rows are removed.
+pub fn as_of_macro_sql(t: Table) -> String {
+    let table = table_name(t);
+    format!(
+        "CREATE MACRO IF NOT EXISTS {table}_as_of(n) AS TABLE SELECT * FROM {table} \
+         WHERE _extract_number <= n AND (_deleted_at_extract IS NULL OR _deleted_at_extract > n)"
+    )
+}
+
 /// DDL of the code tables and the job ledger; `export_jobs`, which the old web app's export
 /// pages read and write (so that they work on a database this service created);
 /// `import_job_workflows` (the service's own) remembers which workflow ran each job, since a

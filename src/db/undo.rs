@@ -18,8 +18,8 @@ pub struct Undone {
     pub restored: u64,
 }
 
-/// Undoes every change of extract `extract_number` in the data tables (inside the caller's
-/// transaction). Never call it for a completed extract.
+/// Undoes every change of extract `extract_number` in the data tables, and its change set
+/// (inside the caller's transaction). Never call it for a completed extract but the newest.
 pub fn undo_extract(conn: &Connection, extract_number: u32) -> ImportResult<Undone> {
     let err = db_error("rolling back the extract");
     let mut undone = Undone::default();
@@ -38,5 +38,6 @@ pub fn undo_extract(conn: &Connection, extract_number: u32) -> ImportResult<Undo
             )
             .map_err(&err)? as u64;
     }
+    super::changes::remove(conn, extract_number)?;
     Ok(undone)
 }

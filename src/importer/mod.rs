@@ -4,6 +4,7 @@
 //! files and the database, and says whether a failure is terminal or worth a retry.
 //!
 //! `request` reads `run`'s body into an [`ImportRequest`]; `prepare` is the `prepare` step;
+//! `verify` the steps of a verification (`KboVerify`);
 //! `attempts` runs each job's steps one attempt at a time; `restate` asks Restate's admin API
 //! what became of a workflow, once its progress stands still.
 
@@ -12,10 +13,12 @@ mod prepare;
 mod register;
 mod request;
 mod restate;
+mod verify;
 
 pub use prepare::Run;
 pub use register::{Register, RegisterState};
 pub use request::{ExtractSource, ImportRequest};
+pub use verify::VerifyPlan;
 
 use crate::db::rollback::RollbackOutcome;
 use crate::db::schema::table_name;
@@ -215,6 +218,22 @@ impl Importer {
         )
     }
 
+    /// A page of a change set (`getChanges`, as `query` asks); the database is let go after
+    /// it, as after every command.
+    pub async fn changes(
+        &self,
+        of: db::changes::ChangeSetOf,
+        query: crate::wire::ChangesQuery,
+    ) -> ImportResult<crate::wire::ChangesPage> {
+        self.db
+            .run_last(move |conn| {
+                db::ensure_schema(conn)?;
+                let extract = db::changes::extract_of(conn, &of)?;
+                db::changes::page(conn, extract, &query)
+            })
+            .await
+    }
+
     /// One batch step of job `job`'s plan `plan`: applies the batch exactly once. The chunk
     /// files it reads are cut again from the extract when one is not on this machine.
     pub async fn apply(
@@ -386,8 +405,15 @@ impl Importer {
 /// why: absent, torn or damaged ([`Seal::differs`]). A chunk journaled before files were
 /// sealed has only to be there.
 async fn first_unsealed(dir: &Path, reads: &Reads<&Chunk>) -> ImportResult<Option<String>> {
-    let files: Vec<(PathBuf, Option<Seal>)> = reads
-        .all()
+    first_not_whole(dir, reads.all().copied()).await
+}
+
+/// The first file of `chunks` (in `dir`) that is not whole as it was sealed, and why.
+async fn first_not_whole<'a>(
+    dir: &Path,
+    chunks: impl Iterator<Item = &'a Chunk>,
+) -> ImportResult<Option<String>> {
+    let files: Vec<(PathBuf, Option<Seal>)> = chunks
         .flat_map(|chunk| chunk.files())
         .map(|(file, seal)| (dir.join(file), seal))
         .collect();

@@ -16,6 +16,12 @@ pub struct RegisterState {
     pub last_applied: Option<u32>,
     /// Ids of the jobs that failed (and were rolled back).
     pub failed_jobs: Vec<String>,
+    /// Workflow ids of the verifications that failed.
+    #[serde(default)]
+    pub failed_verifications: Vec<String>,
+    /// The verifications that completed: workflow id, extract, rows that differed.
+    #[serde(default)]
+    pub completed_verifications: Vec<(String, u32, u64)>,
 }
 
 /// The register and the portal, as a sync reads them. It shares the importer's database
@@ -46,6 +52,8 @@ impl Register {
                 Ok(RegisterState {
                     last_applied: db::ledger::last_applied(conn)?,
                     failed_jobs: db::ledger::failed_jobs(conn)?,
+                    failed_verifications: db::verify::failed_workflows(conn)?,
+                    completed_verifications: db::verify::completed_runs(conn)?,
                 })
             })
             .await

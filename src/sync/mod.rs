@@ -5,10 +5,13 @@
 //! for each. Workflow ids come from the file names (`kbo-0141-update`), so an extract is never
 //! imported twice, whoever starts it. `schedule` arms a run that re-arms itself with a Restate
 //! delayed call ([`schedule`]); `pause` disarms it; `getStatus` and `lastReport` answer at any
-//! time. One object key (`default` in the docs) is one register's sync.
+//! time. One object key (`default` in the docs) is one register's sync. With
+//! `KBO_SYNC_VERIFY`, a sync ends by verifying the register against the portal's Full of its
+//! extract (one `KboVerify` workflow per extract).
 
 pub mod chain;
 pub mod schedule;
+mod verification;
 
 use crate::clock;
 use crate::error::{ErrorCode, ImportError, ImportResult};
@@ -53,15 +56,18 @@ struct ScheduleState {
 pub struct KboSync {
     register: Register,
     default_schedule: Schedule,
+    verify: bool,
 }
 
 impl KboSync {
     /// The object, reading the register and the portal with `register`; `schedule` without a
-    /// body arms `default_schedule`.
-    pub fn new(register: Register, default_schedule: Schedule) -> KboSync {
+    /// body arms `default_schedule`; with `verify`, each sync ends by verifying the register
+    /// against the portal's Full of its extract.
+    pub fn new(register: Register, default_schedule: Schedule, verify: bool) -> KboSync {
         KboSync {
             register,
             default_schedule,
+            verify,
         }
     }
 }
@@ -248,6 +254,9 @@ impl KboSync {
                     return self.finish(ctx, report, Some(error)).await;
                 }
             }
+        }
+        if self.verify {
+            verification::verify_after_sync(ctx, &mut report, &files, &register).await;
         }
         self.finish(ctx, report, plan.problem).await
     }

@@ -18,6 +18,9 @@ pub struct RunResult {
     pub records_inserted: u64,
     /// Rows retired.
     pub records_deleted: u64,
+    /// What the extract changed, entity by entity, counted (`getChanges` lists them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changes: Option<super::ChangeSummary>,
 }
 
 /// The body of `KboImport/<id>/run`: the extract's URL as a JSON string, or an object naming it

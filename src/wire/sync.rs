@@ -41,6 +41,22 @@ pub struct SyncReport {
     pub note: Option<String>,
     /// What went wrong; empty when the register is up to date with the portal.
     pub errors: Vec<String>,
+    /// The verification that ended the sync (`KBO_SYNC_VERIFY`), if one ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified: Option<VerifiedExtract>,
+}
+
+/// The verification a sync ran: the register against the portal's Full of its extract.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifiedExtract {
+    /// The portal's file name of the Full.
+    pub file: String,
+    /// The `KboVerify` workflow.
+    pub workflow_id: String,
+    /// The extract verified.
+    pub extract_number: u32,
+    /// Rows missing, extra or different (0: the register is right).
+    pub differences: u64,
 }
 
 /// One extract a sync imported.

@@ -3,8 +3,11 @@
 //! `run` downloads the extract, prepares it (checks, staging, plan), applies it batch by batch
 //! and finalizes it. Each step is a named `ctx.run`, so a crash anywhere resumes at the step in
 //! hand, and the Restate UI shows the story. `getProgress` answers at any time from the
-//! workflow's state. The work of each step lives in [`crate::importer`].
+//! workflow's state; `getChanges` reads what the extract changed. The work of each step lives
+//! in [`crate::importer`]. `verify` is the `KboVerify` workflow: the register compared with
+//! a Full of its extract.
 
+mod verify;
 mod watch;
 
 use crate::db::rollback::RollbackOutcome;
@@ -12,11 +15,12 @@ use crate::error::{ErrorCode, ImportError, ImportResult};
 use crate::extract::ExtractType;
 use crate::importer::{ImportRequest, Importer, Run};
 use crate::retry::{IntoRestate, RetrySettings, local_retries, network_retries};
-use crate::wire::{Progress, RunBody, RunResult, Status};
+use crate::wire::{ChangesPage, ChangesQuery, Progress, RunBody, RunResult, Status};
 use restate_sdk::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Instant;
+pub use verify::{KboVerify, KboVerifyClient};
 pub use watch::RunWatch;
 
 /// The state key under which the progress record is kept.
@@ -160,6 +164,60 @@ impl KboImport {
         }
         Ok(Json(progress))
     }
+
+    /// What the workflow's extract changed, entity by entity, a page at a time: the old web
+    /// app's "affected enterprises" answer (`enterprises`, `total`, `page`, `totalPages`) with
+    /// the change set's counts. Body: none, JSON `null`, or a [`ChangesQuery`] (`page`,
+    /// `limit`, `entityType`, `changeType`). Answers once the import has completed; before,
+    /// and for an extract applied before change sets were recorded, it fails with
+    /// `no_change_set`. Every failure is terminal: asking again is the caller's choice.
+    #[handler(
+        name = "getChanges",
+        // One read of the change set.
+        inactivity_timeout = "1m",
+        abort_timeout = "1m"
+    )]
+    async fn get_changes(
+        &self,
+        ctx: SharedWorkflowContext<'_>,
+        body: Option<Json<serde_json::Value>>,
+    ) -> HandlerResult<Json<ChangesPage>> {
+        let query = match body.map(Json::into_inner) {
+            None | Some(serde_json::Value::Null) => Ok(ChangesQuery::default()),
+            Some(value) => serde_json::from_value::<ChangesQuery>(value)
+                .map_err(|e| {
+                    format!("getChanges takes {{page, limit, entityType, changeType}}: {e}")
+                })
+                .and_then(ChangesQuery::checked),
+        }
+        .map_err(|why| ImportError::new(ErrorCode::BadRequest, why).into_terminal())?;
+        // An import under way or failed has no change set: said without waiting for the
+        // database, which the import's steps hold. (No progress at all: the job may be one the
+        // old app ran, which the database knows.)
+        let progress = ctx.get::<Json<Progress>>(PROGRESS).await?;
+        if let Some(Json(p)) = progress
+            && !matches!(p.status, Status::Completed | Status::Pending)
+        {
+            let status = serde_json::to_value(p.status).unwrap_or_default();
+            return Err(ImportError::new(
+                ErrorCode::NoChangeSet,
+                format!(
+                    "import {} is {}: a change set is recorded when an import completes",
+                    ctx.key(),
+                    status.as_str().unwrap_or("not completed")
+                ),
+            )
+            .into_terminal()
+            .into());
+        }
+        let of = crate::db::changes::ChangeSetOf::Job(job_id(ctx.key()));
+        let page = self
+            .importer
+            .changes(of, query)
+            .await
+            .map_err(ImportError::into_terminal)?;
+        Ok(Json(page))
+    }
 }
 
 impl KboImport {
@@ -191,6 +249,7 @@ impl KboImport {
                     names_resolved: 0,
                     records_inserted: counts.inserted,
                     records_deleted: counts.deleted,
+                    changes: None,
                 });
             }
             Ok(_) => message.to_string(),
@@ -352,6 +411,7 @@ impl KboImport {
             names_resolved: finalized.names_resolved,
             records_inserted: finalized.counts.inserted,
             records_deleted: finalized.counts.deleted,
+            changes: finalized.changes,
         })
     }
 }

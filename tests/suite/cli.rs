@@ -226,7 +226,7 @@ fn logs_written_to_a_file_carry_no_colour_codes() {
     crate::harness::wait_until(
         "the service to log that it serves",
         std::time::Duration::from_secs(30),
-        || service.log().contains("serving the KboImport workflow"),
+        || service.log().contains("serving the KboImport"),
     );
     let log = service.log();
     assert!(!log.contains('\u{1b}'), "no escape codes: {log:?}");

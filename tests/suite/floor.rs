@@ -25,9 +25,17 @@ async fn the_same_output_floor_produces_the_workflows_tables() {
     assert!(rows > 0);
 
     app.import_completed("full-140", &chain.full).await;
+    // The register's tables; not the change set, which a first Full only counts (three
+    // counts, beside the floor's loads).
+    let tables = |db| {
+        state(db)
+            .into_iter()
+            .filter(|(table, _)| !table.starts_with("import_change"))
+            .collect::<Vec<_>>()
+    };
     assert_same_state(
         "the same-output floor vs the workflow",
-        &state(&floor_db),
-        &state(&app.db),
+        &tables(&floor_db),
+        &tables(&app.db),
     );
 }

@@ -2,6 +2,7 @@
 //! against a real Restate server on loopback and the real service binary.
 
 mod certs;
+mod changes;
 mod cli;
 mod cloud;
 mod cluster;
@@ -28,3 +29,4 @@ mod sync;
 mod tables;
 mod torn;
 mod upgrade;
+mod verify;

@@ -400,3 +400,45 @@ async fn wait_status(restate: &Restate, what: &str, done: impl Fn(&Value) -> boo
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_verification_on_a_sync_ends_by_verifying_the_register_against_the_days_full_once() {
+    let chain = chain();
+    let world = World::start(
+        &[&chain.full, &chain.update],
+        &[("KBO_SYNC_VERIFY", "true")],
+    )
+    .await;
+    // No Full of extract 141 on the portal yet: nothing to verify with.
+    let report = world.sync_now().await;
+    assert_eq!(report["errors"], json!([]), "{report}");
+    assert_eq!(report["register_after"], 141);
+    assert_eq!(report.get("verified"), None, "{report}");
+
+    // The day's Full is published: the next sync imports nothing and verifies with it.
+    world.portal.offer(&chain.next_full);
+    let report = world.sync_now().await;
+    assert_eq!(report["errors"], json!([]), "{report}");
+    assert_eq!(imported(&report), [], "{report}");
+    let verified = &report["verified"];
+    assert_eq!(verified["file"], file_name(&chain.next_full), "{report}");
+    assert_eq!(verified["extract_number"], 141, "{report}");
+    assert_eq!(verified["differences"], 0, "{report}");
+    let progress = world
+        .restate
+        .verify_progress(verified["workflow_id"].as_str().unwrap())
+        .await;
+    assert_eq!(progress["report"]["differences"], 0, "{progress}");
+    let downloads = world.portal.downloads();
+
+    // Again the same day: the extract's verification is not run twice.
+    let again = world.sync_now().await;
+    assert_eq!(again["verified"], *verified, "{again}");
+    assert_eq!(
+        world.portal.downloads(),
+        downloads,
+        "nothing downloaded again"
+    );
+    let db = open(&world.db);
+    assert_eq!(count(&db, "SELECT count(*) FROM verify_runs"), 1);
+}

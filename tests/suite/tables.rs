@@ -75,14 +75,31 @@ pub fn assert_same_rows(what: &str, left: &[String], right: &[String]) {
     );
 }
 
-/// Every row of every table an import writes, history included.
+/// Every row of every table an import writes, history included, and the change sets (but
+/// their job ids and times, which differ from one import of an extract to another).
 pub fn state(db: &Path) -> Vec<(String, Vec<String>)> {
     let conn = open(db);
-    DATA_TABLES
+    let mut state: Vec<(String, Vec<String>)> = DATA_TABLES
         .iter()
         .chain(&["codes", "nace_codes"])
         .map(|t| (t.to_string(), everything(&conn, t)))
-        .collect()
+        .collect();
+    for (table, sql) in [
+        ("import_changes", "SELECT * FROM import_changes"),
+        (
+            "import_change_sets",
+            "SELECT * EXCLUDE (job_id, recorded_at) FROM import_change_sets",
+        ),
+    ] {
+        // (A database the service never opened has no change sets yet.)
+        let exists = count(
+            &conn,
+            &format!("SELECT count(*) FROM duckdb_tables() WHERE table_name = '{table}'"),
+        ) > 0;
+        let rows = if exists { rows(&conn, sql) } else { Vec::new() };
+        state.push((table.to_string(), rows));
+    }
+    state
 }
 
 /// The current rows of the seven data tables.

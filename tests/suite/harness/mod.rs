@@ -236,6 +236,53 @@ impl Restate {
         self.post_json(&path, None).await
     }
 
+    /// `POST /KboImport/<id>/getChanges` with `body`: the HTTP status and the answer (JSON, or
+    /// the text as a JSON string when it is not JSON).
+    pub async fn changes(&self, workflow_id: &str, body: Value) -> (u16, Value) {
+        let response = self
+            .http
+            .post(format!(
+                "{}/KboImport/{workflow_id}/getChanges",
+                self.ingress_url()
+            ))
+            .json(&body)
+            .send()
+            .await
+            .expect("ingress answers");
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(json!(text)))
+    }
+
+    /// `POST /KboVerify/<id>/run/send`: starts a verification.
+    pub async fn start_verify(&self, workflow_id: &str, body: Value) {
+        let path = format!("/KboVerify/{workflow_id}/run/send");
+        self.post_ok(&path, Some(&body)).await;
+    }
+
+    /// `POST /KboVerify/<id>/getProgress`.
+    pub async fn verify_progress(&self, workflow_id: &str) -> Value {
+        let path = format!("/KboVerify/{workflow_id}/getProgress");
+        self.post_json(&path, Some(&Value::Null)).await
+    }
+
+    /// Polls the verification's `getProgress` until it is completed or failed (at most two
+    /// minutes); returns the last answer.
+    pub async fn wait_verified(&self, workflow_id: &str) -> Value {
+        let start = Instant::now();
+        loop {
+            let progress = self.verify_progress(workflow_id).await;
+            if matches!(progress["status"].as_str(), Some("completed" | "failed")) {
+                return progress;
+            }
+            assert!(
+                start.elapsed() < 2 * MINUTE,
+                "verification {workflow_id} not finished: {progress}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Imports the extract at `zip` as workflow `id` and asserts that it completes.
     pub async fn import_completed(&self, id: &str, zip: &Path) -> Value {
         self.start_import(id, json!(file_url(zip))).await;

@@ -1,0 +1,208 @@
+//! The `KboVerify` workflow: is the register right? The story of a verification: download the
+//! Full of the register's extract, prepare it (cut, checked to be that extract, the run
+//! recorded), compare each table, report. Each step is journaled: a verification killed
+//! anywhere resumes, and ends with the same report.
+
+use super::{Retries, Timed, timed};
+use crate::error::ErrorCode;
+use crate::extract::Table;
+use crate::importer::{ImportRequest, Importer, VerifyPlan};
+use crate::retry::{IntoRestate, local_retries, network_retries};
+use crate::wire::{RunBody, VerifyProgress, VerifyReport, VerifyStatus};
+use restate_sdk::prelude::*;
+use std::sync::Arc;
+
+/// The state key under which the verification's progress is kept.
+const PROGRESS: &str = "progress";
+
+/// The id of the verification workflow `workflow_id` runs (`verify_runs.id`): the old app's
+/// kind of UUID, over a key of its own (never a job's).
+pub fn run_id(workflow_id: &str) -> String {
+    crate::db::ledger::job_id_of(&format!("KboVerify/{workflow_id}"))
+}
+
+/// The `KboVerify` workflow service.
+pub struct KboVerify {
+    importer: Arc<Importer>,
+}
+
+impl KboVerify {
+    /// The workflow, doing its steps with `importer`.
+    pub fn new(importer: Arc<Importer>) -> KboVerify {
+        KboVerify { importer }
+    }
+}
+
+#[restate_sdk::workflow(
+    // How long `getProgress` and the run's output answer after a verification.
+    workflow_completion_retention = "35 days",
+    journal_retention = "7 days"
+)]
+impl KboVerify {
+    /// Verifies the register against a Full of its last extract. Body: as `KboImport/run`'s
+    /// (the Full's URL as a JSON string, or `url`, `blobUrl`, `fileUrl`, `portalFile`, with
+    /// optional `sha256` and `filename`). Answers with the report; fails when the Full is not
+    /// the register's extract, or an import runs.
+    #[handler(
+        name = "run",
+        // A real-size table's comparison sends Restate nothing for minutes.
+        inactivity_timeout = "30m",
+        abort_timeout = "30m"
+    )]
+    async fn run(
+        &self,
+        ctx: WorkflowContext<'_>,
+        body: Json<RunBody>,
+    ) -> HandlerResult<Json<VerifyReport>> {
+        let run_id = run_id(ctx.key());
+        let mut progress = VerifyProgress {
+            run_id: run_id.clone(),
+            tables_total: Table::ALL.len() as u32,
+            ..VerifyProgress::default()
+        };
+        let request =
+            ImportRequest::from_body(body.into_inner(), self.importer.config().allow_file_urls);
+        let outcome = match &request {
+            Ok(request) => self.verify(&ctx, &run_id, request, &mut progress).await,
+            Err(e) => Err(e.clone().into_terminal()),
+        };
+        match outcome {
+            Ok(report) => Ok(Json(report)),
+            Err(failure) => {
+                self.record_failure(&ctx, &run_id, failure.message()).await;
+                progress.status = VerifyStatus::Failed;
+                progress.error = Some(failure.message().to_string());
+                progress.error_code = Some(ErrorCode::from_number(failure.code()));
+                ctx.set(PROGRESS, Json(progress));
+                Err(failure.into())
+            }
+        }
+    }
+
+    /// Where the verification stands; answers before, during and after `run`, with the
+    /// report once it has completed. Any body is accepted and ignored.
+    #[handler(name = "getProgress", inactivity_timeout = "1m", abort_timeout = "1m")]
+    async fn get_progress(
+        &self,
+        ctx: SharedWorkflowContext<'_>,
+        _body: Option<Json<serde_json::Value>>,
+    ) -> HandlerResult<Json<VerifyProgress>> {
+        let progress = ctx
+            .get::<Json<VerifyProgress>>(PROGRESS)
+            .await?
+            .map(Json::into_inner)
+            .unwrap_or_else(|| VerifyProgress {
+                run_id: run_id(ctx.key()),
+                tables_total: Table::ALL.len() as u32,
+                ..VerifyProgress::default()
+            });
+        Ok(Json(progress))
+    }
+}
+
+impl KboVerify {
+    /// The story: download, prepare, one comparison per table, report.
+    async fn verify(
+        &self,
+        ctx: &WorkflowContext<'_>,
+        run_id: &str,
+        request: &ImportRequest,
+        progress: &mut VerifyProgress,
+    ) -> Result<VerifyReport, TerminalError> {
+        progress.status = VerifyStatus::Preparing;
+        ctx.set(PROGRESS, Json(progress.clone()));
+        let downloaded = self
+            .step(ctx, run_id, "download", Retries::Network, {
+                let (request, id) = (request.clone(), run_id.to_string());
+                move |i| async move { i.download(&id, &request).await }
+            })
+            .await?;
+        let plan: VerifyPlan = self
+            .step(ctx, run_id, "prepare", Retries::Local, {
+                let (request, downloaded) = (request.clone(), downloaded.clone());
+                let (id, workflow) = (run_id.to_string(), ctx.key().to_string());
+                move |i| async move {
+                    i.verify_prepare(&id, &workflow, &request, &downloaded)
+                        .await
+                }
+            })
+            .await?;
+        let plan = Arc::new(plan);
+        progress.extract_number = Some(plan.run.extract_number);
+        progress.status = VerifyStatus::Comparing;
+        for t in Table::ALL {
+            progress.current_table = Some(t.table_name().to_string());
+            ctx.set(PROGRESS, Json(progress.clone()));
+            let name = format!("compare-{}", t.table_name());
+            let table = self
+                .step(ctx, run_id, &name, Retries::Local, {
+                    let (plan, request, downloaded) =
+                        (Arc::clone(&plan), request.clone(), downloaded.clone());
+                    move |i| async move { i.verify_table(&plan, t, &request, &downloaded).await }
+                })
+                .await?;
+            progress.tables_done += 1;
+            progress.differences += table.differences();
+        }
+        let report = self
+            .step(ctx, run_id, "report", Retries::Local, {
+                let plan = Arc::clone(&plan);
+                move |i| async move { i.verify_finish(&plan).await }
+            })
+            .await?;
+        progress.current_table = None;
+        progress.status = VerifyStatus::Completed;
+        progress.report = Some(report.clone());
+        ctx.set(PROGRESS, Json(progress.clone()));
+        Ok(report)
+    }
+
+    /// One journaled step, run to its end one attempt at a time, retried as `retries` says.
+    async fn step<T, Fut>(
+        &self,
+        ctx: &WorkflowContext<'_>,
+        run_id: &str,
+        name: &str,
+        retries: Retries,
+        work: impl FnOnce(Arc<Importer>) -> Fut + Send,
+    ) -> Result<T, TerminalError>
+    where
+        Fut: Future<Output = crate::error::ImportResult<T>> + Send + 'static,
+        T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
+    {
+        let settings = &self.importer.config().retries;
+        let policy = match retries {
+            Retries::Network => network_retries(settings),
+            Retries::Local => local_retries(settings),
+        };
+        let done: Timed<T> = ctx
+            .run(|| timed(self.importer.run_to_end(run_id, name, work)))
+            .name(name)
+            .retry_policy(policy)
+            .await?
+            .into_inner();
+        Ok(done.value)
+    }
+
+    /// The `record-failure` step: the verification recorded failed in `verify_runs`. Best
+    /// effort: a database that cannot be written now changes nothing about the outcome.
+    async fn record_failure(&self, ctx: &WorkflowContext<'_>, run_id: &str, message: &str) {
+        let (id, workflow, message) = (
+            run_id.to_string(),
+            ctx.key().to_string(),
+            message.to_string(),
+        );
+        let recorded = self
+            .step(
+                ctx,
+                run_id,
+                "record-failure",
+                Retries::Local,
+                move |i| async move { i.verify_failed(&id, &workflow, &message).await },
+            )
+            .await;
+        if let Err(e) = recorded {
+            tracing::warn!(run_id, error = %e.message(), "could not record the failed verification");
+        }
+    }
+}
