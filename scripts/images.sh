@@ -64,7 +64,8 @@ runtime() {
   has_image "$RUNTIME_BASE" && return
   local dir
   dir="$(mktemp -d)"
-  trap 'rm -rf "$dir"' EXIT
+  # (The trap may fire after this function returned, where `dir` is gone: hence the default.)
+  trap 'rm -rf "${dir:-}"' EXIT
   # Slimmed as Docker Hub's -slim images are: no documentation, manuals or translations, and
   # apt's caches removed after each install.
   mmdebstrap --quiet --variant=minbase \
@@ -76,6 +77,7 @@ runtime() {
     bookworm "$dir/rootfs.tar" "$MIRROR"
   podman import --quiet --change 'CMD ["bash"]' "$dir/rootfs.tar" "$RUNTIME_BASE" >/dev/null
   rm -rf "$dir"
+  trap - EXIT
   echo "made $RUNTIME_BASE from Debian's packages" >&2
 }
 
@@ -88,7 +90,8 @@ build() {
   local toolchain dir
   toolchain="$(rustc +1.95.0 --print sysroot)"
   dir="$(mktemp -d)"
-  trap 'rm -rf "$dir"' EXIT
+  # (The trap may fire after this function returned, where `dir` is gone: hence the default.)
+  trap 'rm -rf "${dir:-}"' EXIT
   mmdebstrap --quiet --variant=apt --include=build-essential,ca-certificates,pkg-config,git \
     --customize-hook="cp -a '$toolchain/.' \"\$1/usr/local/rust\"" \
     bookworm "$dir/rootfs.tar" "$MIRROR"
@@ -100,6 +103,7 @@ build() {
     --change 'CMD ["bash"]' \
     "$dir/rootfs.tar" "$BUILD_BASE" >/dev/null
   rm -rf "$dir"
+  trap - EXIT
   echo "made $BUILD_BASE from Debian's packages and $toolchain" >&2
 }
 
