@@ -19,7 +19,7 @@
 //! A Full loaded into an empty register is an initial load: its change set counts the
 //! entities it loaded, and lists none (every one would be an `insert`).
 
-use super::schema::{ColumnSource, columns, table_name};
+use super::schema::{source_columns, table_name};
 use super::{Connection, db_error, utc_now};
 use crate::error::{ErrorCode, ImportError, ImportResult};
 use crate::extract::{ExtractType, Table};
@@ -132,15 +132,6 @@ pub fn remove(conn: &Connection, extract_number: u32) -> ImportResult<()> {
         .map_err(&err)?;
     }
     Ok(())
-}
-
-/// The source columns of a table: those its CSV file carries (derived ones follow from them).
-fn source_columns(t: Table) -> Vec<&'static str> {
-    columns(t)
-        .iter()
-        .filter(|c| matches!(c.source, ColumnSource::Csv(_)))
-        .map(|c| c.name)
-        .collect()
 }
 
 /// The entity a row of table `t` belongs to, that entity's kind, and whether `t` is the

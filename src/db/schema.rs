@@ -197,6 +197,16 @@ const ACTIVITY_COLUMNS: &[Column] = &[
     csv("classification", "Classification", true),
 ];
 
+/// The source columns of a data table, by name: those its CSV file carries (the derived ones
+/// follow from them). Change sets and verifications compare rows on these.
+pub fn source_columns(t: Table) -> Vec<&'static str> {
+    columns(t)
+        .iter()
+        .filter(|c| matches!(c.source, ColumnSource::Csv(_)))
+        .map(|c| c.name)
+        .collect()
+}
+
 /// The allowed values an existing database may enforce, as (column, allowed values).
 pub fn allowed_values(t: Table) -> &'static [(&'static str, &'static [&'static str])] {
     const ENTITY_TYPE: (&str, &[&str]) = ("entity_type", &["enterprise", "establishment"]);

@@ -29,7 +29,7 @@ use crate::download::{self, Downloaded};
 use crate::error::{ErrorCode, ImportError, ImportResult};
 use crate::extract::ExtractType;
 use crate::extract::chunker::Chunk;
-use crate::extract::plan::{self, Batch, Plan, Reads};
+use crate::extract::plan::{self, Batch, Plan};
 use crate::extract::sealed::Seal;
 use crate::portal::Portal;
 use serde::{Deserialize, Serialize};
@@ -256,21 +256,15 @@ impl Importer {
         async move {
             let dir = self.chunk_dir(&job.id, plan.chunk_lines);
             let reads = plan.reads(batch);
-            if let Some(why) = first_unsealed(&dir, &reads).await? {
-                tracing::info!(%why, "a chunk is not whole here; unpacking the extract again");
-                self.unpack(&job.id, request, downloaded, plan.chunk_lines)
-                    .await?;
-                if let Some(why) = first_unsealed(&dir, &reads).await? {
-                    return Err(ImportError::new(
-                        ErrorCode::TornChunk,
-                        format!(
-                            "{why}, even cut again from the extract: the batch was not applied; \
-                             check the work directory's disk ({})",
-                            dir.display()
-                        ),
-                    ));
-                }
-            }
+            let chunks: Vec<&Chunk> = reads.all().copied().collect();
+            let cut = Cut {
+                job_id: &job.id,
+                request,
+                downloaded,
+                chunk_lines: plan.chunk_lines,
+            };
+            self.prove_whole(&cut, &chunks, "the batch was not applied")
+                .await?;
             let files = reads.map(|chunk| dir.join(&chunk.file));
             let (job, batch) = (job.clone(), batch.clone());
             let outcome = self
@@ -401,14 +395,48 @@ impl Importer {
     }
 }
 
-/// The first chunk file of `reads` (in `dir`) that is not whole as the plan wrote it, and
-/// why: absent, torn or damaged ([`Seal::differs`]). A chunk journaled before files were
-/// sealed has only to be there.
-async fn first_unsealed(dir: &Path, reads: &Reads<&Chunk>) -> ImportResult<Option<String>> {
-    first_not_whole(dir, reads.all().copied()).await
+/// How a job's extract was cut: what [`Importer::prove_whole`] needs to cut it again.
+struct Cut<'a> {
+    job_id: &'a str,
+    request: &'a ImportRequest,
+    downloaded: &'a Downloaded,
+    chunk_lines: u64,
 }
 
-/// The first file of `chunks` (in `dir`) that is not whole as it was sealed, and why.
+impl Importer {
+    /// Proves the job's `chunks` whole on this machine, cutting the extract again (fetching
+    /// it if need be) when one is absent, torn or damaged; if one still differs, fails with
+    /// `torn_chunk` (retryable), saying that `nothing_done`.
+    async fn prove_whole(
+        &self,
+        cut: &Cut<'_>,
+        chunks: &[&Chunk],
+        nothing_done: &str,
+    ) -> ImportResult<()> {
+        let dir = self.chunk_dir(cut.job_id, cut.chunk_lines);
+        let Some(why) = first_not_whole(&dir, chunks.iter().copied()).await? else {
+            return Ok(());
+        };
+        tracing::info!(%why, "a chunk is not whole here; unpacking the extract again");
+        self.unpack(cut.job_id, cut.request, cut.downloaded, cut.chunk_lines)
+            .await?;
+        match first_not_whole(&dir, chunks.iter().copied()).await? {
+            None => Ok(()),
+            Some(why) => Err(ImportError::new(
+                ErrorCode::TornChunk,
+                format!(
+                    "{why}, even cut again from the extract: {nothing_done}; check the work \
+                     directory's disk ({})",
+                    dir.display()
+                ),
+            )),
+        }
+    }
+}
+
+/// The first file of `chunks` (in `dir`) that is not whole as it was sealed, and why: absent,
+/// torn or damaged ([`Seal::differs`]). A chunk journaled before files were sealed has only to
+/// be there.
 async fn first_not_whole<'a>(
     dir: &Path,
     chunks: impl Iterator<Item = &'a Chunk>,

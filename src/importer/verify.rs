@@ -107,20 +107,23 @@ impl Importer {
         async move {
             let dir = self.chunk_dir(&run_id, plan.chunk_lines);
             let chunks = plan.chunks_of(t);
-            if let Some(why) = super::first_not_whole(&dir, chunks.iter()).await? {
-                tracing::info!(%why, "a chunk is not whole here; unpacking the Full again");
-                self.unpack(&run_id, request, downloaded, plan.chunk_lines)
-                    .await?;
-                if let Some(why) = super::first_not_whole(&dir, chunks.iter()).await? {
-                    return Err(ImportError::new(
-                        ErrorCode::TornChunk,
-                        format!("{why}, even cut again from the Full: check the work directory's disk ({})", dir.display()),
-                    ));
-                }
-            }
+            let cut = super::Cut {
+                job_id: &run_id,
+                request,
+                downloaded,
+                chunk_lines: plan.chunk_lines,
+            };
+            let all: Vec<&Chunk> = chunks.iter().collect();
+            self.prove_whole(&cut, &all, "the table was not compared")
+                .await?;
             let files: Vec<db::verify::ChunkFiles> = chunks
                 .iter()
-                .map(|c| (dir.join(&c.file), c.tail.as_ref().map(|t| dir.join(&t.file))))
+                .map(|c| {
+                    (
+                        dir.join(&c.file),
+                        c.tail.as_ref().map(|t| dir.join(&t.file)),
+                    )
+                })
                 .collect();
             let run = plan.run.clone();
             let report = self

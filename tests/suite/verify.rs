@@ -179,7 +179,7 @@ async fn a_verification_killed_half_way_ends_with_the_same_report() {
     assert_eq!(counts(&done["report"]), counts(&reference["report"]));
     assert_eq!(done["report"]["differences"], 0);
     let log = app.service.process.log();
-    assert!(log.contains("unpacking the Full again"), "{log}");
+    assert!(log.contains("unpacking the extract again"), "{log}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -2,9 +2,9 @@
 //! rows and the register's current rows together, grouped by (a hash of) the key; then, when
 //! something differs, the samples in a second pass over the few keys they name.
 
-use super::{VerifyRun, check_register, kind_of, record_table, table_report};
+use super::{VerifyRun, check_register, counted, kind_of, record_table, table_report};
 use crate::db::csv::{csv_source, insert_select, read_error};
-use crate::db::schema::{ColumnSource, SqlType, columns, key_column, table_name};
+use crate::db::schema::{ColumnSource, SqlType, columns, key_column, source_columns, table_name};
 use crate::db::{Connection, db_error};
 use crate::error::ImportResult;
 use crate::extract::{Member, Table};
@@ -69,19 +69,10 @@ fn full_rows(t: Table, chunks: &[ChunkFiles]) -> String {
     parts.join(" UNION ALL ")
 }
 
-/// The source columns of table `t`, by name.
-fn source_names(t: Table) -> Vec<&'static str> {
-    columns(t)
-        .iter()
-        .filter(|c| matches!(c.source, ColumnSource::Csv(_)))
-        .map(|c| c.name)
-        .collect()
-}
-
 /// The rows of both sides as `(key, h, line, in_full)`, followed by the source columns when
 /// `with_columns`.
 fn both_sides(t: Table, chunks: &[ChunkFiles], with_columns: bool) -> String {
-    let names = source_names(t).join(", ");
+    let names = source_columns(t).join(", ");
     let row = if with_columns {
         format!(", {names}")
     } else {
@@ -158,15 +149,8 @@ pub fn compare(
             ))
         })
         .map_err(|e| read_error(e, &what))?;
-    let mut report = TableReport {
-        table: table.to_string(),
-        full_rows: full_rows as u64,
-        register_rows: register_rows as u64,
-        missing: missing as u64,
-        extra: extra as u64,
-        different: different as u64,
-        samples: Vec::new(),
-    };
+    let counts = [full_rows, register_rows, missing, extra, different];
+    let mut report = counted(table, counts, Vec::new());
     if report.differences() > 0 {
         report.samples = samples(&tx, t, files, keys.as_deref().unwrap_or_default())?;
     }
@@ -187,7 +171,7 @@ fn samples(
     keys: &str,
 ) -> ImportResult<Vec<Difference>> {
     let err = db_error("reading the differences' samples");
-    let names = source_names(t);
+    let names = source_columns(t);
     let text: Vec<String> = names.iter().map(|n| format!("r.{n}::VARCHAR")).collect();
     let sql = format!(
         "WITH wanted AS (SELECT unnest(string_split(?, ','))::UBIGINT AS k),

@@ -208,15 +208,23 @@ fn table_report(conn: &Connection, run_id: &str, table: &str) -> ImportResult<Op
             register: json(register),
         });
     }
-    Ok(Some(TableReport {
+    let counts = [full_rows, register_rows, missing, extra, different];
+    Ok(Some(counted(table, counts, samples)))
+}
+
+/// A table's report from its counts as DuckDB gives them (full rows, register rows,
+/// missing, extra, different) and its samples.
+fn counted(table: &str, counts: [i64; 5], samples: Vec<Difference>) -> TableReport {
+    let [full_rows, register_rows, missing, extra, different] = counts.map(|n| n as u64);
+    TableReport {
         table: table.to_string(),
-        full_rows: full_rows as u64,
-        register_rows: register_rows as u64,
-        missing: missing as u64,
-        extra: extra as u64,
-        different: different as u64,
+        full_rows,
+        register_rows,
+        missing,
+        extra,
+        different,
         samples,
-    }))
+    }
 }
 
 /// Records verification `run` completed and returns its report (the same however often it is

@@ -269,18 +269,8 @@ impl Restate {
     /// Polls the verification's `getProgress` until it is completed or failed (at most two
     /// minutes); returns the last answer.
     pub async fn wait_verified(&self, workflow_id: &str) -> Value {
-        let start = Instant::now();
-        loop {
-            let progress = self.verify_progress(workflow_id).await;
-            if matches!(progress["status"].as_str(), Some("completed" | "failed")) {
-                return progress;
-            }
-            assert!(
-                start.elapsed() < 2 * MINUTE,
-                "verification {workflow_id} not finished: {progress}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let path = format!("/KboVerify/{workflow_id}/getProgress");
+        self.wait_ended(&path, 2 * MINUTE).await
     }
 
     /// Imports the extract at `zip` as workflow `id` and asserts that it completes.
@@ -321,15 +311,22 @@ impl Restate {
 
     /// Polls `getProgress` until the import is completed or failed; returns the last answer.
     pub async fn wait_finished(&self, workflow_id: &str, timeout: Duration) -> Value {
+        let path = format!("/KboImport/{workflow_id}/getProgress");
+        self.wait_ended(&path, timeout).await
+    }
+
+    /// Polls the `getProgress` at `path` until it says `completed` or `failed`, failing the
+    /// test after `timeout`; returns the last answer.
+    async fn wait_ended(&self, path: &str, timeout: Duration) -> Value {
         let start = Instant::now();
         loop {
-            let progress = self.progress(workflow_id).await;
+            let progress = self.post_json(path, Some(&Value::Null)).await;
             if matches!(progress["status"].as_str(), Some("completed" | "failed")) {
                 return progress;
             }
             assert!(
                 start.elapsed() < timeout,
-                "import {workflow_id} not finished after {timeout:?}: {progress}"
+                "{path} not finished after {timeout:?}: {progress}"
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
