@@ -2,8 +2,11 @@
 //! `read_csv`, once, and (b) the same-output floor, the workflow's exact tables with the
 //! fewest plain statements — and imported through the real workflow (real Restate server, real
 //! ingress, local database file), (b) and the workflow interleaved `--runs` times, each
-//! workflow run followed by two daily-sized Updates. Prints min and median of each, the ratio
-//! of medians, peak RSS, steps, Restate's overhead per step and the phases of the median run.
+//! workflow run followed by two daily-sized Updates, a Full over the register that holds them
+//! (its change set against the register before it) and a verification of the register against
+//! that Full (`KboVerify`). Prints min and median of each, the ratio of medians, peak RSS,
+//! steps, Restate's overhead per step, the phases of the median run, what the change sets cost
+//! and what verifying costs.
 //!
 //! `kbo-testkit bench --scale 1.0 --runs 3` (needs `npm ci --prefix tools` for the Restate
 //! server).
@@ -69,6 +72,11 @@ pub(crate) struct Round {
     service_rss: u64,
     /// The two daily Updates after it.
     updates: [Imported; 2],
+    /// The Full over the register those left (a change set against it).
+    full_over: Imported,
+    /// The verification against that Full: seconds and the service's peak RSS during it.
+    verify_s: f64,
+    verify_rss: u64,
 }
 
 /// Runs the benchmark and prints its report.
@@ -104,26 +112,31 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
     .map_err(anyhow::Error::msg)?;
     let next_zip = work.join("KboOpenData_0142_2025_10_06_Update.zip");
     renumber(&update_zip, &next_zip, 141, 142)?;
+    let full_over_zip = work.join("KboOpenData_0143_2025_10_04_Full.zip");
+    renumber(&full_zip, &full_over_zip, 140, 143)?;
     let mut rounds = Vec::new();
     for round in 1..=options.runs {
         eprintln!("round {round} of {}: the same-output floor", options.runs);
         let (floor_s, floor_rss, floor_phases) = same_output_round(&dir, &options, &full_zip)?;
         eprintln!("round {round} of {}: the workflow", options.runs);
-        let (full, service_rss, updates) = workflow_round(
+        let done = workflow_round(
             &restate,
             &work,
             &options,
             round,
-            [&full_zip, &update_zip, &next_zip],
+            [&full_zip, &update_zip, &next_zip, &full_over_zip],
         )
         .await?;
         rounds.push(Round {
             floor_s,
             floor_rss,
             floor_phases,
-            full,
-            service_rss,
-            updates,
+            full: done.full,
+            service_rss: done.service_rss,
+            updates: done.updates,
+            full_over: done.full_over,
+            verify_s: done.verify_s,
+            verify_rss: done.verify_rss,
         });
     }
     drop(restate);
@@ -174,15 +187,26 @@ fn service_binary() -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-/// One run of the workflow: a new service on a new database, the Full, then two daily
-/// Updates (the second on a register that has settled); the service's peak RSS.
+/// What one round of the workflow measured.
+struct WorkflowRound {
+    full: Imported,
+    service_rss: u64,
+    updates: [Imported; 2],
+    full_over: Imported,
+    verify_s: f64,
+    verify_rss: u64,
+}
+
+/// One run of the workflow: a new service on a new database, the Full, two daily Updates (the
+/// second on a register that has settled), a Full over that register, and a verification
+/// against it; the service's peak RSS during the imports and during the verification.
 async fn workflow_round(
     restate: &RestateServer,
     work: &Path,
     options: &BenchOptions,
     round: u32,
-    [full_zip, update_zip, next_zip]: [&Path; 3],
-) -> anyhow::Result<(Imported, u64, [Imported; 2])> {
+    [full_zip, update_zip, next_zip, full_over_zip]: [&Path; 4],
+) -> anyhow::Result<WorkflowRound> {
     let port = free_port();
     let db_file = work.join(format!("kbo-{round}.duckdb"));
     let mut service = Command::new(service_binary()?);
@@ -210,14 +234,55 @@ async fn workflow_round(
     let first = import(&client, &format!("bench-update-141-{round}"), update_zip).await?;
     wait_released(&db_file).await?;
     let second = import(&client, &format!("bench-update-142-{round}"), next_zip).await?;
-    let rss = peak.load(Ordering::Relaxed);
+    wait_released(&db_file).await?;
+    let full_over = import(&client, &format!("bench-full-143-{round}"), full_over_zip).await?;
+    let service_rss = peak.load(Ordering::Relaxed);
+    wait_released(&db_file).await?;
+    peak.store(0, Ordering::Relaxed);
+    let verify_s = verify(&client, &format!("bench-verify-143-{round}"), full_over_zip).await?;
+    let verify_rss = peak.load(Ordering::Relaxed);
     watcher.abort();
     drop(service);
     let _ = std::fs::remove_file(&db_file);
     let mut wal = db_file.into_os_string();
     wal.push(".wal");
     let _ = std::fs::remove_file(wal);
-    Ok((full, rss, [first, second]))
+    Ok(WorkflowRound {
+        full,
+        service_rss,
+        updates: [first, second],
+        full_over,
+        verify_s,
+        verify_rss,
+    })
+}
+
+/// Verifies the register against the Full at `zip` through `KboVerify`; the seconds it took.
+/// A register that differs fails the benchmark: the figures would not be of a real check.
+async fn verify(client: &RestateClient, id: &str, zip: &Path) -> anyhow::Result<f64> {
+    use kbo_import::wire::VerifyStatus;
+    let url = url::Url::from_file_path(zip).map_err(|_| anyhow::anyhow!("not an absolute path"))?;
+    let started = Instant::now();
+    client
+        .ingress
+        .start_workflow("KboVerify", id, &serde_json::json!({ "url": url.as_str() }))
+        .await?;
+    loop {
+        let progress = client.ingress.verify_progress(id).await?;
+        match (progress.status, progress.report) {
+            (VerifyStatus::Completed, Some(report)) if report.differences == 0 => {
+                return Ok(started.elapsed().as_secs_f64());
+            }
+            (VerifyStatus::Completed, Some(report)) => {
+                bail!(
+                    "{id}: the register differs from the Full: {}",
+                    report.advice
+                )
+            }
+            (VerifyStatus::Failed, _) => bail!("{id} failed: {:?}", progress.error),
+            _ => tokio::time::sleep(Duration::from_millis(250)).await,
+        }
+    }
 }
 
 /// Waits until the service has closed the database file; returns the seconds waited.
@@ -269,6 +334,16 @@ pub(crate) struct Imported {
     steps: u32,
     step_ms: u64,
     phases: Vec<(String, u64)>,
+}
+
+impl Imported {
+    /// The milliseconds of phase `phase` (`finalize/changes`), 0 when absent.
+    fn phase_ms(&self, phase: &str) -> u64 {
+        self.phases
+            .iter()
+            .find(|(name, _)| name == phase)
+            .map_or(0, |(_, ms)| *ms)
+    }
 }
 
 async fn import(client: &RestateClient, id: &str, zip: &Path) -> anyhow::Result<Imported> {

@@ -89,6 +89,50 @@ pub(super) fn report(options: &BenchOptions, bare: &Bare, rounds: &[Round]) {
     );
     print_phases(&full.phases, &median_round.floor_phases);
     print_updates(rounds);
+    print_changes_and_verify(rounds, floor_median);
+}
+
+/// What the change sets add (finalize's `changes` part) to a daily Update and to a Full over
+/// a register, and what verifying a register against a Full costs, beside the same-output
+/// floor.
+fn print_changes_and_verify(rounds: &[Round], floor_median: f64) {
+    let part = |i: &super::Imported| i.phase_ms("finalize/changes") as f64 / 1000.0;
+    let shares: Vec<f64> = rounds
+        .iter()
+        .flat_map(|r| r.updates.iter().map(|u| 100.0 * part(u) / u.seconds))
+        .collect();
+    let update_parts: Vec<f64> = rounds
+        .iter()
+        .flat_map(|r| r.updates.iter().map(part))
+        .collect();
+    let (share_min, share_median) = min_median(&shares);
+    let (_, part_median) = min_median(&update_parts);
+    println!(
+        "change set of a daily Update: median {:.3} s, {share_median:.1} % of the Update (min {share_min:.1} %, max {:.1} %)",
+        part_median,
+        shares.iter().copied().fold(0.0, f64::max)
+    );
+    let overs: Vec<f64> = rounds.iter().map(|r| r.full_over.seconds).collect();
+    let over_parts: Vec<f64> = rounds.iter().map(|r| part(&r.full_over)).collect();
+    let (_, over_median) = min_median(&overs);
+    let (over_part_min, over_part_median) = min_median(&over_parts);
+    println!(
+        "a Full over that register: median {over_median:.1} s, of which its change set median {over_part_median:.1} s (min {over_part_min:.1} s; {:.1} % of it)",
+        100.0 * over_part_median / over_median
+    );
+    let verifies: Vec<f64> = rounds.iter().map(|r| r.verify_s).collect();
+    let (verify_min, verify_median) = min_median(&verifies);
+    let mb = |b: u64| b as f64 / (1 << 20) as f64;
+    println!(
+        "verify the register against that Full (KboVerify): median {verify_median:.1} s, min {verify_min:.1} s, peak RSS {:.0} MB; {:.2} x the same-output floor's median ({})",
+        mb(rounds.iter().map(|r| r.verify_rss).max().unwrap_or(0)),
+        verify_median / floor_median,
+        verifies
+            .iter()
+            .map(|x| format!("{x:.1}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
 }
 
 /// The daily Updates: their median and minimum over every round.
