@@ -74,8 +74,11 @@ pub fn record(conn: &Connection, r: &Recording<'_>) -> ImportResult<ChangeSummar
     remove(conn, r.extract_number)?;
     let initial = r.extract_type == ExtractType::Full && r.rows_retired == 0;
     if !initial {
-        conn.execute(&insert_changes_sql(), params![r.extract_number])
-            .map_err(&err)?;
+        conn.execute(
+            &insert_changes_sql(r.extract_type),
+            params![r.extract_number],
+        )
+        .map_err(&err)?;
     }
     let counts = if initial {
         // Every entity the Full loaded is new: counted, not listed.
@@ -168,7 +171,8 @@ fn touched_rows() -> String {
     parts.join("\n UNION ALL ")
 }
 
-/// The statement that lists the entities extract `$1` changed in `import_changes`.
+/// The statement that lists the entities extract `$1` (of kind `kind`) changed in
+/// `import_changes`.
 ///
 /// Two passes keep a Full's cost near one aggregation of its rows: first a fingerprint of
 /// each entity's rows per table (their count and the sum of their hashes, before and after),
@@ -181,10 +185,16 @@ fn touched_rows() -> String {
 /// longer exists (`delete`), and every other listed entity existed before and after (or,
 /// named only by other tables, neither): `update`. A number shaped as an establishment's is a
 /// branch when `branches` holds it (its names and addresses say `establishment`).
-fn insert_changes_sql() -> String {
+fn insert_changes_sql(kind: ExtractType) -> String {
+    // An Update touches a few thousand rows: read once, kept; a Full touches all of them
+    // (94 M rows at real size): read again rather than held.
+    let kept = match kind {
+        ExtractType::Update => "MATERIALIZED",
+        ExtractType::Full => "NOT MATERIALIZED",
+    };
     format!(
         "INSERT INTO import_changes (extract_number, entity_number, entity_type, change_type, table_name, rows_added, rows_removed)
-         WITH touched AS NOT MATERIALIZED ({touched}),
+         WITH touched AS {kept} ({touched}),
          changed AS (
              SELECT entity_number, table_name, min(entity_type) AS entity_type, bool_or(own) AS own,
                     count(*) FILTER (WHERE side = 1) AS inserted, count(*) FILTER (WHERE side = -1) AS retired

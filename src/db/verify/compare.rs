@@ -1,10 +1,14 @@
-//! One table of the register compared with a Full's chunks: one aggregation over the Full's
-//! rows and the register's current rows together, grouped by (a hash of) the key; then, when
-//! something differs, the samples in a second pass over the few keys they name.
+//! One table of the register compared with a Full's chunks, in bounded memory: first each
+//! entity's fingerprint on both sides (its rows' count and the sum of their hashes: one group
+//! per entity, not per row), in one scan; only when some differ, the rows of those entities
+//! compared key by key (the last line of a key the Full repeats winning); then, when something
+//! differs, the samples, over the few keys they name.
 
 use super::{VerifyRun, check_register, counted, kind_of, record_table, table_report};
 use crate::db::csv::{csv_source, insert_select, read_error};
-use crate::db::schema::{ColumnSource, SqlType, columns, key_column, source_columns, table_name};
+use crate::db::schema::{
+    ColumnSource, SqlType, columns, delete_match_column, key_column, source_columns, table_name,
+};
 use crate::db::{Connection, db_error};
 use crate::error::ImportResult;
 use crate::extract::{Member, Table};
@@ -29,12 +33,12 @@ fn typed_columns(t: Table) -> Vec<String> {
 /// most once) and its tail (the lines whose key came before in the chunk, in order).
 pub type ChunkFiles = (PathBuf, Option<PathBuf>);
 
-/// The Full's rows of table `t` as `(line, key, typed source columns)`: `line` orders them as
+/// The Full's rows of table `t` as `(line, key, entity, typed source columns)`: `line` orders them as
 /// the file does where a key may come twice (a main file holds each key once, so its chunk's
 /// place is enough; a tail's own lines are numbered), without numbering every line of a
 /// member (a window over 36 M rows).
 fn full_rows(t: Table, chunks: &[ChunkFiles]) -> String {
-    let key = key_column(t);
+    let (key, entity) = (key_column(t), delete_match_column(t));
     let typed = typed_columns(t).join(", ");
     let read = |path: &PathBuf| insert_select(t, &csv_source(path, Member::Full(t)));
     if chunks.is_empty() {
@@ -48,7 +52,7 @@ fn full_rows(t: Table, chunks: &[ChunkFiles]) -> String {
             })
             .collect();
         return format!(
-            "SELECT NULL::UBIGINT AS line, NULL::VARCHAR AS key, {} WHERE false",
+            "SELECT NULL::UBIGINT AS line, NULL::VARCHAR AS key, NULL::VARCHAR AS entity, {} WHERE false",
             nulls.join(", ")
         );
     }
@@ -56,12 +60,12 @@ fn full_rows(t: Table, chunks: &[ChunkFiles]) -> String {
     for (i, (main, tail)) in chunks.iter().enumerate() {
         let place = (i as u64) << 40;
         parts.push(format!(
-            "SELECT {place}::UBIGINT AS line, {key} AS key, {typed} FROM ({})",
+            "SELECT {place}::UBIGINT AS line, {key} AS key, {entity} AS entity, {typed} FROM ({})",
             read(main)
         ));
         if let Some(tail) = tail {
             parts.push(format!(
-                "SELECT {place}::UBIGINT + (1::UBIGINT << 39) + row_number() OVER ()::UBIGINT, {key}, {typed} FROM ({})",
+                "SELECT {place}::UBIGINT + (1::UBIGINT << 39) + row_number() OVER ()::UBIGINT, {key}, {entity}, {typed} FROM ({})",
                 read(tail)
             ));
         }
@@ -69,8 +73,8 @@ fn full_rows(t: Table, chunks: &[ChunkFiles]) -> String {
     parts.join(" UNION ALL ")
 }
 
-/// The rows of both sides as `(key, h, line, in_full)`, followed by the source columns when
-/// `with_columns`.
+/// The rows of both sides as `(key, entity, h, line, in_full)`, followed by the source
+/// columns when `with_columns`.
 fn both_sides(t: Table, chunks: &[ChunkFiles], with_columns: bool) -> String {
     let names = source_columns(t).join(", ");
     let row = if with_columns {
@@ -78,11 +82,11 @@ fn both_sides(t: Table, chunks: &[ChunkFiles], with_columns: bool) -> String {
     } else {
         String::new()
     };
-    let key = key_column(t);
+    let (key, entity) = (key_column(t), delete_match_column(t));
     format!(
-        "SELECT key, hash({names}) AS h, line, true AS in_full{row} FROM ({full})
+        "SELECT key, entity, hash({names}) AS h, line, true AS in_full{row} FROM ({full})
          UNION ALL
-         SELECT {key}, hash({names}), 0::UBIGINT, false{row} FROM {table} WHERE _is_current",
+         SELECT {key}, {entity}, hash({names}), 0::UBIGINT, false{row} FROM {table} WHERE _is_current",
         full = full_rows(t, chunks),
         table = table_name(t),
     )
@@ -98,6 +102,37 @@ const PER_KEY: &str = "SELECT hash(key) AS k,
 /// A key current twice in the register is `different` too.
 const KIND: &str = "CASE WHEN reg_n = 0 THEN 'missing' WHEN full_n = 0 THEN 'extra'
          WHEN reg_n > 1 OR reg_min <> full_h OR reg_max <> full_h THEN 'different' END";
+
+/// Per entity (hashed as `e`): its rows' count and the sum of their hashes on each side.
+const PER_ENTITY: &str = "SELECT hash(entity) AS e,
+         count(*) FILTER (WHERE in_full) AS full_n,
+         coalesce(sum(h::HUGEINT) FILTER (WHERE in_full), 0) AS full_sum,
+         count(*) FILTER (WHERE NOT in_full) AS reg_n,
+         coalesce(sum(h::HUGEINT) FILTER (WHERE NOT in_full), 0) AS reg_sum";
+
+/// Whether an entity's fingerprints agree, over [`PER_ENTITY`]'s columns.
+const AGREE: &str = "(full_n = reg_n AND full_sum = reg_sum)";
+
+/// The statement that compares, key by key, the rows of the entities whose fingerprints
+/// differ (the rows `both` gives, read again): the Full's distinct keys among them, the
+/// missing, extra and different keys, and a few of each kind's hashed keys (comma-separated).
+fn by_key_sql(both: &str) -> String {
+    format!(
+        "WITH rows AS NOT MATERIALIZED ({both}),
+              per_entity AS ({PER_ENTITY} FROM rows GROUP BY e),
+              suspects AS (SELECT e FROM per_entity WHERE NOT {AGREE}),
+              per_key AS ({PER_KEY} FROM rows WHERE hash(entity) IN (SELECT e FROM suspects) GROUP BY k),
+              kinds AS (SELECT k, full_n, reg_n, {KIND} AS kind FROM per_key)
+         SELECT count(*) FILTER (WHERE full_n > 0),
+                count(*) FILTER (WHERE kind = 'missing'), count(*) FILTER (WHERE kind = 'extra'),
+                count(*) FILTER (WHERE kind = 'different'),
+                array_to_string(list_concat(
+                    (list(k ORDER BY k) FILTER (WHERE kind = 'missing'))[1:{SAMPLES_PER_KIND}],
+                    (list(k ORDER BY k) FILTER (WHERE kind = 'extra'))[1:{SAMPLES_PER_KIND}],
+                    (list(k ORDER BY k) FILTER (WHERE kind = 'different'))[1:{SAMPLES_PER_KIND}]), ',')
+         FROM kinds"
+    )
+}
 
 /// Compares table `t` of the register with the Full's chunks `files` (in the file's order),
 /// records the outcome for verification `run` in one transaction, and returns it. A
@@ -116,39 +151,38 @@ pub fn compare(
         .transaction()
         .map_err(db_error("starting the verification transaction"))?;
     check_register(&tx, run.extract_number)?;
-    let sql = format!(
-        "WITH per_key AS ({PER_KEY} FROM ({}) GROUP BY k),
-              kinds AS (SELECT k, full_n, reg_n, {KIND} AS kind FROM per_key)
-         SELECT count(*) FILTER (WHERE full_n > 0), coalesce(sum(reg_n), 0),
-                count(*) FILTER (WHERE kind = 'missing'), count(*) FILTER (WHERE kind = 'extra'),
-                count(*) FILTER (WHERE kind = 'different'),
-                array_to_string(list_concat(
-                    (list(k ORDER BY k) FILTER (WHERE kind = 'missing'))[1:{SAMPLES_PER_KIND}],
-                    (list(k ORDER BY k) FILTER (WHERE kind = 'extra'))[1:{SAMPLES_PER_KIND}],
-                    (list(k ORDER BY k) FILTER (WHERE kind = 'different'))[1:{SAMPLES_PER_KIND}]), ',')
-         FROM kinds",
-        both_sides(t, files, false)
-    );
     let what = format!("{} of the Full", Member::Full(t));
-    let (full_rows, register_rows, missing, extra, different, keys): (
-        i64,
-        i64,
-        i64,
-        i64,
-        i64,
-        Option<String>,
-    ) = tx
-        .query_row(&sql, [], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-            ))
-        })
+    let both = both_sides(t, files, false);
+    // First the entities' fingerprints, in one scan of each side: where they agree, so do
+    // the entities' rows (and the Full repeats none of their keys).
+    let (settled, register_rows, suspects): (i64, i64, i64) = tx
+        .query_row(
+            &format!(
+                "WITH per_entity AS ({PER_ENTITY} FROM ({both}) GROUP BY e)
+                 SELECT coalesce(sum(full_n) FILTER (WHERE {AGREE}), 0), coalesce(sum(reg_n), 0),
+                        count(*) FILTER (WHERE NOT {AGREE})
+                 FROM per_entity"
+            ),
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
         .map_err(|e| read_error(e, &what))?;
+    let (full_rows, missing, extra, different, keys) = if suspects == 0 {
+        (settled, 0, 0, 0, None)
+    } else {
+        let (full, missing, extra, different, keys) = tx
+            .query_row(&by_key_sql(&both), [], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get::<_, Option<String>>(4)?,
+                ))
+            })
+            .map_err(|e| read_error(e, &what))?;
+        (settled + full, missing, extra, different, keys)
+    };
     let counts = [full_rows, register_rows, missing, extra, different];
     let mut report = counted(table, counts, Vec::new());
     if report.differences() > 0 {

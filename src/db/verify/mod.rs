@@ -3,11 +3,11 @@
 //! `verify_tables`, one per table compared; `verify_differences`, the samples). The
 //! register's own tables are only read.
 //!
-//! A table is compared ([`compare`]) in one aggregation over the Full's rows and the
-//! register's current rows together, grouped by (a hash of) the key: a key only the Full has
-//! is `missing`, one only the register has is `extra`, one whose rows' hashes differ is
-//! `different`. The Full's repeated keys count once, by their last line, as an import keeps
-//! them. Samples are read in a second pass over the few keys they name, only when something
+//! A table is compared ([`compare`]) entity by entity first (a fingerprint of each entity's
+//! rows on both sides), then, for the entities whose fingerprints differ, key by key: a key
+//! only the Full has is `missing`, one only the register has is `extra`, one whose rows'
+//! hashes differ is `different`. The Full's repeated keys count once, by their last line, as
+//! an import keeps them. Samples are read over the few keys they name, only when something
 //! differs. This module keeps the runs and their outcomes.
 
 mod compare;
