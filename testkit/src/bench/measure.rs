@@ -41,6 +41,13 @@ pub(super) fn watch_rss(pid: u32, peak: Arc<AtomicU64>) -> tokio::task::JoinHand
     })
 }
 
+/// Starts a new peak for a live process: its VmHWM falls back to its current RSS (Linux's
+/// `clear_refs`), so that the next phase's peak is its own.
+pub(super) fn reset_peak(pid: u32, peak: &AtomicU64) {
+    let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
+    peak.store(0, Ordering::Relaxed);
+}
+
 /// The peak resident set size of a live process (VmHWM), in bytes.
 pub(super) fn peak_rss(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;

@@ -22,7 +22,7 @@ use crate::restate::{Process, RestateServer, free_port};
 use anyhow::bail;
 use floor::{bare_floor, same_output_round};
 use kbo_import::client::RestateClient;
-use measure::watch_rss;
+use measure::{reset_peak, watch_rss};
 use report::report;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -72,8 +72,10 @@ pub(crate) struct Round {
     service_rss: u64,
     /// The two daily Updates after it.
     updates: [Imported; 2],
-    /// The Full over the register those left (a change set against it).
+    /// The Full over the register those left (a change set against it), and the service's
+    /// peak RSS during it.
     full_over: Imported,
+    full_over_rss: u64,
     /// The verification against that Full: seconds and the service's peak RSS during it.
     verify_s: f64,
     verify_rss: u64,
@@ -135,6 +137,7 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
             service_rss: done.service_rss,
             updates: done.updates,
             full_over: done.full_over,
+            full_over_rss: done.full_over_rss,
             verify_s: done.verify_s,
             verify_rss: done.verify_rss,
         });
@@ -193,13 +196,15 @@ struct WorkflowRound {
     service_rss: u64,
     updates: [Imported; 2],
     full_over: Imported,
+    full_over_rss: u64,
     verify_s: f64,
     verify_rss: u64,
 }
 
 /// One run of the workflow: a new service on a new database, the Full, two daily Updates (the
 /// second on a register that has settled), a Full over that register, and a verification
-/// against it; the service's peak RSS during the imports and during the verification.
+/// against it; the service's peak RSS during the first Full (and the Updates' start), during
+/// the Full over the register, and during the verification, each its own.
 async fn workflow_round(
     restate: &RestateServer,
     work: &Path,
@@ -228,6 +233,7 @@ async fn workflow_round(
     let peak = Arc::new(AtomicU64::new(0));
     let watcher = watch_rss(service.id(), Arc::clone(&peak));
     let full = import(&client, &format!("bench-full-140-{round}"), full_zip).await?;
+    let service_rss = peak.load(Ordering::Relaxed);
     // Daily updates come hours apart: let the service close the database (its closing
     // checkpoint runs after the workflow has completed) before the next import starts.
     wait_released(&db_file).await?;
@@ -235,10 +241,11 @@ async fn workflow_round(
     wait_released(&db_file).await?;
     let second = import(&client, &format!("bench-update-142-{round}"), next_zip).await?;
     wait_released(&db_file).await?;
+    reset_peak(service.id(), &peak);
     let full_over = import(&client, &format!("bench-full-143-{round}"), full_over_zip).await?;
-    let service_rss = peak.load(Ordering::Relaxed);
+    let full_over_rss = peak.load(Ordering::Relaxed);
     wait_released(&db_file).await?;
-    peak.store(0, Ordering::Relaxed);
+    reset_peak(service.id(), &peak);
     let verify_s = verify(&client, &format!("bench-verify-143-{round}"), full_over_zip).await?;
     let verify_rss = peak.load(Ordering::Relaxed);
     watcher.abort();
@@ -252,6 +259,7 @@ async fn workflow_round(
         service_rss,
         updates: [first, second],
         full_over,
+        full_over_rss,
         verify_s,
         verify_rss,
     })

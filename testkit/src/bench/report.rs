@@ -116,13 +116,14 @@ fn print_changes_and_verify(rounds: &[Round], floor_median: f64) {
     let over_parts: Vec<f64> = rounds.iter().map(|r| part(&r.full_over)).collect();
     let (_, over_median) = min_median(&overs);
     let (over_part_min, over_part_median) = min_median(&over_parts);
+    let mb = |b: u64| b as f64 / (1 << 20) as f64;
     println!(
-        "a Full over that register: median {over_median:.1} s, of which its change set median {over_part_median:.1} s (min {over_part_min:.1} s; {:.1} % of it)",
-        100.0 * over_part_median / over_median
+        "a Full over that register: median {over_median:.1} s, of which its change set median {over_part_median:.1} s (min {over_part_min:.1} s; {:.1} % of it); peak RSS {:.0} MB",
+        100.0 * over_part_median / over_median,
+        mb(rounds.iter().map(|r| r.full_over_rss).max().unwrap_or(0))
     );
     let verifies: Vec<f64> = rounds.iter().map(|r| r.verify_s).collect();
     let (verify_min, verify_median) = min_median(&verifies);
-    let mb = |b: u64| b as f64 / (1 << 20) as f64;
     println!(
         "verify the register against that Full (KboVerify): median {verify_median:.1} s, min {verify_min:.1} s, peak RSS {:.0} MB; {:.2} x the same-output floor's median ({})",
         mb(rounds.iter().map(|r| r.verify_rss).max().unwrap_or(0)),
