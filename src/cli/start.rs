@@ -27,6 +27,23 @@ pub struct Args {
     restate: RestateArgs,
 }
 
+/// The `run` body naming the extract `url` (whose file name is `name`, if it is a KBO one):
+/// a bare file name is a file of the KBO portal, anything else a URL. `verify` takes the same.
+pub fn extract_body(url: String, name: Option<ExtractFileName>, sha256: Option<String>) -> UrlBody {
+    match name {
+        Some(name) if !url.contains('/') => UrlBody {
+            portal_file: Some(name.to_string()),
+            sha256,
+            ..UrlBody::default()
+        },
+        _ => UrlBody {
+            url: Some(url),
+            sha256,
+            ..UrlBody::default()
+        },
+    }
+}
+
 /// Starts the workflow (and follows it with `--watch`).
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let Args {
@@ -43,19 +60,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             "the URL does not end in a KBO file name (KboOpenData_<n>_<yyyy>_<mm>[_<dd>]_<Full|Update>.zip); give --id",
         )?,
     };
-    let body = match name {
-        // A bare file name is a file of the KBO portal.
-        Some(name) if !url.contains('/') => UrlBody {
-            portal_file: Some(name.to_string()),
-            sha256,
-            ..UrlBody::default()
-        },
-        _ => UrlBody {
-            url: Some(url),
-            sha256,
-            ..UrlBody::default()
-        },
-    };
+    let body = extract_body(url, name, sha256);
     let client = restate.client();
     match client
         .ingress

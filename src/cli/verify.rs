@@ -6,7 +6,7 @@ use super::RestateArgs;
 use anyhow::{Context, bail};
 use kbo_import::client::Started;
 use kbo_import::extract::file_name::ExtractFileName;
-use kbo_import::wire::{RunBody, UrlBody, VerifyProgress, VerifyReport, VerifyStatus};
+use kbo_import::wire::{RunBody, VerifyProgress, VerifyReport, VerifyStatus};
 use std::time::Duration;
 
 /// Arguments of `verify`.
@@ -46,18 +46,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             format!("verify-{stem}-{stamp}")
         }
     };
-    let body = match name {
-        Some(name) if !args.url.contains('/') => UrlBody {
-            portal_file: Some(name.to_string()),
-            sha256: args.sha256,
-            ..UrlBody::default()
-        },
-        _ => UrlBody {
-            url: Some(args.url),
-            sha256: args.sha256,
-            ..UrlBody::default()
-        },
-    };
+    let body = super::start::extract_body(args.url, name, args.sha256);
     let ingress = args.restate.client().ingress;
     let body = serde_json::to_value(RunBody::Named(body))?;
     match ingress.start_workflow("KboVerify", &id, &body).await? {

@@ -392,16 +392,20 @@ async fn import(
     file: &ExtractFileName,
     workflow_id: &str,
 ) -> Result<RunResult, TerminalError> {
-    let body = RunBody::Named(UrlBody {
-        portal_file: Some(file.to_string()),
-        ..UrlBody::default()
-    });
     let Json(done) = ctx
         .workflow_client::<KboImportClient>(workflow_id.to_string())
-        .run(Json(body))
+        .run(Json(portal_body(file)))
         .call()
         .await?;
     Ok(done)
+}
+
+/// The `run` body (of `KboImport` or `KboVerify`) naming the portal's `file`.
+fn portal_body(file: &ExtractFileName) -> RunBody {
+    RunBody::Named(UrlBody {
+        portal_file: Some(file.to_string()),
+        ..UrlBody::default()
+    })
 }
 
 /// The current time (UTC), journaled as step `name` so that a replay sees the same value.

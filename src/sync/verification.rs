@@ -6,7 +6,7 @@
 use crate::extract::ExtractType;
 use crate::extract::file_name::ExtractFileName;
 use crate::importer::RegisterState;
-use crate::wire::{RunBody, SyncReport, UrlBody, VerifiedExtract, VerifyReport};
+use crate::wire::{SyncReport, VerifiedExtract, VerifyReport};
 use crate::workflow::KboVerifyClient;
 use restate_sdk::prelude::*;
 
@@ -86,13 +86,9 @@ async fn verify(
     file: &ExtractFileName,
     workflow_id: &str,
 ) -> Result<VerifyReport, TerminalError> {
-    let body = RunBody::Named(UrlBody {
-        portal_file: Some(file.to_string()),
-        ..UrlBody::default()
-    });
     let Json(report) = ctx
         .workflow_client::<KboVerifyClient>(workflow_id.to_string())
-        .run(Json(body))
+        .run(Json(super::portal_body(file)))
         .call()
         .await?;
     Ok(report)

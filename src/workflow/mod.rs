@@ -347,7 +347,6 @@ impl KboImport {
             importer,
             job_id,
             progress,
-            retries: &importer.config().retries,
         };
         story.enter(Status::Preparing);
 
@@ -426,20 +425,50 @@ enum Retries {
 }
 use Retries::{Local, Network};
 
+impl Retries {
+    /// The retry policy of a step of this kind, with `settings`' attempts.
+    fn policy(self, settings: &RetrySettings) -> RunRetryPolicy {
+        match self {
+            Network => network_retries(settings),
+            Local => local_retries(settings),
+        }
+    }
+}
+
+/// One journaled step of job `job_id` (an import's, or a verification's run id): the work
+/// `work` makes with the importer, under the name `name` (as the Restate UI shows it), run to
+/// its end one attempt at a time ([`Importer::run_to_end`]), timed, retried as `retries` says.
+async fn journaled<T, Fut>(
+    ctx: &WorkflowContext<'_>,
+    importer: &Arc<Importer>,
+    job_id: &str,
+    name: &str,
+    retries: Retries,
+    work: impl FnOnce(Arc<Importer>) -> Fut + Send,
+) -> Result<Timed<T>, TerminalError>
+where
+    Fut: Future<Output = ImportResult<T>> + Send + 'static,
+    T: Serialize + serde::de::DeserializeOwned + Send + 'static,
+{
+    let policy = retries.policy(&importer.config().retries);
+    Ok(ctx
+        .run(|| timed(importer.run_to_end(job_id, name, work)))
+        .name(name)
+        .retry_policy(policy)
+        .await?
+        .into_inner())
+}
+
 /// The import's journal and its published progress, as the story goes.
 struct Story<'a, 'ctx> {
     ctx: &'a WorkflowContext<'ctx>,
     importer: &'a Arc<Importer>,
     job_id: &'a str,
     progress: &'a mut Progress,
-    retries: &'a RetrySettings,
 }
 
 impl Story<'_, '_> {
-    /// One journaled step: the work `work` makes with the importer, under the name `name` (as
-    /// the Restate UI shows it), run to its end one attempt at a time
-    /// ([`Importer::run_to_end`]), timed, retried by `retries`; its time counts towards
-    /// `phase` of the progress.
+    /// One journaled step ([`journaled`]) whose time counts towards `phase` of the progress.
     async fn step<T, Fut>(
         &mut self,
         name: &str,
@@ -451,17 +480,7 @@ impl Story<'_, '_> {
         Fut: Future<Output = ImportResult<T>> + Send + 'static,
         T: Serialize + serde::de::DeserializeOwned + Send + 'static,
     {
-        let policy = match retries {
-            Network => network_retries(self.retries),
-            Local => local_retries(self.retries),
-        };
-        let done = self
-            .ctx
-            .run(|| timed(self.importer.run_to_end(self.job_id, name, work)))
-            .name(name)
-            .retry_policy(policy)
-            .await?
-            .into_inner();
+        let done = journaled(self.ctx, self.importer, self.job_id, name, retries, work).await?;
         self.progress.step_done(phase, done.ms);
         Ok(done.value)
     }

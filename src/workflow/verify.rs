@@ -3,11 +3,11 @@
 //! recorded), compare each table, report. Each step is journaled: a verification killed
 //! anywhere resumes, and ends with the same report.
 
-use super::{Retries, Timed, timed};
+use super::Retries;
 use crate::error::ErrorCode;
 use crate::extract::Table;
 use crate::importer::{ImportRequest, Importer, VerifyPlan};
-use crate::retry::{IntoRestate, local_retries, network_retries};
+use crate::retry::IntoRestate;
 use crate::wire::{RunBody, VerifyProgress, VerifyReport, VerifyStatus};
 use restate_sdk::prelude::*;
 use std::sync::Arc;
@@ -157,7 +157,7 @@ impl KboVerify {
         Ok(report)
     }
 
-    /// One journaled step, run to its end one attempt at a time, retried as `retries` says.
+    /// One journaled step of verification `run_id` ([`super::journaled`]).
     async fn step<T, Fut>(
         &self,
         ctx: &WorkflowContext<'_>,
@@ -170,17 +170,7 @@ impl KboVerify {
         Fut: Future<Output = crate::error::ImportResult<T>> + Send + 'static,
         T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
     {
-        let settings = &self.importer.config().retries;
-        let policy = match retries {
-            Retries::Network => network_retries(settings),
-            Retries::Local => local_retries(settings),
-        };
-        let done: Timed<T> = ctx
-            .run(|| timed(self.importer.run_to_end(run_id, name, work)))
-            .name(name)
-            .retry_policy(policy)
-            .await?
-            .into_inner();
+        let done = super::journaled(ctx, &self.importer, run_id, name, retries, work).await?;
         Ok(done.value)
     }
 

@@ -67,18 +67,8 @@ pub(crate) struct Round {
     floor_rss: u64,
     /// Its parts (`unzip`, `insert-<table>`, `repeated-lines`, `codes`, `checkpoint`), ms.
     floor_phases: Vec<(String, u64)>,
-    /// The workflow's Full, and the service's peak RSS.
-    full: Imported,
-    service_rss: u64,
-    /// The two daily Updates after it.
-    updates: [Imported; 2],
-    /// The Full over the register those left (a change set against it), and the service's
-    /// peak RSS during it.
-    full_over: Imported,
-    full_over_rss: u64,
-    /// The verification against that Full: seconds and the service's peak RSS during it.
-    verify_s: f64,
-    verify_rss: u64,
+    /// The workflow's run of the round.
+    workflow: WorkflowRound,
 }
 
 /// Runs the benchmark and prints its report.
@@ -121,7 +111,7 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
         eprintln!("round {round} of {}: the same-output floor", options.runs);
         let (floor_s, floor_rss, floor_phases) = same_output_round(&dir, &options, &full_zip)?;
         eprintln!("round {round} of {}: the workflow", options.runs);
-        let done = workflow_round(
+        let workflow = workflow_round(
             &restate,
             &work,
             &options,
@@ -133,13 +123,7 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
             floor_s,
             floor_rss,
             floor_phases,
-            full: done.full,
-            service_rss: done.service_rss,
-            updates: done.updates,
-            full_over: done.full_over,
-            full_over_rss: done.full_over_rss,
-            verify_s: done.verify_s,
-            verify_rss: done.verify_rss,
+            workflow,
         });
     }
     drop(restate);
@@ -192,11 +176,16 @@ fn service_binary() -> anyhow::Result<PathBuf> {
 
 /// What one round of the workflow measured.
 struct WorkflowRound {
+    /// The first Full, and the service's peak RSS during it.
     full: Imported,
     service_rss: u64,
+    /// The two daily Updates after it.
     updates: [Imported; 2],
+    /// The Full over the register those left (a change set against it), and the service's
+    /// peak RSS during it.
     full_over: Imported,
     full_over_rss: u64,
+    /// The verification against that Full: seconds and the service's peak RSS during it.
     verify_s: f64,
     verify_rss: u64,
 }

@@ -27,7 +27,7 @@ pub(super) fn report(options: &BenchOptions, bare: &Bare, rounds: &[Round]) {
             .join(", ")
     };
     let floors: Vec<f64> = rounds.iter().map(|r| r.floor_s).collect();
-    let fulls: Vec<f64> = rounds.iter().map(|r| r.full.seconds).collect();
+    let fulls: Vec<f64> = rounds.iter().map(|r| r.workflow.full.seconds).collect();
     let (floor_min, floor_median) = min_median(&floors);
     let (full_min, full_median) = min_median(&fulls);
     println!(
@@ -64,7 +64,11 @@ pub(super) fn report(options: &BenchOptions, bare: &Bare, rounds: &[Round]) {
         "the KboImport workflow (Full)",
         full_min,
         full_median,
-        mb(rounds.iter().map(|r| r.service_rss).max().unwrap_or(0)),
+        mb(rounds
+            .iter()
+            .map(|r| r.workflow.service_rss)
+            .max()
+            .unwrap_or(0)),
         list(&fulls)
     );
     println!(
@@ -75,12 +79,12 @@ pub(super) fn report(options: &BenchOptions, bare: &Bare, rounds: &[Round]) {
     let median_round = rounds
         .iter()
         .min_by(|a, b| {
-            (a.full.seconds - full_median)
+            (a.workflow.full.seconds - full_median)
                 .abs()
-                .total_cmp(&(b.full.seconds - full_median).abs())
+                .total_cmp(&(b.workflow.full.seconds - full_median).abs())
         })
         .expect("at least one round");
-    let full = &median_round.full;
+    let full = &median_round.workflow.full;
     println!(
         "workflow steps: {}; time inside steps {:.1} s; mean Restate overhead per step: {:.0} ms",
         full.steps,
@@ -99,11 +103,16 @@ fn print_changes_and_verify(rounds: &[Round], floor_median: f64) {
     let part = |i: &super::Imported| i.phase_ms("finalize/changes") as f64 / 1000.0;
     let shares: Vec<f64> = rounds
         .iter()
-        .flat_map(|r| r.updates.iter().map(|u| 100.0 * part(u) / u.seconds))
+        .flat_map(|r| {
+            r.workflow
+                .updates
+                .iter()
+                .map(|u| 100.0 * part(u) / u.seconds)
+        })
         .collect();
     let update_parts: Vec<f64> = rounds
         .iter()
-        .flat_map(|r| r.updates.iter().map(part))
+        .flat_map(|r| r.workflow.updates.iter().map(part))
         .collect();
     let (share_min, share_median) = min_median(&shares);
     let (_, part_median) = min_median(&update_parts);
@@ -112,21 +121,32 @@ fn print_changes_and_verify(rounds: &[Round], floor_median: f64) {
         part_median,
         shares.iter().copied().fold(0.0, f64::max)
     );
-    let overs: Vec<f64> = rounds.iter().map(|r| r.full_over.seconds).collect();
-    let over_parts: Vec<f64> = rounds.iter().map(|r| part(&r.full_over)).collect();
+    let overs: Vec<f64> = rounds
+        .iter()
+        .map(|r| r.workflow.full_over.seconds)
+        .collect();
+    let over_parts: Vec<f64> = rounds.iter().map(|r| part(&r.workflow.full_over)).collect();
     let (_, over_median) = min_median(&overs);
     let (over_part_min, over_part_median) = min_median(&over_parts);
     let mb = |b: u64| b as f64 / (1 << 20) as f64;
     println!(
         "a Full over that register: median {over_median:.1} s, of which its change set median {over_part_median:.1} s (min {over_part_min:.1} s; {:.1} % of it); peak RSS {:.0} MB",
         100.0 * over_part_median / over_median,
-        mb(rounds.iter().map(|r| r.full_over_rss).max().unwrap_or(0))
+        mb(rounds
+            .iter()
+            .map(|r| r.workflow.full_over_rss)
+            .max()
+            .unwrap_or(0))
     );
-    let verifies: Vec<f64> = rounds.iter().map(|r| r.verify_s).collect();
+    let verifies: Vec<f64> = rounds.iter().map(|r| r.workflow.verify_s).collect();
     let (verify_min, verify_median) = min_median(&verifies);
     println!(
         "verify the register against that Full (KboVerify): median {verify_median:.1} s, min {verify_min:.1} s, peak RSS {:.0} MB; {:.2} x the same-output floor's median ({})",
-        mb(rounds.iter().map(|r| r.verify_rss).max().unwrap_or(0)),
+        mb(rounds
+            .iter()
+            .map(|r| r.workflow.verify_rss)
+            .max()
+            .unwrap_or(0)),
         verify_median / floor_median,
         verifies
             .iter()
@@ -140,10 +160,10 @@ fn print_changes_and_verify(rounds: &[Round], floor_median: f64) {
 fn print_updates(rounds: &[Round]) {
     let updates: Vec<f64> = rounds
         .iter()
-        .flat_map(|r| r.updates.iter().map(|u| u.seconds))
+        .flat_map(|r| r.workflow.updates.iter().map(|u| u.seconds))
         .collect();
     let (update_min, update_median) = min_median(&updates);
-    let sample = &rounds[0].updates[0];
+    let sample = &rounds[0].workflow.updates[0];
     println!(
         "daily Update ({} lines changed: {} rows inserted, {} retired), end to end: median {:.2} s, min {:.2} s ({})",
         sample.rows,

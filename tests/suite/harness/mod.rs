@@ -239,19 +239,8 @@ impl Restate {
     /// `POST /KboImport/<id>/getChanges` with `body`: the HTTP status and the answer (JSON, or
     /// the text as a JSON string when it is not JSON).
     pub async fn changes(&self, workflow_id: &str, body: Value) -> (u16, Value) {
-        let response = self
-            .http
-            .post(format!(
-                "{}/KboImport/{workflow_id}/getChanges",
-                self.ingress_url()
-            ))
-            .json(&body)
-            .send()
-            .await
-            .expect("ingress answers");
-        let status = response.status().as_u16();
-        let text = response.text().await.unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(json!(text)))
+        let url = format!("{}/KboImport/{workflow_id}/getChanges", self.ingress_url());
+        answer(self.http.post(url).json(&body)).await
     }
 
     /// `POST /KboVerify/<id>/run/send`: starts a verification.
@@ -348,18 +337,11 @@ impl Restate {
 
     /// The output of a finished `run`, through ingress (`/restate/workflow/…/output`).
     pub async fn run_output(&self, workflow_id: &str) -> (u16, Value) {
-        let response = self
-            .http
-            .get(format!(
-                "{}/restate/workflow/KboImport/{workflow_id}/output",
-                self.ingress_url()
-            ))
-            .send()
-            .await
-            .expect("ingress answers");
-        let status = response.status().as_u16();
-        let text = response.text().await.unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(json!(text)))
+        let url = format!(
+            "{}/restate/workflow/KboImport/{workflow_id}/output",
+            self.ingress_url()
+        );
+        answer(self.http.get(url)).await
     }
 }
 
@@ -387,6 +369,15 @@ impl Ingress for Restate {
     fn run_output(&self, id: &str) -> impl Future<Output = (u16, Value)> + Send {
         Restate::run_output(self, id)
     }
+}
+
+/// The HTTP status and the body of `request`'s answer (JSON, or the text as a JSON string
+/// when it is not JSON), whatever the status.
+async fn answer(request: reqwest::RequestBuilder) -> (u16, Value) {
+    let response = request.send().await.expect("ingress answers");
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(json!(text)))
 }
 
 /// A `file://` URL for a local extract.
