@@ -11,10 +11,19 @@
 # --- build ---------------------------------------------------------------------------------
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
-# Dependencies first, in their own layer: bundled DuckDB takes long to compile and rarely changes.
+# DuckDB's release library for the pinned version, as the checkout links it (.cargo/config.toml,
+# tools/duckdb/package-lock.json pins its integrity): installed with Debian's npm.
+RUN apt-get update && apt-get install -y --no-install-recommends npm && rm -rf /var/lib/apt/lists/*
+COPY tools/duckdb/package.json tools/duckdb/package-lock.json tools/duckdb/
+RUN npm ci --prefix tools/duckdb --no-audit --no-fund --loglevel=error \
+ && cp tools/duckdb/node_modules/@duckdb/node-bindings-linux-x64/libduckdb.so /usr/local/lib/ \
+ && ldconfig
+# Dependencies first, in their own layer.
+COPY .cargo .cargo
+COPY build build
 COPY Cargo.toml Cargo.lock build.rs ./
 # The workspace's test and benchmark support is not built: its manifest and empty targets only.
-COPY testkit/Cargo.toml testkit/
+COPY testkit/Cargo.toml testkit/build.rs testkit/
 RUN mkdir -p src testkit/src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
  && echo 'fn main() {}' > testkit/src/main.rs && touch testkit/src/lib.rs \
  && cargo build --locked -p kbo-import \
@@ -40,6 +49,8 @@ RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates
  && rm -rf /var/lib/apt/lists/* \
  && useradd --uid 10001 --create-home --home-dir /home/kbo kbo \
  && mkdir -p /data && chown kbo:kbo /data
+COPY --from=build /usr/local/lib/libduckdb.so /usr/local/lib/libduckdb.so
+RUN ldconfig
 COPY --from=build /usr/local/bin/kbo-import /usr/local/bin/kbo-import
 COPY --from=build --chown=kbo:kbo /home/kbo/.duckdb /home/kbo/.duckdb
 USER kbo

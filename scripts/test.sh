@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: unit tests, and the end-to-end tests against a real Restate server.
-# Installs what the tests need first: the pinned Restate server and CLI (npm, into tools/), and
-# podman with a Debian base image for the image test (scripts/images.sh, Debian's packages).
+# Installs what the tests need first: the pinned Restate server and CLI and DuckDB's release
+# library (npm, into tools/ and tools/duckdb/), and podman with a Debian base image for the image
+# test (scripts/images.sh, Debian's packages).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# One warm target directory shared by every checkout on this machine: bundled DuckDB takes
-# half an hour to compile, once.
+# One warm target directory shared by every checkout on this machine.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/kbo-import/target}"
 
 npm ci --prefix tools --no-audit --no-fund --loglevel=error
+npm ci --prefix tools/duckdb --no-audit --no-fund --loglevel=error
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # The docs build, with every intra-doc link resolved (a renamed item breaks the build here).

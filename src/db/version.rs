@@ -1,8 +1,8 @@
 //! The DuckDB this binary links, and the DuckDB versions MotherDuck accepts as clients.
 //!
 //! MotherDuck serves a client only when its DuckDB lies in a window that MotherDuck publishes
-//! per region; the `duckdb` crate is pinned in `Cargo.toml` so that the bundled DuckDB lies
-//! in it, and a unit test fails when it does not.
+//! per region; the `duckdb` crate is pinned in `Cargo.toml`, and the release library it links
+//! (`tools/duckdb`) with it, so that the linked DuckDB lies in it, and a unit test fails when it does not.
 
 use std::fmt;
 
@@ -98,8 +98,8 @@ mod tests {
         let version = Version::parse(&linked).expect("DuckDB reports a version");
         assert!(
             version.motherduck_accepts(),
-            "the bundled DuckDB is {linked}, but MotherDuck accepts {} to {}: pin the duckdb \
-             crate to a release in the window (Cargo.toml)",
+            "the linked DuckDB is {linked}, but MotherDuck accepts {} to {}: pin the duckdb \
+             crate and tools/duckdb to a release in the window (Cargo.toml, tools/duckdb/package.json)",
             MOTHERDUCK_WINDOW.0,
             MOTHERDUCK_WINDOW.1
         );

@@ -56,12 +56,18 @@ fn image() -> &'static str {
             base.status.success(),
             "the base image debian:bookworm-slim is missing: {HOW_TO_INSTALL}"
         );
-        // What the build stage leaves for the image: the binary, and DuckDB's extension
-        // folder (empty: as built with MOTHERDUCK_EXTENSION=skip).
+        // What the build stage leaves for the image: the binary, the DuckDB library it links
+        // (the release library of .cargo/config.toml), and DuckDB's extension folder (empty:
+        // as built with MOTHERDUCK_EXTENSION=skip).
         let stage = tempfile::tempdir().unwrap();
         let bin = stage.path().join("usr/local/bin");
         std::fs::create_dir_all(&bin).unwrap();
         std::fs::copy(env!("CARGO_BIN_EXE_kbo-import"), bin.join("kbo-import")).unwrap();
+        let lib = stage.path().join("usr/local/lib");
+        std::fs::create_dir_all(&lib).unwrap();
+        let duckdb = Path::new(env!("DUCKDB_LIB_DIR")).join("libduckdb.so");
+        std::fs::copy(&duckdb, lib.join("libduckdb.so"))
+            .unwrap_or_else(|e| panic!("{}: {e} (npm ci --prefix tools/duckdb)", duckdb.display()));
         std::fs::create_dir_all(stage.path().join("home/kbo/.duckdb")).unwrap();
         let tag = format!("localhost/kbo-import:test-{}", std::process::id());
         let context = format!("build={}", stage.path().display());
