@@ -40,6 +40,18 @@ pub fn names_by_language(denomination_type: &str, entities: &str) -> String {
     )
 }
 
+/// As [`names_by_language`], over `rows` (a query of denomination rows with the columns
+/// `entity_number`, `denomination_type`, `language` and `denomination`, all current) instead of
+/// the register's table: a verification derives the names a Full implies from its own lines.
+pub fn names_of_rows(denomination_type: &str, rows: &str) -> String {
+    format!(
+        "SELECT entity_number, {LANGUAGE_COLUMNS}
+         FROM ({rows})
+         WHERE denomination_type = '{denomination_type}'
+         GROUP BY entity_number"
+    )
+}
+
 /// The greatest denomination per language, as columns `nl` (2), `fr` (1), `unknown` (0),
 /// `de` (3), `en` (4) of a grouped query over `denominations`.
 const LANGUAGE_COLUMNS: &str = "max(denomination) FILTER (WHERE language = '2') AS nl,

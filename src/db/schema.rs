@@ -99,6 +99,40 @@ pub fn key_parts(t: Table) -> &'static str {
     }
 }
 
+/// What identifies a row of a data table, from the columns its CSV file carries: the number
+/// column, or what its derived `id` is built of (SCHEMA.md's key). A verification matches the
+/// Full's rows with the register's on these, so that a wrong stored `id` shows as a row that
+/// differs, not as one missing and one extra.
+pub fn key_source_parts(t: Table) -> &'static str {
+    match t {
+        Table::Enterprise => "enterprise_number",
+        Table::Establishment => "establishment_number",
+        Table::Branch => "id",
+        Table::Denomination => {
+            "entity_number, denomination_type, language, left(md5(denomination), 8)"
+        }
+        Table::Address => "entity_number, type_of_address",
+        Table::Contact => {
+            "entity_number, entity_contact, contact_type, left(md5(contact_value), 8)"
+        }
+        Table::Activity => {
+            "entity_number, activity_group, nace_version, nace_code, classification"
+        }
+    }
+}
+
+/// The key of a data table as text, from the columns its CSV file carries (what its `id` is
+/// derived as, or the number column): how a verification names a row that differs.
+pub fn key_text(t: Table) -> &'static str {
+    derived_expression(t, Derivation::Id).unwrap_or(key_column(t))
+}
+
+/// Every column of a data table by name, temporal columns excluded: what a verification
+/// compares (source and derived columns alike).
+pub fn column_names(t: Table) -> Vec<&'static str> {
+    columns(t).iter().map(|c| c.name).collect()
+}
+
 /// The column a `_delete.csv` file's values are matched against.
 pub fn delete_match_column(t: Table) -> &'static str {
     match t {

@@ -113,22 +113,29 @@ impl Importer {
                 downloaded,
                 chunk_lines: plan.chunk_lines,
             };
-            let all: Vec<&Chunk> = chunks.iter().collect();
+            // Enterprises and establishments are named by the Full's own denominations.
+            let names_from = match db::names::naming(t) {
+                Some(_) => plan.chunks_of(Table::Denomination),
+                None => &[],
+            };
+            let all: Vec<&Chunk> = chunks.iter().chain(names_from).collect();
             self.prove_whole(&cut, &all, "the table was not compared")
                 .await?;
-            let files: Vec<db::verify::ChunkFiles> = chunks
-                .iter()
-                .map(|c| {
-                    (
-                        dir.join(&c.file),
-                        c.tail.as_ref().map(|t| dir.join(&t.file)),
-                    )
-                })
-                .collect();
+            let files_of = |chunks: &[Chunk]| -> Vec<db::verify::ChunkFiles> {
+                chunks
+                    .iter()
+                    .map(|c| db::verify::ChunkFiles {
+                        main: dir.join(&c.file),
+                        tail: c.tail.as_ref().map(|t| dir.join(&t.file)),
+                        in_file_order: !c.any_order,
+                    })
+                    .collect()
+            };
+            let (files, names_from) = (files_of(chunks), files_of(names_from));
             let run = plan.run.clone();
             let report = self
                 .db
-                .run(move |conn| db::verify::compare(conn, &run, t, &files))
+                .run(move |conn| db::verify::compare(conn, &run, t, &files, &names_from))
                 .await?;
             tracing::info!(
                 full_rows = report.full_rows,
