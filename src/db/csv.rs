@@ -44,13 +44,21 @@ pub fn csv_source_of(paths: &[&Path], member: Member) -> String {
 pub fn stage_codes(conn: &Connection, path: &Path) -> ImportResult<()> {
     let sql = format!(
         "CREATE SCHEMA IF NOT EXISTS kbo_staging;
-         CREATE OR REPLACE TABLE {CODE_STAGE} AS SELECT row_number() OVER () AS line,
-             \"Category\" AS category, \"Code\" AS code,
-             \"Language\" AS language, \"Description\" AS description FROM {}",
-        csv_source(path, Member::Code)
+         CREATE OR REPLACE TABLE {CODE_STAGE} AS {}",
+        code_lines(path)
     );
     conn.execute_batch(&sql)
         .map_err(|e| read_error(e, &format!("{}", Member::Code)))
+}
+
+/// The lines of a `code.csv` at `path` as `line` (its place in the file), `category`,
+/// `code`, `language` and `description`.
+pub fn code_lines(path: &Path) -> String {
+    format!(
+        "SELECT row_number() OVER () AS line, \"Category\" AS category, \"Code\" AS code,
+             \"Language\" AS language, \"Description\" AS description FROM {}",
+        csv_source(path, Member::Code)
+    )
 }
 
 /// Drops every staging table.

@@ -252,6 +252,23 @@ fn named_by_full(conn: &Connection, job: &Job) -> ImportResult<u64> {
 /// wins). Where `codes` only allows NL, FR and DE, or requires a description (the old app's
 /// schema), the rows it would refuse are left out rather than failing the import.
 pub fn replace_codes(conn: &Connection) -> ImportResult<()> {
+    let codes = expected_codes(conn, &format!("SELECT * FROM {CODE_STAGE}"))?;
+    conn.execute_batch(&format!(
+        "DELETE FROM codes;
+         INSERT INTO codes (category, code, language, description) {codes};
+         DELETE FROM nace_codes;
+         INSERT INTO nace_codes (nace_version, nace_code, description_nl, description_fr)
+             {};",
+        nace_codes_of("codes")
+    ))
+    .map_err(db_error("replacing codes and nace_codes"))
+}
+
+/// The rows `codes` holds once a `code.csv` is applied: over `lines` (a query of the file's
+/// rows with `line`, `category`, `code`, `language` and `description`), one row per code and
+/// language, from its last line, less those this database's `codes` would refuse (the old
+/// app's schema allows NL, FR and DE only, and may require a description).
+pub fn expected_codes(conn: &Connection, lines: &str) -> ImportResult<String> {
     let limited: bool = conn
         .query_row(
             "SELECT count(*) > 0 FROM duckdb_constraints()
@@ -271,30 +288,32 @@ pub fn replace_codes(conn: &Connection) -> ImportResult<()> {
             |r| r.get(0),
         )
         .map_err(db_error("reading the columns of codes"))?;
-    let mut languages = if limited {
+    let mut filter = if limited {
         " AND language IN ('NL', 'FR', 'DE')".to_string()
     } else {
         String::new()
     };
     if described {
         // The old app's schema requires a description: a code without one is left out.
-        languages.push_str(" AND description IS NOT NULL");
+        filter.push_str(" AND description IS NOT NULL");
     }
-    conn.execute_batch(&format!(
-        "DELETE FROM codes;
-         INSERT INTO codes (category, code, language, description)
-             SELECT category, code, language, description FROM {CODE_STAGE}
-             WHERE category IS NOT NULL AND code IS NOT NULL AND language IS NOT NULL{languages}
-             QUALIFY row_number() OVER (PARTITION BY category, code, language ORDER BY line DESC) = 1;
-         DELETE FROM nace_codes;
-         INSERT INTO nace_codes (nace_version, nace_code, description_nl, description_fr)
-             SELECT substr(category, 5), code,
-                 max(description) FILTER (WHERE language = 'NL'),
-                 max(description) FILTER (WHERE language = 'FR')
-             FROM codes WHERE category IN ('Nace2003', 'Nace2008', 'Nace2025')
-             GROUP BY category, code;"
+    Ok(format!(
+        "SELECT category, code, language, description FROM ({lines})
+         WHERE category IS NOT NULL AND code IS NOT NULL AND language IS NOT NULL{filter}
+         QUALIFY row_number() OVER (PARTITION BY category, code, language ORDER BY line DESC) = 1"
     ))
-    .map_err(db_error("replacing codes and nace_codes"))
+}
+
+/// The rows of `nace_codes` that the rows of `codes` (a table or a query of its columns)
+/// imply: one per NACE version and code, with its Dutch and French descriptions.
+pub fn nace_codes_of(codes: &str) -> String {
+    format!(
+        "SELECT substr(category, 5) AS nace_version, code AS nace_code,
+             max(description) FILTER (WHERE language = 'NL') AS description_nl,
+             max(description) FILTER (WHERE language = 'FR') AS description_fr
+         FROM ({codes}) WHERE category IN ('Nace2003', 'Nace2008', 'Nace2025')
+         GROUP BY category, code"
+    )
 }
 
 /// Among the rows the extract made current, keeps one per key: the last one inserted (the

@@ -115,9 +115,7 @@ pub fn key_source_parts(t: Table) -> &'static str {
         Table::Contact => {
             "entity_number, entity_contact, contact_type, left(md5(contact_value), 8)"
         }
-        Table::Activity => {
-            "entity_number, activity_group, nace_version, nace_code, classification"
-        }
+        Table::Activity => "entity_number, activity_group, nace_version, nace_code, classification",
     }
 }
 

@@ -21,6 +21,10 @@ pub struct VerifyPlan {
     pub chunk_lines: u64,
     /// Each table's chunks, in the file's order.
     pub chunks: Vec<(Table, Vec<Chunk>)>,
+    /// The chunk of `code.csv` (kept whole); none in a plan journaled before the code tables
+    /// were compared.
+    #[serde(default)]
+    pub codes: Option<Chunk>,
 }
 
 impl VerifyPlan {
@@ -79,6 +83,7 @@ impl Importer {
                 .into_iter()
                 .map(|t| (t, unpacked.chunks(Member::Full(t)).to_vec()))
                 .collect();
+            let codes = unpacked.chunks(Member::Code).first().cloned();
             tracing::info!(
                 extract = run.extract_number,
                 "the Full is the register's extract"
@@ -87,6 +92,7 @@ impl Importer {
                 run,
                 chunk_lines,
                 chunks,
+                codes,
             })
         }
         .instrument(span)
@@ -145,6 +151,49 @@ impl Importer {
                 "table compared"
             );
             Ok(report)
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Step `compare-codes`: `codes` and `nace_codes` compared with the Full's `code.csv`
+    /// (cut again from the extract when it is not whole here).
+    pub async fn verify_codes(
+        &self,
+        plan: &VerifyPlan,
+        request: &ImportRequest,
+        downloaded: &Downloaded,
+    ) -> ImportResult<Vec<TableReport>> {
+        let run_id = plan.run.id.clone();
+        let span = tracing::info_span!("verify", step = "compare", run_id, table = "codes");
+        async move {
+            let Some(codes) = &plan.codes else {
+                return Err(ImportError::new(
+                    ErrorCode::BadPlan,
+                    format!(
+                        "verification {run_id} was prepared by an earlier version of the service,                          which did not keep code.csv: start a new verification"
+                    ),
+                ));
+            };
+            let cut = super::Cut {
+                job_id: &run_id,
+                request,
+                downloaded,
+                chunk_lines: plan.chunk_lines,
+            };
+            self.prove_whole(&cut, &[codes], "the code tables were not compared")
+                .await?;
+            let path = self.chunk_dir(&run_id, plan.chunk_lines).join(&codes.file);
+            let run = plan.run.clone();
+            let reports = self
+                .db
+                .run(move |conn| db::verify::compare_codes(conn, &run, &path))
+                .await?;
+            for r in &reports {
+                tracing::info!(table = %r.table, full_rows = r.full_rows, missing = r.missing,
+                    extra = r.extra, different = r.different, "code table compared");
+            }
+            Ok(reports)
         }
         .instrument(span)
         .await

@@ -4,6 +4,7 @@
 //! anywhere resumes, and ends with the same report.
 
 use super::Retries;
+use crate::db::verify::CodeTable;
 use crate::error::ErrorCode;
 use crate::extract::Table;
 use crate::importer::{ImportRequest, Importer, VerifyPlan};
@@ -14,6 +15,9 @@ use std::sync::Arc;
 
 /// The state key under which the verification's progress is kept.
 const PROGRESS: &str = "progress";
+
+/// The tables a verification compares: the seven data tables, `codes` and `nace_codes`.
+const TABLES_TOTAL: u32 = (Table::ALL.len() + CodeTable::ALL.len()) as u32;
 
 /// The id of the verification workflow `workflow_id` runs (`verify_runs.id`): the old app's
 /// kind of UUID, over a key of its own (never a job's).
@@ -57,7 +61,7 @@ impl KboVerify {
         let run_id = run_id(ctx.key());
         let mut progress = VerifyProgress {
             run_id: run_id.clone(),
-            tables_total: Table::ALL.len() as u32,
+            tables_total: TABLES_TOTAL,
             ..VerifyProgress::default()
         };
         let request =
@@ -93,7 +97,7 @@ impl KboVerify {
             .map(Json::into_inner)
             .unwrap_or_else(|| VerifyProgress {
                 run_id: run_id(ctx.key()),
-                tables_total: Table::ALL.len() as u32,
+                tables_total: TABLES_TOTAL,
                 ..VerifyProgress::default()
             });
         Ok(Json(progress))
@@ -141,6 +145,19 @@ impl KboVerify {
                     move |i| async move { i.verify_table(&plan, t, &request, &downloaded).await }
                 })
                 .await?;
+            progress.tables_done += 1;
+            progress.differences += table.differences();
+        }
+        progress.current_table = Some("codes".to_string());
+        ctx.set(PROGRESS, Json(progress.clone()));
+        let codes = self
+            .step(ctx, run_id, "compare-codes", Retries::Local, {
+                let (plan, request, downloaded) =
+                    (Arc::clone(&plan), request.clone(), downloaded.clone());
+                move |i| async move { i.verify_codes(&plan, &request, &downloaded).await }
+            })
+            .await?;
+        for table in codes {
             progress.tables_done += 1;
             progress.differences += table.differences();
         }

@@ -110,14 +110,15 @@ fn full_rows(t: Table, chunks: &[ChunkFiles], names_from: &[ChunkFiles]) -> Stri
     };
     let denominations = full_lines(Table::Denomination, names_from);
     let named = names::name_values(t, &format!("c.{}", naming.number));
-    let values: Vec<String> = std::iter::once("c.line".to_string())
-        .chain(columns(t).iter().map(|c| {
-            match named.iter().find(|(name, _)| *name == c.name) {
-                Some((name, value)) => format!("{value} AS {name}"),
-                None => format!("c.{}", c.name),
-            }
-        }))
-        .collect();
+    let values: Vec<String> =
+        std::iter::once("c.line".to_string())
+            .chain(columns(t).iter().map(
+                |c| match named.iter().find(|(name, _)| *name == c.name) {
+                    Some((name, value)) => format!("{value} AS {name}"),
+                    None => format!("c.{}", c.name),
+                },
+            ))
+            .collect();
     format!(
         "SELECT {} FROM ({lines}) c LEFT JOIN ({}) n ON n.entity_number = c.{}",
         values.join(", "),
@@ -524,9 +525,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!((report.missing, report.extra, report.different), (0, 0, 2));
-        let register_of = |k: usize, column: &str| {
-            report.samples[k].register.as_ref().unwrap()[column].clone()
-        };
+        let register_of =
+            |k: usize, column: &str| report.samples[k].register.as_ref().unwrap()[column].clone();
         let full_of =
             |k: usize, column: &str| report.samples[k].full.as_ref().unwrap()[column].clone();
         let wrong_id = report
@@ -565,7 +565,10 @@ mod tests {
         );
         let sample = &report.samples[0];
         assert_eq!(sample.register.as_ref().unwrap()["primary_name"], "Made Up");
-        assert_eq!(sample.full.as_ref().unwrap()["primary_name"], "0200.000.002");
+        assert_eq!(
+            sample.full.as_ref().unwrap()["primary_name"],
+            "0200.000.002"
+        );
         assert!(sample.full.as_ref().unwrap()["primary_name_language"].is_null());
     }
 

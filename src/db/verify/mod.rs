@@ -10,8 +10,10 @@
 //! an import keeps them. Samples are read over the few keys they name, only when something
 //! differs. This module keeps the runs and their outcomes.
 
+mod codes;
 mod compare;
 
+pub use codes::{CodeTable, compare_codes};
 pub use compare::{ChunkFiles, compare};
 
 use super::schema::table_name;
@@ -231,8 +233,11 @@ fn counted(table: &str, counts: [i64; 5], samples: Vec<Difference>) -> TableRepo
 /// asked: it is read from what the comparisons recorded).
 pub fn finish(conn: &Connection, run: &VerifyRun) -> ImportResult<VerifyReport> {
     let mut tables = Vec::new();
-    for t in Table::ALL {
-        let table = table_name(t);
+    let names = Table::ALL
+        .into_iter()
+        .map(table_name)
+        .chain(CodeTable::ALL.into_iter().map(CodeTable::table_name));
+    for table in names {
         tables.push(table_report(conn, &run.id, table)?.ok_or_else(|| {
             ImportError::new(
                 ErrorCode::Internal,
