@@ -13,7 +13,8 @@ use std::process::ExitCode;
     about,
     after_help = "\
 Examples:
-  kbo-testkit generate --out demo --scale 0.01   write Full(N), Update(N+1), Full(N+1) into demo/
+  kbo-testkit generate --out demo --scale 0.01   write Full(N), Update(N+1), Full(N+1) into demo/, then check them
+  kbo-testkit check-chain --dir demo             check that Full(N) + Update(N+1) = Full(N+1)
   kbo-testkit bench --scale 1.0 --runs 3         a real-size Full: DuckDB alone versus the workflow"
 )]
 struct Cli {
@@ -43,9 +44,20 @@ enum Command {
         /// Share of enterprises changed by the Update (a real day is about 0.001).
         #[arg(long, default_value_t = 0.02)]
         change_rate: f64,
-        /// Write only Full(N), e.g. for a benchmark at scale 1.0.
+        /// Write only Full(N), e.g. for a benchmark at scale 1.0 (no chain, so no check).
         #[arg(long)]
         full_only: bool,
+        /// Skip the check that Full(N) + Update(N+1) = Full(N+1) after writing (it holds two
+        /// versions of a table in memory: about 6 GB at scale 1.0).
+        #[arg(long)]
+        no_check: bool,
+    },
+    /// Check a generated chain independently of the importer: Full(N) + Update(N+1) must give
+    /// Full(N+1), and no file may give a key two different lines. Exits non-zero otherwise.
+    CheckChain {
+        /// The folder holding Full(N), Update(N+1) and Full(N+1).
+        #[arg(long)]
+        dir: PathBuf,
     },
     /// Benchmark a Full extract: DuckDB alone versus the workflow, then a daily Update.
     Bench(bench::BenchOptions),
@@ -101,6 +113,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             temp_dir,
             files,
         } => bench::floor(&db, &memory_limit, &temp_dir, &files),
+        Command::CheckChain { dir } => check_chain(dir).await,
         Command::Generate {
             out,
             scale,
@@ -109,6 +122,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             snapshot,
             change_rate,
             full_only,
+            no_check,
         } => {
             let snapshot =
                 parse_iso_date(&snapshot).context("--snapshot must be a yyyy-mm-dd date")?;
@@ -127,6 +141,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             std::fs::create_dir_all(&out)
                 .with_context(|| format!("cannot create {}", out.display()))?;
             let started = std::time::Instant::now();
+            let dir = out.clone();
             let written = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<PathBuf>> {
                 if full_only {
                     Ok(vec![generator::full(&out, &options, 0)?])
@@ -142,8 +157,28 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 println!("{}\t{} bytes", path.display(), size);
             }
             eprintln!("generated in {:.1} s", started.elapsed().as_secs_f64());
-            Ok(())
+            if full_only || no_check {
+                return Ok(());
+            }
+            check_chain(dir).await
         }
+    }
+}
+
+/// Runs the chain check on `dir`; prints its report, an error when the chain is inconsistent.
+async fn check_chain(dir: PathBuf) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let report = tokio::task::spawn_blocking(move || generator::check::check_dir(&dir))
+        .await?
+        .context("checking the chain failed")?;
+    eprintln!("checked in {:.1} s", started.elapsed().as_secs_f64());
+    if report.is_consistent() {
+        println!("{report}");
+        Ok(())
+    } else {
+        anyhow::bail!(
+            "{report}the generator wrote an inconsistent chain: fix testkit/src/generator"
+        )
     }
 }
 

@@ -7,6 +7,7 @@
 //! CRLF line ends and a byte-order mark in `code.csv` and `meta.csv`, repeated lines in Full
 //! and insert files, deletes of entities the register does not hold.
 
+pub mod check;
 mod data;
 mod draw;
 pub mod model;
