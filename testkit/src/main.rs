@@ -126,7 +126,11 @@ async fn run(command: Command) -> anyhow::Result<()> {
         } => {
             let snapshot =
                 parse_iso_date(&snapshot).context("--snapshot must be a yyyy-mm-dd date")?;
-            anyhow::ensure!(scale > 0.0, "--scale must be positive");
+            anyhow::ensure!(
+                scale > 0.0 && scale <= generator::MAX_SCALE,
+                "--scale must be positive and at most {:.3} (the room of the establishment numbers)",
+                generator::MAX_SCALE
+            );
             anyhow::ensure!(
                 (0.0..=1.0).contains(&change_rate),
                 "--change-rate must be between 0 and 1"

@@ -25,6 +25,9 @@ use zip::write::SimpleFileOptions;
 /// Enterprises in a real Full extract (docs/format.md, October 2025).
 pub const REAL_ENTERPRISES: u64 = 1_938_239;
 
+/// The largest scale whose establishment numbers keep the shape `2.ddd.ddd.ddd` (about 1.03).
+pub const MAX_SCALE: f64 = model::MAX_ENTERPRISES as f64 / REAL_ENTERPRISES as f64;
+
 /// What to generate.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Options {
