@@ -48,7 +48,7 @@ enum Command {
         #[arg(long)]
         full_only: bool,
         /// Skip the check that Full(N) + Update(N+1) = Full(N+1) after writing (it holds two
-        /// versions of a table in memory: about 6 GB at scale 1.0).
+        /// versions of a table in memory: about 1 GB per 0.1 of scale).
         #[arg(long)]
         no_check: bool,
     },
