@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job end to end on local defaults: installs the pinned Restate server and CLI, builds,
 # starts both, registers the service with `restate deployments register`, generates an extract
-# chain, imports Full(N) then Update(N+1) through Restate ingress while showing progress, shows
+# chain (and checks it, independently of the service: `kbo-testkit check-chain`), imports Full(N) then Update(N+1) through Restate ingress while showing progress, shows
 # what the Update changed, verifies the register against Full(N+1), and prints where the
 # database is with a sample query.
 #
@@ -52,7 +52,7 @@ wait_port 9080
 echo "==> restate deployments register http://127.0.0.1:9080"
 RESTATE_ADMIN_URL=http://127.0.0.1:9070 "$TOOLS/restate" deployments register http://127.0.0.1:9080 --yes
 
-echo "==> generating Full(140), Update(141), Full(141) at scale $SCALE"
+echo "==> generating Full(140), Update(141), Full(141) at scale $SCALE, then checking Full(140) + Update(141) = Full(141) with the testkit's own reader"
 "$CARGO_TARGET_DIR/debug/kbo-testkit" generate --out "$DEMO/extracts" --scale "$SCALE"
 
 export RESTATE_INGRESS_URL=http://127.0.0.1:8080 RESTATE_ADMIN_URL=http://127.0.0.1:9070

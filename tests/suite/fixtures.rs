@@ -15,7 +15,8 @@ pub fn options() -> Options {
     }
 }
 
-/// Full(140), Update(141), Full(141), generated on first use.
+/// Full(140), Update(141), Full(141), generated on first use and checked at once by the
+/// testkit's independent chain check (Full(140) + Update(141) = Full(141)).
 pub fn chain() -> &'static Chain {
     static CHAIN: OnceLock<Chain> = OnceLock::new();
     CHAIN.get_or_init(|| {
@@ -23,7 +24,15 @@ pub fn chain() -> &'static Chain {
             .join(format!("fixtures-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        generator::chain(&dir, &options()).expect("the generator writes the chain")
+        let chain = generator::chain(&dir, &options()).expect("the generator writes the chain");
+        let report =
+            generator::check::check_chain(&chain).expect("the chain check reads the chain");
+        assert!(
+            report.is_consistent(),
+            "the generator wrote an inconsistent chain in {}: {report}",
+            dir.display()
+        );
+        chain
     })
 }
 

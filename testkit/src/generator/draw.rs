@@ -7,9 +7,25 @@ pub fn enterprise_number(i: u64) -> String {
     dotted(with_check(2_000_000 + i * 7))
 }
 
-/// Establishment numbers: `2.ddd.ddd.ddd`, mod-97 checked.
+/// How many establishments an enterprise can have: up to 4 drawn, and 1 more opened by the
+/// update (`Change::NewEstablishment`).
+pub const MAX_ESTABLISHMENTS: u64 = 5;
+
+/// How many enterprise slots the establishment numbers have room for: the bases of
+/// [`establishment_number`] stay within `20_000_000..30_000_000` (first digit 2).
+pub const MAX_ENTERPRISES: u64 = (30_000_000 - 20_000_000) / MAX_ESTABLISHMENTS;
+
+/// Establishment numbers: `2.ddd.ddd.ddd`, mod-97 checked. Enterprise `i` owns the block of
+/// [`MAX_ESTABLISHMENTS`] numbers from `20_000_000 + i * MAX_ESTABLISHMENTS`, so no two
+/// enterprises share a number; `k` must be below [`MAX_ESTABLISHMENTS`] and `i` below
+/// [`MAX_ENTERPRISES`] (2 000 000: scale 1.03).
 pub fn establishment_number(i: u64, k: u64) -> String {
-    let n = with_check(20_000_000 + i * 4 + k);
+    assert!(
+        k < MAX_ESTABLISHMENTS && i < MAX_ENTERPRISES,
+        "establishment {k} of enterprise {i} is outside the generator's numbering \
+         (k < {MAX_ESTABLISHMENTS}, i < {MAX_ENTERPRISES}): lower the scale"
+    );
+    let n = with_check(20_000_000 + i * MAX_ESTABLISHMENTS + k);
     format!(
         "{}.{:03}.{:03}.{:03}",
         n / 1_000_000_000,
@@ -19,7 +35,8 @@ pub fn establishment_number(i: u64, k: u64) -> String {
     )
 }
 
-/// A number the register does not hold (for deletes of unknown entities).
+/// A number the register does not hold (for deletes of unknown entities): enterprise numbers'
+/// bases stay below `2_000_000 + 7 * MAX_ENTERPRISES` = 16 000 000.
 pub fn unknown_enterprise_number(k: u64) -> String {
     dotted(with_check(19_000_000 + k))
 }

@@ -7,6 +7,7 @@
 //! CRLF line ends and a byte-order mark in `code.csv` and `meta.csv`, repeated lines in Full
 //! and insert files, deletes of entities the register does not hold.
 
+pub mod check;
 mod data;
 mod draw;
 pub mod model;
@@ -23,6 +24,9 @@ use zip::write::SimpleFileOptions;
 
 /// Enterprises in a real Full extract (docs/format.md, October 2025).
 pub const REAL_ENTERPRISES: u64 = 1_938_239;
+
+/// The largest scale whose establishment numbers keep the shape `2.ddd.ddd.ddd` (about 1.03).
+pub const MAX_SCALE: f64 = model::MAX_ENTERPRISES as f64 / REAL_ENTERPRISES as f64;
 
 /// What to generate.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -52,6 +56,22 @@ impl Default for Options {
 }
 
 impl Options {
+    /// Fails for a scale whose establishment numbers would leave the shape `2.ddd.ddd.ddd`.
+    fn room(&self) -> io::Result<()> {
+        if self.scale <= MAX_SCALE {
+            return Ok(());
+        }
+        Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "scale {} is above {MAX_SCALE:.3}: the generator's establishment numbers have \
+                 room for {} enterprises; generate at a lower scale",
+                self.scale,
+                model::MAX_ENTERPRISES
+            ),
+        ))
+    }
+
     fn model(&self) -> Model {
         Model {
             seed: self.seed,
@@ -103,6 +123,7 @@ pub fn chain(dir: &Path, options: &Options) -> io::Result<Chain> {
 
 /// Writes Full(N) (`version` 0) or Full(N+1) (`version` 1) into `dir`.
 pub fn full(dir: &Path, options: &Options, version: u8) -> io::Result<PathBuf> {
+    options.room()?;
     let meta = options.meta(version, ExtractType::Full);
     let model = options.model();
     let zip = ExtractWriter::new(dir, &meta, version == 1)?;
@@ -126,6 +147,7 @@ pub fn full(dir: &Path, options: &Options, version: u8) -> io::Result<PathBuf> {
 /// Writes Update(N+1) into `dir`: for every entity whose lines differ between N and N+1, a
 /// delete of the entity and all its lines at N+1, per table.
 pub fn update(dir: &Path, options: &Options) -> io::Result<PathBuf> {
+    options.room()?;
     let meta = options.meta(1, ExtractType::Update);
     let model = options.model();
     let zip = ExtractWriter::new(dir, &meta, true)?;
@@ -428,6 +450,20 @@ mod tests {
         let again = tempfile::tempdir().unwrap();
         let second = full_bytes(&super::full(again.path(), &options, 0).unwrap());
         assert_eq!(full_bytes(&chain.full), second, "same options, same bytes");
+    }
+
+    #[test]
+    fn a_scale_without_room_for_the_establishment_numbers_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = Options {
+            scale: 1.04,
+            ..Options::default()
+        };
+        let error = full(dir.path(), &options, 0).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::InvalidInput);
+        assert!(error.to_string().contains("above 1.032"), "{error}");
+        assert!(update(dir.path(), &options).is_err());
+        assert!((1.0..1.04).contains(&MAX_SCALE));
     }
 
     fn full_bytes(path: &Path) -> Vec<u8> {

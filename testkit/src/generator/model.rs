@@ -4,7 +4,10 @@
 
 use super::data::{FOREIGN, JURIDICAL_FORMS, PLACES, STREETS, SURNAMES};
 use super::draw::company_name;
-pub use super::draw::{Rng, enterprise_number, establishment_number, unknown_enterprise_number};
+pub use super::draw::{
+    MAX_ENTERPRISES, MAX_ESTABLISHMENTS, Rng, enterprise_number, establishment_number,
+    unknown_enterprise_number,
+};
 use kbo_import::extract::Table;
 use kbo_import::extract::date::Date;
 
@@ -340,6 +343,9 @@ impl<F: Fn(Change) -> bool> Enterprise<F> {
         if (self.changed)(Change::NewEstablishment) {
             count += 1;
         }
+        // Each establishment k has its own number (draw::establishment_number): at most
+        // MAX_ESTABLISHMENTS per enterprise.
+        debug_assert!(count <= MAX_ESTABLISHMENTS);
         for k in 0..count {
             self.establishment(k);
         }
@@ -511,6 +517,28 @@ mod tests {
         let s = establishment_number(1_938_000, 3);
         assert!(regex_like(&s, "d.ddd.ddd.ddd") && s.starts_with('2'), "{s}");
         assert!(check_digits_ok(&s));
+        let last = establishment_number(MAX_ENTERPRISES - 1, MAX_ESTABLISHMENTS - 1);
+        assert!(last.starts_with("2.999.999"), "{last}");
+        assert!(check_digits_ok(&last));
+    }
+
+    #[test]
+    fn no_two_establishments_share_a_number() {
+        let mut seen = std::collections::HashSet::new();
+        for i in 0..2000 {
+            for k in 0..MAX_ESTABLISHMENTS {
+                assert!(seen.insert(establishment_number(i, k)), "({i}, {k})");
+            }
+        }
+        // The fault this replaces: the 5th establishment (the update's new one) of enterprise
+        // i took the number of the first of enterprise i + 1.
+        assert_ne!(establishment_number(7, 4), establishment_number(8, 0));
+    }
+
+    #[test]
+    #[should_panic(expected = "outside the generator's numbering")]
+    fn a_sixth_establishment_has_no_number() {
+        establishment_number(0, MAX_ESTABLISHMENTS);
     }
 
     fn regex_like(s: &str, shape: &str) -> bool {
