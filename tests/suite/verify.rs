@@ -329,13 +329,21 @@ async fn an_explicit_id_already_naming_another_request_is_refused() {
     );
 }
 
-/// Whether a work directory of the app holds files of verification `run_id`.
+/// Whether a work directory of the app holds files of verification `run_id` (its folder is
+/// named after it: `<run id>_<hash>`).
 fn run_files_left(app: &TestApp, run_id: &str) -> bool {
-    std::fs::read_dir(app.dir())
-        .unwrap()
-        .filter_map(Result::ok)
+    let entries = |dir: &Path| {
+        std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .collect::<Vec<_>>()
+    };
+    entries(app.dir())
+        .into_iter()
         .filter(|e| e.file_name().to_string_lossy().starts_with("work-"))
-        .any(|e| e.path().join(run_id).exists())
+        .flat_map(|work| entries(&work.path()))
+        .any(|e| e.file_name().to_string_lossy().starts_with(run_id))
 }
 
 /// Starts verification `id` of Full 140 and waits until it compares (its files cut, in the
