@@ -49,7 +49,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             Arc::clone(&importer),
             RunWatch::new(config.import.restate_admin.as_ref()),
         ))
-        .bind(KboVerify::new(importer))
+        .bind(KboVerify::new(
+            importer,
+            RunWatch::new(config.import.restate_admin.as_ref()),
+        ))
         .bind(KboSync::new(register, schedule, config.sync.verify))
         .build();
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {

@@ -12,7 +12,28 @@ pub struct Admin {
     nodes: Nodes,
 }
 
-/// One `run` invocation of `KboImport`, as Restate's admin API lists it.
+/// A workflow service of this project, as Restate names it: the only service names that go into
+/// the admin API's SQL (a fixed list).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WorkflowService {
+    /// `KboImport`.
+    Import,
+    /// `KboVerify`.
+    Verify,
+}
+
+impl WorkflowService {
+    /// Its name in Restate.
+    pub fn name(self) -> &'static str {
+        match self {
+            WorkflowService::Import => "KboImport",
+            WorkflowService::Verify => "KboVerify",
+        }
+    }
+}
+
+/// One `run` invocation of a workflow (`KboImport`, `KboVerify`), as Restate's admin API lists
+/// it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImportRun {
     /// The workflow id.
@@ -36,7 +57,7 @@ pub enum RunState {
     Failed(Option<String>),
 }
 
-/// A row of the `/query` of [`Admin::import_runs`].
+/// A row of the `/query` of [`Admin::workflow_runs`].
 #[derive(Deserialize)]
 struct RunRow {
     target_service_key: Option<String>,
@@ -178,18 +199,24 @@ impl Admin {
         Ok(answer.rows)
     }
 
-    /// The `run` invocations of `KboImport` Restate still knows, from the admin API's SQL
-    /// introspection: every one, or those of workflow `key`.
+    /// The `run` invocations of workflow service `service` Restate still knows, from the admin
+    /// API's SQL introspection: every one, or those of workflow `key`.
     ///
     /// Restate's `/query` takes no parameters, so a key goes into the SQL only as a literal of
     /// [`key_literal`], which refuses any key that could leave it; any other key is not put in
     /// the SQL at all (every run is listed). The rows are filtered here in both cases.
-    async fn import_runs(&self, key: Option<&str>) -> anyhow::Result<Vec<ImportRun>> {
-        let mut query =
+    async fn workflow_runs(
+        &self,
+        service: WorkflowService,
+        key: Option<&str>,
+    ) -> anyhow::Result<Vec<ImportRun>> {
+        // The service's name comes from a fixed list: it cannot leave its literal.
+        let mut query = format!(
             "SELECT target_service_key, status, completion_result, completion_failure, \
-                         CAST(created_at AS VARCHAR) AS created FROM sys_invocation \
-                         WHERE target_service_name = 'KboImport' AND target_handler_name = 'run'"
-                .to_string();
+             CAST(created_at AS VARCHAR) AS created FROM sys_invocation \
+             WHERE target_service_name = '{}' AND target_handler_name = 'run'",
+            service.name()
+        );
         if let Some(literal) = key.and_then(key_literal) {
             query.push_str(&format!(" AND target_service_key = {literal}"));
         }
@@ -213,7 +240,7 @@ impl Admin {
     /// The workflow ids (and statuses) of the `KboImport` runs Restate has not finished.
     pub async fn unfinished_imports(&self) -> anyhow::Result<Vec<(String, String)>> {
         Ok(self
-            .import_runs(None)
+            .workflow_runs(WorkflowService::Import, None)
             .await?
             .into_iter()
             .filter_map(|run| match run.state {
@@ -223,10 +250,20 @@ impl Admin {
             .collect())
     }
 
-    /// The newest `run` of workflow `workflow_id` that Restate knows, if any.
+    /// The newest `run` of `KboImport` workflow `workflow_id` that Restate knows, if any.
     pub async fn import_run(&self, workflow_id: &str) -> anyhow::Result<Option<ImportRun>> {
+        self.workflow_run(WorkflowService::Import, workflow_id)
+            .await
+    }
+
+    /// The newest `run` of workflow `workflow_id` of `service` that Restate knows, if any.
+    pub async fn workflow_run(
+        &self,
+        service: WorkflowService,
+        workflow_id: &str,
+    ) -> anyhow::Result<Option<ImportRun>> {
         Ok(self
-            .import_runs(Some(workflow_id))
+            .workflow_runs(service, Some(workflow_id))
             .await?
             .into_iter()
             .max_by(|a, b| a.created_at.cmp(&b.created_at)))

@@ -12,7 +12,9 @@ mod endpoints;
 mod ingress;
 mod nodes;
 
-pub use admin::{Admin, Deployment, ImportRun, RunState, ServiceRevision, Unfinished};
+pub use admin::{
+    Admin, Deployment, ImportRun, RunState, ServiceRevision, Unfinished, WorkflowService,
+};
 pub use ingress::Ingress;
 
 /// Restate's admin API, as the service may ask it.

@@ -64,6 +64,27 @@ pub struct UrlBody {
     pub filename: Option<String>,
 }
 
+impl RunBody {
+    /// A digest of the body (lowercase hex SHA-256 of its JSON, a bare URL read as `{"url"}`):
+    /// two runs started with the same request have the same digest, and the URL (which may
+    /// carry a token) is not shown.
+    pub fn digest(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let json = match self {
+            RunBody::Url(url) => serde_json::to_string(&RunBody::Named(UrlBody {
+                url: Some(url.clone()),
+                ..UrlBody::default()
+            })),
+            body => serde_json::to_string(body),
+        }
+        .unwrap_or_default();
+        Sha256::digest(json.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,5 +119,24 @@ mod tests {
             body(json!({"url": "http://x", "sha256": 1})),
             RunBody::Other(json!({"url": "http://x", "sha256": 1}))
         );
+    }
+
+    #[test]
+    fn the_digest_tells_requests_apart_and_survives_the_way_through_json() {
+        let named = RunBody::Named(UrlBody {
+            url: Some("file:///a/KboOpenData_0141_2025_10_05_Full.zip".into()),
+            ..UrlBody::default()
+        });
+        let sent = serde_json::to_value(&named).unwrap();
+        assert_eq!(body(sent).digest(), named.digest());
+        let bare = body(json!("file:///a/KboOpenData_0141_2025_10_05_Full.zip"));
+        assert_eq!(
+            bare.digest(),
+            named.digest(),
+            "a bare URL is the same request"
+        );
+        let other = body(json!({"url": "file:///b/KboOpenData_0141_2025_10_05_Full.zip"}));
+        assert_ne!(other.digest(), named.digest());
+        assert_eq!(named.digest().len(), 64);
     }
 }

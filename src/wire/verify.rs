@@ -43,6 +43,11 @@ pub struct VerifyProgress {
     pub error: Option<String>,
     /// Why it failed, for programs (docs/contract.md lists the codes).
     pub error_code: Option<crate::error::ErrorCode>,
+    /// The digest of the body the run was started with ([`super::RunBody::digest`]), once
+    /// it runs: `kbo-import verify --id` follows a run it did not start only when it is its
+    /// own request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<String>,
 }
 
 /// Which kind of difference.

@@ -10,6 +10,7 @@
 mod verify;
 mod watch;
 
+use crate::client::WorkflowService;
 use crate::db::rollback::RollbackOutcome;
 use crate::error::{ErrorCode, ImportError, ImportResult};
 use crate::extract::ExtractType;
@@ -156,10 +157,19 @@ impl KboImport {
         // A run killed through Restate's admin API runs no more code: its last progress says
         // it is under way. Restate (when RESTATE_ADMIN_URL is set) knows better.
         if progress.is_under_way()
-            && let Some(why) = self.watch.run_ended_outside(ctx.key(), &progress).await
+            && let Some(ended) = self
+                .watch
+                .run_ended_outside(WorkflowService::Import, ctx.key(), &progress)
+                .await
         {
+            let workflow_id = ctx.key();
             progress.status = Status::Failed;
-            progress.error = Some(why);
+            progress.error = Some(format!(
+                "the workflow's run ended without finishing ({}; killed through Restate's admin \
+                 API?): import_jobs keeps its job running until `kbo-import rollback \
+                 {workflow_id}` rolls it back",
+                ended.reason
+            ));
             progress.error_code = Some(ErrorCode::Killed);
         }
         Ok(Json(progress))

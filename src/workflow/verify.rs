@@ -1,9 +1,12 @@
 //! The `KboVerify` workflow: is the register right? The story of a verification: download the
 //! Full of the register's extract, prepare it (cut, checked to be that extract, the run
-//! recorded), compare each table, report. Each step is journaled: a verification killed
-//! anywhere resumes, and ends with the same report.
+//! recorded), compare each table, report. Each step is journaled: a verification whose service
+//! died anywhere resumes, and ends with the same report. One killed through Restate runs no
+//! more code: its `getProgress` learns it from Restate's admin API, reports it failed, and
+//! settles it (recorded failed, its files removed); one cancelled runs its failure path.
 
-use super::Retries;
+use super::{Retries, RunWatch};
+use crate::client::WorkflowService;
 use crate::db::verify::CodeTable;
 use crate::error::ErrorCode;
 use crate::extract::Table;
@@ -11,7 +14,8 @@ use crate::importer::{ImportRequest, Importer, VerifyPlan};
 use crate::retry::IntoRestate;
 use crate::wire::{RunBody, VerifyProgress, VerifyReport, VerifyStatus};
 use restate_sdk::prelude::*;
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 
 /// The state key under which the verification's progress is kept.
 const PROGRESS: &str = "progress";
@@ -28,12 +32,21 @@ pub fn run_id(workflow_id: &str) -> String {
 /// The `KboVerify` workflow service.
 pub struct KboVerify {
     importer: Arc<Importer>,
+    /// Asked by `getProgress` about runs Restate may have ended from outside.
+    watch: RunWatch,
+    /// The runs ended from outside whose settling this process has under way or done.
+    settled: Arc<Mutex<HashSet<String>>>,
 }
 
 impl KboVerify {
-    /// The workflow, doing its steps with `importer`.
-    pub fn new(importer: Arc<Importer>) -> KboVerify {
-        KboVerify { importer }
+    /// The workflow, doing its steps with `importer`; `getProgress` asks `watch` about runs
+    /// Restate may have killed.
+    pub fn new(importer: Arc<Importer>, watch: RunWatch) -> KboVerify {
+        KboVerify {
+            importer,
+            watch,
+            settled: Arc::default(),
+        }
     }
 }
 
@@ -62,6 +75,7 @@ impl KboVerify {
         let mut progress = VerifyProgress {
             run_id: run_id.clone(),
             tables_total: TABLES_TOTAL,
+            request: Some(body.0.digest()),
             ..VerifyProgress::default()
         };
         let request =
@@ -73,25 +87,32 @@ impl KboVerify {
         match outcome {
             Ok(report) => Ok(Json(report)),
             Err(failure) => {
-                self.record_failure(&ctx, &run_id, failure.message()).await;
+                let code = ErrorCode::from_number(failure.code());
+                let message = match code {
+                    ErrorCode::Cancelled => ended_message(ctx.key(), &progress, "cancelled", ""),
+                    _ => failure.message().to_string(),
+                };
+                self.record_failure(&ctx, &run_id, &message).await;
                 progress.status = VerifyStatus::Failed;
-                progress.error = Some(failure.message().to_string());
-                progress.error_code = Some(ErrorCode::from_number(failure.code()));
+                progress.error = Some(message.clone());
+                progress.error_code = Some(code);
                 ctx.set(PROGRESS, Json(progress));
-                Err(failure.into())
+                Err(TerminalError::new_with_code(failure.code(), message).into())
             }
         }
     }
 
     /// Where the verification stands; answers before, during and after `run`, with the
-    /// report once it has completed. Any body is accepted and ignored.
+    /// report once it has completed. Any body is accepted and ignored. A run that Restate says
+    /// was killed (or cancelled) half-way is reported `failed`, and settled: recorded failed
+    /// in `verify_runs`, its files removed.
     #[handler(name = "getProgress", inactivity_timeout = "1m", abort_timeout = "1m")]
     async fn get_progress(
         &self,
         ctx: SharedWorkflowContext<'_>,
         _body: Option<Json<serde_json::Value>>,
     ) -> HandlerResult<Json<VerifyProgress>> {
-        let progress = ctx
+        let mut progress = ctx
             .get::<Json<VerifyProgress>>(PROGRESS)
             .await?
             .map(Json::into_inner)
@@ -100,8 +121,46 @@ impl KboVerify {
                 tables_total: TABLES_TOTAL,
                 ..VerifyProgress::default()
             });
+        // A run killed through Restate's admin API runs no more code: its last progress says
+        // it is under way. Restate (when RESTATE_ADMIN_URL is set) knows better.
+        if !matches!(
+            progress.status,
+            VerifyStatus::Completed | VerifyStatus::Failed
+        ) && let Some(ended) = self
+            .watch
+            .run_ended_outside(WorkflowService::Verify, ctx.key(), &progress)
+            .await
+        {
+            let code = ended.code();
+            let message = ended_message(ctx.key(), &progress, code.as_str(), &ended.reason);
+            self.settle_ended(ctx.key(), &progress.run_id, &message);
+            progress.status = VerifyStatus::Failed;
+            progress.error = Some(message);
+            progress.error_code = Some(code);
+        }
         Ok(Json(progress))
     }
+}
+
+/// What happened to verification `workflow_id`, ended (`how`: killed, cancelled) through
+/// Restate while its progress was `progress` (`reason`: Restate's word, if any), and what to
+/// do.
+fn ended_message(workflow_id: &str, progress: &VerifyProgress, how: &str, reason: &str) -> String {
+    let at = match &progress.current_table {
+        Some(table) => format!("while comparing {table}"),
+        None => format!("while {:?}", progress.status).to_lowercase(),
+    };
+    let reason = if reason.is_empty() {
+        String::new()
+    } else {
+        format!(" ({reason})")
+    };
+    format!(
+        "verification {workflow_id} was {how} through Restate{reason} {at}: it compared nothing \
+         more and reports no outcome; it is recorded failed in verify_runs and its files are \
+         removed; the register was not changed. Start a new verification (`kbo-import verify \
+         <the Full>`)"
+    )
 }
 
 impl KboVerify {
@@ -189,6 +248,40 @@ impl KboVerify {
     {
         let done = super::journaled(ctx, &self.importer, run_id, name, retries, work).await?;
         Ok(done.value)
+    }
+
+    /// Settles verification `run_id` of workflow `workflow_id`, which Restate ended from outside:
+    /// recorded failed with `message`, its files removed, once any step of it still at work in
+    /// this process has ended (in a task of its own: `getProgress` answers at once). Once per
+    /// process; a failure is logged and tried again at the next `getProgress`.
+    fn settle_ended(&self, workflow_id: &str, run_id: &str, message: &str) {
+        {
+            let mut settled = self.settled.lock().unwrap_or_else(|e| e.into_inner());
+            if !settled.insert(run_id.to_string()) {
+                return;
+            }
+        }
+        let (importer, settled) = (Arc::clone(&self.importer), Arc::clone(&self.settled));
+        let (id, workflow, message) = (
+            run_id.to_string(),
+            workflow_id.to_string(),
+            message.to_string(),
+        );
+        tokio::spawn(async move {
+            let run = id.clone();
+            let recorded = importer
+                .run_to_end(&run, "record-failure", move |i| async move {
+                    i.verify_failed(&id, &workflow, &message).await
+                })
+                .await;
+            if let Err(e) = recorded {
+                tracing::warn!(run_id = %run, error = %e, "could not settle the ended verification");
+                settled
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&run);
+            }
+        });
     }
 
     /// The `record-failure` step: the verification recorded failed in `verify_runs`. Best

@@ -244,3 +244,224 @@ async fn a_verification_is_refused_for_another_extract_an_update_or_while_an_imp
         0
     );
 }
+
+/// A copy of the Full `src` under the same file name in `dir`, with bytes in the middle of its
+/// largest member's compressed data turned to garbage: its unpacking fails.
+fn damaged_copy(src: &Path, dir: &Path) -> std::path::PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let dst = dir.join(src.file_name().unwrap());
+    let mut bytes = std::fs::read(src).unwrap();
+    let middle = bytes.len() / 2;
+    for (i, b) in bytes[middle..middle + 4096].iter_mut().enumerate() {
+        *b = (i * 131 % 251) as u8;
+    }
+    std::fs::write(&dst, bytes).unwrap();
+    dst
+}
+
+/// Waits until the next whole second has just begun (so that what starts now starts within
+/// one second).
+fn at_the_start_of_a_second() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_nanos(
+        1_000_000_000 - u64::from(now.subsec_nanos()) + 20_000_000,
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_verifications_started_in_the_same_second_each_report_their_own_full() {
+    let app = TestApp::spawn(&[("KBO_BATCH_ROWS", "20000")]);
+    app.import_completed("full-140", &chain().full).await;
+    let good = chain().full.clone();
+    let damaged = damaged_copy(&good, &app.dir().join("damaged"));
+    assert_eq!(good.file_name(), damaged.file_name(), "the same file name");
+    let env = [("KBO_ALLOW_FILE_URLS", "true")];
+    at_the_start_of_a_second();
+    let (good_out, damaged_out) = std::thread::scope(|s| {
+        let good = s.spawn(|| app.kbo_import(&["verify", &file_url(&good)], &env));
+        let damaged = s.spawn(|| app.kbo_import(&["verify", &file_url(&damaged)], &env));
+        (good.join().unwrap(), damaged.join().unwrap())
+    });
+    let (good_text, damaged_text) = (output_text(&good_out), output_text(&damaged_out));
+    assert!(good_out.status.success(), "{good_text}");
+    assert!(
+        good_text.contains("register against Full 140") && good_text.contains("nothing to do"),
+        "{good_text}"
+    );
+    assert!(!damaged_out.status.success(), "{damaged_text}");
+    assert!(damaged_text.contains("bad_archive"), "{damaged_text}");
+    assert!(!damaged_text.contains("nothing to do"), "{damaged_text}");
+    // Two verifications, each recorded with its own outcome.
+    let db = open(&app.db);
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM verify_runs WHERE status = 'completed' AND differences = 0"
+        ),
+        1
+    );
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM verify_runs WHERE status = 'failed'"
+        ),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_explicit_id_already_naming_another_request_is_refused() {
+    let app = TestApp::spawn(&[("KBO_BATCH_ROWS", "20000")]);
+    app.import_completed("full-140", &chain().full).await;
+    let damaged = damaged_copy(&chain().full, &app.dir().join("damaged"));
+    let done = verified(&app, "taken", &damaged).await;
+    assert_eq!(done["error_code"], "bad_archive", "{done}");
+    let env = [("KBO_ALLOW_FILE_URLS", "true")];
+    let out = app.kbo_import(&["verify", "--id", "taken", &file_url(&chain().full)], &env);
+    let text = output_text(&out);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("another request"), "{text}");
+    assert!(
+        !text.contains("bad_archive"),
+        "not followed as its own: {text}"
+    );
+}
+
+/// Whether a work directory of the app holds files of verification `run_id` (its folder is
+/// named after it: `<run id>_<hash>`).
+fn run_files_left(app: &TestApp, run_id: &str) -> bool {
+    let entries = |dir: &Path| {
+        std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .collect::<Vec<_>>()
+    };
+    entries(app.dir())
+        .into_iter()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("work-"))
+        .flat_map(|work| entries(&work.path()))
+        .any(|e| e.file_name().to_string_lossy().starts_with(run_id))
+}
+
+/// Starts verification `id` of Full 140 and waits until it compares (its files cut, in the
+/// work directory); its invocation id and run id.
+async fn comparing(app: &TestApp, id: &str) -> (String, String) {
+    let invocation = app
+        .start_verify_id(id, json!(file_url(&chain().full)))
+        .await;
+    let started = std::time::Instant::now();
+    loop {
+        let p = app.verify_progress(id).await;
+        assert!(
+            !matches!(p["status"].as_str(), Some("completed" | "failed")),
+            "{id} ended before it could be stopped while comparing: {p}"
+        );
+        if p["status"] == "comparing" {
+            let run_id = p["run_id"].as_str().unwrap().to_string();
+            assert!(run_files_left(app, &run_id), "the Full is cut: {p}");
+            return (invocation, run_id);
+        }
+        assert!(
+            started.elapsed() < crate::harness::MINUTE,
+            "{id} not comparing: {p}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
+/// Waits (at most a minute) until `verify_runs` records verification `run_id` failed and no
+/// file of it is left; fails the test otherwise.
+fn wait_settled(app: &TestApp, run_id: &str) {
+    let failed = || {
+        let config = duckdb::Config::default()
+            .access_mode(duckdb::AccessMode::ReadOnly)
+            .unwrap();
+        // The service may hold the database a moment: not yet, then.
+        let Ok(db) = duckdb::Connection::open_with_flags(&app.db, config) else {
+            return false;
+        };
+        db.query_row(
+            "SELECT count(*) FROM verify_runs WHERE id = ? AND status = 'failed'",
+            [run_id],
+            |r| r.get::<_, i64>(0),
+        )
+        .is_ok_and(|n| n == 1)
+    };
+    crate::harness::wait_until(
+        &format!("verification {run_id} recorded failed, its files removed"),
+        crate::harness::MINUTE,
+        || !run_files_left(app, run_id) && failed(),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_verification_killed_or_cancelled_while_it_compares_ends_failed_and_leaves_no_files() {
+    // Imported in large batches; verified in small chunks, so that comparing takes a while.
+    let mut app = TestApp::spawn_asking_restate(&[("KBO_BATCH_ROWS", "20000")]);
+    app.import_completed("full-140", &chain().full).await;
+    app.restart_service_with(&[("KBO_BATCH_ROWS", "100")]);
+
+    // Killed: getProgress learns it from Restate, the command following it fails saying so.
+    let (invocation, run_id) = comparing(&app, "killed").await;
+    let follower = std::process::Command::new(env!("CARGO_BIN_EXE_kbo-import"))
+        .args(["verify", "--id", "killed", &file_url(&chain().full)])
+        .env("RESTATE_INGRESS_URL", app.ingress_url())
+        .env("RESTATE_ADMIN_URL", app.admin_url())
+        .env("KBO_ALLOW_FILE_URLS", "true")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    app.kill_invocation(&invocation);
+    let done = app.wait_verified("killed").await;
+    assert_eq!(done["status"], "failed", "{done}");
+    assert_eq!(done["error_code"], "killed", "{done}");
+    let error = done["error"].as_str().unwrap();
+    assert!(
+        error.contains("killed") && error.contains("Start a new verification"),
+        "{done}"
+    );
+    assert!(
+        done["tables_done"].as_u64().unwrap() < done["tables_total"].as_u64().unwrap(),
+        "killed half-way: {done}"
+    );
+    let out = follower.wait_with_output().unwrap();
+    let text = output_text(&out);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("following that run") && text.contains("(killed)"),
+        "{text}"
+    );
+    wait_settled(&app, &run_id);
+
+    // Cancelled: the workflow's own failure path records it and removes its files.
+    let (invocation, run_id) = comparing(&app, "cancelled").await;
+    app.cancel(&invocation);
+    let done = app.wait_verified("cancelled").await;
+    assert_eq!(done["status"], "failed", "{done}");
+    assert_eq!(done["error_code"], "cancelled", "{done}");
+    assert!(
+        done["error"]
+            .as_str()
+            .unwrap()
+            .contains("Start a new verification"),
+        "{done}"
+    );
+    wait_settled(&app, &run_id);
+    // Nothing of either is left running, and a new verification completes.
+    let db = open(&app.db);
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM verify_runs WHERE status = 'running'"
+        ),
+        0
+    );
+    drop(db);
+    let done = verified(&app, "after", &chain().full).await;
+    assert_eq!(done["status"], "completed", "{done}");
+}

@@ -249,6 +249,16 @@ impl Restate {
         self.post_ok(&path, Some(&body)).await;
     }
 
+    /// Starts a verification and returns its invocation id.
+    pub async fn start_verify_id(&self, workflow_id: &str, body: Value) -> String {
+        let path = format!("/KboVerify/{workflow_id}/run/send");
+        let answer = self.post_json(&path, Some(&body)).await;
+        answer["invocationId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("run/send answers an invocation id: {answer}"))
+            .to_string()
+    }
+
     /// `POST /KboVerify/<id>/getProgress`.
     pub async fn verify_progress(&self, workflow_id: &str) -> Value {
         let path = format!("/KboVerify/{workflow_id}/getProgress");
