@@ -40,7 +40,8 @@ pub enum Command {
     /// Print an import's progress as one JSON line.
     Status(WorkflowArgs),
     /// Verify the register against the Full of its last extract (the KboVerify workflow):
-    /// every table compared on every source column; exits non-zero when they differ.
+    /// every table compared on every column, the code tables too; exits non-zero when they
+    /// differ.
     Verify(verify::Args),
     /// Keep the register current from the KBO portal: the KboSync object.
     #[command(after_help = sync::EXAMPLES)]

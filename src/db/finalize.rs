@@ -259,7 +259,7 @@ pub fn replace_codes(conn: &Connection) -> ImportResult<()> {
          DELETE FROM nace_codes;
          INSERT INTO nace_codes (nace_version, nace_code, description_nl, description_fr)
              {};",
-        nace_codes_of("codes")
+        nace_codes_of("SELECT category, code, language, description FROM codes")
     ))
     .map_err(db_error("replacing codes and nace_codes"))
 }
@@ -304,7 +304,7 @@ pub fn expected_codes(conn: &Connection, lines: &str) -> ImportResult<String> {
     ))
 }
 
-/// The rows of `nace_codes` that the rows of `codes` (a table or a query of its columns)
+/// The rows of `nace_codes` that the rows of `codes` (a query of its columns)
 /// imply: one per NACE version and code, with its Dutch and French descriptions.
 pub fn nace_codes_of(codes: &str) -> String {
     format!(

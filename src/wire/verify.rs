@@ -81,7 +81,7 @@ impl DifferenceKind {
 }
 
 /// One difference kept as a sample: the key, and the row as the Full and the register hold it
-/// (source columns, as JSON objects).
+/// (every column, as JSON objects).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Difference {
     /// Which kind.
@@ -145,7 +145,8 @@ impl VerifyReport {
     pub fn advice_for(differences: u64, n: u32) -> String {
         if differences == 0 {
             format!(
-                "the register equals Full {n} on every source column of every table: nothing to do"
+                "the register equals Full {n} in every column of every table, derived names, ids and \
+                 code tables included: nothing to do"
             )
         } else {
             format!(

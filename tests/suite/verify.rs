@@ -84,7 +84,9 @@ async fn a_chain_equals_the_next_full_and_rows_altered_by_hand_are_reported_exac
     )
     .unwrap();
     conn.execute_batch(
-        "INSERT INTO activities SELECT * REPLACE (id || '_X' AS id) FROM activities WHERE _is_current LIMIT 1;
+        "INSERT INTO activities SELECT * REPLACE ('99999' AS nace_code,
+             entity_number || '_' || activity_group || '_' || nace_version || '_99999_' || classification AS id)
+         FROM activities WHERE _is_current LIMIT 1;
          UPDATE addresses SET zipcode = '9999' WHERE id = (SELECT min(id) FROM addresses WHERE _is_current);",
     )
     .unwrap();
@@ -146,6 +148,155 @@ async fn a_chain_equals_the_next_full_and_rows_altered_by_hand_are_reported_exac
     assert!(
         text.contains("enterprises missing") && text.contains("next Full"),
         "{text}"
+    );
+}
+
+/// Per table, its (missing, extra, different) counts where any is not 0, in report order.
+fn differing(report: &Value) -> Vec<(String, u64, u64, u64)> {
+    counts(report)
+        .into_iter()
+        .filter(|c| c.3 + c.4 + c.5 > 0)
+        .map(|(t, _, _, m, e, d)| (t, m, e, d))
+        .collect()
+}
+
+/// The (table, kind, key) of every sample of a report.
+fn sampled(report: &Value) -> Vec<(String, String, String)> {
+    report["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|t| {
+            let table = t["table"].as_str().unwrap().to_string();
+            t["samples"].as_array().unwrap().iter().map(move |s| {
+                (
+                    table.clone(),
+                    s["kind"].as_str().unwrap().to_string(),
+                    s["key"].as_str().unwrap().to_string(),
+                )
+            })
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn derived_columns_and_code_tables_altered_by_hand_are_reported_exactly() {
+    let app = at_141("5000").await;
+    // What the old app's pages read, altered by hand: an enterprise's name, an establishment's
+    // commercial name, a name's entity type, a contact's id; a code gone and a code's
+    // description changed (not a NACE code, so nace_codes still agrees).
+    let conn = duckdb::Connection::open(&app.db).unwrap();
+    let one = |sql: &str| -> String { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+    let enterprise = one("SELECT min(enterprise_number) FROM enterprises WHERE _is_current");
+    let establishment = one(
+        "SELECT min(establishment_number) FROM establishments WHERE _is_current AND commercial_name IS NOT NULL",
+    );
+    let denomination = one("SELECT min(id) FROM denominations WHERE _is_current");
+    let contact = one("SELECT min(id) FROM contacts WHERE _is_current");
+    let (category, code, language) = conn
+        .query_row(
+            "SELECT category, code, language FROM codes WHERE category NOT LIKE 'Nace%'
+             ORDER BY ALL LIMIT 1",
+            [],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            },
+        )
+        .unwrap();
+    let changed: String = conn
+        .query_row(
+            "SELECT category || '/' || code || '/' || language FROM codes
+             WHERE category NOT LIKE 'Nace%' ORDER BY ALL DESC LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    conn.execute(
+        "UPDATE enterprises SET primary_name = 'Renamed By Hand' WHERE _is_current AND enterprise_number = ?",
+        [&enterprise],
+    )
+    .unwrap();
+    conn.execute(
+        "UPDATE establishments SET commercial_name = 'Other Shop' WHERE _is_current AND establishment_number = ?",
+        [&establishment],
+    )
+    .unwrap();
+    conn.execute(
+        "UPDATE denominations SET entity_type = CASE entity_type WHEN 'enterprise' THEN 'establishment' ELSE 'enterprise' END
+         WHERE _is_current AND id = ?",
+        [&denomination],
+    )
+    .unwrap();
+    conn.execute(
+        "UPDATE contacts SET id = id || '_wrong' WHERE _is_current AND id = ?",
+        [&contact],
+    )
+    .unwrap();
+    conn.execute(
+        "DELETE FROM codes WHERE category = ? AND code = ? AND language = ?",
+        [&category, &code, &language],
+    )
+    .unwrap();
+    conn.execute(
+        "UPDATE codes SET description = 'changed by hand' WHERE category || '/' || code || '/' || language = ?",
+        [&changed],
+    )
+    .unwrap();
+    drop(conn);
+
+    let done = verified(&app, "check-derived", &chain().next_full).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    let report = &done["report"];
+    assert_eq!(report["differences"], 6, "{report}");
+    assert_eq!(
+        differing(report),
+        [
+            ("enterprises".to_string(), 0, 0, 1),
+            ("establishments".to_string(), 0, 0, 1),
+            ("denominations".to_string(), 0, 0, 1),
+            ("contacts".to_string(), 0, 0, 1),
+            ("codes".to_string(), 1, 0, 1),
+        ]
+    );
+    let samples = sampled(report);
+    for expected in [
+        ("enterprises", "different", enterprise.as_str()),
+        ("establishments", "different", establishment.as_str()),
+        ("denominations", "different", denomination.as_str()),
+        ("contacts", "different", contact.as_str()),
+        ("codes", "missing", &format!("{category}/{code}/{language}")),
+        ("codes", "different", changed.as_str()),
+    ] {
+        let (table, kind, key) = expected;
+        assert!(
+            samples.contains(&(table.to_string(), kind.to_string(), key.to_string())),
+            "{expected:?} not in {samples:?}"
+        );
+    }
+    let tables = report["tables"].as_array().unwrap();
+    let sample_of =
+        |table: &str| tables.iter().find(|t| t["table"] == table).unwrap()["samples"][0].clone();
+    let renamed = sample_of("enterprises");
+    assert_eq!(renamed["register"]["primary_name"], "Renamed By Hand");
+    assert_ne!(renamed["full"]["primary_name"], "Renamed By Hand");
+    assert_eq!(
+        sample_of("establishments")["register"]["commercial_name"],
+        "Other Shop"
+    );
+    let wrong_id = sample_of("contacts");
+    assert_eq!(wrong_id["register"]["id"], format!("{contact}_wrong"));
+    assert_eq!(wrong_id["full"]["id"], contact);
+    // The CLI's advice and exit: the register differs.
+    assert!(
+        report["advice"]
+            .as_str()
+            .unwrap()
+            .contains("differs from Full 141 in 6 rows"),
+        "{report}"
     );
 }
 

@@ -1,7 +1,8 @@
 //! Verification: the register's current rows compared with a Full of the same extract, table
-//! by table, on every source column (`verify_runs`, one row per verification;
-//! `verify_tables`, one per table compared; `verify_differences`, the samples). The
-//! register's own tables are only read.
+//! by table, on every column, and the code tables with its `code.csv` ([`compare_codes`]).
+//! Outcomes are kept in `verify_runs` (one row per verification), `verify_tables` (one per
+//! table compared) and `verify_differences` (the samples). The register's own tables are only
+//! read.
 //!
 //! A table is compared ([`compare`]) entity by entity first (a fingerprint of each entity's
 //! rows on both sides), then, for the entities whose fingerprints differ, key by key: a key
