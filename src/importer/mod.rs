@@ -234,6 +234,19 @@ impl Importer {
             .await
     }
 
+    /// What `import_jobs` says of job `job_id` when it is failed: its extract and message
+    /// ([`db::rollback::failed_job`]). Read only when no step holds the database now (`None`
+    /// otherwise): `getProgress` asks it, and never makes an import wait.
+    pub async fn failed_job_now(
+        &self,
+        job_id: &str,
+    ) -> Option<ImportResult<Option<(Option<u32>, String)>>> {
+        let id = job_id.to_string();
+        self.db
+            .try_run(move |conn| db::rollback::failed_job(conn, &id))
+            .await
+    }
+
     /// One batch step of job `job`'s plan `plan`: applies the batch exactly once. The chunk
     /// files it reads are cut again from the extract when one is not on this machine.
     pub async fn apply(

@@ -1,7 +1,9 @@
-//! `getProgress`'s watch over the runs Restate ended from outside: a run killed through
+//! `getProgress`'s watch over what happened to an import outside its run: a run killed through
 //! Restate's admin API runs no more code, so its last progress still says it is under way;
 //! Restate's admin API (`RESTATE_ADMIN_URL`, when configured) knows better, and is asked only
-//! about progress that stopped moving.
+//! about progress that stopped moving. And an extract removed after its import completed
+//! (`kbo-import rollback <id> --completed`) leaves the workflow's progress `completed`, while
+//! `import_jobs` says `failed`: the ledger is read, at most once per [`RECHECK`].
 
 use crate::client::{Admin, RestateAdmin, RunState};
 use std::collections::HashMap;
@@ -15,6 +17,8 @@ pub struct RunWatch {
     admin: Option<Admin>,
     /// Whose progress stopped moving, and what Restate said of them.
     stalls: Stalls,
+    /// What `import_jobs` last said of completed imports' jobs.
+    removals: Removals,
 }
 
 impl RunWatch {
@@ -23,6 +27,32 @@ impl RunWatch {
         RunWatch {
             admin: admin.map(RestateAdmin::client),
             stalls: Stalls::default(),
+            removals: Removals::default(),
+        }
+    }
+
+    /// Why the completed import `workflow_id` no longer stands, when `import_jobs` records its
+    /// job failed after it completed (an operator removed its extract): `import_jobs`' message.
+    /// `read` reads the ledger (`None` when it cannot now: the database busy); it is called at
+    /// most once per [`RECHECK`] for a job still completed, and never again once the job is
+    /// known removed (a removed job's record stays failed).
+    pub async fn removed_after_completion<Fut>(
+        &self,
+        workflow_id: &str,
+        read: impl FnOnce() -> Fut,
+    ) -> Option<String>
+    where
+        Fut: Future<Output = Option<Option<String>>>,
+    {
+        if let Some(known) = self.removals.known(workflow_id) {
+            return known;
+        }
+        match read().await {
+            Some(removed) => {
+                self.removals.read(workflow_id, removed.clone());
+                removed
+            }
+            None => self.removals.last(workflow_id),
         }
     }
 
@@ -121,6 +151,42 @@ impl Stalls {
     }
 }
 
+/// How long `import_jobs`' word that a completed import's job is still completed is taken as
+/// true before it is read again.
+pub const RECHECK: Duration = Duration::from_secs(2);
+
+/// For each completed import whose job was read: when, and whether it was removed (with
+/// `import_jobs`' message).
+#[derive(Default)]
+struct Removals(Mutex<HashMap<String, (Instant, Option<String>)>>);
+
+impl Removals {
+    /// What is known of `workflow_id` without reading the ledger: removed, or still completed
+    /// when read less than [`RECHECK`] ago.
+    fn known(&self, workflow_id: &str) -> Option<Option<String>> {
+        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match map.get(workflow_id)? {
+            (_, Some(removed)) => Some(Some(removed.clone())),
+            (at, None) if at.elapsed() < RECHECK => Some(None),
+            _ => None,
+        }
+    }
+
+    /// What the ledger said of `workflow_id` the last time it was read.
+    fn last(&self, workflow_id: &str) -> Option<String> {
+        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(workflow_id).and_then(|(_, removed)| removed.clone())
+    }
+
+    /// The ledger says `removed` of `workflow_id` now.
+    fn read(&self, workflow_id: &str, removed: Option<String>) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        // Jobs still completed are forgotten after an hour; removed ones stay (few, final).
+        map.retain(|_, (at, removed)| removed.is_some() || at.elapsed() < Duration::from_secs(3600));
+        map.insert(workflow_id.to_string(), (Instant::now(), removed));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,5 +206,35 @@ mod tests {
         assert_eq!(stalls.answer("w").as_deref(), Some("killed"));
         assert!(!stalls.due("w", "batch 3"), "moving again");
         assert_eq!(stalls.answer("w"), None, "what Restate said is forgotten");
+    }
+
+    #[tokio::test]
+    async fn the_ledger_is_read_again_after_recheck_and_a_removal_is_kept() {
+        let watch = RunWatch::default();
+        let reads = std::sync::atomic::AtomicU32::new(0);
+        let read = |answer: Option<Option<String>>| {
+            reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async move { answer }
+        };
+        assert_eq!(watch.removed_after_completion("w", || read(Some(None))).await, None);
+        assert_eq!(
+            watch.removed_after_completion("w", || read(Some(Some("x".into())))).await,
+            None,
+            "still completed a moment ago: not read again"
+        );
+        assert_eq!(reads.load(std::sync::atomic::Ordering::SeqCst), 1);
+        watch.removals.0.lock().unwrap().get_mut("w").unwrap().0 -= RECHECK;
+        assert_eq!(
+            watch.removed_after_completion("w", || read(Some(Some("removed".into())))).await,
+            Some("removed".into())
+        );
+        assert_eq!(
+            watch.removed_after_completion("w", || read(Some(None))).await,
+            Some("removed".into()),
+            "a removal is final"
+        );
+        assert_eq!(reads.load(std::sync::atomic::Ordering::SeqCst), 2);
+        // A ledger that cannot be read now changes nothing.
+        assert_eq!(watch.removed_after_completion("v", || read(None)).await, None);
     }
 }
