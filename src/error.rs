@@ -368,7 +368,10 @@ mod tests {
         assert_eq!(ErrorCode::NoChangeSet.http_status(), 404);
         assert_eq!(ErrorCode::JobRunning.http_status(), 409);
         // What earlier versions journaled: the number alone.
-        assert_eq!(ErrorCode::of_answer(4025, "import x is failed"), ErrorCode::NoChangeSet);
+        assert_eq!(
+            ErrorCode::of_answer(4025, "import x is failed"),
+            ErrorCode::NoChangeSet
+        );
         assert_eq!(ErrorCode::of_answer(409, "cancelled"), ErrorCode::Cancelled);
         assert_eq!(
             ErrorCode::of_answer(500, "[nonsense] x"),

@@ -41,7 +41,12 @@ pub const MAX_LIMIT: u32 = 200;
 /// Only a JSON object is read as one ([`super::object_only`]): an array would otherwise be
 /// read as its fields in order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields, default, remote = "Self")]
+#[serde(
+    rename_all = "camelCase",
+    deny_unknown_fields,
+    default,
+    remote = "Self"
+)]
 pub struct ChangesQuery {
     /// The page, from 1.
     pub page: u32,
@@ -55,7 +60,8 @@ pub struct ChangesQuery {
 }
 
 impl super::ObjectBody for ChangesQuery {
-    const EXPECTING: &'static str = "a JSON object {page, limit, entityType, changeType} (each optional)";
+    const EXPECTING: &'static str =
+        "a JSON object {page, limit, entityType, changeType} (each optional)";
     fn from_fields<'de, D: serde::Deserializer<'de>>(fields: D) -> Result<Self, D::Error> {
         ChangesQuery::deserialize(fields)
     }

@@ -175,14 +175,17 @@ impl Removals {
     /// What the ledger said of `workflow_id` the last time it was read.
     fn last(&self, workflow_id: &str) -> Option<String> {
         let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        map.get(workflow_id).and_then(|(_, removed)| removed.clone())
+        map.get(workflow_id)
+            .and_then(|(_, removed)| removed.clone())
     }
 
     /// The ledger says `removed` of `workflow_id` now.
     fn read(&self, workflow_id: &str, removed: Option<String>) {
         let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
         // Jobs still completed are forgotten after an hour; removed ones stay (few, final).
-        map.retain(|_, (at, removed)| removed.is_some() || at.elapsed() < Duration::from_secs(3600));
+        map.retain(|_, (at, removed)| {
+            removed.is_some() || at.elapsed() < Duration::from_secs(3600)
+        });
         map.insert(workflow_id.to_string(), (Instant::now(), removed));
     }
 }
@@ -216,25 +219,39 @@ mod tests {
             reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             async move { answer }
         };
-        assert_eq!(watch.removed_after_completion("w", || read(Some(None))).await, None);
         assert_eq!(
-            watch.removed_after_completion("w", || read(Some(Some("x".into())))).await,
+            watch
+                .removed_after_completion("w", || read(Some(None)))
+                .await,
+            None
+        );
+        assert_eq!(
+            watch
+                .removed_after_completion("w", || read(Some(Some("x".into()))))
+                .await,
             None,
             "still completed a moment ago: not read again"
         );
         assert_eq!(reads.load(std::sync::atomic::Ordering::SeqCst), 1);
         watch.removals.0.lock().unwrap().get_mut("w").unwrap().0 -= RECHECK;
         assert_eq!(
-            watch.removed_after_completion("w", || read(Some(Some("removed".into())))).await,
+            watch
+                .removed_after_completion("w", || read(Some(Some("removed".into()))))
+                .await,
             Some("removed".into())
         );
         assert_eq!(
-            watch.removed_after_completion("w", || read(Some(None))).await,
+            watch
+                .removed_after_completion("w", || read(Some(None)))
+                .await,
             Some("removed".into()),
             "a removal is final"
         );
         assert_eq!(reads.load(std::sync::atomic::Ordering::SeqCst), 2);
         // A ledger that cannot be read now changes nothing.
-        assert_eq!(watch.removed_after_completion("v", || read(None)).await, None);
+        assert_eq!(
+            watch.removed_after_completion("v", || read(None)).await,
+            None
+        );
     }
 }

@@ -243,6 +243,13 @@ impl Restate {
         answer(self.http.post(url).json(&body)).await
     }
 
+    /// `POST <ingress><path>` with `body` as JSON: the HTTP status and the answer (as
+    /// [`Restate::changes`]), whatever the status.
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let url = format!("{}{path}", self.ingress_url());
+        answer(self.http.post(url).json(&body)).await
+    }
+
     /// `POST /KboVerify/<id>/run/send`: starts a verification.
     pub async fn start_verify(&self, workflow_id: &str, body: Value) {
         let path = format!("/KboVerify/{workflow_id}/run/send");
