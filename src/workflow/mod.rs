@@ -7,14 +7,14 @@
 //! in [`crate::importer`]. `verify` is the `KboVerify` workflow: the register compared with
 //! a Full of its extract.
 
+mod settle;
 mod verify;
 mod watch;
 
 use crate::db::rollback::RollbackOutcome;
 use crate::error::{ErrorCode, ImportError, ImportResult};
-use crate::extract::ExtractType;
 use crate::importer::{ImportRequest, Importer, Run};
-use crate::retry::{IntoRestate, RetrySettings, answer, local_retries, network_retries};
+use crate::retry::{IntoRestate, RetrySettings, local_retries, network_retries};
 use crate::wire::{ChangesPage, ChangesQuery, Progress, RunBody, RunResult, Status};
 use restate_sdk::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -236,47 +236,6 @@ impl KboImport {
 }
 
 impl KboImport {
-    /// After `failure`: rolls the extract back, then records where the import ended — failed
-    /// with its code and message (and, when the rollback could not finish, the command that settles
-    /// it), or completed after all when the extract had been applied before the failure
-    /// reached the workflow (a cancel after finalize's commit).
-    async fn settle_failure(
-        &self,
-        ctx: &WorkflowContext<'_>,
-        job_id: &str,
-        failure: &TerminalError,
-        progress: &mut Progress,
-    ) -> Result<RunResult, TerminalError> {
-        let code = ErrorCode::of_answer(failure.code(), failure.message());
-        let message = ErrorCode::untagged(failure.message());
-        let message = match self.roll_back(ctx, job_id, message).await {
-            Ok(RollbackOutcome::AlreadyCompleted(counts)) => {
-                progress.status = Status::Completed;
-                progress.error = None;
-                progress.error_code = None;
-                progress.records_inserted = Some(counts.inserted);
-                progress.records_deleted = Some(counts.deleted);
-                ctx.set(PROGRESS, Json(progress.clone()));
-                return Ok(RunResult {
-                    job_id: job_id.to_string(),
-                    extract_number: progress.extract_number.unwrap_or_default(),
-                    extract_type: progress.extract_type.unwrap_or(ExtractType::Full),
-                    names_resolved: 0,
-                    records_inserted: counts.inserted,
-                    records_deleted: counts.deleted,
-                    changes: None,
-                });
-            }
-            Ok(_) => message.to_string(),
-            Err(stuck) => unsettled(ctx.key(), message, stuck.message(), progress),
-        };
-        progress.status = Status::Failed;
-        progress.error = Some(message.clone());
-        progress.error_code = Some(code);
-        ctx.set(PROGRESS, Json(progress.clone()));
-        Err(answer(code, &message))
-    }
-
     /// Why the completed import `workflow_id` no longer stands, when an operator removed its
     /// extract since (`import_jobs` records its job failed): what happened and how to apply
     /// the extract again. Read from the ledger only when no step holds the database, at most
@@ -448,30 +407,6 @@ impl KboImport {
             records_deleted: finalized.counts.deleted,
             changes: finalized.changes,
         })
-    }
-}
-
-/// The message of a run that failed with `message` and whose rollback did not finish either
-/// (`stuck`: the database stayed busy or unreachable past the rollback's retries). It names a
-/// job only when the run has one: a run whose prepare completed recorded its job `running`,
-/// which stays so until `kbo-import rollback` settles it; a run that never got past prepare
-/// (say, a second service process waiting for a database another process holds) recorded
-/// none, and is simply started again.
-fn unsettled(workflow_id: &str, message: &str, stuck: &str, progress: &Progress) -> String {
-    let stuck = ErrorCode::untagged(stuck);
-    if progress.extract_number.is_some() {
-        format!(
-            "{message}; rolling the extract back did not finish either ({stuck}): the job stays \
-             `running` in import_jobs and later imports are refused until `kbo-import \
-             rollback {workflow_id}` undoes it, once the database is reachable"
-        )
-    } else {
-        format!(
-            "{message}; this run never got past preparing the extract, so it recorded no job in \
-             import_jobs and changed nothing ({stuck}): start the import again (under a new \
-             workflow id: this one stays taken) once the process that holds the database has \
-             released it, or after stopping that process"
-        )
     }
 }
 
