@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 /// The `error_code` a failure's message leads with (`[no_change_set] …`), if any.
 fn code_of(answer: &Value) -> String {
     let message = answer["message"].as_str().unwrap_or_default();
-    kbo_import::error::ErrorCode::of_answer(0, message).to_string()
+    let tag = message.strip_prefix('[').and_then(|m| m.split_once(']'));
+    tag.map(|(code, _)| code.to_string()).unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread")]
