@@ -184,7 +184,7 @@ impl KboImport {
     /// `limit`, `entityType`, `changeType`). Answers once the import has completed; before,
     /// and for an extract applied before change sets were recorded, it fails with
     /// `no_change_set`. Every failure is terminal: asking again is the caller's choice. A
-    /// failure answers with the code's HTTP status (400 a bad body, 404 no change set, 503
+    /// failure answers with the code's HTTP status (400 a bad body, 404 no change set, 500
     /// the database busy) and its message leads with the code's name.
     #[handler(
         name = "getChanges",
