@@ -239,10 +239,10 @@ impl KboImport {
     /// Why the completed import `workflow_id` no longer stands, when an operator removed its
     /// extract since (`import_jobs` records its job failed): what happened and how to apply
     /// the extract again. Read from the ledger only when no step holds the database, at most
-    /// once per [`watch::RECHECK`].
+    /// once per [`watch::RECHECK`], and awaited at most [`watch::READ_WAIT`].
     async fn removed(&self, workflow_id: &str) -> Option<String> {
         let (importer, job) = (Arc::clone(&self.importer), job_id(workflow_id));
-        let read = || async move {
+        let read = async move {
             match importer.failed_job_now(&job).await? {
                 Ok(failed) => Some(failed.map(|(extract, recorded)| {
                     let extract = extract.map_or("its extract".into(), |n| format!("extract {n}"));

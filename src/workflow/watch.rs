@@ -7,7 +7,7 @@
 
 use crate::client::{Admin, RestateAdmin, RunState};
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// What `getProgress` asks Restate, and what it remembers of the answers.
@@ -18,7 +18,7 @@ pub struct RunWatch {
     /// Whose progress stopped moving, and what Restate said of them.
     stalls: Stalls,
     /// What `import_jobs` last said of completed imports' jobs.
-    removals: Removals,
+    removals: Arc<Removals>,
 }
 
 impl RunWatch {
@@ -27,33 +27,36 @@ impl RunWatch {
         RunWatch {
             admin: admin.map(RestateAdmin::client),
             stalls: Stalls::default(),
-            removals: Removals::default(),
+            removals: Arc::default(),
         }
     }
 
     /// Why the completed import `workflow_id` no longer stands, when `import_jobs` records its
     /// job failed after it completed (an operator removed its extract): `import_jobs`' message.
-    /// `read` reads the ledger (`None` when it cannot now: the database busy); it is called at
-    /// most once per [`RECHECK`] for a job still completed, and never again once the job is
-    /// known removed (a removed job's record stays failed).
-    pub async fn removed_after_completion<Fut>(
+    /// `read` reads the ledger (`None` when it cannot now: the database busy); it runs at most
+    /// once per [`RECHECK`] for a job still completed, never again once the job is known
+    /// removed (a removed job's record stays failed), and is awaited at most [`READ_WAIT`]:
+    /// a read that takes longer (a MotherDuck connection to open) goes on by itself, and a
+    /// later `getProgress` has its answer.
+    pub async fn removed_after_completion(
         &self,
         workflow_id: &str,
-        read: impl FnOnce() -> Fut,
-    ) -> Option<String>
-    where
-        Fut: Future<Output = Option<Option<String>>>,
-    {
+        read: impl Future<Output = Option<Option<String>>> + Send + 'static,
+    ) -> Option<String> {
         if let Some(known) = self.removals.known(workflow_id) {
             return known;
         }
-        match read().await {
-            Some(removed) => {
-                self.removals.read(workflow_id, removed.clone());
-                removed
+        // Taken as read now: no second read starts while this one runs.
+        let last = self.removals.last(workflow_id);
+        self.removals.read(workflow_id, last);
+        let (removals, id) = (Arc::clone(&self.removals), workflow_id.to_string());
+        let reading = tokio::spawn(async move {
+            if let Some(removed) = read.await {
+                removals.read(&id, removed);
             }
-            None => self.removals.last(workflow_id),
-        }
+        });
+        let _ = tokio::time::timeout(READ_WAIT, reading).await;
+        self.removals.last(workflow_id)
     }
 
     /// Why the `run` of `workflow_id` ended without finishing, when Restate's admin API says
@@ -155,6 +158,9 @@ impl Stalls {
 /// true before it is read again.
 pub const RECHECK: Duration = Duration::from_secs(2);
 
+/// How long `getProgress` waits for a read of the ledger before it answers without it.
+pub const READ_WAIT: Duration = Duration::from_millis(500);
+
 /// For each completed import whose job was read: when, and whether it was removed (with
 /// `import_jobs`' message).
 #[derive(Default)]
@@ -213,45 +219,73 @@ mod tests {
 
     #[tokio::test]
     async fn the_ledger_is_read_again_after_recheck_and_a_removal_is_kept() {
+        use std::sync::atomic::{AtomicU32, Ordering};
         let watch = RunWatch::default();
-        let reads = std::sync::atomic::AtomicU32::new(0);
-        let read = |answer: Option<Option<String>>| {
-            reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            async move { answer }
+        let reads = Arc::new(AtomicU32::new(0));
+        let read = |answer: Option<Option<String>>, wait: Duration| {
+            let reads = Arc::clone(&reads);
+            async move {
+                tokio::time::sleep(wait).await;
+                reads.fetch_add(1, Ordering::SeqCst);
+                answer
+            }
         };
+        let now = Duration::ZERO;
         assert_eq!(
             watch
-                .removed_after_completion("w", || read(Some(None)))
+                .removed_after_completion("w", read(Some(None), now))
                 .await,
             None
         );
+        let removed = Some(Some("removed".to_string()));
         assert_eq!(
             watch
-                .removed_after_completion("w", || read(Some(Some("x".into()))))
+                .removed_after_completion("w", read(removed.clone(), now))
                 .await,
             None,
             "still completed a moment ago: not read again"
         );
-        assert_eq!(reads.load(std::sync::atomic::Ordering::SeqCst), 1);
-        watch.removals.0.lock().unwrap().get_mut("w").unwrap().0 -= RECHECK;
+        assert_eq!(reads.load(Ordering::SeqCst), 1);
+        let recheck = |watch: &RunWatch| {
+            watch.removals.0.lock().unwrap().get_mut("w").unwrap().0 -= RECHECK;
+        };
+        recheck(&watch);
         assert_eq!(
             watch
-                .removed_after_completion("w", || read(Some(Some("removed".into()))))
+                .removed_after_completion("w", read(removed.clone(), now))
                 .await,
             Some("removed".into())
         );
+        recheck(&watch);
         assert_eq!(
             watch
-                .removed_after_completion("w", || read(Some(None)))
+                .removed_after_completion("w", read(Some(None), now))
                 .await,
             Some("removed".into()),
             "a removal is final"
         );
-        assert_eq!(reads.load(std::sync::atomic::Ordering::SeqCst), 2);
+        assert_eq!(reads.load(Ordering::SeqCst), 2);
         // A ledger that cannot be read now changes nothing.
         assert_eq!(
-            watch.removed_after_completion("v", || read(None)).await,
+            watch.removed_after_completion("v", read(None, now)).await,
             None
+        );
+        // A slow read is not awaited past READ_WAIT; a later getProgress has its answer.
+        let slow = READ_WAIT + Duration::from_millis(200);
+        let started = Instant::now();
+        assert_eq!(
+            watch
+                .removed_after_completion("s", read(removed, slow))
+                .await,
+            None
+        );
+        assert!(started.elapsed() < slow, "{:?}", started.elapsed());
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(
+            watch
+                .removed_after_completion("s", read(Some(None), now))
+                .await,
+            Some("removed".into())
         );
     }
 }
