@@ -82,6 +82,9 @@ spelled_enum! {
         /// The extract or job asked about has no change set: not applied, not completed, or
         /// applied before this service recorded change sets.
         NoChangeSet = 4025 => "no_change_set",
+        /// An operator removed the import's extract after it completed (`kbo-import rollback
+        /// <id> --completed`): the register no longer holds it; import it again to apply it.
+        RolledBack = 4026 => "rolled_back",
         /// The extract's server cannot be reached, or answers with a passing error.
         Unreachable = 4501 => "unreachable",
         /// The download broke off.
@@ -119,7 +122,7 @@ impl ErrorCode {
             | NotZip | BadArchive | MissingFile | BadMeta | BadHeader | BadLine | OutOfOrder
             | AlreadyImported | JobRunning | DatabaseRefused | DatabaseTooNew
             | MissingExtension | BadSetting | CredentialsRefused | LedgerChanged | BadPlan
-            | Killed | NotHolder | NoChangeSet | Cancelled | RetriesExhausted => {
+            | Killed | NotHolder | NoChangeSet | RolledBack | Cancelled | RetriesExhausted => {
                 ErrorKind::Terminal
             }
         }
@@ -137,6 +140,59 @@ impl ErrorCode {
             .into_iter()
             .find(|c| c.number() == number)
             .unwrap_or(ErrorCode::Internal)
+    }
+
+    /// The HTTP status a caller gets through Restate's ingress when a handler answers with
+    /// this code: Restate's ingress answers a terminal error's code as the HTTP status when
+    /// it is one (100 to 999), and 500 otherwise, so a handler answers with this status and
+    /// names the code in its message ([`ErrorCode::tagged`]). 4xx: the caller's request or
+    /// extract (400 a malformed request, 404 nothing of that name, 409 the register's state
+    /// refuses it, 422 the extract itself); 500: the service, its database or the network.
+    pub fn http_status(self) -> u16 {
+        use ErrorCode::*;
+        match self {
+            BadRequest | UrlRefused => 400,
+            NoChangeSet => 404,
+            OutOfOrder | AlreadyImported | JobRunning | LedgerChanged | Killed | NotHolder
+            | RolledBack | Cancelled => 409,
+            DownloadRefused | TooLarge | ChecksumMismatch | NotZip | BadArchive | MissingFile
+            | BadMeta | BadHeader | BadLine => 422,
+            // Never 502-504: proxies, and the operator's client, take those for a node or
+            // gateway that is down, and would try elsewhere instead of reading the answer.
+            DatabaseRefused | DatabaseTooNew | MissingExtension | BadSetting | BadPlan
+            | DatabaseFailed | LocalIo | Internal | RetriesExhausted | CredentialsRefused
+            | Unreachable | DownloadBroke | CutShort | DatabaseBusy | WriteConflict | TornChunk => {
+                500
+            }
+        }
+    }
+
+    /// `message` as a handler answers it to callers: led by the code's name in brackets
+    /// (`[no_change_set] import … is failed: …`), which [`ErrorCode::of_answer`] reads back.
+    pub fn tagged(self, message: &str) -> String {
+        format!("[{self}] {message}")
+    }
+
+    /// The code of a terminal failure with the code `number` and the message `message`: the
+    /// name a handler's answer leads with ([`ErrorCode::tagged`]), else the number as the
+    /// journal holds it ([`ErrorCode::from_number`]; journals of earlier versions hold only
+    /// numbers).
+    pub fn of_answer(number: u16, message: &str) -> ErrorCode {
+        ErrorCode::of_tag(message).unwrap_or_else(|| ErrorCode::from_number(number))
+    }
+
+    /// `message` without the code's name a handler's answer leads with, if it has one.
+    pub fn untagged(message: &str) -> &str {
+        match ErrorCode::of_tag(message) {
+            Some(code) => message[code.as_str().len() + 2..].trim_start(),
+            None => message,
+        }
+    }
+
+    /// The code named by the tag `message` leads with, if any.
+    fn of_tag(message: &str) -> Option<ErrorCode> {
+        let (name, _) = message.strip_prefix('[')?.split_once(']')?;
+        name.parse().ok()
     }
 }
 
@@ -287,6 +343,47 @@ mod tests {
             );
         }
         assert_eq!(ErrorCode::from_number(418), ErrorCode::Internal);
+    }
+
+    #[test]
+    fn an_answer_says_its_code_by_name_and_an_http_status_ingress_keeps() {
+        for code in ErrorCode::ALL {
+            let status = code.http_status();
+            assert!(
+                matches!(status, 400 | 404 | 409 | 422 | 500),
+                "{code}: {status} (never 502-504: a node down)"
+            );
+            let caller = matches!(code.kind(), ErrorKind::Terminal)
+                && !matches!(
+                    code,
+                    ErrorCode::DatabaseRefused
+                        | ErrorCode::DatabaseTooNew
+                        | ErrorCode::MissingExtension
+                        | ErrorCode::BadSetting
+                        | ErrorCode::BadPlan
+                        | ErrorCode::RetriesExhausted
+                        | ErrorCode::CredentialsRefused
+                        | ErrorCode::CutShort
+                );
+            assert_eq!(status < 500, caller, "{code}: {status}");
+            let message = code.tagged("import x: why");
+            assert_eq!(ErrorCode::of_answer(status, &message), code);
+            assert_eq!(ErrorCode::untagged(&message), "import x: why");
+        }
+        assert_eq!(ErrorCode::BadRequest.http_status(), 400);
+        assert_eq!(ErrorCode::NoChangeSet.http_status(), 404);
+        assert_eq!(ErrorCode::JobRunning.http_status(), 409);
+        // What earlier versions journaled: the number alone.
+        assert_eq!(
+            ErrorCode::of_answer(4025, "import x is failed"),
+            ErrorCode::NoChangeSet
+        );
+        assert_eq!(ErrorCode::of_answer(409, "cancelled"), ErrorCode::Cancelled);
+        assert_eq!(
+            ErrorCode::of_answer(500, "[nonsense] x"),
+            ErrorCode::RetriesExhausted
+        );
+        assert_eq!(ErrorCode::untagged("[nonsense] x"), "[nonsense] x");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! [`ImportError`]'s class becomes Restate's ([`IntoRestate`]): the layers below know nothing
 //! of Restate's error types.
 
-use crate::error::{ErrorKind, ImportError};
+use crate::error::{ErrorCode, ErrorKind, ImportError};
 use restate_sdk::errors::{HandlerError, TerminalError};
 use restate_sdk::prelude::RunRetryPolicy;
 use std::fmt;
@@ -14,8 +14,19 @@ pub trait IntoRestate {
     /// As Restate's handler error: terminal stays terminal (with the code's number), retryable
     /// is retried.
     fn into_handler_error(self) -> HandlerError;
-    /// As Restate's terminal error, whatever its class (the run ends with it).
+    /// As Restate's terminal error, whatever its class (the run ends with it), with the
+    /// code's number: what a step journals, and what the workflow reads back.
     fn into_terminal(self) -> TerminalError;
+    /// As the terminal error a handler answers its caller with: the code's HTTP status
+    /// ([`ErrorCode::http_status`], which Restate's ingress answers with) and the message led
+    /// by the code's name ([`ErrorCode::tagged`]).
+    fn into_answer(self) -> TerminalError;
+}
+
+/// The terminal error a handler answers its caller with, for `code` and `message` (see
+/// [`IntoRestate::into_answer`]).
+pub fn answer(code: ErrorCode, message: &str) -> TerminalError {
+    TerminalError::new_with_code(code.http_status(), code.tagged(message))
 }
 
 impl IntoRestate for ImportError {
@@ -28,6 +39,10 @@ impl IntoRestate for ImportError {
 
     fn into_terminal(self) -> TerminalError {
         TerminalError::new_with_code(self.code.number(), self.message)
+    }
+
+    fn into_answer(self) -> TerminalError {
+        answer(self.code, &self.message)
     }
 }
 
@@ -85,13 +100,18 @@ pub fn local_retries(settings: &RetrySettings) -> RunRetryPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::ErrorCode;
 
     #[test]
     fn every_code_survives_the_journal_as_the_terminal_errors_number() {
         for code in ErrorCode::ALL {
             let journaled = ImportError::new(code, "x").into_terminal();
             assert_eq!(ErrorCode::from_number(journaled.code()), code);
+            let answered = ImportError::new(code, "x").into_answer();
+            assert_eq!(answered.code(), code.http_status());
+            assert_eq!(
+                ErrorCode::of_answer(answered.code(), answered.message()),
+                code
+            );
         }
     }
 }

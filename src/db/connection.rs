@@ -116,6 +116,23 @@ impl Database {
         self.run_then(After::Close, work).await
     }
 
+    /// Runs `work` as [`Database::run`] does, but only when no other work holds the connection
+    /// now (`None` otherwise: nothing waits). A connection kept open by an import's steps is
+    /// used and kept; one this work opens is closed after it (a local file's write lock is
+    /// not held for the idle time). For quick reads that must never make an import wait.
+    pub async fn try_run<T, F>(&self, work: F) -> Option<ImportResult<T>>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> ImportResult<T> + Send + 'static,
+    {
+        let slot = Arc::clone(&self.open).try_lock_owned().ok()?;
+        let after = match slot.as_ref() {
+            Some(_) => After::Keep,
+            None => After::Close,
+        };
+        Some(self.run_in(slot, after, work).await)
+    }
+
     /// Ends an import's use of the database: checkpoints a local file as `checkpoint` says
     /// (always after a Full; otherwise when its write-ahead log has grown past
     /// `KBO_DUCKDB_CHECKPOINT_WAL_MB`), then closes the connection. Returns whether a

@@ -86,6 +86,27 @@ pub fn fail_and_roll_back(
     })
 }
 
+/// What `import_jobs` says of job `job_id` when it is `failed`: its extract (if recorded) and
+/// its `error_message`. `None` while the job is pending, running or completed, or absent.
+/// `getProgress` asks this of an import whose workflow completed: a job recorded failed after
+/// that was removed by an operator ([`remove_completed`]).
+pub fn failed_job(conn: &Connection, job_id: &str) -> ImportResult<Option<(Option<u32>, String)>> {
+    let Some((number, status)) = ledger::job_extract(conn, job_id)? else {
+        return Ok(None);
+    };
+    if status != JobStatus::Failed {
+        return Ok(None);
+    }
+    let message = conn
+        .query_row(
+            "SELECT coalesce(error_message, '') FROM import_jobs WHERE id = ?",
+            params![job_id],
+            |r| r.get::<_, String>(0),
+        )
+        .map_err(db_error("reading import_jobs"))?;
+    Ok(Some((number, message)))
+}
+
 /// Removes the newest completed extract, applied by mistake (a wrong file, a wrong number):
 /// deletes its rows, makes the rows it retired current again, derives the names of the
 /// entities an Update touched again, and records the job `failed` with `message`. Refused for

@@ -10,6 +10,7 @@
 
 mod attempts;
 mod prepare;
+mod reads;
 mod register;
 mod request;
 mod restate;
@@ -216,22 +217,6 @@ impl Importer {
             Arc::clone(&self.portal),
             self.config.retries,
         )
-    }
-
-    /// A page of a change set (`getChanges`, as `query` asks); the database is let go after
-    /// it, as after every command.
-    pub async fn changes(
-        &self,
-        of: db::changes::ChangeSetOf,
-        query: crate::wire::ChangesQuery,
-    ) -> ImportResult<crate::wire::ChangesPage> {
-        self.db
-            .run_last(move |conn| {
-                db::ensure_schema(conn)?;
-                let extract = db::changes::extract_of(conn, &of)?;
-                db::changes::page(conn, extract, &query)
-            })
-            .await
     }
 
     /// One batch step of job `job`'s plan `plan`: applies the batch exactly once. The chunk

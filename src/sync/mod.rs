@@ -114,7 +114,7 @@ impl KboSync {
     ) -> HandlerResult<Json<SyncStatus>> {
         let schedule = match body.map(Json::into_inner) {
             None | Some(ScheduleBody::Other(Value::Null)) => self.default_schedule,
-            Some(body) => parse_schedule(body).map_err(ImportError::into_handler_error)?,
+            Some(body) => parse_schedule(body).map_err(ImportError::into_answer)?,
         };
         let mut state = load(&ctx).await?;
         disarm(&ctx, &mut state);

@@ -37,8 +37,16 @@ pub const MAX_LIMIT: u32 = 200;
 
 /// Which page of which entities: `getChanges`' body (any field may be left out; JSON `null`
 /// or no body at all asks for the first page of enterprises).
+///
+/// Only a JSON object is read as one ([`super::object_only`]): an array would otherwise be
+/// read as its fields in order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+#[serde(
+    rename_all = "camelCase",
+    deny_unknown_fields,
+    default,
+    remote = "Self"
+)]
 pub struct ChangesQuery {
     /// The page, from 1.
     pub page: u32,
@@ -49,6 +57,26 @@ pub struct ChangesQuery {
     pub entity_type: EntityFilter,
     /// Only the entities of this change, if given.
     pub change_type: Option<ChangeType>,
+}
+
+impl super::ObjectBody for ChangesQuery {
+    const EXPECTING: &'static str =
+        "a JSON object {page, limit, entityType, changeType} (each optional)";
+    fn from_fields<'de, D: serde::Deserializer<'de>>(fields: D) -> Result<Self, D::Error> {
+        ChangesQuery::deserialize(fields)
+    }
+}
+
+impl<'de> Deserialize<'de> for ChangesQuery {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        super::object_only(d)
+    }
+}
+
+impl Serialize for ChangesQuery {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ChangesQuery::serialize(self, s)
+    }
 }
 
 impl Default for ChangesQuery {
@@ -219,6 +247,24 @@ mod tests {
             "{e}"
         );
         assert!(serde_json::from_str::<ChangesQuery>(r#"{"pages": 2}"#).is_err());
+    }
+
+    #[test]
+    fn only_an_object_is_a_query() {
+        for body in ["[2, 50]", "[]", "7", r#""page""#, "true"] {
+            let e = serde_json::from_str::<ChangesQuery>(body).unwrap_err();
+            assert!(
+                e.to_string().contains("a JSON object {page, limit"),
+                "{body}: {e}"
+            );
+        }
+        let q = ChangesQuery {
+            page: 2,
+            ..ChangesQuery::default()
+        };
+        let written = serde_json::to_value(&q).unwrap();
+        assert_eq!(written["page"], 2, "{written}");
+        assert_eq!(serde_json::from_value::<ChangesQuery>(written).unwrap(), q);
     }
 
     #[test]

@@ -29,3 +29,34 @@ pub use verify::{
     Difference, DifferenceKind, SAMPLES_PER_KIND, TableReport, VerifyProgress, VerifyReport,
     VerifyStatus,
 };
+
+/// A body that is a JSON object and nothing else. Serde reads a struct from a sequence too
+/// (`[2, 50]` as `{page: 2, limit: 50}`), field by field in order: a body of the wrong shape
+/// would be taken for a question nobody asked. A type whose `Deserialize` goes through
+/// [`object_only`] refuses anything but a map, saying what it expects.
+pub(crate) trait ObjectBody: Sized {
+    /// What the body is, as the refusal says it ("an object {page, limit, …}").
+    const EXPECTING: &'static str;
+    /// Reads the body's fields from a map (serde's derived reading, `remote = "Self"`).
+    fn from_fields<'de, D: serde::Deserializer<'de>>(fields: D) -> Result<Self, D::Error>;
+}
+
+/// Reads a `T` from `d` only when `d` holds a map; anything else (a sequence, a number, a
+/// string) is refused as an invalid type, naming [`ObjectBody::EXPECTING`].
+pub(crate) fn object_only<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: ObjectBody,
+{
+    struct MapOnly<T>(std::marker::PhantomData<T>);
+    impl<'de, T: ObjectBody> serde::de::Visitor<'de> for MapOnly<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(T::EXPECTING)
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+            T::from_fields(serde::de::value::MapAccessDeserializer::new(map))
+        }
+    }
+    d.deserialize_map(MapOnly(std::marker::PhantomData))
+}

@@ -114,8 +114,10 @@ pub enum ScheduleBody {
     Other(serde_json::Value),
 }
 
-/// The object form of [`ScheduleBody`]: exactly one of `at` and `every`.
+/// The object form of [`ScheduleBody`]: exactly one of `at` and `every`. Only a JSON object
+/// is read as one ([`super::object_only`]): `["07:00"]` is not `{"at": "07:00"}`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct ScheduleSpec {
     /// Daily at this time of day, UTC (`06:30`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -123,6 +125,25 @@ pub struct ScheduleSpec {
     /// Every this long (`90s`, `15m`, `6h`, `1d`, or a number of seconds).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub every: Option<Every>,
+}
+
+impl super::ObjectBody for ScheduleSpec {
+    const EXPECTING: &'static str = r#"a JSON object {"at": "HH:MM"} or {"every": "90s"}"#;
+    fn from_fields<'de, D: serde::Deserializer<'de>>(fields: D) -> Result<Self, D::Error> {
+        ScheduleSpec::deserialize(fields)
+    }
+}
+
+impl<'de> Deserialize<'de> for ScheduleSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        super::object_only(d)
+    }
+}
+
+impl Serialize for ScheduleSpec {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ScheduleSpec::serialize(self, s)
+    }
 }
 
 /// An interval: text with a unit, or a bare number of seconds.
@@ -138,3 +159,24 @@ pub enum Every {
 /// The body of a handler that takes none: anything sent (nothing, `null`, an object) is
 /// accepted and ignored.
 pub type NoBody = serde::de::IgnoredAny;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_schedule_is_an_object_and_an_array_is_kept_to_be_refused() {
+        let body: ScheduleBody = serde_json::from_str(r#"{"at": "07:00"}"#).unwrap();
+        assert_eq!(
+            body,
+            ScheduleBody::Spec(ScheduleSpec {
+                at: Some("07:00".into()),
+                every: None
+            })
+        );
+        let body: ScheduleBody = serde_json::from_str(r#"["07:00"]"#).unwrap();
+        assert_eq!(body, ScheduleBody::Other(serde_json::json!(["07:00"])));
+        let e = serde_json::from_str::<ScheduleSpec>(r#"["07:00"]"#).unwrap_err();
+        assert!(e.to_string().contains(r#"{"at": "HH:MM"}"#), "{e}");
+    }
+}

@@ -7,13 +7,13 @@
 //! in [`crate::importer`]. `verify` is the `KboVerify` workflow: the register compared with
 //! a Full of its extract.
 
+mod settle;
 mod verify;
 mod watch;
 
 use crate::client::WorkflowService;
 use crate::db::rollback::RollbackOutcome;
 use crate::error::{ErrorCode, ImportError, ImportResult};
-use crate::extract::ExtractType;
 use crate::importer::{ImportRequest, Importer, Run};
 use crate::retry::{IntoRestate, RetrySettings, local_retries, network_retries};
 use crate::wire::{ChangesPage, ChangesQuery, Progress, RunBody, RunResult, Status};
@@ -137,7 +137,9 @@ impl KboImport {
 
     /// Where the import stands; answers before, during and after `run`. Any body (none, or
     /// JSON `null` as the old web app sends) is accepted and ignored. A run that Restate says
-    /// was killed half-way is reported `failed`, with the command that settles its job.
+    /// was killed half-way is reported `failed`, with the command that settles its job; a
+    /// completed import whose extract an operator removed since is reported `failed`
+    /// (`rolled_back`), as `import_jobs` has it.
     #[handler(
         name = "getProgress",
         // Reads the workflow's state and, at most, asks the admin API (3 s a node).
@@ -172,6 +174,17 @@ impl KboImport {
             ));
             progress.error_code = Some(ErrorCode::Killed);
         }
+        // An extract removed after its import completed (`kbo-import rollback <id>
+        // --completed`) is no longer applied: import_jobs says failed, and so does this.
+        if progress.status == Status::Completed
+            && let Some(why) = self.removed(ctx.key()).await
+        {
+            progress.status = Status::Failed;
+            progress.records_inserted = None;
+            progress.records_deleted = None;
+            progress.error = Some(why);
+            progress.error_code = Some(ErrorCode::RolledBack);
+        }
         Ok(Json(progress))
     }
 
@@ -180,7 +193,9 @@ impl KboImport {
     /// the change set's counts. Body: none, JSON `null`, or a [`ChangesQuery`] (`page`,
     /// `limit`, `entityType`, `changeType`). Answers once the import has completed; before,
     /// and for an extract applied before change sets were recorded, it fails with
-    /// `no_change_set`. Every failure is terminal: asking again is the caller's choice.
+    /// `no_change_set`. Every failure is terminal: asking again is the caller's choice. A
+    /// failure answers with the code's HTTP status (400 a bad body, 404 no change set, 500
+    /// the database busy) and its message leads with the code's name.
     #[handler(
         name = "getChanges",
         // One read of the change set.
@@ -200,7 +215,7 @@ impl KboImport {
                 })
                 .and_then(ChangesQuery::checked),
         }
-        .map_err(|why| ImportError::new(ErrorCode::BadRequest, why).into_terminal())?;
+        .map_err(|why| ImportError::new(ErrorCode::BadRequest, why).into_answer())?;
         // An import under way or failed has no change set: said without waiting for the
         // database, which the import's steps hold. (No progress at all: the job may be one the
         // old app ran, which the database knows.)
@@ -217,7 +232,7 @@ impl KboImport {
                     status.as_str().unwrap_or("not completed")
                 ),
             )
-            .into_terminal()
+            .into_answer()
             .into());
         }
         let of = crate::db::changes::ChangeSetOf::Job(job_id(ctx.key()));
@@ -225,56 +240,36 @@ impl KboImport {
             .importer
             .changes(of, query)
             .await
-            .map_err(ImportError::into_terminal)?;
+            .map_err(ImportError::into_answer)?;
         Ok(Json(page))
     }
 }
 
 impl KboImport {
-    /// After `failure`: rolls the extract back, then records where the import ended — failed
-    /// with its code and message (and, when the rollback could not finish, the command that settles
-    /// it), or completed after all when the extract had been applied before the failure
-    /// reached the workflow (a cancel after finalize's commit).
-    async fn settle_failure(
-        &self,
-        ctx: &WorkflowContext<'_>,
-        job_id: &str,
-        failure: &TerminalError,
-        progress: &mut Progress,
-    ) -> Result<RunResult, TerminalError> {
-        let workflow_id = ctx.key();
-        let (code, message) = (ErrorCode::from_number(failure.code()), failure.message());
-        let message = match self.roll_back(ctx, job_id, message).await {
-            Ok(RollbackOutcome::AlreadyCompleted(counts)) => {
-                progress.status = Status::Completed;
-                progress.error = None;
-                progress.error_code = None;
-                progress.records_inserted = Some(counts.inserted);
-                progress.records_deleted = Some(counts.deleted);
-                ctx.set(PROGRESS, Json(progress.clone()));
-                return Ok(RunResult {
-                    job_id: job_id.to_string(),
-                    extract_number: progress.extract_number.unwrap_or_default(),
-                    extract_type: progress.extract_type.unwrap_or(ExtractType::Full),
-                    names_resolved: 0,
-                    records_inserted: counts.inserted,
-                    records_deleted: counts.deleted,
-                    changes: None,
-                });
+    /// Why the completed import `workflow_id` no longer stands, when an operator removed its
+    /// extract since (`import_jobs` records its job failed): what happened and how to apply
+    /// the extract again. Read from the ledger only when no step holds the database, at most
+    /// once per [`watch::RECHECK`], and awaited at most [`watch::READ_WAIT`].
+    async fn removed(&self, workflow_id: &str) -> Option<String> {
+        let (importer, job) = (Arc::clone(&self.importer), job_id(workflow_id));
+        let read = async move {
+            match importer.failed_job_now(&job).await? {
+                Ok(failed) => Some(failed.map(|(extract, recorded)| {
+                    let extract = extract.map_or("its extract".into(), |n| format!("extract {n}"));
+                    format!(
+                        "{extract} was removed from the register after this import completed: \
+                         import_jobs records job {job} failed ({recorded}); to apply it again, \
+                         import it again under a new workflow id (`kbo-import start <url> --id \
+                         <new id>`): this one stays taken while Restate keeps its workflow"
+                    )
+                })),
+                Err(e) => {
+                    tracing::debug!(job_id = %job, error = %e, "could not read import_jobs for getProgress");
+                    None
+                }
             }
-            Ok(_) => message.to_string(),
-            Err(stuck) => format!(
-                "{message}; rolling the extract back did not finish either ({}): the job stays \
-                 `running` in import_jobs and later imports are refused until `kbo-import \
-                 rollback {workflow_id}` undoes it",
-                stuck.message()
-            ),
         };
-        progress.status = Status::Failed;
-        progress.error = Some(message.clone());
-        progress.error_code = Some(code);
-        ctx.set(PROGRESS, Json(progress.clone()));
-        Err(TerminalError::new_with_code(failure.code(), message))
+        self.watch.removed_after_completion(workflow_id, read).await
     }
 
     /// The `cleanup-blob` step: deletes the old app's uploaded extract. Best effort: a blob

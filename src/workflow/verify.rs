@@ -97,7 +97,9 @@ impl KboVerify {
                 progress.error = Some(message.clone());
                 progress.error_code = Some(code);
                 ctx.set(PROGRESS, Json(progress));
-                Err(TerminalError::new_with_code(failure.code(), message).into())
+                // The caller's answer through ingress: an HTTP status for the code, the code's
+                // name leading the message (docs/contract.md).
+                Err(crate::retry::answer(code, &message).into())
             }
         }
     }

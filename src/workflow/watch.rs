@@ -1,13 +1,15 @@
-//! `getProgress`'s watch over the runs (of `KboImport` and `KboVerify`) Restate ended from
-//! outside: a run killed through Restate's admin API runs no more code, so its last progress
-//! still says it is under way;
+//! `getProgress`'s watch over what happened to a run (of `KboImport` and `KboVerify`) outside
+//! it: a run killed through Restate's admin API runs no more code, so its last progress still
+//! says it is under way;
 //! Restate's admin API (`RESTATE_ADMIN_URL`, when configured) knows better, and is asked only
-//! about progress that stopped moving.
+//! about progress that stopped moving. And an extract removed after its import completed
+//! (`kbo-import rollback <id> --completed`) leaves the workflow's progress `completed`, while
+//! `import_jobs` says `failed`: the ledger is read, at most once per [`RECHECK`].
 
 use crate::client::{Admin, RestateAdmin, RunState, WorkflowService};
 use crate::error::ErrorCode;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// What `getProgress` asks Restate, and what it remembers of the answers.
@@ -17,6 +19,8 @@ pub struct RunWatch {
     admin: Option<Admin>,
     /// Whose progress stopped moving, and what Restate said of them.
     stalls: Stalls,
+    /// What `import_jobs` last said of completed imports' jobs.
+    removals: Arc<Removals>,
 }
 
 impl RunWatch {
@@ -25,7 +29,36 @@ impl RunWatch {
         RunWatch {
             admin: admin.map(RestateAdmin::client),
             stalls: Stalls::default(),
+            removals: Arc::default(),
         }
+    }
+
+    /// Why the completed import `workflow_id` no longer stands, when `import_jobs` records its
+    /// job failed after it completed (an operator removed its extract): `import_jobs`' message.
+    /// `read` reads the ledger (`None` when it cannot now: the database busy); it runs at most
+    /// once per [`RECHECK`] for a job still completed, never again once the job is known
+    /// removed (a removed job's record stays failed), and is awaited at most [`READ_WAIT`]:
+    /// a read that takes longer (a MotherDuck connection to open) goes on by itself, and a
+    /// later `getProgress` has its answer.
+    pub async fn removed_after_completion(
+        &self,
+        workflow_id: &str,
+        read: impl Future<Output = Option<Option<String>>> + Send + 'static,
+    ) -> Option<String> {
+        if let Some(known) = self.removals.known(workflow_id) {
+            return known;
+        }
+        // Taken as read now: no second read starts while this one runs.
+        let last = self.removals.last(workflow_id);
+        self.removals.read(workflow_id, last);
+        let (removals, id) = (Arc::clone(&self.removals), workflow_id.to_string());
+        let reading = tokio::spawn(async move {
+            if let Some(removed) = read.await {
+                removals.read(&id, removed);
+            }
+        });
+        let _ = tokio::time::timeout(READ_WAIT, reading).await;
+        self.removals.last(workflow_id)
     }
 
     /// Why the `run` of workflow `workflow_id` of `service` ended without finishing, when
@@ -142,6 +175,48 @@ impl Stalls {
     }
 }
 
+/// How long `import_jobs`' word that a completed import's job is still completed is taken as
+/// true before it is read again.
+pub const RECHECK: Duration = Duration::from_secs(2);
+
+/// How long `getProgress` waits for a read of the ledger before it answers without it.
+pub const READ_WAIT: Duration = Duration::from_millis(500);
+
+/// For each completed import whose job was read: when, and whether it was removed (with
+/// `import_jobs`' message).
+#[derive(Default)]
+struct Removals(Mutex<HashMap<String, (Instant, Option<String>)>>);
+
+impl Removals {
+    /// What is known of `workflow_id` without reading the ledger: removed, or still completed
+    /// when read less than [`RECHECK`] ago.
+    fn known(&self, workflow_id: &str) -> Option<Option<String>> {
+        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match map.get(workflow_id)? {
+            (_, Some(removed)) => Some(Some(removed.clone())),
+            (at, None) if at.elapsed() < RECHECK => Some(None),
+            _ => None,
+        }
+    }
+
+    /// What the ledger said of `workflow_id` the last time it was read.
+    fn last(&self, workflow_id: &str) -> Option<String> {
+        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(workflow_id)
+            .and_then(|(_, removed)| removed.clone())
+    }
+
+    /// The ledger says `removed` of `workflow_id` now.
+    fn read(&self, workflow_id: &str, removed: Option<String>) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        // Jobs still completed are forgotten after an hour; removed ones stay (few, final).
+        map.retain(|_, (at, removed)| {
+            removed.is_some() || at.elapsed() < Duration::from_secs(3600)
+        });
+        map.insert(workflow_id.to_string(), (Instant::now(), removed));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,5 +250,77 @@ mod tests {
         assert_eq!(ended("no reason given").code(), ErrorCode::Killed);
         assert_eq!(ended("[409] canceled").code(), ErrorCode::Cancelled);
         assert_eq!(ended("[409] Cancelled").code(), ErrorCode::Cancelled);
+    }
+
+    #[tokio::test]
+    async fn the_ledger_is_read_again_after_recheck_and_a_removal_is_kept() {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        let watch = RunWatch::default();
+        let reads = Arc::new(AtomicU32::new(0));
+        let read = |answer: Option<Option<String>>, wait: Duration| {
+            let reads = Arc::clone(&reads);
+            async move {
+                tokio::time::sleep(wait).await;
+                reads.fetch_add(1, Ordering::SeqCst);
+                answer
+            }
+        };
+        let now = Duration::ZERO;
+        assert_eq!(
+            watch
+                .removed_after_completion("w", read(Some(None), now))
+                .await,
+            None
+        );
+        let removed = Some(Some("removed".to_string()));
+        assert_eq!(
+            watch
+                .removed_after_completion("w", read(removed.clone(), now))
+                .await,
+            None,
+            "still completed a moment ago: not read again"
+        );
+        assert_eq!(reads.load(Ordering::SeqCst), 1);
+        let recheck = |watch: &RunWatch| {
+            watch.removals.0.lock().unwrap().get_mut("w").unwrap().0 -= RECHECK;
+        };
+        recheck(&watch);
+        assert_eq!(
+            watch
+                .removed_after_completion("w", read(removed.clone(), now))
+                .await,
+            Some("removed".into())
+        );
+        recheck(&watch);
+        assert_eq!(
+            watch
+                .removed_after_completion("w", read(Some(None), now))
+                .await,
+            Some("removed".into()),
+            "a removal is final"
+        );
+        assert_eq!(reads.load(Ordering::SeqCst), 2);
+        // A ledger that cannot be read now changes nothing.
+        assert_eq!(
+            watch.removed_after_completion("v", read(None, now)).await,
+            None
+        );
+        // A slow read is not awaited past READ_WAIT; a later getProgress has its answer.
+        let slow = READ_WAIT + Duration::from_millis(200);
+        let started = Instant::now();
+        assert_eq!(
+            watch
+                .removed_after_completion("s", read(removed, slow))
+                .await,
+            None
+        );
+        assert!(started.elapsed() < slow, "{:?}", started.elapsed());
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(
+            watch
+                .removed_after_completion("s", read(Some(None), now))
+                .await,
+            Some("removed".into())
+        );
     }
 }

@@ -25,6 +25,7 @@ mod malformed;
 mod motherduck;
 mod portal_server;
 mod recovery;
+mod statuses;
 mod sync;
 mod tables;
 mod torn;

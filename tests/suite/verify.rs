@@ -347,8 +347,19 @@ async fn a_verification_is_refused_for_another_extract_an_update_or_while_an_imp
             .contains("verify it with Full 141"),
         "{done}"
     );
+    // The caller's answer through ingress: a client error, the code leading the message.
+    let (status, body) = app.verify_output("old-full").await;
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("[out_of_order] "),
+        "{body}"
+    );
     let done = verified(&app, "an-update", &chain.update).await;
     assert_eq!(done["error_code"], "bad_request", "{done}");
+    assert_eq!(app.verify_output("an-update").await.0, 400);
     assert!(
         done["error"].as_str().unwrap().contains("is an Update"),
         "{done}"

@@ -243,6 +243,13 @@ impl Restate {
         answer(self.http.post(url).json(&body)).await
     }
 
+    /// `POST <ingress><path>` with `body` as JSON: the HTTP status and the answer (as
+    /// [`Restate::changes`]), whatever the status.
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let url = format!("{}{path}", self.ingress_url());
+        answer(self.http.post(url).json(&body)).await
+    }
+
     /// `POST /KboVerify/<id>/run/send`: starts a verification.
     pub async fn start_verify(&self, workflow_id: &str, body: Value) {
         let path = format!("/KboVerify/{workflow_id}/run/send");
@@ -347,8 +354,18 @@ impl Restate {
 
     /// The output of a finished `run`, through ingress (`/restate/workflow/…/output`).
     pub async fn run_output(&self, workflow_id: &str) -> (u16, Value) {
+        self.workflow_output("KboImport", workflow_id).await
+    }
+
+    /// The output of a finished `run` of a `KboVerify` workflow, through ingress.
+    pub async fn verify_output(&self, workflow_id: &str) -> (u16, Value) {
+        self.workflow_output("KboVerify", workflow_id).await
+    }
+
+    /// The HTTP status and body of the finished `run` of workflow `workflow_id` of `service`.
+    async fn workflow_output(&self, service: &str, workflow_id: &str) -> (u16, Value) {
         let url = format!(
-            "{}/restate/workflow/KboImport/{workflow_id}/output",
+            "{}/restate/workflow/{service}/{workflow_id}/output",
             self.ingress_url()
         );
         answer(self.http.get(url)).await
