@@ -18,10 +18,6 @@ RUSTDOCFLAGS="-D rustdoc::broken_intra_doc_links -D rustdoc::private_intra_doc_l
   cargo doc --no-deps --workspace --locked
 # podman and the base image the image test builds the Dockerfile on (tests/suite/image.rs).
 scripts/images.sh runtime
-cargo test --workspace --locked --all-targets -- --test-threads 2 --skip cluster::
-# The three-node cluster tests alone, one at a time: three Restate nodes and the service share
-# the two cores, and a failover's timing should not depend on what else runs.
-cargo test --locked --test suite -- --test-threads 1 cluster::
 # The README's first command, end to end on its defaults (but for the folder): it must exit 0
 # with the register verified equal to Full(141), 0 differences.
 demo_log="$(mktemp)"
@@ -29,3 +25,7 @@ DEMO_DIR="$(mktemp -d)/demo" bash scripts/demo.sh 2>&1 | tee "$demo_log"
 grep -q "nothing to do" "$demo_log" \
   || { echo "scripts/demo.sh did not end with a clean verification (see above)" >&2; exit 1; }
 echo "scripts/demo.sh: exit 0, the register equals Full(141)"
+cargo test --workspace --locked --all-targets -- --test-threads 2 --skip cluster::
+# The three-node cluster tests alone, one at a time: three Restate nodes and the service share
+# the two cores, and a failover's timing should not depend on what else runs.
+cargo test --locked --test suite -- --test-threads 1 cluster::
