@@ -164,14 +164,22 @@ const KIND: &str = "CASE WHEN reg_n = 0 THEN 'missing' WHEN full_n = 0 THEN 'ext
          WHEN reg_n > 1 OR reg_min <> full_h OR reg_max <> full_h THEN 'different' END";
 
 /// Per entity (hashed as `e`): its rows' count and the sum of their hashes on each side.
+/// `spread`: the entity has Full lines where a key may come twice (a chunk's tail, a chunk
+/// kept in the file's order: their lines are numbered, [`full_lines`]) or in more than one
+/// chunk. Its fingerprint counts every line, so it cannot vouch for such an entity: a
+/// register holding a repeated key twice would match it.
 const PER_ENTITY: &str = "SELECT hash(entity) AS e,
          count(*) FILTER (WHERE in_full) AS full_n,
          coalesce(sum(h::HUGEINT) FILTER (WHERE in_full), 0) AS full_sum,
          count(*) FILTER (WHERE NOT in_full) AS reg_n,
-         coalesce(sum(h::HUGEINT) FILTER (WHERE NOT in_full), 0) AS reg_sum";
+         coalesce(sum(h::HUGEINT) FILTER (WHERE NOT in_full), 0) AS reg_sum,
+         coalesce(bool_or(line & ((1::UBIGINT << 40) - 1::UBIGINT) <> 0) FILTER (WHERE in_full)
+                  OR min(line >> 40) FILTER (WHERE in_full) <> max(line >> 40) FILTER (WHERE in_full),
+                  false) AS spread";
 
-/// Whether an entity's fingerprints agree, over [`PER_ENTITY`]'s columns.
-const AGREE: &str = "(full_n = reg_n AND full_sum = reg_sum)";
+/// Whether an entity's fingerprints agree and vouch for its rows, over [`PER_ENTITY`]'s
+/// columns: its rows are then equal key by key, and the Full repeats none of its keys.
+const AGREE: &str = "(full_n = reg_n AND full_sum = reg_sum AND NOT spread)";
 
 /// The statement that compares, key by key, the rows of the entities whose fingerprints
 /// differ (the rows `both` gives, read again): the Full's distinct keys among them, the
@@ -432,6 +440,58 @@ mod tests {
             "2001-02-03"
         );
         assert_eq!(different.full.as_ref().unwrap()["start_date"], "2001-02-04");
+    }
+
+    #[test]
+    fn a_key_current_twice_is_found_where_the_full_repeats_it() {
+        // The Full gives A twice (its repeat in the chunk's tail, and again in the next
+        // chunk); the register holds A's row twice, current: the fingerprints agree, the
+        // rows do not (a key is current once).
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = register();
+        conn.execute_batch(
+            "INSERT INTO enterprises SELECT * FROM enterprises WHERE enterprise_number = '0200.000.001'",
+        )
+        .unwrap();
+        begin(&conn, &run("r")).unwrap();
+        let a = "\"0200.000.001\",\"AC\",,,,,03-02-2001\n";
+        let chunks = [
+            chunk(
+                dir.path(),
+                "a",
+                &format!("{a}\"0200.000.002\",\"AC\",,,,,\n"),
+                Some(a),
+            ),
+            chunk(dir.path(), "b", "\"0200.000.004\",\"AC\",,,,,\n", None),
+        ];
+        let report = compare(&mut conn, &run("r"), Table::Enterprise, &chunks, &[]).unwrap();
+        assert_eq!((report.missing, report.extra, report.different), (0, 0, 1));
+        assert_eq!(
+            (report.full_rows, report.register_rows),
+            (3, 4),
+            "{report:?}"
+        );
+        assert_eq!(
+            sampled(&report),
+            [(DifferenceKind::Different, "0200.000.001")]
+        );
+        // The same with the repeat in another chunk.
+        let chunks = [
+            chunk(
+                dir.path(),
+                "c",
+                &format!("{a}\"0200.000.002\",\"AC\",,,,,\n"),
+                None,
+            ),
+            chunk(
+                dir.path(),
+                "d",
+                &format!("{a}\"0200.000.004\",\"AC\",,,,,\n"),
+                None,
+            ),
+        ];
+        let report = compare(&mut conn, &run("r2"), Table::Enterprise, &chunks, &[]).unwrap();
+        assert_eq!((report.missing, report.extra, report.different), (0, 0, 1));
     }
 
     #[test]
