@@ -119,29 +119,21 @@ impl Importer {
                 downloaded,
                 chunk_lines: plan.chunk_lines,
             };
-            // Enterprises and establishments are named by the Full's own denominations.
-            let names_from = match db::names::naming(t) {
-                Some(_) => plan.chunks_of(Table::Denomination),
-                None => &[],
-            };
-            let all: Vec<&Chunk> = chunks.iter().chain(names_from).collect();
+            let all: Vec<&Chunk> = chunks.iter().collect();
             self.prove_whole(&cut, &all, "the table was not compared")
                 .await?;
-            let files_of = |chunks: &[Chunk]| -> Vec<db::verify::ChunkFiles> {
-                chunks
-                    .iter()
-                    .map(|c| db::verify::ChunkFiles {
-                        main: dir.join(&c.file),
-                        tail: c.tail.as_ref().map(|t| dir.join(&t.file)),
-                        in_file_order: !c.any_order,
-                    })
-                    .collect()
-            };
-            let (files, names_from) = (files_of(chunks), files_of(names_from));
+            let files: Vec<db::verify::ChunkFiles> = chunks
+                .iter()
+                .map(|c| db::verify::ChunkFiles {
+                    main: dir.join(&c.file),
+                    tail: c.tail.as_ref().map(|t| dir.join(&t.file)),
+                    in_file_order: !c.any_order,
+                })
+                .collect();
             let run = plan.run.clone();
             let report = self
                 .db
-                .run(move |conn| db::verify::compare(conn, &run, t, &files, &names_from))
+                .run(move |conn| db::verify::compare(conn, &run, t, &files))
                 .await?;
             tracing::info!(
                 full_rows = report.full_rows,
@@ -171,7 +163,8 @@ impl Importer {
                 return Err(ImportError::new(
                     ErrorCode::BadPlan,
                     format!(
-                        "verification {run_id} was prepared by an earlier version of the service,                          which did not keep code.csv: start a new verification"
+                        "verification {run_id} was prepared by an earlier version of the service, \
+                         which did not keep code.csv: start a new verification"
                     ),
                 ));
             };

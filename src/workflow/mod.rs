@@ -164,14 +164,10 @@ impl KboImport {
                 .run_ended_outside(WorkflowService::Import, ctx.key(), &progress)
                 .await
         {
-            let workflow_id = ctx.key();
             progress.status = Status::Failed;
-            progress.error = Some(format!(
-                "the workflow's run ended without finishing ({}; killed through Restate's admin \
-                 API?): import_jobs keeps its job running until `kbo-import rollback \
-                 {workflow_id}` rolls it back",
-                ended.reason
-            ));
+            // A run records its job in prepare, which also learns the extract's number.
+            let job = progress.extract_number.is_some();
+            progress.error = Some(killed_message(ctx.key(), &ended.reason, job));
             progress.error_code = Some(ErrorCode::Killed);
         }
         // An extract removed after its import completed (`kbo-import rollback <id>
@@ -499,5 +495,41 @@ impl Story<'_, '_> {
     /// Publishes the progress to `getProgress`.
     fn publish(&self) {
         self.ctx.set(PROGRESS, Json(self.progress.clone()));
+    }
+}
+
+/// What `getProgress` says of run `workflow_id` that Restate ended from outside (`reason`,
+/// Restate's word): with the job it recorded (`job`), how to settle it; without one, that
+/// nothing was written and how to start again.
+fn killed_message(workflow_id: &str, reason: &str, job: bool) -> String {
+    if job {
+        format!(
+            "the workflow's run ended without finishing ({reason}; killed through Restate's \
+             admin API?): import_jobs keeps its job running until `kbo-import rollback \
+             {workflow_id}` rolls it back"
+        )
+    } else {
+        format!(
+            "the workflow's run ended without finishing ({reason}; killed through Restate's \
+             admin API?) before it recorded a job: the register is as it was; start the import \
+             again under a new workflow id (`kbo-import start <url> --id <new id>`)"
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_killed_run_is_told_of_a_job_only_when_it_recorded_one() {
+        let with = killed_message("update-141", "killed", true);
+        assert!(with.contains("kbo-import rollback update-141"), "{with}");
+        let without = killed_message("update-141", "killed", false);
+        assert!(
+            !without.contains("rollback") && !without.contains("import_jobs"),
+            "{without}"
+        );
+        assert!(without.contains("before it recorded a job"), "{without}");
     }
 }
