@@ -6,6 +6,7 @@
 # database is with a sample query.
 #
 #   SCALE=0.01 scripts/demo.sh        # ~470 000 rows (default); SCALE=1.0 is a real-size Full
+#                                     # (whose chain check takes a few minutes and about 7 GB)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/kbo-import/target}"
@@ -44,8 +45,9 @@ pids+=($!)
 wait_port 9070; wait_port 8080
 
 echo "==> starting the kbo-import service on :9080"
+# RESTATE_ADMIN_URL: getProgress asks Restate about a run killed through its admin API.
 KBO_DATABASE="$DEMO/kbo.duckdb" KBO_WORK_DIR="$DEMO/work" KBO_ALLOW_FILE_URLS=true \
-  "$BIN" serve > "$DEMO/service.log" 2>&1 &
+  RESTATE_ADMIN_URL=http://127.0.0.1:9070 "$BIN" serve > "$DEMO/service.log" 2>&1 &
 pids+=($!)
 wait_port 9080
 

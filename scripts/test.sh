@@ -20,8 +20,10 @@ RUSTDOCFLAGS="-D rustdoc::broken_intra_doc_links -D rustdoc::private_intra_doc_l
 scripts/images.sh runtime
 # The README's first command, end to end on its defaults (but for the folder): it must exit 0
 # with the register verified equal to Full(141), 0 differences.
-demo_log="$(mktemp)"
-DEMO_DIR="$(mktemp -d)/demo" bash scripts/demo.sh 2>&1 | tee "$demo_log"
+demo_dir="$(mktemp -d)"
+trap 'rm -rf "$demo_dir"' EXIT
+demo_log="$demo_dir/demo.log"
+DEMO_DIR="$demo_dir/demo" bash scripts/demo.sh 2>&1 | tee "$demo_log"
 grep -q "nothing to do" "$demo_log" \
   || { echo "scripts/demo.sh did not end with a clean verification (see above)" >&2; exit 1; }
 echo "scripts/demo.sh: exit 0, the register equals Full(141)"
