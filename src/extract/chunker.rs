@@ -1,6 +1,8 @@
 //! Cutting a member into chunk files of whole lines, as DuckDB's CSV reader sees lines. A
 //! Full's data member is cut with its keys in mind: a line whose key came before within the
-//! chunk goes to the chunk's tail file, so that the chunk's main file holds each key once.
+//! chunk goes to the chunk's tail file, so that the chunk's main file holds each key once, and
+//! so does every later line of a key the tail holds (its last line stays last where its
+//! entity's lines come back after others').
 
 use super::dialect::{BOM, Field};
 use super::keys::Keys;
@@ -523,6 +525,33 @@ mod tests {
         );
         assert_eq!(chunks.len(), 1);
         assert!(!chunks[0].2, "{chunks:?}");
+    }
+
+    #[test]
+    fn a_key_in_the_tail_keeps_its_later_lines_there_when_its_entity_comes_back() {
+        // 0200.000.043's key comes twice in its run (the second line to the tail), then again
+        // after 0200.000.097's line: that last line goes to the tail too, after the second, so
+        // that it is still the last of its key once the tail is applied after the main file.
+        let (a1, a2, b, a3) = (
+            "\"0200.000.043\",\"003\",\"2008\",\"73402\",\"MAIN\"",
+            "0200.000.043,003,2008,73402,MAIN",
+            "\"0200.000.097\",\"001\",\"2008\",\"1\",\"SECO\"",
+            "0200.000.043,\"003\",2008,\"73402\",MAIN",
+        );
+        let text = format!("{ACTIVITY_HEADER}{a1}\n{a2}\n{b}\n{a3}\n");
+        let chunks = cut(
+            Member::Full(Table::Activity),
+            text.as_bytes(),
+            Cut::Chunks(10),
+        );
+        assert_eq!(
+            chunks,
+            [(
+                format!("{ACTIVITY_HEADER}{a1}\n{b}\n"),
+                Some((format!("{ACTIVITY_HEADER}{a2}\n{a3}\n"), vec![3, 5])),
+                false
+            )]
+        );
     }
 
     #[test]

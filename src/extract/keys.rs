@@ -31,6 +31,10 @@ pub(super) struct Keys {
     run: Vec<u64>,
     /// The entities of the chunk's runs before.
     entities: HashSet<u64, BuildHasherDefault<Prehashed>>,
+    /// The keys sent to the chunk's tail: every later line of such a key goes there too, so
+    /// that its last line stays last where its entity's lines come back after others' (the
+    /// tail is applied after the main file).
+    tailed: HashSet<u64, BuildHasherDefault<Prehashed>>,
     /// An entity's lines came back after other entities' within the chunk.
     scattered: bool,
 }
@@ -45,6 +49,7 @@ impl Keys {
             entity: None,
             run: Vec::new(),
             entities: HashSet::default(),
+            tailed: HashSet::default(),
             scattered: false,
         }
     }
@@ -60,7 +65,8 @@ impl Keys {
             self.scattered |= self.entities.contains(&entity);
             self.run.clear();
         }
-        if self.run.contains(&key) {
+        if self.run.contains(&key) || self.tailed.contains(&key) {
+            self.tailed.insert(key);
             return false;
         }
         self.run.push(key);
@@ -78,6 +84,7 @@ impl Keys {
         self.entity = None;
         self.run.clear();
         self.entities.clear();
+        self.tailed.clear();
         self.scattered = false;
     }
 }

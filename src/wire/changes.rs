@@ -38,7 +38,7 @@ pub const MAX_LIMIT: u32 = 200;
 /// Which page of which entities: `getChanges`' body (any field may be left out; JSON `null`
 /// or no body at all asks for the first page of enterprises).
 ///
-/// Only a JSON object is read as one ([`super::object_only`]): an array would otherwise be
+/// Only a JSON object is read as one (`wire::object_only`): an array would otherwise be
 /// read as its fields in order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(

@@ -115,7 +115,7 @@ pub enum ScheduleBody {
 }
 
 /// The object form of [`ScheduleBody`]: exactly one of `at` and `every`. Only a JSON object
-/// is read as one ([`super::object_only`]): `["07:00"]` is not `{"at": "07:00"}`.
+/// is read as one (`wire::object_only`): `["07:00"]` is not `{"at": "07:00"}`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(remote = "Self")]
 pub struct ScheduleSpec {

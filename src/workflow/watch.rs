@@ -4,7 +4,7 @@
 //! Restate's admin API (`RESTATE_ADMIN_URL`, when configured) knows better, and is asked only
 //! about progress that stopped moving. And an extract removed after its import completed
 //! (`kbo-import rollback <id> --completed`) leaves the workflow's progress `completed`, while
-//! `import_jobs` says `failed`: the ledger is read, at most once per [`RECHECK`].
+//! `import_jobs` says `failed`: the ledger is read, at most once per `RECHECK` (2 s).
 
 use crate::client::{Admin, RestateAdmin, RunState, WorkflowService};
 use crate::error::ErrorCode;
@@ -36,8 +36,8 @@ impl RunWatch {
     /// Why the completed import `workflow_id` no longer stands, when `import_jobs` records its
     /// job failed after it completed (an operator removed its extract): `import_jobs`' message.
     /// `read` reads the ledger (`None` when it cannot now: the database busy); it runs at most
-    /// once per [`RECHECK`] for a job still completed, never again once the job is known
-    /// removed (a removed job's record stays failed), and is awaited at most [`READ_WAIT`]:
+    /// once per `RECHECK` (2 s) for a job still completed, never again once the job is known
+    /// removed (a removed job's record stays failed), and is awaited at most `READ_WAIT` (500 ms):
     /// a read that takes longer (a MotherDuck connection to open) goes on by itself, and a
     /// later `getProgress` has its answer.
     pub async fn removed_after_completion(
@@ -189,7 +189,7 @@ struct Removals(Mutex<HashMap<String, (Instant, Option<String>)>>);
 
 impl Removals {
     /// What is known of `workflow_id` without reading the ledger: removed, or still completed
-    /// when read less than [`RECHECK`] ago.
+    /// when read less than `RECHECK` (2 s) ago.
     fn known(&self, workflow_id: &str) -> Option<Option<String>> {
         let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
         match map.get(workflow_id)? {
