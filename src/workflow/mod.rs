@@ -167,7 +167,7 @@ impl KboImport {
             progress.status = Status::Failed;
             // A run records its job in prepare, which also learns the extract's number.
             let job = progress.extract_number.is_some();
-            progress.error = Some(killed_message(ctx.key(), &ended.reason, job));
+            progress.error = Some(settle::killed_message(ctx.key(), &ended.reason, job));
             progress.error_code = Some(ErrorCode::Killed);
         }
         // An extract removed after its import completed (`kbo-import rollback <id>
@@ -242,32 +242,6 @@ impl KboImport {
 }
 
 impl KboImport {
-    /// Why the completed import `workflow_id` no longer stands, when an operator removed its
-    /// extract since (`import_jobs` records its job failed): what happened and how to apply
-    /// the extract again. Read from the ledger only when no step holds the database, at most
-    /// once per [`watch::RECHECK`], and awaited at most [`watch::READ_WAIT`].
-    async fn removed(&self, workflow_id: &str) -> Option<String> {
-        let (importer, job) = (Arc::clone(&self.importer), job_id(workflow_id));
-        let read = async move {
-            match importer.failed_job_now(&job).await? {
-                Ok(failed) => Some(failed.map(|(extract, recorded)| {
-                    let extract = extract.map_or("its extract".into(), |n| format!("extract {n}"));
-                    format!(
-                        "{extract} was removed from the register after this import completed: \
-                         import_jobs records job {job} failed ({recorded}); to apply it again, \
-                         import it again under a new workflow id (`kbo-import start <url> --id \
-                         <new id>`): this one stays taken while Restate keeps its workflow"
-                    )
-                })),
-                Err(e) => {
-                    tracing::debug!(job_id = %job, error = %e, "could not read import_jobs for getProgress");
-                    None
-                }
-            }
-        };
-        self.watch.removed_after_completion(workflow_id, read).await
-    }
-
     /// The `cleanup-blob` step: deletes the old app's uploaded extract. Best effort: a blob
     /// that cannot be deleted is logged, and changes nothing about the import's outcome.
     async fn clean_up_blob(&self, ctx: &WorkflowContext<'_>, request: &ImportRequest) {
@@ -498,38 +472,3 @@ impl Story<'_, '_> {
     }
 }
 
-/// What `getProgress` says of run `workflow_id` that Restate ended from outside (`reason`,
-/// Restate's word): with the job it recorded (`job`), how to settle it; without one, that
-/// nothing was written and how to start again.
-fn killed_message(workflow_id: &str, reason: &str, job: bool) -> String {
-    if job {
-        format!(
-            "the workflow's run ended without finishing ({reason}; killed through Restate's \
-             admin API?): import_jobs keeps its job running until `kbo-import rollback \
-             {workflow_id}` rolls it back"
-        )
-    } else {
-        format!(
-            "the workflow's run ended without finishing ({reason}; killed through Restate's \
-             admin API?) before it recorded a job: the register is as it was; start the import \
-             again under a new workflow id (`kbo-import start <url> --id <new id>`)"
-        )
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_killed_run_is_told_of_a_job_only_when_it_recorded_one() {
-        let with = killed_message("update-141", "killed", true);
-        assert!(with.contains("kbo-import rollback update-141"), "{with}");
-        let without = killed_message("update-141", "killed", false);
-        assert!(
-            !without.contains("rollback") && !without.contains("import_jobs"),
-            "{without}"
-        );
-        assert!(without.contains("before it recorded a job"), "{without}");
-    }
-}
