@@ -471,4 +471,3 @@ impl Story<'_, '_> {
         self.ctx.set(PROGRESS, Json(self.progress.clone()));
     }
 }
-
