@@ -141,7 +141,7 @@ fn print_changes_and_verify(rounds: &[Round], floor_median: f64) {
     let verifies: Vec<f64> = rounds.iter().map(|r| r.workflow.verify_s).collect();
     let (verify_min, verify_median) = min_median(&verifies);
     println!(
-        "verify the register against that Full (KboVerify): median {verify_median:.1} s, min {verify_min:.1} s, peak RSS {:.0} MB; {:.2} x the same-output floor's median ({})",
+        "verify the register against that Full (KboVerify): median {verify_median:.1} s, min {verify_min:.1} s, peak RSS {:.0} MB; {:.2} x the same-output floor's median ({floor_median:.1} s); runs: {}",
         mb(rounds
             .iter()
             .map(|r| r.workflow.verify_rss)
