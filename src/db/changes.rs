@@ -451,9 +451,7 @@ mod tests {
     /// names) and extract 2, an Update: B deleted, A's names retired and inserted again with
     /// one renamed, the establishment retired and inserted again as it was, C new.
     fn register() -> Connection {
-        let conn = Connection::open_in_memory().unwrap();
-        crate::db::ensure_schema(&conn).unwrap();
-        conn.execute_batch(
+        crate::db::register_holding(
             "INSERT INTO enterprises (enterprise_number, status, primary_name, _snapshot_date, _extract_number, _is_current, _deleted_at_extract) VALUES
                 ('0200.000.001', 'AC', 'Alpha', '2025-10-01', 1, true, NULL),
                 ('0200.000.002', 'AC', 'Beta', '2025-10-01', 1, false, 2),
@@ -469,8 +467,6 @@ mod tests {
                 ('b1', '0200.000.002', 'enterprise', '001', '2', 'Beta', '2025-10-01', 1, false, 2),
                 ('c1', '0200.000.003', 'enterprise', '001', '2', 'Gamma', '2025-10-02', 2, true, NULL);",
         )
-        .unwrap();
-        conn
     }
 
     fn recording(n: u32, kind: ExtractType, retired: u64) -> Recording<'static> {

@@ -371,9 +371,7 @@ mod tests {
     /// One DuckDB instance and a connection to it: two of them (`try_clone`) are two writers
     /// of one database at once, as MotherDuck's clients are.
     fn database() -> Connection {
-        let conn = Connection::open_in_memory().unwrap();
-        crate::db::ensure_schema(&conn).unwrap();
-        conn
+        crate::db::register_holding("")
     }
 
     fn job(n: u32) -> Job {

@@ -183,6 +183,17 @@ pub fn utc_now() -> String {
     crate::clock::utc_timestamp(crate::clock::now_unix())
 }
 
+/// An in-memory database with the register's tables, holding what `sql` inserts (unit tests).
+#[cfg(test)]
+pub(crate) fn register_holding(sql: &str) -> Connection {
+    let conn = Connection::open_in_memory().unwrap();
+    ensure_schema(&conn).unwrap();
+    if !sql.is_empty() {
+        conn.execute_batch(sql).unwrap();
+    }
+    conn
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

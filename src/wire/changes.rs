@@ -59,25 +59,10 @@ pub struct ChangesQuery {
     pub change_type: Option<ChangeType>,
 }
 
-impl super::ObjectBody for ChangesQuery {
-    const EXPECTING: &'static str =
-        "a JSON object {page, limit, entityType, changeType} (each optional)";
-    fn from_fields<'de, D: serde::Deserializer<'de>>(fields: D) -> Result<Self, D::Error> {
-        ChangesQuery::deserialize(fields)
-    }
-}
-
-impl<'de> Deserialize<'de> for ChangesQuery {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        super::object_only(d)
-    }
-}
-
-impl Serialize for ChangesQuery {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        ChangesQuery::serialize(self, s)
-    }
-}
+object_body!(
+    ChangesQuery,
+    "a JSON object {page, limit, entityType, changeType} (each optional)"
+);
 
 impl Default for ChangesQuery {
     fn default() -> Self {

@@ -7,6 +7,31 @@
 //! ([`VerifyProgress`], [`VerifyReport`]), `sync` `KboSync`'s requests and report, `settings` the
 //! Restate settings the service declares ([`DECLARED`]).
 
+/// Reads and writes `$t` (a struct deriving serde's traits with `#[serde(remote = "Self")]`) as
+/// a JSON object only ([`object_only`]), its refusal naming `$expecting`.
+macro_rules! object_body {
+    ($t:ty, $expecting:expr) => {
+        impl $crate::wire::ObjectBody for $t {
+            const EXPECTING: &'static str = $expecting;
+            fn from_fields<'de, D: serde::Deserializer<'de>>(fields: D) -> Result<Self, D::Error> {
+                <$t>::deserialize(fields)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                $crate::wire::object_only(d)
+            }
+        }
+
+        impl serde::Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                <$t>::serialize(self, s)
+            }
+        }
+    };
+}
+
 mod changes;
 mod progress;
 mod run;

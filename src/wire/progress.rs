@@ -97,6 +97,13 @@ impl Progress {
         self.current_step = Some(batch.step_name());
     }
 
+    /// Whether the run recorded its job in `import_jobs`: it does so in `prepare`, which also
+    /// learns the extract's number. A run that never got that far (a second process waiting
+    /// for a database another holds, a run killed while it downloads) has no job to settle.
+    pub fn recorded_job(&self) -> bool {
+        self.extract_number.is_some()
+    }
+
     /// Whether the import has started and not ended.
     pub fn is_under_way(&self) -> bool {
         matches!(

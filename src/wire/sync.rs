@@ -127,24 +127,10 @@ pub struct ScheduleSpec {
     pub every: Option<Every>,
 }
 
-impl super::ObjectBody for ScheduleSpec {
-    const EXPECTING: &'static str = r#"a JSON object {"at": "HH:MM"} or {"every": "90s"}"#;
-    fn from_fields<'de, D: serde::Deserializer<'de>>(fields: D) -> Result<Self, D::Error> {
-        ScheduleSpec::deserialize(fields)
-    }
-}
-
-impl<'de> Deserialize<'de> for ScheduleSpec {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        super::object_only(d)
-    }
-}
-
-impl Serialize for ScheduleSpec {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        ScheduleSpec::serialize(self, s)
-    }
-}
+object_body!(
+    ScheduleSpec,
+    r#"a JSON object {"at": "HH:MM"} or {"every": "90s"}"#
+);
 
 /// An interval: text with a unit, or a bare number of seconds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

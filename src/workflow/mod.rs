@@ -165,8 +165,7 @@ impl KboImport {
                 .await
         {
             progress.status = Status::Failed;
-            // A run records its job in prepare, which also learns the extract's number.
-            let job = progress.extract_number.is_some();
+            let job = progress.recorded_job();
             progress.error = Some(settle::killed_message(ctx.key(), &ended.reason, job));
             progress.error_code = Some(ErrorCode::Killed);
         }

@@ -89,7 +89,7 @@ impl KboImport {
 /// none, and is simply started again.
 fn unsettled(workflow_id: &str, message: &str, stuck: &str, progress: &Progress) -> String {
     let stuck = ErrorCode::untagged(stuck);
-    if progress.extract_number.is_some() {
+    if progress.recorded_job() {
         format!(
             "{message}; rolling the extract back did not finish either ({stuck}): the job stays \
              `running` in import_jobs and later imports are refused until `kbo-import \

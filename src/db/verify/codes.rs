@@ -3,13 +3,13 @@
 //! import applies it: [`finalize::expected_codes`]) and `nace_codes` as those codes imply it.
 //! Both are small (21 500 codes), compared key by key in one statement each.
 
-use super::{VerifyRun, check_register, counted, kind_of, record_table, table_report};
+use super::{VerifyRun, check_register, counted, read_samples, record_table, table_report};
 use crate::db::csv::{code_lines, read_error};
 use crate::db::finalize::{self, nace_codes_of};
 use crate::db::{Connection, db_error};
 use crate::error::ImportResult;
 use crate::extract::Member;
-use crate::wire::{Difference, SAMPLES_PER_KIND, TableReport};
+use crate::wire::{SAMPLES_PER_KIND, TableReport};
 use std::path::Path;
 
 /// A code table, as a verification compares it.
@@ -147,28 +147,16 @@ fn compare_one(conn: &Connection, t: CodeTable, expected: &str) -> ImportResult<
     if report.differences() == 0 {
         return Ok(report);
     }
-    let err = db_error("reading the code tables' differences");
-    let mut statement = conn
-        .prepare(&format!(
+    report.samples = read_samples(
+        conn,
+        &format!(
             "SELECT kind, key, full_row, register_row FROM ({joined}) WHERE kind IS NOT NULL
              QUALIFY row_number() OVER (PARTITION BY kind ORDER BY key) <= {SAMPLES_PER_KIND}
              ORDER BY kind, key"
-        ))
-        .map_err(&err)?;
-    let mut rows = statement.query([]).map_err(&err)?;
-    while let Some(r) = rows.next().map_err(&err)? {
-        let json = |i: usize| -> Result<Option<serde_json::Value>, duckdb::Error> {
-            Ok(r.get::<_, Option<String>>(i)?
-                .and_then(|text| serde_json::from_str(&text).ok()))
-        };
-        let kind: String = r.get(0).map_err(&err)?;
-        report.samples.push(Difference {
-            kind: kind_of(&kind)?,
-            key: r.get(1).map_err(&err)?,
-            full: json(2).map_err(&err)?,
-            register: json(3).map_err(&err)?,
-        });
-    }
+        ),
+        [],
+        "reading the code tables' differences",
+    )?;
     Ok(report)
 }
 
@@ -181,9 +169,7 @@ mod tests {
     /// A register at extract 1 whose code tables hold what `code.csv` below implies, but
     /// for one code missing, one description changed and one code too many.
     fn register() -> Connection {
-        let conn = Connection::open_in_memory().unwrap();
-        crate::db::ensure_schema(&conn).unwrap();
-        conn.execute_batch(
+        crate::db::register_holding(
             "INSERT INTO import_jobs (id, extract_number, extract_type, status) VALUES ('j1', 1, 'full', 'completed');
              INSERT INTO codes VALUES
                 ('JuridicalForm', '014', 'NL', 'Naamloze vennootschap'),
@@ -193,8 +179,6 @@ mod tests {
                 ('Status', 'XX', 'NL', 'Extra');
              INSERT INTO nace_codes VALUES ('2008', '01110', 'Teelt van granen', 'Culture de céréales (changed)');",
         )
-        .unwrap();
-        conn
     }
 
     #[test]

@@ -344,17 +344,13 @@ mod tests {
     /// A register at extract 1 holding enterprises A, B and D, current, none with a legal
     /// name (each named by its number).
     fn register() -> Connection {
-        let conn = Connection::open_in_memory().unwrap();
-        crate::db::ensure_schema(&conn).unwrap();
-        conn.execute_batch(
+        crate::db::register_holding(
             "INSERT INTO import_jobs (id, extract_number, extract_type, status) VALUES ('j1', 1, 'full', 'completed');
              INSERT INTO enterprises (enterprise_number, status, start_date, primary_name, _snapshot_date, _extract_number, _is_current) VALUES
                 ('0200.000.001', 'AC', '2001-02-03', '0200.000.001', '2025-10-01', 1, true),
                 ('0200.000.002', 'AC', NULL, '0200.000.002', '2025-10-01', 1, true),
                 ('0200.000.004', 'AC', NULL, '0200.000.004', '2025-10-01', 1, true);",
         )
-        .unwrap();
-        conn
     }
 
     fn run(id: &str) -> VerifyRun {

@@ -169,6 +169,34 @@ fn record_table(conn: &Connection, run_id: &str, r: &TableReport) -> ImportResul
     Ok(())
 }
 
+/// The differences `sql` answers as rows of `(kind, key, full_row, register_row)`, the rows
+/// as JSON text (NULL where a side has none).
+fn read_samples(
+    conn: &Connection,
+    sql: &str,
+    params: impl duckdb::Params,
+    what: &'static str,
+) -> ImportResult<Vec<Difference>> {
+    let err = db_error(what);
+    let mut statement = conn.prepare(sql).map_err(&err)?;
+    let mut rows = statement.query(params).map_err(&err)?;
+    let mut samples = Vec::new();
+    while let Some(r) = rows.next().map_err(&err)? {
+        let json = |i: usize| -> Result<Option<serde_json::Value>, duckdb::Error> {
+            Ok(r.get::<_, Option<String>>(i)?
+                .and_then(|text| serde_json::from_str(&text).ok()))
+        };
+        let kind: String = r.get(0).map_err(&err)?;
+        samples.push(Difference {
+            kind: kind_of(&kind)?,
+            key: r.get(1).map_err(&err)?,
+            full: json(2).map_err(&err)?,
+            register: json(3).map_err(&err)?,
+        });
+    }
+    Ok(samples)
+}
+
 /// The recorded outcome of table `table` in verification `run_id`, if compared.
 fn table_report(conn: &Connection, run_id: &str, table: &str) -> ImportResult<Option<TableReport>> {
     let err = db_error("reading verify_tables");
@@ -184,33 +212,13 @@ fn table_report(conn: &Connection, run_id: &str, table: &str) -> ImportResult<Op
     let Some((full_rows, register_rows, missing, extra, different)) = counts else {
         return Ok(None);
     };
-    let mut statement = conn
-        .prepare(
-            "SELECT kind, key, full_row, register_row FROM verify_differences
-             WHERE run_id = ? AND table_name = ? ORDER BY kind, key",
-        )
-        .map_err(&err)?;
-    let rows = statement
-        .query_map(params![run_id, table], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, Option<String>>(2)?,
-                r.get::<_, Option<String>>(3)?,
-            ))
-        })
-        .map_err(&err)?;
-    let mut samples = Vec::new();
-    for row in rows {
-        let (kind, key, full, register) = row.map_err(&err)?;
-        let json = |text: Option<String>| text.and_then(|t| serde_json::from_str(&t).ok());
-        samples.push(Difference {
-            kind: kind_of(&kind)?,
-            key,
-            full: json(full),
-            register: json(register),
-        });
-    }
+    let samples = read_samples(
+        conn,
+        "SELECT kind, key, full_row, register_row FROM verify_differences
+         WHERE run_id = ? AND table_name = ? ORDER BY kind, key",
+        params![run_id, table],
+        "reading verify_differences",
+    )?;
     let counts = [full_rows, register_rows, missing, extra, different];
     Ok(Some(counted(table, counts, samples)))
 }
