@@ -85,6 +85,10 @@ spelled_enum! {
         /// An operator removed the import's extract after it completed (`kbo-import rollback
         /// <id> --completed`): the register no longer holds it; import it again to apply it.
         RolledBack = 4026 => "rolled_back",
+        /// A subscription of that name exists already.
+        SubscriptionExists = 4027 => "subscription_exists",
+        /// No subscription has that name.
+        NoSubscription = 4028 => "no_subscription",
         /// The extract's server cannot be reached, or answers with a passing error.
         Unreachable = 4501 => "unreachable",
         /// The download broke off.
@@ -122,9 +126,8 @@ impl ErrorCode {
             | NotZip | BadArchive | MissingFile | BadMeta | BadHeader | BadLine | OutOfOrder
             | AlreadyImported | JobRunning | DatabaseRefused | DatabaseTooNew
             | MissingExtension | BadSetting | CredentialsRefused | LedgerChanged | BadPlan
-            | Killed | NotHolder | NoChangeSet | RolledBack | Cancelled | RetriesExhausted => {
-                ErrorKind::Terminal
-            }
+            | Killed | NotHolder | NoChangeSet | RolledBack | Cancelled | RetriesExhausted
+            | SubscriptionExists | NoSubscription => ErrorKind::Terminal,
         }
     }
 
@@ -152,9 +155,9 @@ impl ErrorCode {
         use ErrorCode::*;
         match self {
             BadRequest | UrlRefused => 400,
-            NoChangeSet => 404,
+            NoChangeSet | NoSubscription => 404,
             OutOfOrder | AlreadyImported | JobRunning | LedgerChanged | Killed | NotHolder
-            | RolledBack | Cancelled => 409,
+            | RolledBack | Cancelled | SubscriptionExists => 409,
             DownloadRefused | TooLarge | ChecksumMismatch | NotZip | BadArchive | MissingFile
             | BadMeta | BadHeader | BadLine => 422,
             // Never 502-504: proxies, and the operator's client, take those for a node or

@@ -28,6 +28,7 @@ pub mod db;
 pub mod download;
 pub mod error;
 pub mod extract;
+pub mod feed;
 pub mod importer;
 pub mod net;
 pub mod portal;

@@ -111,6 +111,46 @@ impl DownloadPolicy {
     }
 }
 
+impl DownloadPolicy {
+    /// Checks a subscriber's URL: `https://` with a host the policy allows (`http://` only
+    /// where the operator allows private hosts, a test or a closed network), and no
+    /// credentials in it (the signature says who sends).
+    pub fn check_webhook_url(&self, raw: &str) -> Result<Url, Refused> {
+        let url = Url::parse(raw.trim())
+            .map_err(|e| Refused(format!("`{}` is not a URL ({e})", raw.trim())))?;
+        self.check_url(&url)?;
+        if url.host().is_none() {
+            return Err(Refused(format!("{} has no host", redacted(&url))));
+        }
+        if url.scheme() == "http" && !self.allow_private_hosts {
+            return Err(Refused(format!(
+                "{} is not https://; pages are sent over HTTPS only (http:// is taken only \
+                 with KBO_ALLOW_PRIVATE_HOSTS=true, for a closed network)",
+                redacted(&url)
+            )));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(Refused(format!(
+                "{} holds a user name or password; the signature says who sends",
+                redacted(&url)
+            )));
+        }
+        Ok(url)
+    }
+
+    /// The HTTP client for subscribers' URLs: host names resolve only to addresses the policy
+    /// allows, no redirect is followed (a page is POSTed where the subscription says), and a
+    /// request that has no answer after `timeout` is given up (and tried again later).
+    pub fn webhook_client(&self, timeout: std::time::Duration) -> reqwest::Client {
+        client_builder()
+            .timeout(timeout)
+            .dns_resolver(std::sync::Arc::new(PolicyResolver(*self)))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("the HTTP client's settings are valid")
+    }
+}
+
 /// A download that brings no byte for this long is broken off (and retried).
 pub const STALL: std::time::Duration = std::time::Duration::from_secs(60);
 

@@ -3,6 +3,7 @@
 //! `KBO_TLS_CERT_FILE` and `KBO_TLS_KEY_FILE` are set.
 
 use crate::config::Config;
+use crate::feed::{KboFeed, KboSubscription};
 use crate::importer::Importer;
 use crate::sync::KboSync;
 use crate::workflow::{KboImport, KboVerify, RunWatch};
@@ -44,6 +45,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let importer = Arc::new(Importer::new(config.import.clone()));
     // The sync reads the register and the portal only; its imports are KboImport's.
     let register = importer.register();
+    // The feed reads the register through the same database handle, one step at a time.
+    let (feed, retries) = (importer.feed(config.feed), config.import.retries);
     let endpoint = builder
         .bind(KboImport::new(
             Arc::clone(&importer),
@@ -54,6 +57,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             RunWatch::new(config.import.restate_admin.as_ref()),
         ))
         .bind(KboSync::new(register, schedule, config.sync.verify))
+        .bind(KboSubscription::new(feed.clone(), retries))
+        .bind(KboFeed::new(feed, retries))
         .build();
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
         anyhow::anyhow!("cannot listen on {addr}: {e}; is another process using PORT?")

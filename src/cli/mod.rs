@@ -6,6 +6,7 @@
 
 mod changes;
 mod deployments;
+mod feed;
 mod inspect;
 mod install_extensions;
 mod register;
@@ -46,6 +47,18 @@ pub enum Command {
     /// Keep the register current from the KBO portal: the KboSync object.
     #[command(after_help = sync::EXAMPLES)]
     Sync(sync::Args),
+    /// Tell a receiver of each extract's changes: a subscription to every change or to a
+    /// watchlist of enterprises, delivered as signed webhooks (docs/feed.md).
+    #[command(after_help = feed::EXAMPLES)]
+    Subscribe(feed::SubscribeArgs),
+    /// Show a subscription and where its delivery stands; edit its watchlist, URL, secret or
+    /// filter; pause or resume it.
+    #[command(after_help = feed::EXAMPLES)]
+    Subscription(feed::ShowArgs),
+    /// List the subscriptions.
+    Subscriptions(feed::NameArgs),
+    /// Remove a subscription.
+    Unsubscribe(feed::NameArgs),
     /// Undo a job that did not complete and whose workflow no longer runs (an import killed
     /// through Restate's admin API, one whose retries ran out, a job the old system left
     /// `running`): deletes the rows its extract inserted, makes the rows it retired current
@@ -70,6 +83,10 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Status(args) => status::run(args).await,
         Command::Verify(args) => verify::run(args).await,
         Command::Sync(args) => sync::run(args).await,
+        Command::Subscribe(args) => feed::subscribe(args).await,
+        Command::Subscription(args) => feed::show(args).await,
+        Command::Subscriptions(args) => feed::list_all(args).await,
+        Command::Unsubscribe(args) => feed::unsubscribe(args).await,
         Command::Rollback(args) => rollback::run(args).await,
         Command::Register(args) => register::run(args).await,
         Command::Deployments(args) => deployments::run(args).await,

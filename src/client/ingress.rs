@@ -171,6 +171,38 @@ impl Ingress {
         }
     }
 
+    /// Calls handler `handler` of `KboSubscription/<name>` (with `body`, or none), or of the
+    /// `KboFeed` service when `name` is `None`, and returns its answer.
+    pub async fn feed(
+        &self,
+        name: Option<&str>,
+        handler: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
+        let (path, what) = match name {
+            Some(name) => (
+                format!("/KboSubscription/{}/{handler}", encode(name)),
+                format!("KboSubscription/{name}/{handler}"),
+            ),
+            None => (format!("/KboFeed/{handler}"), format!("KboFeed/{handler}")),
+        };
+        // The service's own refusals name their code (`[url_refused] …`); only Restate's own
+        // 404 suggests that the service is not registered.
+        let text = match self
+            .nodes
+            .call(&path, &body.unwrap_or(Value::Null), &what, "")
+            .await
+        {
+            Ok(text) => text,
+            Err(e) if e.to_string().contains("404") && !e.to_string().contains("[no_") => {
+                return Err(anyhow::anyhow!("{e:#}{NOT_REGISTERED}"));
+            }
+            Err(e) => return Err(e),
+        };
+        serde_json::from_str(&text)
+            .with_context(|| format!("{what} answered something else than JSON: {text}"))
+    }
+
     /// Calls handler `handler` of `KboSync/<key>` (with `body`, or none) and returns its answer.
     pub async fn sync(
         &self,

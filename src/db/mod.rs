@@ -22,6 +22,7 @@ pub mod changes;
 mod connection;
 pub mod csv;
 pub mod error;
+pub mod feed;
 pub mod fence;
 pub mod finalize;
 pub mod inspect;
@@ -161,6 +162,7 @@ pub fn ensure_schema(conn: &Connection) -> ImportResult<()> {
     sql.push_str(fence::FENCE_TABLES_SQL);
     sql.push_str(changes::CHANGE_TABLES_SQL);
     sql.push_str(verify::VERIFY_TABLES_SQL);
+    sql.push_str(feed::FEED_TABLES_SQL);
     for t in crate::extract::Table::ALL {
         sql.push_str(&schema::current_view_sql(t));
         sql.push_str(";\n");

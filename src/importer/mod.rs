@@ -209,8 +209,13 @@ impl Importer {
         }
     }
 
-    /// What a sync reads (the register's state and the portal's files), sharing this
-    /// importer's database handle and portal session.
+    /// The feed's parts: this importer's database handle and URL policy, with `settings`.
+    pub fn feed(&self, settings: crate::feed::FeedSettings) -> crate::feed::Feed {
+        crate::feed::Feed::new(self.db.clone(), self.config.download, settings)
+    }
+
+    /// What `KboSync` reads: the register's state and the portal, sharing this importer's
+    /// database handle and portal session.
     pub fn register(&self) -> Register {
         Register::new(
             self.db.clone(),

@@ -33,6 +33,7 @@ macro_rules! object_body {
 }
 
 mod changes;
+mod feed;
 mod progress;
 mod run;
 mod settings;
@@ -42,6 +43,10 @@ mod verify;
 pub use changes::{
     AffectedEntity, AffectedTable, ChangeSummary, ChangeType, ChangesPage, ChangesQuery,
     EntityFilter, EntityType, MAX_LIMIT,
+};
+pub use feed::{
+    Address, Delivering, EditBody, EntityState, FEED_VERSION, FeedEntity, FeedExtract, FeedPage,
+    NaceCode, NumbersBody, Retraction, SubscribeBody, SubscriptionStatus, SubscriptionView,
 };
 pub use progress::{Progress, Status};
 pub use run::{RunBody, RunResult, UrlBody};

@@ -63,6 +63,7 @@ pub const DECLARED: &[Declared] = &[
     service("KboSync", "idempotency_retention", "7d"),
     service("KboSync", "inactivity_timeout", "10m"),
     service("KboSync", "abort_timeout", "10m"),
+    service("KboSubscription", "journal_retention", "7d"),
 ];
 
 /// The settings the admin API shows for a service and its handlers, in the order they are

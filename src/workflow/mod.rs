@@ -127,6 +127,13 @@ impl KboImport {
                     .await
             }
         };
+        if ended.is_ok() {
+            // Every subscriber is told of the extract, one-way: a slow receiver never holds
+            // the import up.
+            ctx.service_client::<crate::feed::object::KboFeedClient>()
+                .wake(None)
+                .send();
+        }
         if let Ok(request) = &request
             && self.importer.deletes_blob(request)
         {
