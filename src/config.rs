@@ -188,53 +188,15 @@ impl Config {
                 schedule: sync_schedule(&get)?,
                 verify: parse(&get, "KBO_SYNC_VERIFY", false, "true or false")?,
             },
-            feed: feed_settings(&get)?,
+            feed: crate::feed::FeedSettings::from_lookup(&get).map_err(
+                |(var, value, expected)| ConfigError {
+                    var,
+                    value,
+                    expected: expected.into(),
+                },
+            )?,
         })
     }
-}
-
-/// `KBO_FEED_PAGE_SIZE`, `KBO_FEED_ATTEMPTS`, `KBO_FEED_TIMEOUT_SECS`,
-/// `KBO_FEED_BACKOFF_MAX_SECS`: each at least 1.
-fn feed_settings(
-    get: &impl Fn(&str) -> Option<String>,
-) -> Result<crate::feed::FeedSettings, ConfigError> {
-    let d = crate::feed::FeedSettings::default();
-    let positive =
-        |var: &'static str, default: u64, what: &'static str| -> Result<u64, ConfigError> {
-            let value: u64 = parse(get, var, default, what)?;
-            match value {
-                0 => Err(ConfigError {
-                    var,
-                    value: "0".into(),
-                    expected: what.into(),
-                }),
-                v => Ok(v),
-            }
-        };
-    let page_size = positive(
-        "KBO_FEED_PAGE_SIZE",
-        d.page_size.into(),
-        "a positive number of entities",
-    )?;
-    Ok(crate::feed::FeedSettings {
-        page_size: page_size.min(u32::MAX.into()) as u32,
-        attempts: positive(
-            "KBO_FEED_ATTEMPTS",
-            d.attempts.into(),
-            "a positive number of tries",
-        )?
-        .min(1000) as u32,
-        timeout: std::time::Duration::from_secs(positive(
-            "KBO_FEED_TIMEOUT_SECS",
-            d.timeout.as_secs(),
-            "a positive number of seconds",
-        )?),
-        max_backoff: std::time::Duration::from_secs(positive(
-            "KBO_FEED_BACKOFF_MAX_SECS",
-            d.max_backoff.as_secs(),
-            "a positive number of seconds",
-        )?),
-    })
 }
 
 /// Checks that the settings naming a URL the service calls hold HTTP(S) URLs.

@@ -46,7 +46,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     // The sync reads the register and the portal only; its imports are KboImport's.
     let register = importer.register();
     // The feed reads the register through the same database handle, one step at a time.
-    let (feed, retries) = (importer.feed(config.feed), config.import.retries);
+    let feed = crate::feed::Feed::new(importer.database(), config.import.download, config.feed);
+    let retries = config.import.retries;
     let endpoint = builder
         .bind(KboImport::new(
             Arc::clone(&importer),

@@ -70,15 +70,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             "removed job {job} ({job_id}) from {}: {} rows it inserted removed, {} rows it retired current again; it is recorded failed",
             config.import.database, removed.removed, removed.restored
         );
-        // Subscribers who received the extract's pages are sent its retraction.
-        match client.ingress.feed(None, "wake", None).await {
-            Ok(_) => println!(
-                "the feed was told: subscribers who received its pages are sent a retraction"
-            ),
-            Err(e) => eprintln!(
-                "the feed could not be told ({e:#}); subscribers who received its pages are sent a retraction when the next import completes"
-            ),
-        }
+        tell_the_feed(&client).await;
         return Ok(());
     }
     let outcome = on_database(&database, move |conn| {
@@ -134,5 +126,18 @@ async fn on_database<T: Send + 'static>(
             }
             done => return Ok(done?),
         }
+    }
+}
+
+/// Wakes the feed after an extract was removed: subscribers who received its pages are sent
+/// its retraction (or, when Restate cannot be reached now, once the next import completes).
+async fn tell_the_feed(client: &kbo_import::client::RestateClient) {
+    match client.ingress.feed(None, "wake", None).await {
+        Ok(_) => {
+            println!("the feed was told: subscribers who received its pages are sent a retraction")
+        }
+        Err(e) => eprintln!(
+            "the feed could not be told ({e:#}); subscribers who received its pages are sent a retraction when the next import completes"
+        ),
     }
 }

@@ -4,6 +4,7 @@
 //! - [`dialect`]: the CSV dialect as real extracts write it;
 //! - [`date`]: `dd-mm-yyyy` dates;
 //! - [`meta`]: `meta.csv`, which says what an extract is;
+//! - [`number`]: enterprise numbers as people write them, checked (mod 97);
 //! - [`archive`]: opening the ZIP safely and checking its members;
 //! - [`chunker`]: cutting a data member into chunk files of whole lines on the way out of the
 //!   ZIP (a line whose key came before goes to the chunk's tail), with `keys`, the lines' key
@@ -21,6 +22,7 @@ pub mod dialect;
 pub mod file_name;
 mod keys;
 pub mod meta;
+pub mod number;
 pub mod order;
 pub mod plan;
 pub mod sealed;

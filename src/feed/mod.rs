@@ -54,6 +54,47 @@ impl Default for FeedSettings {
 }
 
 impl FeedSettings {
+    /// Reads `KBO_FEED_PAGE_SIZE`, `KBO_FEED_ATTEMPTS`, `KBO_FEED_TIMEOUT_SECS` and
+    /// `KBO_FEED_BACKOFF_MAX_SECS` through `get` (each a positive whole number; defaults when
+    /// unset); a bad one as (variable, value, what it should be).
+    pub fn from_lookup(
+        get: &impl Fn(&str) -> Option<String>,
+    ) -> Result<FeedSettings, (&'static str, String, &'static str)> {
+        let d = FeedSettings::default();
+        let positive = |var: &'static str, default: u64, what: &'static str| match get(var) {
+            None => Ok(default),
+            Some(v) => match v.trim().parse::<u64>() {
+                Ok(n) if n > 0 => Ok(n),
+                _ => Err((var, v, what)),
+            },
+        };
+        let secs = "a positive number of seconds";
+        Ok(FeedSettings {
+            page_size: positive(
+                "KBO_FEED_PAGE_SIZE",
+                d.page_size.into(),
+                "a positive number of entities",
+            )?
+            .min(100_000) as u32,
+            attempts: positive(
+                "KBO_FEED_ATTEMPTS",
+                d.attempts.into(),
+                "a positive number of tries",
+            )?
+            .min(1000) as u32,
+            timeout: Duration::from_secs(positive(
+                "KBO_FEED_TIMEOUT_SECS",
+                d.timeout.as_secs(),
+                secs,
+            )?),
+            max_backoff: Duration::from_secs(positive(
+                "KBO_FEED_BACKOFF_MAX_SECS",
+                d.max_backoff.as_secs(),
+                secs,
+            )?),
+        })
+    }
+
     /// The wait before try `attempt + 1` after try `attempt` (1-based) failed: 1 s, 2 s, 4 s, …
     /// up to [`FeedSettings::max_backoff`].
     pub fn backoff(&self, attempt: u32) -> Duration {

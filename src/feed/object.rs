@@ -80,7 +80,7 @@ impl KboSubscription {
         body: Json<NumbersBody>,
     ) -> HandlerResult<Json<SubscriptionView>> {
         let name = ctx.key().to_string();
-        let numbers = filter::parse_numbers(&body.into_inner().numbers)
+        let numbers = crate::extract::number::parse_numbers(&body.into_inner().numbers)
             .map_err(|e| ImportError::new(ErrorCode::BadRequest, e).into_answer())?;
         let view = step!(self, ctx, "follow", |feed| feed.with_db(move |conn| {
             store::follow(conn, &name, &numbers)?;
@@ -98,7 +98,7 @@ impl KboSubscription {
         body: Json<NumbersBody>,
     ) -> HandlerResult<Json<SubscriptionView>> {
         let name = ctx.key().to_string();
-        let numbers = filter::parse_numbers(&body.into_inner().numbers)
+        let numbers = crate::extract::number::parse_numbers(&body.into_inner().numbers)
             .map_err(|e| ImportError::new(ErrorCode::BadRequest, e).into_answer())?;
         let view = step!(self, ctx, "unfollow", |feed| feed.with_db(move |conn| {
             store::unfollow(conn, &name, &numbers)?;
@@ -282,7 +282,9 @@ impl KboSubscription {
                         .into(),
                 ));
             }
-            (Some(numbers), false) => filter::parse_numbers(numbers).map_err(bad)?,
+            (Some(numbers), false) => {
+                crate::extract::number::parse_numbers(numbers).map_err(bad)?
+            }
             (None, true) => Vec::new(),
         };
         let digest = sha2::Sha256::digest(format!("{name}|{seed}").as_bytes());

@@ -209,9 +209,10 @@ impl Importer {
         }
     }
 
-    /// The feed's parts: this importer's database handle and URL policy, with `settings`.
-    pub fn feed(&self, settings: crate::feed::FeedSettings) -> crate::feed::Feed {
-        crate::feed::Feed::new(self.db.clone(), self.config.download, settings)
+    /// This importer's database handle (the feed shares it: one step at a time in this
+    /// process).
+    pub fn database(&self) -> Database {
+        self.db.clone()
     }
 
     /// What `KboSync` reads: the register's state and the portal, sharing this importer's

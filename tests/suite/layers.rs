@@ -31,6 +31,7 @@ const LAYERS: &[(&str, u8)] = &[
     // Orchestration: the journaled stories.
     ("workflow", 5),
     ("sync", 5),
+    ("feed", 5),
     // Serving and configuring.
     ("config", 6),
     ("tls", 6),
@@ -329,7 +330,7 @@ const LONG_FILES: &[(&str, usize, &str)] = &[
     ),
     (
         "src/config.rs",
-        620,
+        640,
         "420 lines: every variable's parsing and checks; its unit tests check each against .env.example",
     ),
     (
