@@ -265,6 +265,34 @@ pub fn without_url(e: &reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     #[test]
+    fn webhook_urls_are_https_to_allowed_hosts_without_credentials() {
+        use super::DownloadPolicy;
+        let strict = DownloadPolicy::default();
+        assert!(
+            strict
+                .check_webhook_url("https://hooks.example.com/kbo")
+                .is_ok()
+        );
+        for refused in [
+            "http://hooks.example.com/kbo",
+            "https://10.0.0.5/hook",
+            "https://127.0.0.1/hook",
+            "https://169.254.169.254/latest",
+            "ftp://hooks.example.com/",
+            "https://user:pw@hooks.example.com/",
+            "not a url",
+        ] {
+            assert!(strict.check_webhook_url(refused).is_err(), "{refused}");
+        }
+        let open = DownloadPolicy {
+            allow_private_hosts: true,
+            ..DownloadPolicy::default()
+        };
+        assert!(open.check_webhook_url("http://127.0.0.1:9000/hook").is_ok());
+        assert!(open.check_webhook_url("http://169.254.169.254/").is_err());
+    }
+
+    #[test]
     fn base_urls_are_http_or_https_with_a_host() {
         use super::check_base_urls;
         assert!(check_base_urls("http://localhost:9070").is_ok());

@@ -225,3 +225,164 @@ pub fn retracted(conn: &Connection, r: &PageRef) -> ImportResult<()> {
     .map_err(ledger_error("recording the retraction"))?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::feed::{NewSubscription, create, page};
+    use crate::extract::number::EnterpriseNumber;
+    use crate::wire::ChangeType;
+
+    /// A register at extract 2: enterprise A (0200.000.043) with establishment E
+    /// (2.000.000.097), enterprise B (0200.000.142); extract 2 updated A's address, inserted
+    /// E and deleted B. Extract 1 was the first Full (no entity listed).
+    fn register() -> Connection {
+        crate::db::register_holding(
+            "INSERT INTO import_jobs (id, extract_number, extract_type, snapshot_date, status) VALUES
+                ('j1', 1, 'full', '2025-10-01', 'completed'), ('j2', 2, 'update', '2025-10-02', 'completed');
+             INSERT INTO import_change_sets VALUES
+                (1, 'j1', 'full', NULL, true, 2, 0, 0, 3, 0, now()),
+                (2, 'j2', 'update', 1, false, 1, 1, 1, 3, 2, now());
+             INSERT INTO import_changes VALUES
+                (2, '0200.000.043', 'enterprise', 'update', 'addresses', 1, 1),
+                (2, '2.000.000.097', 'establishment', 'insert', 'establishments', 1, 0),
+                (2, '0200.000.142', 'enterprise', 'delete', 'enterprises', 0, 1);
+             INSERT INTO enterprises (enterprise_number, status, primary_name, _snapshot_date, _extract_number, _is_current, _deleted_at_extract) VALUES
+                ('0200.000.043', 'AC', 'Alpha', '2025-10-01', 1, true, NULL),
+                ('0200.000.142', 'AC', 'Beta', '2025-10-01', 1, false, 2);
+             INSERT INTO establishments (establishment_number, enterprise_number, _snapshot_date, _extract_number, _is_current) VALUES
+                ('2.000.000.097', '0200.000.043', '2025-10-02', 2, true);
+             INSERT INTO addresses (id, entity_number, entity_type, type_of_address, zipcode, municipality_nl, _snapshot_date, _extract_number, _is_current, _deleted_at_extract) VALUES
+                ('0200.000.043_REGO', '0200.000.043', 'enterprise', 'REGO', '1000', 'Oud', '2025-10-01', 1, false, 2),
+                ('0200.000.043_REGO', '0200.000.043', 'enterprise', 'REGO', '9000', 'Gent', '2025-10-02', 2, true, NULL);",
+        )
+    }
+
+    fn subscribe(
+        conn: &mut Connection,
+        name: &str,
+        follow: &[&str],
+        from: u32,
+        kinds: &[ChangeType],
+    ) {
+        create(
+            conn,
+            &NewSubscription {
+                name: name.into(),
+                id: format!("sub_{name}"),
+                url: "https://example.com/".into(),
+                secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
+                all: follow.is_empty(),
+                change_types: kinds.to_vec(),
+                tables: Vec::new(),
+                from: Some(from),
+                follow: follow
+                    .iter()
+                    .map(|n| EnterpriseNumber::parse(n).unwrap())
+                    .collect(),
+            },
+        )
+        .unwrap();
+    }
+
+    fn page_of(work: &Work) -> &PageRef {
+        match work {
+            Work::Page(r) | Work::Retract(r) => r,
+            other => panic!("no page: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_watchlist_gets_its_enterprises_with_their_establishments_in_pages_each_once() {
+        let mut conn = register();
+        subscribe(&mut conn, "w", &["0200.000.043"], 1, &[]);
+        subscribe(&mut conn, "all", &[], 1, &[]);
+        // The first Full lists no entity: passed over; extract 2 planned, pages of 1 entity.
+        let work = next_work(&mut conn, "w", 1).unwrap();
+        let r = page_of(&work).clone();
+        assert_eq!((r.extract.number, r.page, r.pages), (2, 1, 2), "{r:?}");
+        assert_eq!(r.extract.snapshot_date, "2025-10-02");
+        let first = page(&conn, "w", &r).unwrap().unwrap();
+        assert_eq!(first.entities.len(), 1);
+        let a = &first.entities[0];
+        assert_eq!(
+            (a.entity_number.as_str(), a.change_type),
+            ("0200.000.043", ChangeType::Update)
+        );
+        let state = a.current.as_ref().unwrap();
+        assert_eq!(state.name.as_deref(), Some("Alpha"));
+        let address = state.address.as_ref().unwrap();
+        assert_eq!(
+            (address.zipcode.as_deref(), address.municipality.as_deref()),
+            (Some("9000"), Some("Gent"))
+        );
+        // The same page read again is the same page; recorded twice, it counts once.
+        assert_eq!(page(&conn, "w", &r).unwrap().unwrap(), first);
+        delivered(&conn, &r).unwrap();
+        delivered(&conn, &r).unwrap();
+        let second = page_of(&next_work(&mut conn, "w", 1).unwrap()).clone();
+        assert_eq!(second.page, 2);
+        let e = page(&conn, "w", &second).unwrap().unwrap();
+        assert_eq!(e.entities[0].entity_number, "2.000.000.097");
+        assert_eq!(
+            e.entities[0].enterprise_number.as_deref(),
+            Some("0200.000.043")
+        );
+        delivered(&conn, &second).unwrap();
+        assert_eq!(next_work(&mut conn, "w", 1).unwrap(), Work::Idle);
+        // The all-changes subscription gets all three, the delete without a state.
+        let r = page_of(&next_work(&mut conn, "all", 10).unwrap()).clone();
+        let all = page(&conn, "all", &r).unwrap().unwrap();
+        let got: Vec<(&str, bool)> = all
+            .entities
+            .iter()
+            .map(|e| (e.entity_number.as_str(), e.current.is_some()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("0200.000.043", true),
+                ("0200.000.142", false),
+                ("2.000.000.097", true)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_filter_that_matches_nothing_passes_the_extract_and_a_rollback_is_retracted_once() {
+        let mut conn = register();
+        subscribe(
+            &mut conn,
+            "none",
+            &["0200.000.142"],
+            2,
+            &[ChangeType::Insert],
+        );
+        assert_eq!(next_work(&mut conn, "none", 10).unwrap(), Work::Idle);
+        subscribe(&mut conn, "all", &[], 2, &[]);
+        let r = page_of(&next_work(&mut conn, "all", 10).unwrap()).clone();
+        delivered(&conn, &r).unwrap();
+        assert_eq!(next_work(&mut conn, "all", 10).unwrap(), Work::Idle);
+        // Extract 2 removed: the subscription that received it is owed a retraction; the one
+        // that received nothing is not.
+        crate::db::changes::remove(&conn, 2).unwrap();
+        let owed = next_work(&mut conn, "all", 10).unwrap();
+        assert!(
+            matches!(&owed, Work::Retract(r) if r.extract.number == 2 && r.page == 1),
+            "{owed:?}"
+        );
+        retracted(&conn, page_of(&owed)).unwrap();
+        assert_eq!(next_work(&mut conn, "all", 10).unwrap(), Work::Idle);
+        assert_eq!(next_work(&mut conn, "none", 10).unwrap(), Work::Idle);
+        // A paused subscription is not delivered.
+        crate::db::feed::set_status(&conn, "all", SubscriptionStatus::Paused, Some("x")).unwrap();
+        assert_eq!(
+            next_work(&mut conn, "all", 10).unwrap(),
+            Work::Stopped(Some(SubscriptionStatus::Paused))
+        );
+        assert_eq!(
+            next_work(&mut conn, "nobody", 10).unwrap(),
+            Work::Stopped(None)
+        );
+    }
+}
