@@ -24,6 +24,8 @@ use crate::net::DownloadPolicy;
 use crate::wire::{FEED_VERSION, Retraction, SubscriptionStatus, SubscriptionView};
 use serde::{Deserialize, Serialize};
 use sign::Secret;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 pub use object::{KboFeed, KboSubscription};
@@ -103,14 +105,28 @@ impl FeedSettings {
     }
 }
 
-/// What became of one try of a piece of work.
+/// What one step of a delivery did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Attempt {
-    /// The receiver's answer.
-    Sent(post::Outcome),
-    /// The work no longer holds (the subscription was paused, edited away or removed, or the
-    /// extract rolled back since it was planned): plan again.
+pub enum Delivery {
+    /// Nothing is owed.
+    Idle,
+    /// The subscription is paused or ended, or no longer exists (`None`).
+    Stopped(Option<SubscriptionStatus>),
+    /// The page planned is gone (its extract rolled back meanwhile): plan again.
     Stale,
+    /// `work` was sent, with this outcome (recorded delivered when it is).
+    Tried {
+        /// The page or retraction.
+        work: Work,
+        /// The receiver's answer.
+        outcome: post::Outcome,
+    },
+}
+
+/// What a step found to send, or that it has nothing to send.
+enum Built {
+    Done(Delivery),
+    Send(Work, store::Receiver, Vec<u8>),
 }
 
 /// What the feed's steps use: the register's database, the URL policy, the settings.
@@ -120,6 +136,8 @@ pub struct Feed {
     policy: DownloadPolicy,
     settings: FeedSettings,
     client: reqwest::Client,
+    /// Whether this process has ensured the schema.
+    schema_ready: Arc<AtomicBool>,
 }
 
 /// A subscription to make, as read from a request.
@@ -139,6 +157,7 @@ impl Feed {
             policy,
             settings,
             client: policy.webhook_client(settings.timeout),
+            schema_ready: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -158,98 +177,107 @@ impl Feed {
     /// Records `request`'s subscription, unless the subscription `request` names exists with
     /// the same id (a replayed step: answered as it is).
     pub async fn subscribe(&self, request: Subscribe) -> ImportResult<SubscriptionView> {
-        self.db
-            .run_briefly(move |conn| {
-                crate::db::ensure_schema(conn)?;
-                if let Ok(known) = store::view(conn, &request.new.name)
-                    && known.id == request.new.id
-                {
-                    return Ok(known);
-                }
-                let mut view = store::create(conn, &request.new)?;
-                if request.secret_made {
-                    view.secret = Some(request.new.secret.clone());
-                }
-                Ok(view)
-            })
-            .await
+        self.with_db(move |conn| {
+            if let Ok(known) = store::view(conn, &request.new.name)
+                && known.id == request.new.id
+            {
+                return Ok(known);
+            }
+            let mut view = store::create(conn, &request.new)?;
+            if request.secret_made {
+                view.secret = Some(request.new.secret.clone());
+            }
+            Ok(view)
+        })
+        .await
     }
 
-    /// Runs `work` on the database (schema ensured), closing a connection it opened.
+    /// Runs `work` on the database, the schema ensured first by this process's first work
+    /// (the feed's tables exist from then on). The connection is kept for the next step, as
+    /// an import's steps keep it; unused, it closes after 10 s.
     pub async fn with_db<T, F>(&self, work: F) -> ImportResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut crate::db::Connection) -> ImportResult<T> + Send + 'static,
     {
+        let ready = Arc::clone(&self.schema_ready);
         self.db
-            .run_briefly(move |conn| {
-                crate::db::ensure_schema(conn)?;
+            .run(move |conn| {
+                if !ready.load(Ordering::Acquire) {
+                    crate::db::ensure_schema(conn)?;
+                    ready.store(true, Ordering::Release);
+                }
                 work(conn)
             })
             .await
     }
 
-    /// What subscription `name` delivers next (planning the next extract if need be).
-    pub async fn next_work(&self, name: &str) -> ImportResult<Work> {
-        let (name, page_size) = (name.to_string(), self.settings.page_size);
-        self.with_db(move |conn| store::next_work(conn, &name, page_size))
-            .await
-    }
-
-    /// One try of `work` for subscription `name`: its body built from the register (the same
-    /// bytes every time), POSTed, signed, with its stable id.
-    pub async fn attempt(&self, name: &str, work: &Work) -> ImportResult<Attempt> {
-        let (owned_name, owned_work) = (name.to_string(), work.clone());
+    /// One step of subscription `name`'s delivery: what it is owed next (planned if need be:
+    /// a retraction, the next page of the extract under way, the first page of the next
+    /// change set), its body built from the register (the same bytes every time), POSTed
+    /// signed with its stable id, and recorded delivered on a 2xx answer. A page whose answer
+    /// is lost is sent again by the next step, with the same id.
+    pub async fn deliver_next(&self, name: &str) -> ImportResult<Delivery> {
+        let (owned, page_size) = (name.to_string(), self.settings.page_size);
+        // The connection is kept for the next step (an idle one closes after 10 s).
         let built = self
             .with_db(move |conn| {
-                let Some(receiver) = store::receiver(conn, &owned_name)? else {
-                    return Ok(None);
-                };
-                if receiver.status != SubscriptionStatus::Active {
-                    return Ok(None);
-                }
-                let body = match &owned_work {
-                    Work::Page(r) => match store::page(conn, &owned_name, r)? {
+                let work = store::next_work(conn, &owned, page_size)?;
+                let body = match &work {
+                    Work::Idle => return Ok(Built::Done(Delivery::Idle)),
+                    Work::Stopped(s) => return Ok(Built::Done(Delivery::Stopped(*s))),
+                    Work::Page(r) => match store::page(conn, &owned, r)? {
                         Some(page) => serde_json::to_vec(&page),
-                        None => return Ok(None),
+                        None => return Ok(Built::Done(Delivery::Stale)),
                     },
-                    Work::Retract(r) => serde_json::to_vec(&retraction(&owned_name, r)),
-                    Work::Idle | Work::Stopped(_) => return Ok(None),
+                    Work::Retract(r) => serde_json::to_vec(&retraction(&owned, r)),
                 }
                 .map_err(|e| ImportError::new(ErrorCode::Internal, e.to_string()))?;
-                Ok(Some((receiver, body)))
+                let receiver = store::receiver(conn, &owned)?;
+                Ok(match receiver {
+                    Some(receiver) => Built::Send(work, receiver, body),
+                    None => Built::Done(Delivery::Stopped(None)),
+                })
             })
             .await?;
-        let Some((receiver, body)) = built else {
-            return Ok(Attempt::Stale);
+        let (work, receiver, body) = match built {
+            Built::Done(done) => return Ok(done),
+            Built::Send(work, receiver, body) => (work, receiver, body),
         };
-        let (page, retraction) = match work {
-            Work::Page(r) => (r, false),
-            Work::Retract(r) => (r, true),
-            Work::Idle | Work::Stopped(_) => return Ok(Attempt::Stale),
+        let outcome = self.post(name, &work, &receiver, body).await?;
+        if outcome == post::Outcome::Delivered {
+            let done = work.clone();
+            self.with_db(move |conn| match &done {
+                Work::Page(r) => store::delivered(conn, r),
+                Work::Retract(r) => store::retracted(conn, r),
+                Work::Idle | Work::Stopped(_) => Ok(()),
+            })
+            .await?;
+        }
+        Ok(Delivery::Tried { work, outcome })
+    }
+
+    /// POSTs `body`, the body of `work`, to `receiver`, signed with its secret.
+    async fn post(
+        &self,
+        name: &str,
+        work: &Work,
+        receiver: &store::Receiver,
+        body: Vec<u8>,
+    ) -> ImportResult<post::Outcome> {
+        let id = match work {
+            Work::Page(r) => r.webhook_id(false),
+            Work::Retract(r) => r.webhook_id(true),
+            Work::Idle | Work::Stopped(_) => unreachable!("only a page or a retraction is sent"),
         };
         let url = match self.policy.check_webhook_url(&receiver.url) {
             Ok(url) => url,
-            Err(refused) => return Ok(Attempt::Sent(post::Outcome::Refused(refused.0))),
+            Err(refused) => return Ok(post::Outcome::Refused(refused.0)),
         };
         let secret = Secret::parse(&receiver.secret)
             .map_err(|e| ImportError::new(ErrorCode::Internal, format!("{name}'s secret: {e}")))?;
         let now = crate::clock::now_unix() as i64;
-        let id = page.webhook_id(retraction);
-        Ok(Attempt::Sent(
-            post::post(&self.client, &url, &secret, &id, now, body).await,
-        ))
-    }
-
-    /// Records `work` done: its page delivered, or its retraction sent.
-    pub async fn record(&self, work: &Work) -> ImportResult<()> {
-        let work = work.clone();
-        self.with_db(move |conn| match &work {
-            Work::Page(r) => store::delivered(conn, r),
-            Work::Retract(r) => store::retracted(conn, r),
-            Work::Idle | Work::Stopped(_) => Ok(()),
-        })
-        .await
+        Ok(post::post(&self.client, &url, &secret, &id, now, body).await)
     }
 
     /// Pauses (or ends) subscription `name` with `reason`.

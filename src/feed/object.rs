@@ -7,7 +7,7 @@
 //! waits out a receiver's backoff. `deliver` is exclusive: one delivery per subscription at a
 //! time, in extract order.
 
-use super::{Attempt, Feed, Subscribe, check_name, filter, post::Outcome};
+use super::{Delivery, Feed, Subscribe, check_name, filter, post::Outcome};
 use crate::db::feed::{self as store, Edit, NewSubscription, Work};
 use crate::error::{ErrorCode, ImportError, ImportResult};
 use crate::retry::RetrySettings;
@@ -192,58 +192,43 @@ impl KboSubscription {
     #[handler(name = "deliver")]
     async fn deliver(&self, ctx: ObjectContext<'_>) -> HandlerResult<()> {
         let name = ctx.key().to_string();
-        for _ in 0..PAGES_PER_INVOCATION {
-            let owned = name.clone();
-            let work = step!(self, ctx, "plan", |feed| feed.next_work(&owned))?;
-            if matches!(work, Work::Idle | Work::Stopped(_)) {
-                return Ok(());
-            }
-            if !self.send(&ctx, &name, &work).await? {
-                return Ok(());
-            }
-        }
-        wake(&ctx, &name);
-        Ok(())
-    }
-}
-
-impl KboSubscription {
-    /// Tries `work` until it is delivered (or no longer holds): `true`; or until the receiver
-    /// refuses it or the tries run out, pausing (or ending) the subscription: `false`.
-    async fn send(
-        &self,
-        ctx: &ObjectContext<'_>,
-        name: &str,
-        work: &Work,
-    ) -> Result<bool, HandlerError> {
         let settings = *self.feed.settings();
-        let mut attempt = 1;
-        loop {
-            let (owned, tried) = (name.to_string(), work.clone());
-            let outcome = step!(self, ctx, format!("post-{attempt}"), |feed| feed
-                .attempt(&owned, &tried))?;
+        // Tries of the same page in a row (a page delivered, another starts at 1).
+        let (mut tried, mut attempt) = (None::<Work>, 0u32);
+        for step in 1..=PAGES_PER_INVOCATION * settings.attempts {
+            let owned = name.clone();
+            let done = step!(self, ctx, format!("deliver-{step}"), |feed| feed
+                .deliver_next(&owned))?;
+            let (work, outcome) = match done {
+                Delivery::Idle | Delivery::Stopped(_) => return Ok(()),
+                Delivery::Stale => continue,
+                Delivery::Tried { work, outcome } => (work, outcome),
+            };
+            attempt = if tried.as_ref() == Some(&work) {
+                attempt + 1
+            } else {
+                1
+            };
+            tried = Some(work);
             let (status, reason) = match outcome {
-                Attempt::Stale => return Ok(true),
-                Attempt::Sent(Outcome::Delivered) => {
-                    let done = work.clone();
-                    step!(self, ctx, "delivered", |feed| feed.record(&done))?;
-                    return Ok(true);
+                Outcome::Delivered => {
+                    attempt = 0;
+                    continue;
                 }
-                Attempt::Sent(Outcome::Retry { reason, after }) if attempt < settings.attempts => {
+                Outcome::Retry { reason, after } if attempt < settings.attempts => {
                     let wait = after.unwrap_or_else(|| settings.backoff(attempt));
                     tracing::warn!(subscription = name, attempt, wait_s = wait.as_secs(), %reason, "page not delivered; trying again");
                     ctx.sleep(wait.max(Duration::from_millis(10))).await?;
-                    attempt += 1;
                     continue;
                 }
-                Attempt::Sent(Outcome::Retry { reason, .. }) => (
+                Outcome::Retry { reason, .. } => (
                     SubscriptionStatus::Paused,
                     format!(
                         "{reason}, {attempt} times: paused; `kbo-import subscription {name} --resume` goes on from this page"
                     ),
                 ),
-                Attempt::Sent(Outcome::Refused(reason)) => (SubscriptionStatus::Paused, reason),
-                Attempt::Sent(Outcome::Gone(reason)) => (
+                Outcome::Refused(reason) => (SubscriptionStatus::Paused, reason),
+                Outcome::Gone(reason) => (
                     SubscriptionStatus::Ended,
                     format!(
                         "{reason}: the receiver asked for no more pages; `kbo-import subscription {name} --resume` starts again"
@@ -251,12 +236,17 @@ impl KboSubscription {
                 ),
             };
             tracing::warn!(subscription = name, %status, %reason, "subscription stopped");
-            let owned = name.to_string();
+            let owned = name.clone();
             step!(self, ctx, "stop", |feed| feed.stop(&owned, status, &reason))?;
-            return Ok(false);
+            return Ok(());
         }
+        // A long backlog goes on in a new invocation (each journal stays short).
+        wake(&ctx, &name);
+        Ok(())
     }
+}
 
+impl KboSubscription {
     /// Reads and checks `subscribe`'s body for subscription `name`; the id is derived from
     /// `seed` (the invocation), so that a replayed step finds its own subscription.
     fn read_subscribe(

@@ -11,6 +11,7 @@
 //! `kbo-testkit bench --scale 1.0 --runs 3` (needs `npm ci --prefix tools` for the Restate
 //! server).
 
+mod feed;
 mod floor;
 mod measure;
 mod report;
@@ -188,6 +189,12 @@ struct WorkflowRound {
     /// The verification against that Full: seconds and the service's peak RSS during it.
     verify_s: f64,
     verify_rss: u64,
+    /// The feed: seconds from each Update's end until its changes were delivered to one
+    /// all-changes subscriber, and the pages it took.
+    update_delivery: [(f64, u64); 2],
+    /// The same for the Full over the register, with the service's peak RSS meanwhile.
+    full_over_delivery: (f64, u64),
+    full_over_delivery_rss: u64,
 }
 
 /// One run of the workflow: a new service on a new database, the Full, two daily Updates (the
@@ -210,6 +217,8 @@ async fn workflow_round(
         .env("KBO_DATABASE", &db_file)
         .env("KBO_WORK_DIR", work.join("work"))
         .env("KBO_ALLOW_FILE_URLS", "true")
+        // The feed's receiver listens on loopback.
+        .env("KBO_ALLOW_PRIVATE_HOSTS", "true")
         .env("KBO_BATCH_ROWS", options.batch_rows.to_string())
         .env("KBO_DUCKDB_MEMORY_LIMIT", &options.memory_limit);
     let service = Process::spawn(service, work.join(format!("service-{round}.log")))?;
@@ -226,13 +235,31 @@ async fn workflow_round(
     // Daily updates come hours apart: let the service close the database (its closing
     // checkpoint runs after the workflow has completed) before the next import starts.
     wait_released(&db_file).await?;
+    let sink = feed::Sink::start().await?;
+    let subscriber = format!("bench-all-{round}");
+    feed::subscribe(&client, &subscriber, &sink.url, 141).await?;
+    let mut pages = 0;
     let first = import(&client, &format!("bench-update-141-{round}"), update_zip).await?;
+    let s = feed::delivered(&client, &subscriber, 141).await?;
+    let sent = sink.requests.load(Ordering::Relaxed);
+    let first_delivery = (s, sent - pages);
+    pages = sent;
     wait_released(&db_file).await?;
     let second = import(&client, &format!("bench-update-142-{round}"), next_zip).await?;
+    let s = feed::delivered(&client, &subscriber, 142).await?;
+    let sent = sink.requests.load(Ordering::Relaxed);
+    let second_delivery = (s, sent - pages);
+    pages = sent;
     wait_released(&db_file).await?;
     reset_peak(service.id(), &peak);
     let full_over = import(&client, &format!("bench-full-143-{round}"), full_over_zip).await?;
     let full_over_rss = peak.load(Ordering::Relaxed);
+    reset_peak(service.id(), &peak);
+    let s = feed::delivered(&client, &subscriber, 143).await?;
+    let sent = sink.requests.load(Ordering::Relaxed);
+    let full_over_delivery = (s, sent - pages);
+    drop(sink);
+    let full_over_delivery_rss = peak.load(Ordering::Relaxed);
     wait_released(&db_file).await?;
     reset_peak(service.id(), &peak);
     let verify_s = verify(&client, &format!("bench-verify-143-{round}"), full_over_zip).await?;
@@ -251,6 +278,9 @@ async fn workflow_round(
         full_over_rss,
         verify_s,
         verify_rss,
+        update_delivery: [first_delivery, second_delivery],
+        full_over_delivery,
+        full_over_delivery_rss,
     })
 }
 

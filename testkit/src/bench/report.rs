@@ -138,6 +138,7 @@ fn print_changes_and_verify(rounds: &[Round], floor_median: f64) {
             .max()
             .unwrap_or(0))
     );
+    print_feed(rounds);
     let verifies: Vec<f64> = rounds.iter().map(|r| r.workflow.verify_s).collect();
     let (verify_min, verify_median) = min_median(&verifies);
     println!(
@@ -153,6 +154,51 @@ fn print_changes_and_verify(rounds: &[Round], floor_median: f64) {
             .map(|x| format!("{x:.1}"))
             .collect::<Vec<_>>()
             .join(", ")
+    );
+}
+
+/// What the feed adds: delivering each daily Update's change set to one all-changes
+/// subscriber (after the import completed), against the Update's own time; and delivering a
+/// Full over a register's change set, with the service's peak RSS meanwhile.
+fn print_feed(rounds: &[Round]) {
+    let shares: Vec<f64> = rounds
+        .iter()
+        .flat_map(|r| {
+            let w = &r.workflow;
+            w.updates
+                .iter()
+                .zip(&w.update_delivery)
+                .map(|(u, (s, _))| 100.0 * s / u.seconds)
+        })
+        .collect();
+    let seconds: Vec<f64> = rounds
+        .iter()
+        .flat_map(|r| r.workflow.update_delivery.iter().map(|(s, _)| *s))
+        .collect();
+    let pages: Vec<u64> = rounds
+        .iter()
+        .flat_map(|r| r.workflow.update_delivery.iter().map(|(_, p)| *p))
+        .collect();
+    let (share_min, share_median) = min_median(&shares);
+    let (_, seconds_median) = min_median(&seconds);
+    println!(
+        "feed: a daily Update's changes delivered to one all-changes subscriber: median {seconds_median:.2} s after the import ({share_median:.1} % of the Update, min {share_min:.1} %, max {:.1} %), pages {pages:?}",
+        shares.iter().copied().fold(0.0, f64::max)
+    );
+    let overs: Vec<f64> = rounds
+        .iter()
+        .map(|r| r.workflow.full_over_delivery.0)
+        .collect();
+    let (over_min, over_median) = min_median(&overs);
+    let mb = |b: u64| b as f64 / (1 << 20) as f64;
+    println!(
+        "feed: a Full over the register's changes delivered: median {over_median:.1} s, min {over_min:.1} s, {} pages, service peak RSS {:.0} MB meanwhile",
+        rounds[0].workflow.full_over_delivery.1,
+        mb(rounds
+            .iter()
+            .map(|r| r.workflow.full_over_delivery_rss)
+            .max()
+            .unwrap_or(0))
     );
 }
 

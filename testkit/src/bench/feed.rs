@@ -1,0 +1,114 @@
+//! The feed in the benchmark: one all-changes subscriber (a receiver in this process that
+//! answers 204 at once), and how long delivering each extract's change set takes after its
+//! import completed.
+
+use kbo_import::client::RestateClient;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// A receiver that answers every request 204 and counts them.
+pub(super) struct Sink {
+    /// Its URL.
+    pub url: String,
+    /// Requests received.
+    pub requests: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Sink {
+    /// Starts the receiver on a loopback port.
+    pub async fn start() -> anyhow::Result<Sink> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://127.0.0.1:{}/hook", listener.local_addr()?.port());
+        let requests = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&requests);
+        let task = tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                tokio::spawn(answer(socket, Arc::clone(&counter)));
+            }
+        });
+        Ok(Sink {
+            url,
+            requests,
+            task,
+        })
+    }
+}
+
+/// Reads each request of a connection whole, and answers 204.
+async fn answer(mut socket: tokio::net::TcpStream, counter: Arc<AtomicU64>) {
+    let mut data = Vec::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") else {
+            match socket.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => data.extend_from_slice(&buf[..n]),
+            }
+            continue;
+        };
+        let head = String::from_utf8_lossy(&data[..end]).to_ascii_lowercase();
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        while data.len() < end + 4 + length {
+            match socket.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => data.extend_from_slice(&buf[..n]),
+            }
+        }
+        data.drain(..end + 4 + length);
+        counter.fetch_add(1, Ordering::Relaxed);
+        if socket
+            .write_all(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n")
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+/// Subscribes `name` to every change from extract `from` on, delivered to `url`.
+pub(super) async fn subscribe(
+    client: &RestateClient,
+    name: &str,
+    url: &str,
+    from: u32,
+) -> anyhow::Result<()> {
+    let body = serde_json::json!({"url": url, "all": true, "from": from});
+    client
+        .ingress
+        .feed(Some(name), "subscribe", Some(body))
+        .await?;
+    Ok(())
+}
+
+/// Waits until subscription `name` has delivered extract `n`; the seconds waited.
+pub(super) async fn delivered(client: &RestateClient, name: &str, n: u32) -> anyhow::Result<f64> {
+    let started = Instant::now();
+    loop {
+        let view = client.ingress.feed(Some(name), "get", None).await?;
+        if view["status"] != "active" {
+            anyhow::bail!("subscription {name} stopped: {view}");
+        }
+        if view["deliveredThrough"].as_u64() >= Some(n.into()) && view["delivering"].is_null() {
+            return Ok(started.elapsed().as_secs_f64());
+        }
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(3600),
+            "{name} did not deliver {n} in an hour: {view}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
