@@ -133,6 +133,22 @@ impl Database {
         Some(self.run_in(slot, after, work).await)
     }
 
+    /// Runs `work` as [`Database::run`] does (waiting for the slot), but closes afterwards a
+    /// connection it had to open: quick work outside an import (the feed's commands) uses the
+    /// connection an import keeps, and holds no write lock on a local file once done.
+    pub async fn run_briefly<T, F>(&self, work: F) -> ImportResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> ImportResult<T> + Send + 'static,
+    {
+        let slot = self.take_slot().await;
+        let after = match slot.as_ref() {
+            Some(_) => After::Keep,
+            None => After::Close,
+        };
+        self.run_in(slot, after, work).await
+    }
+
     /// Ends an import's use of the database: checkpoints a local file as `checkpoint` says
     /// (always after a Full; otherwise when its write-ahead log has grown past
     /// `KBO_DUCKDB_CHECKPOINT_WAL_MB`), then closes the connection. Returns whether a

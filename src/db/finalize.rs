@@ -27,6 +27,11 @@ pub struct Finalized {
     /// `counts`, `changes`, `history`, `commit`, `staging`).
     #[serde(default)]
     pub parts_ms: Vec<(String, u64)>,
+    /// The feed's active subscriptions, read after the extract was applied: each is sent a
+    /// `deliver` once the import has completed (read here, in the import's own last database
+    /// work, so that an import with no subscriber opens the database no more after it ends).
+    #[serde(default)]
+    pub subscribers: Vec<String>,
 }
 
 /// Derives names, replaces the code tables, records the job completed and drops staging;
@@ -49,6 +54,7 @@ pub fn finalize(conn: &mut Connection, job: &Job, history_months: u32) -> Import
             history_removed: 0,
             changes: super::changes::summary(&tx, job.meta.extract_number)?,
             parts_ms: Vec::new(),
+            subscribers: Vec::new(),
         });
     }
     // A stale finalize (its job rolled back, or taken over) changes nothing.
@@ -103,6 +109,7 @@ pub fn finalize(conn: &mut Connection, job: &Job, history_months: u32) -> Import
         history_removed,
         changes: Some(changes),
         parts_ms: clock.parts,
+        subscribers: Vec::new(),
     })
 }
 

@@ -2,7 +2,7 @@
 //!
 //! A subscription ([`crate::db::feed`]'s `feed_subscriptions`) names a receiver's URL, a
 //! signing secret and a filter ([`filter`]): every change, or a watchlist of enterprises,
-//! narrowed to change types and tables if asked. When an import completes, `KboFeed` wakes
+//! narrowed to change types and tables if asked. When an import completes, its workflow wakes
 //! every active subscription's `KboSubscription` object ([`object`]), whose `deliver` sends
 //! what it is owed, one extract after the other in extract order: each page of the extract's
 //! matching entities POSTed ([`post`]), signed as Standard Webhooks says ([`sign`]), with a
@@ -193,23 +193,35 @@ impl Feed {
     }
 
     /// Runs `work` on the database, the schema ensured first by this process's first work
-    /// (the feed's tables exist from then on). The connection is kept for the next step, as
-    /// an import's steps keep it; unused, it closes after 10 s.
-    pub async fn with_db<T, F>(&self, work: F) -> ImportResult<T>
+    /// (the feed's tables exist from then on). A connection it had to open is closed after
+    /// (no write lock is held on a local file once a command is answered); with `keep`, it
+    /// is kept for the next step, as an import's steps keep it (unused, it closes after 10 s).
+    async fn on_db<T, F>(&self, keep: bool, work: F) -> ImportResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut crate::db::Connection) -> ImportResult<T> + Send + 'static,
     {
         let ready = Arc::clone(&self.schema_ready);
-        self.db
-            .run(move |conn| {
-                if !ready.load(Ordering::Acquire) {
-                    crate::db::ensure_schema(conn)?;
-                    ready.store(true, Ordering::Release);
-                }
-                work(conn)
-            })
-            .await
+        let work = move |conn: &mut crate::db::Connection| {
+            if !ready.load(Ordering::Acquire) {
+                crate::db::ensure_schema(conn)?;
+                ready.store(true, Ordering::Release);
+            }
+            work(conn)
+        };
+        match keep {
+            true => self.db.run(work).await,
+            false => self.db.run_briefly(work).await,
+        }
+    }
+
+    /// Runs `work` on the database as a command does ([`Feed::on_db`] without keeping).
+    pub async fn with_db<T, F>(&self, work: F) -> ImportResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut crate::db::Connection) -> ImportResult<T> + Send + 'static,
+    {
+        self.on_db(false, work).await
     }
 
     /// One step of subscription `name`'s delivery: what it is owed next (planned if need be:
@@ -221,7 +233,7 @@ impl Feed {
         let (owned, page_size) = (name.to_string(), self.settings.page_size);
         // The connection is kept for the next step (an idle one closes after 10 s).
         let built = self
-            .with_db(move |conn| {
+            .on_db(true, move |conn| {
                 let work = store::next_work(conn, &owned, page_size)?;
                 let body = match &work {
                     Work::Idle => return Ok(Built::Done(Delivery::Idle)),
@@ -241,13 +253,21 @@ impl Feed {
             })
             .await?;
         let (work, receiver, body) = match built {
-            Built::Done(done) => return Ok(done),
+            Built::Done(Delivery::Stale) => return Ok(Delivery::Stale),
+            Built::Done(done) => {
+                // Nothing more to send: the connection is let go (no write lock is held on a
+                // local file between extracts).
+                self.db
+                    .finish(crate::db::Checkpoint::WhenTheLogIsLarge)
+                    .await?;
+                return Ok(done);
+            }
             Built::Send(work, receiver, body) => (work, receiver, body),
         };
         let outcome = self.post(name, &work, &receiver, body).await?;
         if outcome == post::Outcome::Delivered {
             let done = work.clone();
-            self.with_db(move |conn| match &done {
+            self.on_db(true, move |conn| match &done {
                 Work::Page(r) => store::delivered(conn, r),
                 Work::Retract(r) => store::retracted(conn, r),
                 Work::Idle | Work::Stopped(_) => Ok(()),

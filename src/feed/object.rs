@@ -1,6 +1,6 @@
 //! The feed's Restate handlers: `KboSubscription` (a virtual object per subscription, keyed
 //! by its name) to make, edit, pause, resume, remove and show a subscription and to deliver
-//! what it is owed; `KboFeed` (a service) to list them and to wake every active one, which
+//! what it is owed; `KboFeed` (a service) to list them and to wake every active one (after a rollback), as
 //! each import does when it completes.
 //!
 //! The handlers that edit a subscription are shared: they never wait behind a delivery that

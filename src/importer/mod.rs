@@ -282,7 +282,11 @@ impl Importer {
         async move {
             let finalized = self
                 .db
-                .run(move |conn| db::finalize::finalize(conn, &job_for_db, history_months))
+                .run(move |conn| {
+                    let mut finalized = db::finalize::finalize(conn, &job_for_db, history_months)?;
+                    finalized.subscribers = db::feed::active(conn)?;
+                    Ok(finalized)
+                })
                 .await
                 .map_err(|e| e.context("finalize"))?;
             let checkpoint = match job.meta.extract_type {

@@ -127,13 +127,6 @@ impl KboImport {
                     .await
             }
         };
-        if ended.is_ok() {
-            // Every subscriber is told of the extract, one-way: a slow receiver never holds
-            // the import up.
-            ctx.service_client::<crate::feed::object::KboFeedClient>()
-                .wake(None)
-                .send();
-        }
         if let Ok(request) = &request
             && self.importer.deletes_blob(request)
         {
@@ -384,6 +377,12 @@ impl KboImport {
         story.progress.records_inserted = Some(finalized.counts.inserted);
         story.progress.records_deleted = Some(finalized.counts.deleted);
         story.enter(Status::Completed);
+        // Each subscriber is told, one-way: a slow receiver never holds the import up.
+        for name in &finalized.subscribers {
+            ctx.object_client::<crate::feed::object::KboSubscriptionClient>(name.clone())
+                .deliver()
+                .send();
+        }
         Ok(RunResult {
             job_id: job_id.to_string(),
             extract_number: job.meta.extract_number,

@@ -340,8 +340,8 @@ const LONG_FILES: &[(&str, usize, &str)] = &[
     ),
     (
         "src/db/verify/compare.rs",
-        660,
-        "about 330 lines of code: one table's comparison, its fingerprints, key-by-key pass and samples; its unit tests build a register and a Full's chunk files for each rule",
+        720,
+        "about 350 lines of code: one table's comparison, its fingerprints, key-by-key pass and samples; its unit tests build a register and a Full's chunk files for each rule",
     ),
     (
         "testkit/src/generator/check/mod.rs",

@@ -184,14 +184,27 @@ const PER_ENTITY: &str = "SELECT hash(entity) AS e,
 /// columns: its rows are then equal key by key, and the Full repeats none of its keys.
 const AGREE: &str = "(full_n = reg_n AND full_sum = reg_sum AND NOT spread)";
 
+/// The most suspect entities whose hashes the fingerprints' scan hands to the key-by-key
+/// comparison; with more (a register far from the Full), that comparison finds them again
+/// itself.
+const MAX_HANDED: i64 = 200_000;
+
 /// The statement that compares, key by key, the rows of the entities whose fingerprints
-/// differ (the rows `both` gives, read again): the Full's distinct keys among them, the
+/// differ (the rows `both` gives, read again once): the Full's distinct keys among them, the
 /// missing, extra and different keys, and a few of each kind's hashed keys (comma-separated).
-fn by_key_sql(both: &str) -> String {
+/// `handed`: the suspects' hashes are the statement's parameter (comma-separated), as the
+/// fingerprints' scan found them; otherwise it finds them again from the fingerprints.
+fn by_key_sql(both: &str, handed: bool) -> String {
+    let suspects = match handed {
+        true => "suspects AS (SELECT unnest(string_split(?, ','))::UBIGINT AS e)".to_string(),
+        false => format!(
+            "per_entity AS ({PER_ENTITY} FROM rows GROUP BY e),
+              suspects AS (SELECT e FROM per_entity WHERE NOT {AGREE})"
+        ),
+    };
     format!(
         "WITH rows AS NOT MATERIALIZED ({both}),
-              per_entity AS ({PER_ENTITY} FROM rows GROUP BY e),
-              suspects AS (SELECT e FROM per_entity WHERE NOT {AGREE}),
+              {suspects},
               per_key AS ({PER_KEY} FROM rows WHERE hash(entity) IN (SELECT e FROM suspects) GROUP BY k),
               kinds AS (SELECT k, full_n, reg_n, {KIND} AS kind FROM per_key)
          SELECT count(*) FILTER (WHERE full_n > 0),
@@ -226,23 +239,32 @@ pub fn compare(
     let both = both_sides(t, files, false);
     // First the entities' fingerprints, in one scan of each side: where they agree, so do
     // the entities' rows (and the Full repeats none of their keys).
-    let (settled, register_rows, suspects): (i64, i64, i64) = tx
+    // The suspects' hashes come back with it (up to MAX_HANDED), so that the key-by-key
+    // comparison reads both sides once more, not twice.
+    let (settled, register_rows, suspects, handed): (i64, i64, i64, Option<String>) = tx
         .query_row(
             &format!(
                 "WITH per_entity AS ({PER_ENTITY} FROM ({both}) GROUP BY e)
                  SELECT coalesce(sum(full_n) FILTER (WHERE {AGREE}), 0), coalesce(sum(reg_n), 0),
-                        count(*) FILTER (WHERE NOT {AGREE})
+                        count(*) FILTER (WHERE NOT {AGREE}),
+                        CASE WHEN count(*) FILTER (WHERE NOT {AGREE}) <= {MAX_HANDED}
+                             THEN array_to_string(list(e) FILTER (WHERE NOT {AGREE}), ',') END
                  FROM per_entity"
             ),
             [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )
         .map_err(|e| read_error(e, &what))?;
     let (full_rows, missing, extra, different, keys) = if suspects == 0 {
         (settled, 0, 0, 0, None)
     } else {
+        let sql = by_key_sql(&both, handed.is_some());
+        let values: Vec<&dyn duckdb::ToSql> = match &handed {
+            Some(list) => vec![list as &dyn duckdb::ToSql],
+            None => Vec::new(),
+        };
         let (full, missing, extra, different, keys) = tx
-            .query_row(&by_key_sql(&both), [], |r| {
+            .query_row(&sql, values.as_slice(), |r| {
                 Ok((
                     r.get::<_, i64>(0)?,
                     r.get(1)?,
@@ -437,6 +459,37 @@ mod tests {
             "2001-02-03"
         );
         assert_eq!(different.full.as_ref().unwrap()["start_date"], "2001-02-04");
+
+        // The key-by-key comparison finds the same whether the fingerprints' scan hands it
+        // the suspects or it finds them again (a register too far from the Full to hand them).
+        let both = both_sides(Table::Enterprise, &chunks, false);
+        let read = |sql: &str, values: &[&dyn duckdb::ToSql]| {
+            conn.query_row(sql, values, |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, String>(4)?,
+                ))
+            })
+            .unwrap()
+        };
+        let found = read(&by_key_sql(&both, false), &[]);
+        let suspects: String = conn
+            .query_row(
+                &format!(
+                    "SELECT array_to_string(list(e) FILTER (WHERE NOT {AGREE}), ',')
+                     FROM ({PER_ENTITY} FROM ({both}) GROUP BY e)"
+                ),
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(read(&by_key_sql(&both, true), &[&suspects]), found);
+        assert_eq!(
+            (found.0, found.1),
+            (2, 2),
+            "two suspects, both different: {found:?}"
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A receiver that answers every request 204 and counts them.
-pub(super) struct Sink {
+struct Sink {
     /// Its URL.
     pub url: String,
     /// Requests received.
@@ -79,23 +79,49 @@ async fn answer(mut socket: tokio::net::TcpStream, counter: Arc<AtomicU64>) {
     }
 }
 
-/// Subscribes `name` to every change from extract `from` on, delivered to `url`.
-pub(super) async fn subscribe(
-    client: &RestateClient,
-    name: &str,
-    url: &str,
-    from: u32,
-) -> anyhow::Result<()> {
-    let body = serde_json::json!({"url": url, "all": true, "from": from});
-    client
-        .ingress
-        .feed(Some(name), "subscribe", Some(body))
-        .await?;
-    Ok(())
+/// One all-changes subscription and its receiver, with the pages counted so far.
+pub(super) struct Subscriber {
+    name: String,
+    sink: Sink,
+    pages: u64,
+}
+
+impl Subscriber {
+    /// Subscribes `name` to every change from extract `from` on, delivered to a new [`Sink`].
+    pub async fn start(
+        client: &RestateClient,
+        name: &str,
+        from: u32,
+    ) -> anyhow::Result<Subscriber> {
+        let sink = Sink::start().await?;
+        let body = serde_json::json!({"url": sink.url, "all": true, "from": from});
+        client
+            .ingress
+            .feed(Some(name), "subscribe", Some(body))
+            .await?;
+        Ok(Subscriber {
+            name: name.to_string(),
+            sink,
+            pages: 0,
+        })
+    }
+
+    /// Waits until extract `n` is delivered; the seconds waited and the pages it took.
+    pub async fn delivered(
+        &mut self,
+        client: &RestateClient,
+        n: u32,
+    ) -> anyhow::Result<(f64, u64)> {
+        let seconds = delivered(client, &self.name, n).await?;
+        let sent = self.sink.requests.load(Ordering::Relaxed);
+        let pages = sent - self.pages;
+        self.pages = sent;
+        Ok((seconds, pages))
+    }
 }
 
 /// Waits until subscription `name` has delivered extract `n`; the seconds waited.
-pub(super) async fn delivered(client: &RestateClient, name: &str, n: u32) -> anyhow::Result<f64> {
+async fn delivered(client: &RestateClient, name: &str, n: u32) -> anyhow::Result<f64> {
     let started = Instant::now();
     loop {
         let view = client.ingress.feed(Some(name), "get", None).await?;

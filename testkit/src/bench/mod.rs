@@ -235,30 +235,19 @@ async fn workflow_round(
     // Daily updates come hours apart: let the service close the database (its closing
     // checkpoint runs after the workflow has completed) before the next import starts.
     wait_released(&db_file).await?;
-    let sink = feed::Sink::start().await?;
-    let subscriber = format!("bench-all-{round}");
-    feed::subscribe(&client, &subscriber, &sink.url, 141).await?;
-    let mut pages = 0;
+    let mut subscriber =
+        feed::Subscriber::start(&client, &format!("bench-all-{round}"), 141).await?;
     let first = import(&client, &format!("bench-update-141-{round}"), update_zip).await?;
-    let s = feed::delivered(&client, &subscriber, 141).await?;
-    let sent = sink.requests.load(Ordering::Relaxed);
-    let first_delivery = (s, sent - pages);
-    pages = sent;
+    let first_delivery = subscriber.delivered(&client, 141).await?;
     wait_released(&db_file).await?;
     let second = import(&client, &format!("bench-update-142-{round}"), next_zip).await?;
-    let s = feed::delivered(&client, &subscriber, 142).await?;
-    let sent = sink.requests.load(Ordering::Relaxed);
-    let second_delivery = (s, sent - pages);
-    pages = sent;
+    let second_delivery = subscriber.delivered(&client, 142).await?;
     wait_released(&db_file).await?;
     reset_peak(service.id(), &peak);
     let full_over = import(&client, &format!("bench-full-143-{round}"), full_over_zip).await?;
     let full_over_rss = peak.load(Ordering::Relaxed);
     reset_peak(service.id(), &peak);
-    let s = feed::delivered(&client, &subscriber, 143).await?;
-    let sent = sink.requests.load(Ordering::Relaxed);
-    let full_over_delivery = (s, sent - pages);
-    drop(sink);
+    let full_over_delivery = subscriber.delivered(&client, 143).await?;
     let full_over_delivery_rss = peak.load(Ordering::Relaxed);
     wait_released(&db_file).await?;
     reset_peak(service.id(), &peak);
