@@ -1,7 +1,7 @@
 //! The feed's Restate handlers: `KboSubscription` (a virtual object per subscription, keyed
 //! by its name) to make, edit, pause, resume, remove and show a subscription and to deliver
-//! what it is owed; `KboFeed` (a service) to list them and to wake every active one (after a rollback), as
-//! each import does when it completes.
+//! what it is owed (each completed import sends it a `deliver`); `KboFeed` (a service) to list
+//! them and to wake every active one (after a rollback).
 //!
 //! The handlers that edit a subscription are shared: they never wait behind a delivery that
 //! waits out a receiver's backoff. `deliver` is exclusive: one delivery per subscription at a
