@@ -120,6 +120,8 @@ pub enum Delivery {
         work: Work,
         /// The receiver's answer.
         outcome: post::Outcome,
+        /// The subscription's generation it was sent under (see [`Feed::stop`]).
+        generation: i64,
     },
 }
 
@@ -178,9 +180,13 @@ impl Feed {
     /// the same id (a replayed step: answered as it is).
     pub async fn subscribe(&self, request: Subscribe) -> ImportResult<SubscriptionView> {
         self.with_db(move |conn| {
-            if let Ok(known) = store::view(conn, &request.new.name)
+            if let Ok(mut known) = store::view(conn, &request.new.name)
                 && known.id == request.new.id
             {
+                // A replayed step: the secret it made is the one it stored.
+                if request.secret_made {
+                    known.secret = store::receiver(conn, &request.new.name)?.map(|r| r.secret);
+                }
                 return Ok(known);
             }
             let mut view = store::create(conn, &request.new)?;
@@ -238,8 +244,11 @@ impl Feed {
                 let body = match &work {
                     Work::Idle => return Ok(Built::Done(Delivery::Idle)),
                     Work::Stopped(s) => return Ok(Built::Done(Delivery::Stopped(*s))),
-                    Work::Page(r) => match store::page(conn, &owned, r)? {
-                        Some(page) => serde_json::to_vec(&page),
+                    Work::Page(r) => match store::page_body(conn, &owned, r)? {
+                        Some(body) => {
+                            store::attempting(conn, r)?;
+                            Ok(body)
+                        }
                         None => return Ok(Built::Done(Delivery::Stale)),
                     },
                     Work::Retract(r) => serde_json::to_vec(&retraction(&owned, r)),
@@ -274,7 +283,11 @@ impl Feed {
             })
             .await?;
         }
-        Ok(Delivery::Tried { work, outcome })
+        Ok(Delivery::Tried {
+            work,
+            outcome,
+            generation: receiver.generation,
+        })
     }
 
     /// POSTs `body`, the body of `work`, to `receiver`, signed with its secret.
@@ -300,15 +313,17 @@ impl Feed {
         Ok(post::post(&self.client, &url, &secret, &id, now, body).await)
     }
 
-    /// Pauses (or ends) subscription `name` with `reason`.
+    /// Pauses (or ends) subscription `name` with `reason` for a delivery that sent under
+    /// `generation`: not when an operator changed or removed it since. Whether it stopped.
     pub async fn stop(
         &self,
         name: &str,
+        generation: i64,
         status: SubscriptionStatus,
         reason: &str,
-    ) -> ImportResult<SubscriptionView> {
+    ) -> ImportResult<bool> {
         let (name, reason) = (name.to_string(), reason.to_string());
-        self.with_db(move |conn| store::set_status(conn, &name, status, Some(&reason)))
+        self.with_db(move |conn| store::stop(conn, &name, generation, status, &reason))
             .await
     }
 }
@@ -320,7 +335,7 @@ fn retraction(name: &str, r: &PageRef) -> Retraction {
         version: FEED_VERSION,
         subscription: name.to_string(),
         extract: r.extract.clone(),
-        pages_delivered: r.page,
+        pages_sent: r.page,
         reason: format!(
             "extract {} was rolled back after its pages were delivered: the register no \
              longer holds its changes; it will be sent again if it is imported again",

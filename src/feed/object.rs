@@ -133,11 +133,14 @@ impl KboSubscription {
         _body: Option<Json<NoBody>>,
     ) -> HandlerResult<Json<SubscriptionView>> {
         let name = ctx.key().to_string();
-        let view = step!(self, ctx, "pause", |feed| feed.stop(
-            &name,
-            SubscriptionStatus::Paused,
-            "paused by an operator"
-        ))
+        let view = step!(self, ctx, "pause", |feed| feed.with_db(move |conn| {
+            store::set_status(
+                conn,
+                &name,
+                SubscriptionStatus::Paused,
+                Some("paused by an operator"),
+            )
+        }))
         .map_err(answer_of)?;
         Ok(Json(view))
     }
@@ -192,17 +195,42 @@ impl KboSubscription {
     #[handler(name = "deliver")]
     async fn deliver(&self, ctx: ObjectContext<'_>) -> HandlerResult<()> {
         let name = ctx.key().to_string();
-        let settings = *self.feed.settings();
-        // Tries of the same page in a row (a page delivered, another starts at 1).
-        let (mut tried, mut attempt) = (None::<Work>, 0u32);
-        for step in 1..=PAGES_PER_INVOCATION * settings.attempts {
+        // The settings this invocation works with, journaled: a replay after a redeploy with
+        // other settings takes the same turns.
+        let configured = *self.feed.settings();
+        let settings: (u32, u64) = ctx
+            .run(|| async move {
+                Ok(Json((
+                    configured.attempts,
+                    configured.max_backoff.as_secs(),
+                )))
+            })
+            .name("settings")
+            .await?
+            .into_inner();
+        let settings = super::FeedSettings {
+            attempts: settings.0,
+            max_backoff: Duration::from_secs(settings.1),
+            ..configured
+        };
+        // Tries of the same page in a row, and the pages this invocation delivered.
+        let (mut tried, mut attempt, mut delivered) = (None::<Work>, 0u32, 0u32);
+        let mut step = 0u32;
+        // Bounded even if a page kept vanishing: each journal stays short.
+        let most = PAGES_PER_INVOCATION * (settings.attempts + 1);
+        while delivered < PAGES_PER_INVOCATION && step < most {
+            step += 1;
             let owned = name.clone();
             let done = step!(self, ctx, format!("deliver-{step}"), |feed| feed
                 .deliver_next(&owned))?;
-            let (work, outcome) = match done {
+            let (work, outcome, generation) = match done {
                 Delivery::Idle | Delivery::Stopped(_) => return Ok(()),
                 Delivery::Stale => continue,
-                Delivery::Tried { work, outcome } => (work, outcome),
+                Delivery::Tried {
+                    work,
+                    outcome,
+                    generation,
+                } => (work, outcome, generation),
             };
             attempt = if tried.as_ref() == Some(&work) {
                 attempt + 1
@@ -212,7 +240,7 @@ impl KboSubscription {
             tried = Some(work);
             let (status, reason) = match outcome {
                 Outcome::Delivered => {
-                    attempt = 0;
+                    delivered += 1;
                     continue;
                 }
                 Outcome::Retry { reason, after } if attempt < settings.attempts => {
@@ -221,23 +249,20 @@ impl KboSubscription {
                     ctx.sleep(wait.max(Duration::from_millis(10))).await?;
                     continue;
                 }
-                Outcome::Retry { reason, .. } => (
-                    SubscriptionStatus::Paused,
-                    format!(
-                        "{reason}, {attempt} times: paused; `kbo-import subscription {name} --resume` goes on from this page"
-                    ),
-                ),
-                Outcome::Refused(reason) => (SubscriptionStatus::Paused, reason),
-                Outcome::Gone(reason) => (
-                    SubscriptionStatus::Ended,
-                    format!(
-                        "{reason}: the receiver asked for no more pages; `kbo-import subscription {name} --resume` starts again"
-                    ),
-                ),
+                stopping => stop_reason(stopping, attempt, &name),
             };
-            tracing::warn!(subscription = name, %status, %reason, "subscription stopped");
-            let owned = name.clone();
-            step!(self, ctx, "stop", |feed| feed.stop(&owned, status, &reason))?;
+            let (owned, why) = (name.clone(), reason.clone());
+            let stopped = step!(self, ctx, "stop", |feed| feed
+                .stop(&owned, generation, status, &why))?;
+            match stopped {
+                true => {
+                    tracing::warn!(subscription = name, %status, %reason, "subscription stopped")
+                }
+                // An operator changed it meanwhile (a resume, a new URL): theirs goes on.
+                false => {
+                    tracing::info!(subscription = name, %reason, "not stopped: changed by an operator meanwhile")
+                }
+            }
             return Ok(());
         }
         // A long backlog goes on in a new invocation (each journal stays short).
@@ -326,6 +351,25 @@ impl KboSubscription {
                 .transpose()
                 .map_err(bad)?,
         })
+    }
+}
+
+/// The status and reason a delivery stops a subscription with, after `outcome` on try
+/// `attempt` of a page: paused when the receiver refused it or the tries ran out, ended on
+/// 410.
+fn stop_reason(outcome: Outcome, attempt: u32, name: &str) -> (SubscriptionStatus, String) {
+    let resume = format!("`kbo-import subscription {name} --resume`");
+    match outcome {
+        Outcome::Retry { reason, .. } => (
+            SubscriptionStatus::Paused,
+            format!("{reason}, {attempt} times: paused; {resume} goes on from this page"),
+        ),
+        Outcome::Refused(reason) => (SubscriptionStatus::Paused, reason),
+        Outcome::Gone(reason) => (
+            SubscriptionStatus::Ended,
+            format!("{reason}: the receiver asked for no more pages; {resume} starts again"),
+        ),
+        Outcome::Delivered => unreachable!("a delivered page stops nothing"),
     }
 }
 

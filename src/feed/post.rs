@@ -54,8 +54,16 @@ pub async fn post(
         Ok(answer) => {
             let status = answer.status();
             let after = retry_after(answer.headers().get("retry-after"));
-            // Read (a little of) the answer, so the connection can be used again.
-            let _ = answer.bytes().await;
+            // Read a little of the answer (a receiver's body is never kept), so that a short
+            // one leaves the connection usable again; a longer one is dropped with it.
+            let mut answer = answer;
+            let mut read = 0usize;
+            while read < 64 << 10 {
+                match answer.chunk().await {
+                    Ok(Some(piece)) => read += piece.len(),
+                    _ => break,
+                }
+            }
             of_status(status.as_u16(), after, &where_to)
         }
         Err(e) => match refusal(&e) {

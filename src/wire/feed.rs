@@ -248,8 +248,8 @@ pub struct Retraction {
     pub subscription: String,
     /// The extract whose pages no longer hold.
     pub extract: FeedExtract,
-    /// How many of its pages had been delivered.
-    pub pages_delivered: u32,
+    /// How many of its pages were sent (some perhaps without an answer).
+    pub pages_sent: u32,
     /// Why.
     pub reason: String,
 }

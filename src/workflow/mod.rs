@@ -377,12 +377,7 @@ impl KboImport {
         story.progress.records_inserted = Some(finalized.counts.inserted);
         story.progress.records_deleted = Some(finalized.counts.deleted);
         story.enter(Status::Completed);
-        // Each subscriber is told, one-way: a slow receiver never holds the import up.
-        for name in &finalized.subscribers {
-            ctx.object_client::<crate::feed::object::KboSubscriptionClient>(name.clone())
-                .deliver()
-                .send();
-        }
+        tell_subscribers(ctx, &finalized.subscribers);
         Ok(RunResult {
             job_id: job_id.to_string(),
             extract_number: job.meta.extract_number,
@@ -392,6 +387,16 @@ impl KboImport {
             records_deleted: finalized.counts.deleted,
             changes: finalized.changes,
         })
+    }
+}
+
+/// Tells each of the feed's active subscriptions that an extract completed, one-way: a slow
+/// receiver never holds the import up.
+fn tell_subscribers(ctx: &WorkflowContext<'_>, subscribers: &[String]) {
+    for name in subscribers {
+        ctx.object_client::<crate::feed::object::KboSubscriptionClient>(name.clone())
+            .deliver()
+            .send();
     }
 }
 

@@ -11,9 +11,9 @@
 mod page;
 mod plan;
 
-pub use page::page;
+pub use page::{page, page_body};
 use plan::current_delivery;
-pub use plan::{delivered, next_work, retracted};
+pub use plan::{attempting, delivered, next_work, retracted, stop};
 
 use super::{Connection, db_error, error::ledger_error, utc_now};
 use crate::error::{ErrorCode, ImportError, ImportResult};
@@ -37,7 +37,8 @@ CREATE TABLE IF NOT EXISTS feed_subscriptions (
     from_extract INTEGER NOT NULL,
     status VARCHAR NOT NULL CHECK (status IN ('active', 'paused', 'ended')),
     reason VARCHAR,
-    created_at TIMESTAMP NOT NULL);
+    created_at TIMESTAMP NOT NULL,
+    generation BIGINT NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS feed_watchlist (
     subscription VARCHAR NOT NULL,
     enterprise_number VARCHAR NOT NULL);
@@ -52,13 +53,21 @@ CREATE TABLE IF NOT EXISTS feed_deliveries (
     pages_delivered INTEGER NOT NULL,
     planned_at TIMESTAMP NOT NULL,
     completed_at TIMESTAMP,
-    retracted_at TIMESTAMP);
+    retracted_at TIMESTAMP,
+    tables VARCHAR,
+    pages_attempted INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS feed_outbox (
     subscription_id VARCHAR NOT NULL,
     extract_number INTEGER NOT NULL,
     job_id VARCHAR NOT NULL,
     page INTEGER NOT NULL,
     entity_number VARCHAR NOT NULL);
+CREATE TABLE IF NOT EXISTS feed_pages (
+    subscription_id VARCHAR NOT NULL,
+    extract_number INTEGER NOT NULL,
+    job_id VARCHAR NOT NULL,
+    page INTEGER NOT NULL,
+    body VARCHAR NOT NULL);
 ";
 
 /// A subscription to make.
@@ -95,6 +104,9 @@ pub struct Receiver {
     pub secret: String,
     /// Whether it is active.
     pub status: SubscriptionStatus,
+    /// Bumped by every operator's change of it: a delivery stops it only under the
+    /// generation it planned with.
+    pub generation: i64,
 }
 
 /// What a subscription's delivery does next.
@@ -175,7 +187,9 @@ pub fn create(conn: &mut Connection, s: &NewSubscription) -> ImportResult<Subscr
         None => super::ledger::last_applied(&tx)?.map_or(0, |n| n + 1),
     };
     tx.execute(
-        "INSERT INTO feed_subscriptions VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'active', NULL, ?::TIMESTAMP)",
+        "INSERT INTO feed_subscriptions (name, id, url, secret, follows_all, change_types, tables,
+             from_extract, status, reason, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'active', NULL, ?::TIMESTAMP)",
         params![
             s.name,
             s.id,
@@ -276,7 +290,8 @@ pub fn edit(conn: &Connection, name: &str, edit: &Edit) -> ImportResult<Subscrip
         .as_ref()
         .map(|t| listed(t.iter().map(|t| t.table_name())));
     conn.execute(
-        "UPDATE feed_subscriptions SET url = coalesce($2, url), secret = coalesce($3, secret),
+        "UPDATE feed_subscriptions SET generation = generation + 1,
+             url = coalesce($2, url), secret = coalesce($3, secret),
              change_types = CASE WHEN $4 THEN $5 ELSE change_types END,
              tables = CASE WHEN $6 THEN $7 ELSE tables END
          WHERE name = $1",
@@ -294,7 +309,8 @@ pub fn edit(conn: &Connection, name: &str, edit: &Edit) -> ImportResult<Subscrip
     read_view(conn, name)?.ok_or_else(|| no_subscription(name))
 }
 
-/// Sets a subscription's status, with the reason (`None` clears it).
+/// Sets a subscription's status as an operator asks, with the reason (`None` clears it). A
+/// delivery that started before this does not stop it again ([`stop`]).
 pub fn set_status(
     conn: &Connection,
     name: &str,
@@ -302,7 +318,8 @@ pub fn set_status(
     reason: Option<&str>,
 ) -> ImportResult<SubscriptionView> {
     conn.execute(
-        "UPDATE feed_subscriptions SET status = ?, reason = ? WHERE name = ?",
+        "UPDATE feed_subscriptions SET status = ?, reason = ?, generation = generation + 1
+         WHERE name = ?",
         params![status.as_str(), reason, name],
     )
     .map_err(ledger_error("changing the subscription's status"))?;
@@ -356,8 +373,11 @@ pub fn list(conn: &Connection) -> ImportResult<Vec<SubscriptionView>> {
         .collect()
 }
 
-/// The names of the active subscriptions.
+/// The names of the active subscriptions (the feed's tables made first if missing: a
+/// register whose schema an earlier version made, an import under way across an upgrade).
 pub fn active(conn: &Connection) -> ImportResult<Vec<String>> {
+    conn.execute_batch(FEED_TABLES_SQL)
+        .map_err(ledger_error("creating the feed's tables"))?;
     let err = db_error("reading feed_subscriptions");
     let mut statement = conn
         .prepare("SELECT name FROM feed_subscriptions WHERE status = 'active' ORDER BY name")
@@ -438,7 +458,7 @@ fn read_view(conn: &Connection, name: &str) -> ImportResult<Option<SubscriptionV
 /// Where the subscription is to send pages and how to sign them.
 pub fn receiver(conn: &Connection, name: &str) -> ImportResult<Option<Receiver>> {
     conn.query_row(
-        "SELECT id, url, secret, status FROM feed_subscriptions WHERE name = ?",
+        "SELECT id, url, secret, status, generation FROM feed_subscriptions WHERE name = ?",
         params![name],
         |r| {
             Ok((
@@ -446,12 +466,13 @@ pub fn receiver(conn: &Connection, name: &str) -> ImportResult<Option<Receiver>>
                 r.get::<_, String>(1)?,
                 r.get::<_, String>(2)?,
                 r.get::<_, String>(3)?,
+                r.get::<_, i64>(4)?,
             ))
         },
     )
     .optional()
     .map_err(db_error("reading feed_subscriptions"))?
-    .map(|(id, url, secret, status)| {
+    .map(|(id, url, secret, status, generation)| {
         Ok(Receiver {
             id,
             url,
@@ -459,6 +480,7 @@ pub fn receiver(conn: &Connection, name: &str) -> ImportResult<Option<Receiver>>
             status: status
                 .parse()
                 .map_err(|e: String| ImportError::new(ErrorCode::Internal, e))?,
+            generation,
         })
     })
     .transpose()

@@ -1,5 +1,8 @@
-//! A page as the subscriber receives it: its planned entities, their changes, and their
-//! state right after the extract, read through the `<table>_as_of(n)` macros.
+//! A page as the subscriber receives it: its planned entities, their changes (in the tables
+//! the subscription named when the extract was planned), and their state right after the
+//! extract, read through the `<table>_as_of(n)` macros (names from the denominations as of
+//! it). Its bytes are kept from the first time it is built until it is delivered
+//! ([`page_body`]), so every try of a page sends the same body.
 
 use super::PageRef;
 use crate::db::{Connection, db_error};
@@ -8,7 +11,37 @@ use crate::wire::{
     Address, AffectedTable, ChangeType, EntityState, EntityType, FEED_VERSION, FeedEntity,
     FeedPage, NaceCode,
 };
-use duckdb::params;
+use duckdb::{OptionalExt, params};
+
+/// Page `r.page`'s body: as kept from its first build, or built now ([`page`]) and kept;
+/// `None` when the plan is gone.
+pub fn page_body(conn: &Connection, name: &str, r: &PageRef) -> ImportResult<Option<Vec<u8>>> {
+    let err = db_error("reading a page of the feed");
+    let key = params![r.subscription_id, r.extract.number, r.job_id, r.page];
+    let kept: Option<String> = conn
+        .query_row(
+            "SELECT body FROM feed_pages
+             WHERE subscription_id = ? AND extract_number = ? AND job_id = ? AND page = ?",
+            key,
+            |row| row.get(0),
+        )
+        .optional()
+        .map_err(&err)?;
+    if let Some(body) = kept {
+        return Ok(Some(body.into_bytes()));
+    }
+    let Some(built) = page(conn, name, r)? else {
+        return Ok(None);
+    };
+    let body = serde_json::to_string(&built)
+        .map_err(|e| ImportError::new(ErrorCode::Internal, e.to_string()))?;
+    conn.execute(
+        "INSERT INTO feed_pages VALUES (?, ?, ?, ?, ?)",
+        params![r.subscription_id, r.extract.number, r.job_id, r.page, body],
+    )
+    .map_err(crate::db::error::ledger_error("keeping a page of the feed"))?;
+    Ok(Some(body.into_bytes()))
+}
 
 /// Page `r.page` as the subscriber receives it (its entities as planned, their changes, and
 /// their state right after the extract); `None` when the plan is gone (the extract was rolled
@@ -32,7 +65,7 @@ pub fn page(conn: &Connection, name: &str, r: &PageRef) -> ImportResult<Option<F
         if let Some((owner, state)) = states.get(&e.entity_number) {
             e.enterprise_number = owner.clone();
             if e.change_type != ChangeType::Delete {
-                e.current = Some(state.clone());
+                e.current = state.clone();
             }
         }
         if e.entity_type == EntityType::Enterprise {
@@ -58,10 +91,11 @@ fn changes_of_page(conn: &Connection, r: &PageRef) -> ImportResult<Vec<FeedEntit
             "SELECT c.entity_number, c.entity_type, c.change_type, c.table_name, c.rows_added, c.rows_removed
              FROM import_changes c
              JOIN feed_outbox o ON o.entity_number = c.entity_number
-             JOIN feed_subscriptions s ON s.id = o.subscription_id
+             JOIN feed_deliveries d ON d.subscription_id = o.subscription_id
+                  AND d.extract_number = o.extract_number AND d.job_id = o.job_id
              WHERE o.subscription_id = $1 AND o.extract_number = $2 AND o.job_id = $3 AND o.page = $4
                AND c.extract_number = $2
-               AND (s.tables IS NULL OR list_contains(string_split(s.tables, ','), c.table_name))
+               AND (d.tables IS NULL OR list_contains(string_split(d.tables, ','), c.table_name))
              ORDER BY c.entity_number, c.table_name",
         )
         .map_err(&err)?;
@@ -104,24 +138,46 @@ fn internal(e: String) -> ImportError {
     ImportError::new(ErrorCode::Internal, e)
 }
 
-/// The state of the page's entities right after the extract (`$1`-`$4` the page, `$5` and
-/// `$6` the least and greatest of its numbers): each one's owner, name, status, forms, start,
-/// its first address by type (registered office first) and its main NACE codes.
+/// The page's entities right after the extract (`$1`-`$4` the page, `$5` and `$6` the least
+/// and greatest of its numbers): each one's owner (an establishment's or a branch's
+/// enterprise as the register last had it, deleted or not), whether it exists after the
+/// extract, and then its name (from the denominations as of the extract, by SCHEMA.md's rule:
+/// the first language present of Dutch, French, unknown, German, English; an enterprise
+/// without a legal name is named by its number), status, forms, start, first address by type
+/// (registered office first) and main NACE codes.
 const STATES_SQL: &str = "WITH page AS (
              SELECT entity_number FROM feed_outbox
              WHERE subscription_id = $1 AND extract_number = $2 AND job_id = $3 AND page = $4),
+         owners AS (
+             SELECT establishment_number AS n, arg_max(enterprise_number, _extract_number) AS owner
+             FROM establishments WHERE _extract_number <= $2 AND establishment_number BETWEEN $5 AND $6
+               AND establishment_number IN (SELECT entity_number FROM page) GROUP BY 1
+             UNION ALL
+             SELECT id, arg_max(enterprise_number, _extract_number) FROM branches
+             WHERE _extract_number <= $2 AND id BETWEEN $5 AND $6
+               AND id IN (SELECT entity_number FROM page) GROUP BY 1),
          own AS (
-             SELECT enterprise_number AS n, enterprise_number AS owner, primary_name AS name, status,
-                    juridical_situation, juridical_form, start_date
+             SELECT enterprise_number AS n, '001' AS naming, status, juridical_situation,
+                    juridical_form, start_date
              FROM enterprises_as_of($2) WHERE enterprise_number BETWEEN $5 AND $6
                AND enterprise_number IN (SELECT entity_number FROM page)
              UNION ALL
-             SELECT establishment_number, enterprise_number, commercial_name, NULL, NULL, NULL, start_date
+             SELECT establishment_number, '003', NULL, NULL, NULL, start_date
              FROM establishments_as_of($2) WHERE establishment_number BETWEEN $5 AND $6
                AND establishment_number IN (SELECT entity_number FROM page)
              UNION ALL
-             SELECT id, enterprise_number, NULL, NULL, NULL, NULL, start_date
+             SELECT id, NULL, NULL, NULL, NULL, start_date
              FROM branches_as_of($2) WHERE id BETWEEN $5 AND $6 AND id IN (SELECT entity_number FROM page)),
+         names AS (
+             SELECT entity_number, denomination_type,
+                    coalesce(max(denomination) FILTER (WHERE language = '2'),
+                             max(denomination) FILTER (WHERE language = '1'),
+                             max(denomination) FILTER (WHERE language = '0'),
+                             max(denomination) FILTER (WHERE language = '3'),
+                             max(denomination) FILTER (WHERE language = '4')) AS name
+             FROM denominations_as_of($2) WHERE denomination_type IN ('001', '003')
+               AND entity_number BETWEEN $5 AND $6 AND entity_number IN (SELECT entity_number FROM page)
+             GROUP BY entity_number, denomination_type),
          address AS (
              SELECT entity_number, arg_min(
                  [type_of_address, coalesce(street_nl, street_fr), house_number, box, zipcode,
@@ -133,19 +189,29 @@ const STATES_SQL: &str = "WITH page AS (
              SELECT entity_number, list(DISTINCT [nace_version, nace_code]) AS codes
              FROM activities_as_of($2) WHERE classification = 'MAIN' AND entity_number BETWEEN $5 AND $6
                AND entity_number IN (SELECT entity_number FROM page) GROUP BY entity_number)
-         SELECT own.n, own.owner, own.name, own.status, own.juridical_situation, own.juridical_form,
+         SELECT p.entity_number, coalesce(o.owner, CASE WHEN own.naming = '001' THEN own.n END),
+                own.n IS NOT NULL,
+                CASE WHEN own.naming = '001' THEN coalesce(nm.name, own.n) ELSE nm.name END,
+                own.status, own.juridical_situation, own.juridical_form,
                 strftime(own.start_date, '%Y-%m-%d'), address.a, nace.codes
-         FROM own LEFT JOIN address ON address.entity_number = own.n
-                  LEFT JOIN nace ON nace.entity_number = own.n";
+         FROM page p LEFT JOIN own ON own.n = p.entity_number
+                     LEFT JOIN owners o ON o.n = p.entity_number
+                     LEFT JOIN names nm ON nm.entity_number = own.n AND nm.denomination_type = own.naming
+                     LEFT JOIN address ON address.entity_number = own.n
+                     LEFT JOIN nace ON nace.entity_number = own.n";
 
 /// The page's entities' owners and states right after the extract, by number. `lo` and `hi`
 /// bound the page's numbers, so that DuckDB skips the row groups outside them.
+/// An entity's enterprise (itself for an enterprise), and its state after the extract
+/// (`None`: it no longer exists).
+type Owned = (Option<String>, Option<EntityState>);
+
 fn states_of_page(
     conn: &Connection,
     r: &PageRef,
     lo: &str,
     hi: &str,
-) -> ImportResult<std::collections::HashMap<String, (Option<String>, EntityState)>> {
+) -> ImportResult<std::collections::HashMap<String, Owned>> {
     let err = db_error("reading the entities' state for the feed");
     let sql = STATES_SQL;
     let mut statement = conn.prepare(sql).map_err(&err)?;
@@ -162,7 +228,8 @@ fn states_of_page(
     let mut out = std::collections::HashMap::new();
     while let Some(row) = rows.next().map_err(&err)? {
         let text = |i: usize| -> ImportResult<Option<String>> { row.get(i).map_err(&err) };
-        let address = list_of_texts(row.get_ref(7).map_err(&err)?).map(|a| Address {
+        let present: bool = row.get(2).map_err(&err)?;
+        let address = list_of_texts(row.get_ref(8).map_err(&err)?).map(|a| Address {
             type_of_address: a[0].clone().unwrap_or_default(),
             street: a[1].clone(),
             house_number: a[2].clone(),
@@ -171,7 +238,7 @@ fn states_of_page(
             municipality: a[5].clone(),
             country: a[6].clone(),
         });
-        let mut main_nace_codes = lists_of_texts(row.get_ref(8).map_err(&err)?)
+        let mut main_nace_codes = lists_of_texts(row.get_ref(9).map_err(&err)?)
             .into_iter()
             .map(|c| NaceCode {
                 version: c[0].clone().unwrap_or_default(),
@@ -180,15 +247,18 @@ fn states_of_page(
             .collect::<Vec<_>>();
         main_nace_codes.sort_by(|a, b| (&a.version, &a.code).cmp(&(&b.version, &b.code)));
         let state = EntityState {
-            name: text(2)?,
-            status: text(3)?,
-            juridical_situation: text(4)?,
-            juridical_form: text(5)?,
-            start_date: text(6)?,
+            name: text(3)?,
+            status: text(4)?,
+            juridical_situation: text(5)?,
+            juridical_form: text(6)?,
+            start_date: text(7)?,
             address,
             main_nace_codes,
         };
-        out.insert(text(0)?.unwrap_or_default(), (text(1)?, state));
+        out.insert(
+            text(0)?.unwrap_or_default(),
+            (text(1)?, present.then_some(state)),
+        );
     }
     Ok(out)
 }

@@ -56,29 +56,34 @@ pub fn next_work(conn: &mut Connection, name: &str, page_size: u32) -> ImportRes
         return Ok(Work::Stopped(Some(receiver.status)));
     }
     let id = receiver.id;
-    // Deliveries whose change set is gone: retract what was received, forget the rest.
+    // Deliveries whose change set is gone: retract what was sent (acknowledged or not),
+    // forget the rest.
     let gone = "NOT EXISTS (SELECT 1 FROM import_change_sets c
                     WHERE c.extract_number = d.extract_number AND c.job_id = d.job_id)";
     tx.execute(
         &format!(
             "UPDATE feed_deliveries d SET retracted_at = ?::TIMESTAMP
-             WHERE subscription_id = ? AND retracted_at IS NULL AND pages_delivered = 0 AND {gone}"
+             WHERE subscription_id = ? AND retracted_at IS NULL AND pages_attempted = 0 AND {gone}"
         ),
         params![utc_now(), id],
     )
     .map_err(&err)?;
-    tx.execute(
-        "DELETE FROM feed_outbox o WHERE subscription_id = $1 AND NOT EXISTS (
-                 SELECT 1 FROM import_change_sets c
-                 WHERE c.extract_number = o.extract_number AND c.job_id = o.job_id)",
-        params![id],
-    )
-    .map_err(&err)?;
+    for table in ["feed_outbox", "feed_pages"] {
+        tx.execute(
+            &format!(
+                "DELETE FROM {table} o WHERE subscription_id = $1 AND NOT EXISTS (
+                     SELECT 1 FROM import_change_sets c
+                     WHERE c.extract_number = o.extract_number AND c.job_id = o.job_id)"
+            ),
+            params![id],
+        )
+        .map_err(&err)?;
+    }
     let retract = tx
         .query_row(
             &format!(
                 "SELECT d.extract_number, d.extract_type, strftime(d.snapshot_date, '%Y-%m-%d'),
-                        d.job_id, d.pages_delivered, d.pages
+                        d.job_id, d.pages_attempted, d.pages
                  FROM feed_deliveries d
                  WHERE subscription_id = ? AND retracted_at IS NULL AND {gone}
                  ORDER BY extract_number DESC LIMIT 1"
@@ -135,8 +140,9 @@ fn plan_next(conn: &Connection, name: &str, id: &str, page_size: u32) -> ImportR
             .map_err(&err)?;
         let now = utc_now();
         conn.execute(
-            "INSERT INTO feed_deliveries VALUES (?, ?, ?, ?, ?::DATE, ?, ?, 0, ?::TIMESTAMP,
-                 CASE WHEN ? = 0 THEN ?::TIMESTAMP END, NULL)",
+            "INSERT INTO feed_deliveries
+             SELECT ?, ?, ?, ?, ?::DATE, ?, ?, 0, ?::TIMESTAMP, CASE WHEN ? = 0 THEN ?::TIMESTAMP END,
+                    NULL, (SELECT tables FROM feed_subscriptions WHERE id = ?), 0",
             params![
                 id,
                 next.extract.number,
@@ -147,7 +153,8 @@ fn plan_next(conn: &Connection, name: &str, id: &str, page_size: u32) -> ImportR
                 pages,
                 now,
                 pages,
-                now
+                now,
+                id
             ],
         )
         .map_err(&err)?;
@@ -206,12 +213,28 @@ pub fn delivered(conn: &Connection, r: &PageRef) -> ImportResult<()> {
         ],
     )
     .map_err(&err)?;
+    for table in ["feed_outbox", "feed_pages"] {
+        conn.execute(
+            &format!(
+                "DELETE FROM {table} WHERE subscription_id = $1 AND extract_number = $2
+                   AND job_id = $3 AND page <= $4"
+            ),
+            params![r.subscription_id, r.extract.number, r.job_id, r.page],
+        )
+        .map_err(&err)?;
+    }
+    Ok(())
+}
+
+/// Records that page `r.page` is about to be sent: from then on, a rollback of its extract
+/// owes the receiver a retraction (it may hold the page even if its answer is lost).
+pub fn attempting(conn: &Connection, r: &PageRef) -> ImportResult<()> {
     conn.execute(
-        "DELETE FROM feed_outbox WHERE subscription_id = $1 AND extract_number = $2 AND job_id = $3
-           AND page <= $4",
+        "UPDATE feed_deliveries SET pages_attempted = greatest(pages_attempted, $4)
+         WHERE subscription_id = $1 AND extract_number = $2 AND job_id = $3",
         params![r.subscription_id, r.extract.number, r.job_id, r.page],
     )
-    .map_err(&err)?;
+    .map_err(ledger_error("recording the page sent"))?;
     Ok(())
 }
 
@@ -224,6 +247,26 @@ pub fn retracted(conn: &Connection, r: &PageRef) -> ImportResult<()> {
     )
     .map_err(ledger_error("recording the retraction"))?;
     Ok(())
+}
+
+/// Pauses or ends an active subscription for a delivery that planned its work under
+/// `generation`, with the reason; does nothing when an operator has changed it since (a
+/// resume, a new URL: their own delivery goes on) or removed it. Whether it stopped.
+pub fn stop(
+    conn: &Connection,
+    name: &str,
+    generation: i64,
+    status: SubscriptionStatus,
+    reason: &str,
+) -> ImportResult<bool> {
+    let changed = conn
+        .execute(
+            "UPDATE feed_subscriptions SET status = ?, reason = ?
+             WHERE name = ? AND status = 'active' AND generation = ?",
+            params![status.as_str(), reason, name, generation],
+        )
+        .map_err(ledger_error("stopping the subscription"))?;
+    Ok(changed > 0)
 }
 
 #[cfg(test)]
@@ -250,6 +293,8 @@ mod tests {
              INSERT INTO enterprises (enterprise_number, status, primary_name, _snapshot_date, _extract_number, _is_current, _deleted_at_extract) VALUES
                 ('0200.000.043', 'AC', 'Alpha', '2025-10-01', 1, true, NULL),
                 ('0200.000.142', 'AC', 'Beta', '2025-10-01', 1, false, 2);
+             INSERT INTO denominations (id, entity_number, entity_type, denomination_type, language, denomination, _snapshot_date, _extract_number, _is_current) VALUES
+                ('0200.000.043_001_2_x', '0200.000.043', 'enterprise', '001', '2', 'Alpha', '2025-10-01', 1, true);
              INSERT INTO establishments (establishment_number, enterprise_number, _snapshot_date, _extract_number, _is_current) VALUES
                 ('2.000.000.097', '0200.000.043', '2025-10-02', 2, true);
              INSERT INTO addresses (id, entity_number, entity_type, type_of_address, zipcode, municipality_nl, _snapshot_date, _extract_number, _is_current, _deleted_at_extract) VALUES
@@ -361,6 +406,7 @@ mod tests {
         assert_eq!(next_work(&mut conn, "none", 10).unwrap(), Work::Idle);
         subscribe(&mut conn, "all", &[], 2, &[]);
         let r = page_of(&next_work(&mut conn, "all", 10).unwrap()).clone();
+        attempting(&conn, &r).unwrap();
         delivered(&conn, &r).unwrap();
         assert_eq!(next_work(&mut conn, "all", 10).unwrap(), Work::Idle);
         // Extract 2 removed: the subscription that received it is owed a retraction; the one
@@ -384,5 +430,68 @@ mod tests {
             next_work(&mut conn, "nobody", 10).unwrap(),
             Work::Stopped(None)
         );
+    }
+
+    #[test]
+    fn a_page_keeps_its_bytes_and_filter_and_a_page_sent_unanswered_is_retracted() {
+        let mut conn = register();
+        // The establishment was deleted by extract 2 (its row retired at 2).
+        conn.execute_batch(
+            "UPDATE establishments SET _is_current = false, _extract_number = 1, _deleted_at_extract = 2;
+             UPDATE import_changes SET change_type = 'delete' WHERE entity_number = '2.000.000.097';",
+        )
+        .unwrap();
+        subscribe(&mut conn, "all", &[], 2, &[]);
+        let r = page_of(&next_work(&mut conn, "all", 10).unwrap()).clone();
+        let body = crate::db::feed::page_body(&conn, "all", &r)
+            .unwrap()
+            .unwrap();
+        // An edit after the extract was planned changes neither the page's tables nor its
+        // bytes; a name changed in place later does not either.
+        let edit = crate::db::feed::Edit {
+            tables: Some(vec![crate::extract::Table::Enterprise]),
+            ..Default::default()
+        };
+        crate::db::feed::edit(&conn, "all", &edit).unwrap();
+        conn.execute_batch("UPDATE enterprises SET primary_name = 'Renamed'")
+            .unwrap();
+        assert_eq!(
+            crate::db::feed::page_body(&conn, "all", &r)
+                .unwrap()
+                .unwrap(),
+            body
+        );
+        let built = page(&conn, "all", &r).unwrap().unwrap();
+        assert_eq!(built.entities.len(), 3, "the tables as planned");
+        // The deleted establishment's enterprise is still named; it has no state.
+        let deleted = &built.entities[2];
+        assert_eq!(deleted.enterprise_number.as_deref(), Some("0200.000.043"));
+        assert_eq!(
+            (deleted.change_type, deleted.current.is_none()),
+            (ChangeType::Delete, true)
+        );
+        // Sent, never answered, then rolled back: a retraction is owed.
+        attempting(&conn, &r).unwrap();
+        crate::db::changes::remove(&conn, 2).unwrap();
+        let owed = next_work(&mut conn, "all", 10).unwrap();
+        assert!(matches!(&owed, Work::Retract(r) if r.page == 1), "{owed:?}");
+    }
+
+    #[test]
+    fn a_delivery_never_stops_a_subscription_an_operator_changed_meanwhile() {
+        let mut conn = register();
+        subscribe(&mut conn, "s", &[], 2, &[]);
+        let generation = receiver(&conn, "s").unwrap().unwrap().generation;
+        // The operator resumes (or edits) while the last try is in flight.
+        crate::db::feed::set_status(&conn, "s", SubscriptionStatus::Active, None).unwrap();
+        let stopped = stop(&conn, "s", generation, SubscriptionStatus::Paused, "x").unwrap();
+        assert!(!stopped);
+        assert_eq!(
+            receiver(&conn, "s").unwrap().unwrap().status,
+            SubscriptionStatus::Active
+        );
+        let now = receiver(&conn, "s").unwrap().unwrap().generation;
+        assert!(stop(&conn, "s", now, SubscriptionStatus::Paused, "x").unwrap());
+        assert!(!stop(&conn, "gone", 0, SubscriptionStatus::Paused, "x").unwrap());
     }
 }
