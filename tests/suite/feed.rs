@@ -240,6 +240,11 @@ async fn each_receiver_holds_exactly_its_changes_through_failures_a_killed_servi
     app.import_completed("kbo-0141-update", &chain.update).await;
     // The service killed and Restate restarted while the first receiver still fails.
     tokio::time::sleep(Duration::from_millis(1500)).await;
+    let midway = subscription(&app, "everything").await;
+    assert!(
+        midway["deliveredThrough"].is_null() && !midway["delivering"].is_null(),
+        "the kill lands during the delivery: {midway}"
+    );
     app.service.kill();
     app.restate.restart();
     app.service.restart();
