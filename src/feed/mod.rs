@@ -221,7 +221,8 @@ impl Feed {
         }
     }
 
-    /// Runs `work` on the database as a command does ([`Feed::on_db`] without keeping).
+    /// Runs `work` on the database as a command does: the schema ensured, a connection it had
+    /// to open closed after.
     pub async fn with_db<T, F>(&self, work: F) -> ImportResult<T>
     where
         T: Send + 'static,

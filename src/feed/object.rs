@@ -79,15 +79,8 @@ impl KboSubscription {
         ctx: SharedObjectContext<'_>,
         body: Json<NumbersBody>,
     ) -> HandlerResult<Json<SubscriptionView>> {
-        let name = ctx.key().to_string();
-        let numbers = crate::extract::number::parse_numbers(&body.into_inner().numbers)
-            .map_err(|e| ImportError::new(ErrorCode::BadRequest, e).into_answer())?;
-        let view = step!(self, ctx, "follow", |feed| feed.with_db(move |conn| {
-            store::follow(conn, &name, &numbers)?;
-            store::view(conn, &name)
-        }))
-        .map_err(answer_of)?;
-        Ok(Json(view))
+        self.watchlist(&ctx, body.into_inner(), Watchlist::Follow)
+            .await
     }
 
     /// Removes enterprise numbers from the watchlist. Body: [`NumbersBody`].
@@ -97,15 +90,8 @@ impl KboSubscription {
         ctx: SharedObjectContext<'_>,
         body: Json<NumbersBody>,
     ) -> HandlerResult<Json<SubscriptionView>> {
-        let name = ctx.key().to_string();
-        let numbers = crate::extract::number::parse_numbers(&body.into_inner().numbers)
-            .map_err(|e| ImportError::new(ErrorCode::BadRequest, e).into_answer())?;
-        let view = step!(self, ctx, "unfollow", |feed| feed.with_db(move |conn| {
-            store::unfollow(conn, &name, &numbers)?;
-            store::view(conn, &name)
-        }))
-        .map_err(answer_of)?;
-        Ok(Json(view))
+        self.watchlist(&ctx, body.into_inner(), Watchlist::Unfollow)
+            .await
     }
 
     /// Changes the URL, the secret or the filter. Body: [`EditBody`].
@@ -271,7 +257,42 @@ impl KboSubscription {
     }
 }
 
+/// An edit of a watchlist.
+#[derive(Clone, Copy)]
+enum Watchlist {
+    /// Add the numbers.
+    Follow,
+    /// Remove them.
+    Unfollow,
+}
+
 impl KboSubscription {
+    /// Adds `body`'s numbers to the watchlist or removes them, as `edit` says; answers the
+    /// subscription.
+    async fn watchlist(
+        &self,
+        ctx: &SharedObjectContext<'_>,
+        body: NumbersBody,
+        edit: Watchlist,
+    ) -> HandlerResult<Json<SubscriptionView>> {
+        let name = ctx.key().to_string();
+        let numbers = crate::extract::number::parse_numbers(&body.numbers)
+            .map_err(|e| ImportError::new(ErrorCode::BadRequest, e).into_answer())?;
+        let step = match edit {
+            Watchlist::Follow => "follow",
+            Watchlist::Unfollow => "unfollow",
+        };
+        let view = step!(self, ctx, step, |feed| feed.with_db(move |conn| {
+            match edit {
+                Watchlist::Follow => store::follow(conn, &name, &numbers)?,
+                Watchlist::Unfollow => store::unfollow(conn, &name, &numbers)?,
+            };
+            store::view(conn, &name)
+        }))
+        .map_err(answer_of)?;
+        Ok(Json(view))
+    }
+
     /// Reads and checks `subscribe`'s body for subscription `name`; the id is derived from
     /// `seed` (the invocation), so that a replayed step finds its own subscription.
     fn read_subscribe(

@@ -97,19 +97,7 @@ fn delivered_changes(pages: &[Received], n: u64) -> BTreeMap<String, (String, Ve
     for page in &pages {
         assert_eq!(page["version"], 1);
         for e in page["entities"].as_array().unwrap() {
-            let tables = e["tables"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|t| {
-                    format!(
-                        "{}:{}:{}",
-                        t["tableName"].as_str().unwrap(),
-                        t["rowsAdded"],
-                        t["rowsRemoved"]
-                    )
-                })
-                .collect();
+            let tables = tables_of(&e["tables"]);
             let change = e["changeType"].as_str().unwrap().to_string();
             assert_eq!(e["current"].is_null(), change == "delete", "{e}");
             let number = e["entityNumber"].as_str().unwrap().to_string();
@@ -120,6 +108,20 @@ fn delivered_changes(pages: &[Received], n: u64) -> BTreeMap<String, (String, Ve
         }
     }
     out
+}
+
+/// A list of affected tables (a page's `tables`, `getChanges`' `affectedTables`) as
+/// `table:added:removed`.
+fn tables_of(tables: &Value) -> Vec<String> {
+    tables
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            let name = t["tableName"].as_str().unwrap();
+            format!("{name}:{}:{}", t["rowsAdded"], t["rowsRemoved"])
+        })
+        .collect()
 }
 
 /// Extract `n`'s change set as `getChanges` answers it (every entity), as [`delivered_changes`].
@@ -134,19 +136,7 @@ async fn get_changes(app: &TestApp, workflow: &str) -> BTreeMap<String, (String,
             .await;
         assert_eq!(status, 200, "{answer}");
         for e in answer["enterprises"].as_array().unwrap() {
-            let tables = e["affectedTables"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|t| {
-                    format!(
-                        "{}:{}:{}",
-                        t["tableName"].as_str().unwrap(),
-                        t["rowsAdded"],
-                        t["rowsRemoved"]
-                    )
-                })
-                .collect();
+            let tables = tables_of(&e["affectedTables"]);
             let number = e["enterpriseNumber"].as_str().unwrap().to_string();
             out.insert(
                 number,

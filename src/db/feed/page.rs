@@ -265,8 +265,21 @@ fn states_of_page(
 
 /// A `VARCHAR[]` value's items (`None` for NULL).
 fn list_of_texts(value: duckdb::types::ValueRef<'_>) -> Option<Vec<Option<String>>> {
-    use duckdb::types::Value;
+    texts_of(value.to_owned())
+}
+
+/// A `VARCHAR[][]` value's lists.
+fn lists_of_texts(value: duckdb::types::ValueRef<'_>) -> Vec<Vec<Option<String>>> {
     match value.to_owned() {
+        duckdb::types::Value::List(items) => items.into_iter().filter_map(texts_of).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// A list value's texts (`None` for an item that is not one), or `None` when it is no list.
+fn texts_of(value: duckdb::types::Value) -> Option<Vec<Option<String>>> {
+    use duckdb::types::Value;
+    match value {
         Value::List(items) => Some(
             items
                 .into_iter()
@@ -277,28 +290,5 @@ fn list_of_texts(value: duckdb::types::ValueRef<'_>) -> Option<Vec<Option<String
                 .collect(),
         ),
         _ => None,
-    }
-}
-
-/// A `VARCHAR[][]` value's lists.
-fn lists_of_texts(value: duckdb::types::ValueRef<'_>) -> Vec<Vec<Option<String>>> {
-    use duckdb::types::Value;
-    match value.to_owned() {
-        Value::List(items) => items
-            .into_iter()
-            .filter_map(|v| match v {
-                Value::List(inner) => Some(
-                    inner
-                        .into_iter()
-                        .map(|v| match v {
-                            Value::Text(s) => Some(s),
-                            _ => None,
-                        })
-                        .collect(),
-                ),
-                _ => None,
-            })
-            .collect(),
-        _ => Vec::new(),
     }
 }
