@@ -150,7 +150,10 @@ mod tests {
                     {"name": "getProgress", "inactivity_timeout": "1m", "abort_timeout": "1m"}]},
                 {"name": "KboSync", "ty": "VirtualObject", "journal_retention": "7d",
                  "idempotency_retention": sync_idempotency, "inactivity_timeout": "10m",
-                 "abort_timeout": "10m", "handlers": [{"name": "syncNow"}]}
+                 "abort_timeout": "10m", "handlers": [{"name": "syncNow"}]},
+                {"name": "KboSubscription", "ty": "VirtualObject", "journal_retention": "7d",
+                 "handlers": [{"name": "subscribe"}, {"name": "deliver"}]},
+                {"name": "KboFeed", "ty": "Service", "handlers": [{"name": "list"}, {"name": "wake"}]}
             ]
         })
     }
