@@ -6,6 +6,7 @@
 use crate::fixtures::{chain, member_text};
 use crate::harness::{TestApp, output_text};
 use crate::receiver::{Received, Receiver, Reply};
+use crate::tables::open;
 use kbo_import::feed::sign::{Secret, verify};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -187,31 +188,9 @@ fn watchlist() -> Vec<String> {
     list
 }
 
-/// Opens the register read-only once the service has let it go (a delivery's last step
-/// closes its connection a moment after the last page is recorded).
-fn open_when_released(db: &std::path::Path) -> duckdb::Connection {
-    let config = || {
-        duckdb::Config::default()
-            .access_mode(duckdb::AccessMode::ReadOnly)
-            .unwrap()
-    };
-    let start = Instant::now();
-    loop {
-        match duckdb::Connection::open_with_flags(db, config()) {
-            Ok(conn) => return conn,
-            Err(e)
-                if start.elapsed() < Duration::from_secs(15) && e.to_string().contains("lock") =>
-            {
-                std::thread::sleep(Duration::from_millis(100))
-            }
-            Err(e) => panic!("cannot open {}: {e}", db.display()),
-        }
-    }
-}
-
 /// The entities of extract `n`'s change set that watchlist `list` follows, from the register.
 fn followed_changes(app: &TestApp, n: u32, list: &[String]) -> BTreeSet<String> {
-    let conn = open_when_released(&app.db);
+    let conn = open(&app.db);
     let mut statement = conn
         .prepare(
             "SELECT DISTINCT c.entity_number FROM import_changes c

@@ -14,11 +14,24 @@ pub const DATA_TABLES: [&str; 7] = [
     "activities",
 ];
 
-/// Opens a database file read-only (the service holds no lock while idle).
+/// Opens a database file read-only. The service holds no lock while idle, but a read it makes
+/// right after an import (a `getProgress` checking the ledger, a delivery's last step) may hold
+/// the file a moment: a lock is waited out for up to 15 s, and a longer one fails the test.
 pub fn open(db: &Path) -> Connection {
-    let config = Config::default().access_mode(AccessMode::ReadOnly).unwrap();
-    Connection::open_with_flags(db, config)
-        .unwrap_or_else(|e| panic!("cannot open {}: {e}", db.display()))
+    let start = std::time::Instant::now();
+    loop {
+        let config = Config::default().access_mode(AccessMode::ReadOnly).unwrap();
+        match Connection::open_with_flags(db, config) {
+            Ok(conn) => return conn,
+            Err(e)
+                if e.to_string().contains("lock")
+                    && start.elapsed() < std::time::Duration::from_secs(15) =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            Err(e) => panic!("cannot open {}: {e}", db.display()),
+        }
+    }
 }
 
 /// Rows of a query, each rendered as one string, in order.
