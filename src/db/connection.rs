@@ -156,22 +156,10 @@ impl Database {
     ///
     /// After an Update the log is usually left as it is: a checkpoint after retirements spread
     /// over the large tables rewrites most of their row groups (seconds), while the log of a
-    /// daily Update is a few hundred KB that every reader replays in milliseconds. It is
-    /// durable either way.
+    /// daily Update is a few hundred KB that the next connection replays (about 0.2 s on a
+    /// real-size register). It is durable either way.
     pub async fn finish(&self, checkpoint: Checkpoint) -> ImportResult<bool> {
-        let due = match &self.target {
-            DatabaseTarget::File(path) => {
-                let mut wal = path.clone().into_os_string();
-                wal.push(".wal");
-                let wal_bytes = tokio::fs::metadata(&wal)
-                    .await
-                    .map(|m| m.len())
-                    .unwrap_or(0);
-                checkpoint == Checkpoint::Always
-                    || wal_bytes > self.settings.checkpoint_wal_mb << 20
-            }
-            DatabaseTarget::MotherDuck(_) => false,
-        };
+        let due = self.checkpoint_due(checkpoint).await;
         let slot = self.take_slot().await;
         if !due {
             // Nothing to write: an unopened connection is not opened to be closed.
@@ -184,6 +172,36 @@ impl Database {
         })
         .await?;
         Ok(true)
+    }
+
+    /// As [`Database::finish`] when a checkpoint is due; otherwise leaves the connection open
+    /// for the work that follows at once (the feed's delivery after an Update), which closes
+    /// it when done, as the idle closer does after [`IDLE_CLOSE`]. Returns whether a
+    /// checkpoint ran.
+    pub async fn finish_keeping(&self, checkpoint: Checkpoint) -> ImportResult<bool> {
+        match self.checkpoint_due(checkpoint).await {
+            true => self.finish(checkpoint).await,
+            false => Ok(false),
+        }
+    }
+
+    /// Whether [`Database::finish`] would checkpoint: always for [`Checkpoint::Always`] on a
+    /// local file, else once its log has grown past `KBO_DUCKDB_CHECKPOINT_WAL_MB`; never on
+    /// MotherDuck.
+    async fn checkpoint_due(&self, checkpoint: Checkpoint) -> bool {
+        match &self.target {
+            DatabaseTarget::File(path) => {
+                let mut wal = path.clone().into_os_string();
+                wal.push(".wal");
+                let wal_bytes = tokio::fs::metadata(&wal)
+                    .await
+                    .map(|m| m.len())
+                    .unwrap_or(0);
+                checkpoint == Checkpoint::Always
+                    || wal_bytes > self.settings.checkpoint_wal_mb << 20
+            }
+            DatabaseTarget::MotherDuck(_) => false,
+        }
     }
 
     async fn run_then<T, F>(&self, after: After, work: F) -> ImportResult<T>

@@ -4,9 +4,11 @@
 //!
 //! An extract's delivery to a subscription is planned once ([`next_work`]): the entities of
 //! its change set that match the subscription's filter, in number order, are written to
-//! `feed_outbox` with their page, so that a page is the same whatever happens later (a
-//! watchlist edited, a retry hours on). Its body ([`page`]) is built from that plan, the
-//! change set and the register as of the extract: the same bytes every time.
+//! `feed_outbox` with their page and their state right after the extract (read from the
+//! register as of it once for the whole extract, not once a page), so that a page is the
+//! same whatever happens later (a watchlist edited, a retry hours on). Its body ([`page`]) is
+//! built from that plan and the change set: the same bytes every time. (A plan an earlier
+//! release wrote holds no state: its pages read it from the register, page by page.)
 
 mod page;
 mod plan;
@@ -62,6 +64,16 @@ CREATE TABLE IF NOT EXISTS feed_outbox (
     job_id VARCHAR NOT NULL,
     page INTEGER NOT NULL,
     entity_number VARCHAR NOT NULL);
+ALTER TABLE feed_outbox ADD COLUMN IF NOT EXISTS stated BOOLEAN DEFAULT false;
+ALTER TABLE feed_outbox ADD COLUMN IF NOT EXISTS owner VARCHAR;
+ALTER TABLE feed_outbox ADD COLUMN IF NOT EXISTS present BOOLEAN;
+ALTER TABLE feed_outbox ADD COLUMN IF NOT EXISTS name VARCHAR;
+ALTER TABLE feed_outbox ADD COLUMN IF NOT EXISTS status VARCHAR;
+ALTER TABLE feed_outbox ADD COLUMN IF NOT EXISTS juridical_situation VARCHAR;
+ALTER TABLE feed_outbox ADD COLUMN IF NOT EXISTS juridical_form VARCHAR;
+ALTER TABLE feed_outbox ADD COLUMN IF NOT EXISTS start_date VARCHAR;
+ALTER TABLE feed_outbox ADD COLUMN IF NOT EXISTS address VARCHAR[];
+ALTER TABLE feed_outbox ADD COLUMN IF NOT EXISTS nace VARCHAR[][];
 CREATE TABLE IF NOT EXISTS feed_pages (
     subscription_id VARCHAR NOT NULL,
     extract_number INTEGER NOT NULL,

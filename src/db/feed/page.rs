@@ -1,8 +1,9 @@
 //! A page as the subscriber receives it: its planned entities, their changes (in the tables
 //! the subscription named when the extract was planned), and their state right after the
-//! extract, read through the `<table>_as_of(n)` macros (names from the denominations as of
-//! it). Its bytes are kept from the first time it is built until it is delivered
-//! ([`page_body`]), so every try of a page sends the same body.
+//! extract, as the plan holds it ([`gather_states`], read through the `<table>_as_of(n)`
+//! macros once for the whole extract; names from the denominations as of it). Its bytes are
+//! kept from the first time it is built until it is delivered ([`page_body`]), so every try
+//! of a page sends the same body.
 
 use super::PageRef;
 use crate::db::{Connection, db_error};
@@ -48,19 +49,24 @@ pub fn page_body(conn: &Connection, name: &str, r: &PageRef) -> ImportResult<Opt
 /// back, or the page delivered and the subscription moved on).
 pub fn page(conn: &Connection, name: &str, r: &PageRef) -> ImportResult<Option<FeedPage>> {
     let err = db_error("reading a page of the feed");
-    let (lo, hi): (Option<String>, Option<String>) = conn
+    let key = params![r.subscription_id, r.extract.number, r.job_id, r.page];
+    let (entities, stated): (i64, Option<bool>) = conn
         .query_row(
-            "SELECT min(entity_number), max(entity_number) FROM feed_outbox
+            "SELECT count(*), bool_and(coalesce(stated, false)) FROM feed_outbox
              WHERE subscription_id = ? AND extract_number = ? AND job_id = ? AND page = ?",
-            params![r.subscription_id, r.extract.number, r.job_id, r.page],
+            key,
             |row| Ok((row.get(0)?, row.get(1)?)),
         )
         .map_err(&err)?;
-    let (Some(lo), Some(hi)) = (lo, hi) else {
+    if entities == 0 {
         return Ok(None);
+    }
+    // A plan an earlier release wrote holds no state: read it from the register now.
+    let states = match stated {
+        Some(true) => states_of_page(conn, r, PLANNED_STATES_SQL)?,
+        _ => states_of_page(conn, r, &states_sql(PAGE_ENTITIES))?,
     };
     let mut entities = changes_of_page(conn, r)?;
-    let states = states_of_page(conn, r, &lo, &hi)?;
     for e in &mut entities {
         if let Some((owner, state)) = states.get(&e.entity_number) {
             e.enterprise_number = owner.clone();
@@ -138,36 +144,48 @@ fn internal(e: String) -> ImportError {
     ImportError::new(ErrorCode::Internal, e)
 }
 
-/// The page's entities right after the extract (`$1`-`$4` the page, `$5` and `$6` the least
-/// and greatest of its numbers): each one's owner (an establishment's or a branch's
-/// enterprise as the register last had it, deleted or not), whether it exists after the
-/// extract, and then its name (from the denominations as of the extract, by SCHEMA.md's rule:
-/// the first language present of Dutch, French, unknown, German, English; an enterprise
-/// without a legal name is named by its number), status, forms, start, first address by type
+/// The planned entities of page `$4` of extract `$2` (job `$3`) for subscription `$1`.
+const PAGE_ENTITIES: &str = "SELECT entity_number FROM feed_outbox
+    WHERE subscription_id = $1 AND extract_number = $2 AND job_id = $3 AND page = $4";
+
+/// A page's states as its plan holds them (`$1`-`$4` the page), in [`states_sql`]'s columns.
+const PLANNED_STATES_SQL: &str = "SELECT entity_number, owner, present, name, status,
+        juridical_situation, juridical_form, start_date, address, nace
+    FROM feed_outbox
+    WHERE subscription_id = $1 AND extract_number = $2 AND job_id = $3 AND page = $4";
+
+/// The state right after extract `$2` of the entities `entities` (a query of one column,
+/// `entity_number`, that may use `$1`-`$3`, and `$4` if the caller binds it), one row each:
+/// its number, its owner (an establishment's or a branch's enterprise as the register last
+/// had it, deleted or not; an enterprise itself), whether it exists after the extract, and
+/// then its name (from the denominations as of the extract, by SCHEMA.md's rule: the first
+/// language present of Dutch, French, unknown, German, English; an enterprise without a
+/// legal name is named by its number), status, forms, start, first address by type
 /// (registered office first) and main NACE codes.
-const STATES_SQL: &str = "WITH page AS (
-             SELECT entity_number FROM feed_outbox
-             WHERE subscription_id = $1 AND extract_number = $2 AND job_id = $3 AND page = $4),
+///
+/// Each large table is read once, whatever the number of entities: the plan of an extract
+/// gathers its entities' states in one statement ([`gather_states`]).
+pub(super) fn states_sql(entities: &str) -> String {
+    format!(
+        "WITH wanted AS ({entities}),
          owners AS (
              SELECT establishment_number AS n, arg_max(enterprise_number, _extract_number) AS owner
-             FROM establishments WHERE _extract_number <= $2 AND establishment_number BETWEEN $5 AND $6
-               AND establishment_number IN (SELECT entity_number FROM page) GROUP BY 1
+             FROM establishments WHERE _extract_number <= $2
+               AND establishment_number IN (SELECT entity_number FROM wanted) GROUP BY 1
              UNION ALL
              SELECT id, arg_max(enterprise_number, _extract_number) FROM branches
-             WHERE _extract_number <= $2 AND id BETWEEN $5 AND $6
-               AND id IN (SELECT entity_number FROM page) GROUP BY 1),
+             WHERE _extract_number <= $2 AND id IN (SELECT entity_number FROM wanted) GROUP BY 1),
          own AS (
              SELECT enterprise_number AS n, '001' AS naming, status, juridical_situation,
                     juridical_form, start_date
-             FROM enterprises_as_of($2) WHERE enterprise_number BETWEEN $5 AND $6
-               AND enterprise_number IN (SELECT entity_number FROM page)
+             FROM enterprises_as_of($2) WHERE enterprise_number IN (SELECT entity_number FROM wanted)
              UNION ALL
              SELECT establishment_number, '003', NULL, NULL, NULL, start_date
-             FROM establishments_as_of($2) WHERE establishment_number BETWEEN $5 AND $6
-               AND establishment_number IN (SELECT entity_number FROM page)
+             FROM establishments_as_of($2)
+             WHERE establishment_number IN (SELECT entity_number FROM wanted)
              UNION ALL
              SELECT id, NULL, NULL, NULL, NULL, start_date
-             FROM branches_as_of($2) WHERE id BETWEEN $5 AND $6 AND id IN (SELECT entity_number FROM page)),
+             FROM branches_as_of($2) WHERE id IN (SELECT entity_number FROM wanted)),
          names AS (
              SELECT entity_number, denomination_type,
                     coalesce(max(denomination) FILTER (WHERE language = '2'),
@@ -176,53 +194,81 @@ const STATES_SQL: &str = "WITH page AS (
                              max(denomination) FILTER (WHERE language = '3'),
                              max(denomination) FILTER (WHERE language = '4')) AS name
              FROM denominations_as_of($2) WHERE denomination_type IN ('001', '003')
-               AND entity_number BETWEEN $5 AND $6 AND entity_number IN (SELECT entity_number FROM page)
+               AND entity_number IN (SELECT entity_number FROM wanted)
              GROUP BY entity_number, denomination_type),
          address AS (
-             SELECT entity_number, arg_min(
-                 [type_of_address, coalesce(street_nl, street_fr), house_number, box, zipcode,
-                  coalesce(municipality_nl, municipality_fr), coalesce(country_nl, country_fr)],
-                 CASE type_of_address WHEN 'REGO' THEN 1 WHEN 'BAET' THEN 2 WHEN 'ABBR' THEN 3 ELSE 4 END) AS a
-             FROM addresses_as_of($2) WHERE entity_number BETWEEN $5 AND $6
-               AND entity_number IN (SELECT entity_number FROM page) GROUP BY entity_number),
+             SELECT entity_number, min(
+                 [CASE type_of_address WHEN 'REGO' THEN '1' WHEN 'BAET' THEN '2' WHEN 'ABBR' THEN '3' ELSE '4' END,
+                  type_of_address, coalesce(street_nl, street_fr), house_number, box, zipcode,
+                  coalesce(municipality_nl, municipality_fr), coalesce(country_nl, country_fr)])[2:] AS a
+             FROM addresses_as_of($2) WHERE entity_number IN (SELECT entity_number FROM wanted)
+             GROUP BY entity_number),
          nace AS (
              SELECT entity_number, list(DISTINCT [nace_version, nace_code]) AS codes
-             FROM activities_as_of($2) WHERE classification = 'MAIN' AND entity_number BETWEEN $5 AND $6
-               AND entity_number IN (SELECT entity_number FROM page) GROUP BY entity_number)
-         SELECT p.entity_number, coalesce(o.owner, CASE WHEN own.naming = '001' THEN own.n END),
-                own.n IS NOT NULL,
-                CASE WHEN own.naming = '001' THEN coalesce(nm.name, own.n) ELSE nm.name END,
+             FROM activities_as_of($2) WHERE classification = 'MAIN'
+               AND entity_number IN (SELECT entity_number FROM wanted) GROUP BY entity_number)
+         SELECT DISTINCT ON (p.entity_number) p.entity_number,
+                coalesce(o.owner, CASE WHEN own.naming = '001' THEN own.n END) AS owner,
+                own.n IS NOT NULL AS present,
+                CASE WHEN own.naming = '001' THEN coalesce(nm.name, own.n) ELSE nm.name END AS name,
                 own.status, own.juridical_situation, own.juridical_form,
-                strftime(own.start_date, '%Y-%m-%d'), address.a, nace.codes
-         FROM page p LEFT JOIN own ON own.n = p.entity_number
-                     LEFT JOIN owners o ON o.n = p.entity_number
-                     LEFT JOIN names nm ON nm.entity_number = own.n AND nm.denomination_type = own.naming
-                     LEFT JOIN address ON address.entity_number = own.n
-                     LEFT JOIN nace ON nace.entity_number = own.n";
+                strftime(own.start_date, '%Y-%m-%d') AS start_date, address.a AS address,
+                nace.codes AS nace
+         FROM wanted p LEFT JOIN own ON own.n = p.entity_number
+                       LEFT JOIN owners o ON o.n = p.entity_number
+                       LEFT JOIN names nm ON nm.entity_number = own.n AND nm.denomination_type = own.naming
+                       LEFT JOIN address ON address.entity_number = own.n
+                       LEFT JOIN nace ON nace.entity_number = own.n
+         ORDER BY p.entity_number"
+    )
+}
 
-/// The page's entities' owners and states right after the extract, by number. `lo` and `hi`
-/// bound the page's numbers, so that DuckDB skips the row groups outside them.
+/// Writes into the plan of extract `$2` (job `$3`) for subscription `$1` its entities'
+/// states right after the extract: one read of the register for the whole extract.
+pub(super) fn gather_states(
+    conn: &Connection,
+    subscription_id: &str,
+    extract: u32,
+    job_id: &str,
+) -> ImportResult<()> {
+    let planned = "SELECT entity_number FROM feed_outbox
+        WHERE subscription_id = $1 AND extract_number = $2 AND job_id = $3";
+    conn.execute(
+        &format!(
+            "UPDATE feed_outbox o SET stated = true, owner = s.owner, present = s.present,
+                 name = s.name, status = s.status, juridical_situation = s.juridical_situation,
+                 juridical_form = s.juridical_form, start_date = s.start_date,
+                 address = s.address, nace = s.nace
+             FROM ({}) s
+             WHERE o.subscription_id = $1 AND o.extract_number = $2 AND o.job_id = $3
+               AND o.entity_number = s.entity_number",
+            states_sql(planned)
+        ),
+        params![subscription_id, extract, job_id],
+    )
+    .map_err(crate::db::error::ledger_error("gathering the entities' states for the feed"))?;
+    Ok(())
+}
+
 /// An entity's enterprise (itself for an enterprise), and its state after the extract
 /// (`None`: it no longer exists).
 type Owned = (Option<String>, Option<EntityState>);
 
+/// The states `sql` reads for page `r` (bound as `$1`-`$4`), in [`states_sql`]'s columns, by
+/// number.
 fn states_of_page(
     conn: &Connection,
     r: &PageRef,
-    lo: &str,
-    hi: &str,
+    sql: &str,
 ) -> ImportResult<std::collections::HashMap<String, Owned>> {
     let err = db_error("reading the entities' state for the feed");
-    let sql = STATES_SQL;
     let mut statement = conn.prepare(sql).map_err(&err)?;
     let mut rows = statement
         .query(params![
             r.subscription_id,
             r.extract.number,
             r.job_id,
-            r.page,
-            lo,
-            hi
+            r.page
         ])
         .map_err(&err)?;
     let mut out = std::collections::HashMap::new();

@@ -138,6 +138,9 @@ fn plan_next(conn: &Connection, name: &str, id: &str, page_size: u32) -> ImportR
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .map_err(&err)?;
+        if pages > 0 {
+            super::page::gather_states(conn, id, next.extract.number, &next.job_id)?;
+        }
         let now = utc_now();
         conn.execute(
             "INSERT INTO feed_deliveries
@@ -170,7 +173,7 @@ fn plan_next(conn: &Connection, name: &str, id: &str, page_size: u32) -> ImportR
 /// `$5`. An establishment or a branch belongs to its enterprise as the register last had it
 /// at the extract.
 fn plan_sql() -> String {
-    "INSERT INTO feed_outbox
+    "INSERT INTO feed_outbox (subscription_id, extract_number, job_id, page, entity_number)
      WITH s AS (SELECT * FROM feed_subscriptions WHERE id = $1),
      changed AS (
          SELECT c.entity_number FROM import_changes c, s
@@ -363,6 +366,20 @@ mod tests {
         );
         // The same page read again is the same page; recorded twice, it counts once.
         assert_eq!(page(&conn, "w", &r).unwrap().unwrap(), first);
+        // The plan holds the states; a plan an earlier release wrote (none) reads them from
+        // the register, page by page: the same page.
+        let stated: (i64, String) = conn
+            .query_row(
+                "SELECT count(*) FILTER (WHERE stated), any_value(name) FROM feed_outbox
+                 WHERE subscription_id = 'sub_w' AND page = 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(stated, (1, "Alpha".to_string()));
+        conn.execute("UPDATE feed_outbox SET stated = false, name = NULL", [])
+            .unwrap();
+        assert_eq!(page(&conn, "w", &r).unwrap().unwrap(), first);
         delivered(&conn, &r).unwrap();
         delivered(&conn, &r).unwrap();
         let second = page_of(&next_work(&mut conn, "w", 1).unwrap()).clone();
@@ -378,6 +395,9 @@ mod tests {
         // The all-changes subscription gets all three, the delete without a state.
         let r = page_of(&next_work(&mut conn, "all", 10).unwrap()).clone();
         let all = page(&conn, "all", &r).unwrap().unwrap();
+        conn.execute("UPDATE feed_outbox SET stated = false", [])
+            .unwrap();
+        assert_eq!(page(&conn, "all", &r).unwrap().unwrap(), all);
         let got: Vec<(&str, bool)> = all
             .entities
             .iter()
