@@ -66,7 +66,7 @@ const FILES: [(&str, &str, &[&str], &str); 7] = [
 ];
 
 /// The fields of one CSV line: `"` quotes, `""` inside quotes, empty and `""` are NULL.
-fn fields(line: &str) -> Vec<Option<String>> {
+pub(crate) fn fields(line: &str) -> Vec<Option<String>> {
     let (mut out, mut field, mut in_quotes) = (Vec::new(), String::new(), false);
     let mut chars = line.chars().peekable();
     while let Some(c) = chars.next() {

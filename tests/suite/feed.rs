@@ -110,6 +110,39 @@ fn delivered_changes(pages: &[Received], n: u64) -> BTreeMap<String, (String, Ve
     out
 }
 
+/// Asserts every entity state the pages of extract `n` hold is the one Full `full` (the
+/// register right after `n`) gives it, and that a deleted entity has none.
+fn assert_states_as_in_the_full(pages: &[Received], n: u64, full: &std::path::Path) {
+    let states = crate::states::states_in_full(full);
+    let mut compared = 0;
+    let pages = pages
+        .iter()
+        .map(Received::json)
+        .filter(|p| p["type"] == "changes" && p["extract"]["number"] == n);
+    for page in pages {
+        for e in page["entities"].as_array().unwrap() {
+            let number = e["entityNumber"].as_str().unwrap();
+            let Some(want) = states.get(number) else {
+                assert!(e["current"].is_null(), "{number} is not in the Full: {e}");
+                continue;
+            };
+            for field in [
+                "name",
+                "status",
+                "juridicalSituation",
+                "juridicalForm",
+                "startDate",
+                "address",
+                "mainNaceCodes",
+            ] {
+                assert_eq!(e["current"][field], want[field], "{number}'s {field}: {e}");
+            }
+            compared += 1;
+        }
+    }
+    assert!(compared > 20, "states compared: {compared}");
+}
+
 /// A list of affected tables (a page's `tables`, `getChanges`' `affectedTables`) as
 /// `table:added:removed`.
 fn tables_of(tables: &Value) -> Vec<String> {
@@ -269,6 +302,11 @@ async fn each_receiver_holds_exactly_its_changes_through_failures_a_killed_servi
             "{number} as getChanges has it"
         );
     }
+
+    assert_states_as_in_the_full(&deduplicated(&all), 141, &chain.next_full);
+    // The state the feed keeps is the one a fresh read of the register gives.
+    let kept = kbo_import::db::feed::state::differences(&open(&app.db)).unwrap();
+    assert_eq!(kept, Some(0), "the kept state agrees with the register");
 
     // A subscription made later, from 141, receives the backlog.
     let late = Receiver::start(Vec::new()).await;

@@ -27,6 +27,7 @@ mod motherduck;
 mod portal_server;
 mod receiver;
 mod recovery;
+mod states;
 mod statuses;
 mod sync;
 mod tables;

@@ -12,6 +12,7 @@
 
 mod page;
 mod plan;
+pub mod state;
 
 pub use page::{page, page_body};
 use plan::current_delivery;

@@ -246,7 +246,9 @@ pub(super) fn gather_states(
         ),
         params![subscription_id, extract, job_id],
     )
-    .map_err(crate::db::error::ledger_error("gathering the entities' states for the feed"))?;
+    .map_err(crate::db::error::ledger_error(
+        "gathering the entities' states for the feed",
+    ))?;
     Ok(())
 }
 
