@@ -163,7 +163,7 @@ pub fn ensure_schema(conn: &Connection) -> ImportResult<()> {
     sql.push_str(changes::CHANGE_TABLES_SQL);
     sql.push_str(verify::VERIFY_TABLES_SQL);
     sql.push_str(feed::FEED_TABLES_SQL);
-    sql.push_str(feed::state::STATE_TABLES_SQL);
+    sql.push_str(feed::FEED_UPGRADE_SQL);
     for t in crate::extract::Table::ALL {
         sql.push_str(&schema::current_view_sql(t));
         sql.push_str(";\n");

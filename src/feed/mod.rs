@@ -193,12 +193,6 @@ impl Feed {
             if request.secret_made {
                 view.secret = Some(request.new.secret.clone());
             }
-            // The entities' state kept for the feed is made now, not by the first delivery
-            // after an import (seconds on a real-size register, once). A failure leaves it to
-            // the delivery, which reads the register instead.
-            if let Err(e) = store::state::prepare_apart(conn) {
-                tracing::warn!(error = %e, "the feed's kept state was not made; deliveries read the register until it is");
-            }
             Ok(view)
         })
         .await

@@ -12,11 +12,12 @@
 
 mod page;
 mod plan;
-pub mod state;
+mod tables;
 
 pub use page::{page, page_body};
 use plan::current_delivery;
 pub use plan::{attempting, delivered, next_work, retracted, stop};
+pub use tables::{FEED_TABLES_SQL, FEED_UPGRADE_SQL};
 
 use super::{Connection, db_error, error::ledger_error, utc_now};
 use crate::error::{ErrorCode, ImportError, ImportResult};
@@ -25,63 +26,6 @@ use crate::extract::number::EnterpriseNumber;
 use crate::wire::{ChangeType, Delivering, FeedExtract, SubscriptionStatus, SubscriptionView};
 use duckdb::{OptionalExt, params};
 use serde::{Deserialize, Serialize};
-
-/// DDL of the feed's tables (`CREATE TABLE IF NOT EXISTS`). An application that keeps its
-/// users' follows in the register's database writes them into `feed_watchlist` itself.
-pub const FEED_TABLES_SQL: &str = "
-CREATE TABLE IF NOT EXISTS feed_subscriptions (
-    name VARCHAR PRIMARY KEY,
-    id VARCHAR NOT NULL,
-    url VARCHAR NOT NULL,
-    secret VARCHAR NOT NULL,
-    follows_all BOOLEAN NOT NULL,
-    change_types VARCHAR,
-    tables VARCHAR,
-    from_extract INTEGER NOT NULL,
-    status VARCHAR NOT NULL CHECK (status IN ('active', 'paused', 'ended')),
-    reason VARCHAR,
-    created_at TIMESTAMP NOT NULL,
-    generation BIGINT NOT NULL DEFAULT 0);
-CREATE TABLE IF NOT EXISTS feed_watchlist (
-    subscription VARCHAR NOT NULL,
-    enterprise_number VARCHAR NOT NULL);
-CREATE TABLE IF NOT EXISTS feed_deliveries (
-    subscription_id VARCHAR NOT NULL,
-    extract_number INTEGER NOT NULL,
-    job_id VARCHAR NOT NULL,
-    extract_type VARCHAR NOT NULL,
-    snapshot_date DATE,
-    entities BIGINT NOT NULL,
-    pages INTEGER NOT NULL,
-    pages_delivered INTEGER NOT NULL,
-    planned_at TIMESTAMP NOT NULL,
-    completed_at TIMESTAMP,
-    retracted_at TIMESTAMP,
-    tables VARCHAR,
-    pages_attempted INTEGER NOT NULL DEFAULT 0);
-CREATE TABLE IF NOT EXISTS feed_outbox (
-    subscription_id VARCHAR NOT NULL,
-    extract_number INTEGER NOT NULL,
-    job_id VARCHAR NOT NULL,
-    page INTEGER NOT NULL,
-    entity_number VARCHAR NOT NULL);
-ALTER TABLE feed_outbox ADD COLUMN IF NOT EXISTS stated BOOLEAN DEFAULT false;
-ALTER TABLE feed_outbox ADD COLUMN IF NOT EXISTS owner VARCHAR;
-ALTER TABLE feed_outbox ADD COLUMN IF NOT EXISTS present BOOLEAN;
-ALTER TABLE feed_outbox ADD COLUMN IF NOT EXISTS name VARCHAR;
-ALTER TABLE feed_outbox ADD COLUMN IF NOT EXISTS status VARCHAR;
-ALTER TABLE feed_outbox ADD COLUMN IF NOT EXISTS juridical_situation VARCHAR;
-ALTER TABLE feed_outbox ADD COLUMN IF NOT EXISTS juridical_form VARCHAR;
-ALTER TABLE feed_outbox ADD COLUMN IF NOT EXISTS start_date VARCHAR;
-ALTER TABLE feed_outbox ADD COLUMN IF NOT EXISTS address VARCHAR[];
-ALTER TABLE feed_outbox ADD COLUMN IF NOT EXISTS nace VARCHAR[][];
-CREATE TABLE IF NOT EXISTS feed_pages (
-    subscription_id VARCHAR NOT NULL,
-    extract_number INTEGER NOT NULL,
-    job_id VARCHAR NOT NULL,
-    page INTEGER NOT NULL,
-    body VARCHAR NOT NULL);
-";
 
 /// A subscription to make.
 #[derive(Debug, Clone)]

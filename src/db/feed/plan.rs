@@ -125,11 +125,8 @@ fn plan_next(conn: &Connection, name: &str, id: &str, page_size: u32) -> ImportR
         let Some(mut next) = next else {
             return Ok(Work::Idle);
         };
-        // The entities' state right after the extract: kept current when it can be, else
-        // read from the register as of it.
-        let kept = super::state::advance(conn, next.extract.number, &next.job_id)?;
         conn.execute(
-            &plan_sql(kept),
+            &plan_sql(),
             params![id, next.extract.number, next.job_id, name, page_size],
         )
         .map_err(&err)?;
@@ -141,12 +138,9 @@ fn plan_next(conn: &Connection, name: &str, id: &str, page_size: u32) -> ImportR
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .map_err(&err)?;
-        match (pages > 0, kept) {
-            (false, _) => {}
-            (true, true) => super::state::gather(conn, id, next.extract.number, &next.job_id)?,
-            (true, false) => {
-                super::page::gather_states(conn, id, next.extract.number, &next.job_id)?
-            }
+        if pages > 0 {
+            // Their states right after the extract, read once for the whole extract.
+            super::page::gather_states(conn, id, next.extract.number, &next.job_id)?;
         }
         let now = utc_now();
         conn.execute(
@@ -178,23 +172,9 @@ fn plan_next(conn: &Connection, name: &str, id: &str, page_size: u32) -> ImportR
 /// The statement that writes an extract's plan to `feed_outbox`: the change set's entities
 /// that pass the subscription's filter (`$1` its id, `$4` its name), numbered into pages of
 /// `$5`. An establishment or a branch belongs to its enterprise as the register last had it
-/// at the extract: as the kept state holds it (`kept`: it is right after the extract), else
-/// as the register's rows say.
-fn plan_sql(kept: bool) -> String {
-    let owners = match kept {
-        true => "owners AS (
-         SELECT entity_number, owner FROM feed_states
-         WHERE entity_number IN (SELECT entity_number FROM changed))",
-        false => "owners AS (
-         SELECT establishment_number AS entity_number, arg_max(enterprise_number, _extract_number) AS owner
-         FROM establishments WHERE _extract_number <= $2
-           AND establishment_number IN (SELECT entity_number FROM changed) GROUP BY 1
-         UNION ALL
-         SELECT id, arg_max(enterprise_number, _extract_number) FROM branches
-         WHERE _extract_number <= $2 AND id IN (SELECT entity_number FROM changed) GROUP BY 1)",
-    };
-    format!(
-        "INSERT INTO feed_outbox (subscription_id, extract_number, job_id, page, entity_number)
+/// at the extract.
+fn plan_sql() -> String {
+    "INSERT INTO feed_outbox (subscription_id, extract_number, job_id, page, entity_number)
      WITH s AS (SELECT * FROM feed_subscriptions WHERE id = $1),
      changed AS (
          SELECT c.entity_number FROM import_changes c, s
@@ -202,7 +182,13 @@ fn plan_sql(kept: bool) -> String {
            AND (s.change_types IS NULL OR list_contains(string_split(s.change_types, ','), c.change_type))
            AND (s.tables IS NULL OR list_contains(string_split(s.tables, ','), c.table_name))
          GROUP BY c.entity_number),
-     {owners},
+     owners AS (
+         SELECT establishment_number AS entity_number, arg_max(enterprise_number, _extract_number) AS owner
+         FROM establishments WHERE _extract_number <= $2
+           AND establishment_number IN (SELECT entity_number FROM changed) GROUP BY 1
+         UNION ALL
+         SELECT id, arg_max(enterprise_number, _extract_number) FROM branches
+         WHERE _extract_number <= $2 AND id IN (SELECT entity_number FROM changed) GROUP BY 1),
      matched AS (
          SELECT c.entity_number FROM changed c LEFT JOIN owners o USING (entity_number), s
          WHERE s.follows_all OR coalesce(o.owner, c.entity_number) IN (
@@ -210,7 +196,7 @@ fn plan_sql(kept: bool) -> String {
      SELECT $1, $2, $3, ((row_number() OVER (ORDER BY entity_number) - 1) // $5 + 1)::INTEGER,
             entity_number
      FROM matched"
-    )
+        .to_string()
 }
 
 /// Records page `r.page` delivered (once: a replayed step changes nothing), and the
@@ -426,34 +412,6 @@ mod tests {
                 ("2.000.000.097", true)
             ]
         );
-    }
-
-    #[test]
-    fn a_plan_holds_the_same_states_read_from_the_register_or_from_the_kept_state() {
-        let mut conn = register();
-        subscribe(&mut conn, "all", &[], 1, &[]);
-        let kept = |conn: &Connection| -> i64 {
-            conn.query_row("SELECT count(*) FROM feed_states_at", [], |r| r.get(0))
-                .unwrap()
-        };
-        // Extract 2 is not the last one and nothing is kept: read from the register.
-        conn.execute_batch(
-            "INSERT INTO import_change_sets VALUES (3, 'j3', 'update', 2, false, 0, 0, 0, 0, 0, now())",
-        )
-        .unwrap();
-        let r = page_of(&next_work(&mut conn, "all", 10).unwrap()).clone();
-        let from_register = page(&conn, "all", &r).unwrap().unwrap();
-        assert_eq!(kept(&conn), 0);
-        assert_eq!(from_register.entities.len(), 3);
-        // Planned again with extract 2 the last one: the kept state is built and read.
-        conn.execute_batch(
-            "DELETE FROM feed_outbox; DELETE FROM feed_deliveries;
-             DELETE FROM import_change_sets WHERE extract_number = 3;",
-        )
-        .unwrap();
-        let again = page_of(&next_work(&mut conn, "all", 10).unwrap()).clone();
-        assert_eq!(kept(&conn), 1);
-        assert_eq!(page(&conn, "all", &again).unwrap().unwrap(), from_register);
     }
 
     #[test]

@@ -189,8 +189,6 @@ struct WorkflowRound {
     /// The verification against that Full: seconds and the service's peak RSS during it.
     verify_s: f64,
     verify_rss: u64,
-    /// Seconds to make the subscription (its kept state built over the Full).
-    subscribe_s: f64,
     /// The feed: seconds from each Update's end until its changes were delivered to one
     /// all-changes subscriber, and the pages it took.
     update_delivery: [(f64, u64); 2],
@@ -237,10 +235,8 @@ async fn workflow_round(
     // Daily updates come hours apart: let the service close the database (its closing
     // checkpoint runs after the workflow has completed) before the next import starts.
     wait_released(&db_file).await?;
-    let subscribing = Instant::now();
     let mut subscriber =
         feed::Subscriber::start(&client, &format!("bench-all-{round}"), 141).await?;
-    let subscribe_s = subscribing.elapsed().as_secs_f64();
     wait_released(&db_file).await?;
     let first = import(&client, &format!("bench-update-141-{round}"), update_zip).await?;
     let first_delivery = subscriber.delivered(&client, 141).await?;
@@ -272,7 +268,6 @@ async fn workflow_round(
         full_over_rss,
         verify_s,
         verify_rss,
-        subscribe_s,
         update_delivery: [first_delivery, second_delivery],
         full_over_delivery,
         full_over_delivery_rss,

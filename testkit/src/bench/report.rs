@@ -161,11 +161,6 @@ fn print_changes_and_verify(rounds: &[Round], floor_median: f64) {
 /// subscriber (after the import completed), against the Update's own time; and delivering a
 /// Full over a register's change set, with the service's peak RSS meanwhile.
 fn print_feed(rounds: &[Round]) {
-    let subscribe: Vec<f64> = rounds.iter().map(|r| r.workflow.subscribe_s).collect();
-    let (subscribe_min, subscribe_median) = min_median(&subscribe);
-    println!(
-        "feed: a subscription made over the register (the entities' state kept for the feed built): median {subscribe_median:.1} s, min {subscribe_min:.1} s"
-    );
     // The first Update changes the register; the second (the same changes, renumbered) finds
     // nothing to change: nothing to send.
     for (i, what) in ["with changes", "with nothing to send"].iter().enumerate() {
