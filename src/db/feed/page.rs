@@ -155,7 +155,7 @@ const PLANNED_STATES_SQL: &str = "SELECT entity_number, owner, present, name, st
     WHERE subscription_id = $1 AND extract_number = $2 AND job_id = $3 AND page = $4";
 
 /// The state right after extract `$2` of the entities `entities` (a query of one column,
-/// `entity_number`, that may use `$1`-`$3`, and `$4` if the caller binds it), one row each:
+/// `entity_number`, over the parameters its caller binds), one row each:
 /// its number, its owner (an establishment's or a branch's enterprise as the register last
 /// had it, deleted or not; an enterprise itself), whether it exists after the extract, and
 /// then its name (from the denominations as of the extract, by SCHEMA.md's rule: the first
@@ -223,32 +223,49 @@ pub(super) fn states_sql(entities: &str) -> String {
     )
 }
 
-/// Writes into the plan of extract `$2` (job `$3`) for subscription `$1` its entities'
-/// states right after the extract: one read of the register for the whole extract.
+/// At most this many entities' states are read in one statement: a daily Update's plan in
+/// one read of the register, a large change set (a Full over an old register) in reads of
+/// this many, each in bounded memory. (One entity in the unit tests: every page apart.)
+#[cfg(not(test))]
+const GATHERED_AT_ONCE: u32 = 50_000;
+#[cfg(test)]
+const GATHERED_AT_ONCE: u32 = 1;
+
+/// Writes into the plan of extract `extract` (job `job_id`) for subscription
+/// `subscription_id`, of `pages` pages of `page_size` entities, its entities' states right
+/// after the extract: one read of the register for every [`GATHERED_AT_ONCE`] entities, not
+/// one a page.
 pub(super) fn gather_states(
     conn: &Connection,
     subscription_id: &str,
-    extract: u32,
-    job_id: &str,
+    (extract, job_id): (u32, &str),
+    pages: u32,
+    page_size: u32,
 ) -> ImportResult<()> {
     let planned = "SELECT entity_number FROM feed_outbox
-        WHERE subscription_id = $1 AND extract_number = $2 AND job_id = $3";
-    conn.execute(
-        &format!(
-            "UPDATE feed_outbox o SET stated = true, owner = s.owner, present = s.present,
+        WHERE subscription_id = $1 AND extract_number = $2 AND job_id = $3
+          AND page BETWEEN $4 AND $5";
+    let sql = format!(
+        "UPDATE feed_outbox o SET stated = true, owner = s.owner, present = s.present,
                  name = s.name, status = s.status, juridical_situation = s.juridical_situation,
                  juridical_form = s.juridical_form, start_date = s.start_date,
                  address = s.address, nace = s.nace
              FROM ({}) s
              WHERE o.subscription_id = $1 AND o.extract_number = $2 AND o.job_id = $3
-               AND o.entity_number = s.entity_number",
-            states_sql(planned)
-        ),
-        params![subscription_id, extract, job_id],
-    )
-    .map_err(crate::db::error::ledger_error(
-        "gathering the entities' states for the feed",
-    ))?;
+               AND o.entity_number = s.entity_number AND o.page BETWEEN $4 AND $5",
+        states_sql(planned)
+    );
+    let err = crate::db::error::ledger_error("gathering the entities' states for the feed");
+    let mut statement = conn.prepare(&sql).map_err(&err)?;
+    let step = (GATHERED_AT_ONCE / page_size.max(1)).max(1);
+    let mut first = 1;
+    while first <= pages {
+        let last = first.saturating_add(step - 1).min(pages);
+        statement
+            .execute(params![subscription_id, extract, job_id, first, last])
+            .map_err(&err)?;
+        first = last + 1;
+    }
     Ok(())
 }
 

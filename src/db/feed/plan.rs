@@ -140,7 +140,8 @@ fn plan_next(conn: &Connection, name: &str, id: &str, page_size: u32) -> ImportR
             .map_err(&err)?;
         if pages > 0 {
             // Their states right after the extract, read once for the whole extract.
-            super::page::gather_states(conn, id, next.extract.number, &next.job_id)?;
+            let extract = (next.extract.number, next.job_id.as_str());
+            super::page::gather_states(conn, id, extract, pages, page_size)?;
         }
         let now = utc_now();
         conn.execute(

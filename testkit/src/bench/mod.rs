@@ -237,7 +237,6 @@ async fn workflow_round(
     wait_released(&db_file).await?;
     let mut subscriber =
         feed::Subscriber::start(&client, &format!("bench-all-{round}"), 141).await?;
-    wait_released(&db_file).await?;
     let first = import(&client, &format!("bench-update-141-{round}"), update_zip).await?;
     let first_delivery = subscriber.delivered(&client, 141).await?;
     wait_released(&db_file).await?;
