@@ -304,7 +304,6 @@ async fn each_receiver_holds_exactly_its_changes_through_failures_a_killed_servi
     }
 
     assert_states_as_in_the_full(&deduplicated(&all), 141, &chain.next_full);
-    // The state the feed keeps is the one a fresh read of the register gives.
 
     // A subscription made later, from 141, receives the backlog.
     let late = Receiver::start(Vec::new()).await;

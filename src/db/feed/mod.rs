@@ -5,7 +5,7 @@
 //! An extract's delivery to a subscription is planned once ([`next_work`]): the entities of
 //! its change set that match the subscription's filter, in number order, are written to
 //! `feed_outbox` with their page and their state right after the extract (read from the
-//! register as of it once for the whole extract, not once a page), so that a page is the
+//! register as of it for many pages at once, not once a page), so that a page is the
 //! same whatever happens later (a watchlist edited, a retry hours on). Its body ([`page`]) is
 //! built from that plan and the change set: the same bytes every time. (A plan an earlier
 //! release wrote holds no state: its pages read it from the register, page by page.)

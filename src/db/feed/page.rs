@@ -164,7 +164,8 @@ const PLANNED_STATES_SQL: &str = "SELECT entity_number, owner, present, name, st
 /// (registered office first) and main NACE codes.
 ///
 /// Each large table is read once, whatever the number of entities: the plan of an extract
-/// gathers its entities' states in one statement ([`gather_states`]).
+/// gathers its entities' states in one statement per [`GATHERED_AT_ONCE`] entities
+/// ([`gather_states`]).
 pub(super) fn states_sql(entities: &str) -> String {
     format!(
         "WITH wanted AS ({entities}),
@@ -223,9 +224,10 @@ pub(super) fn states_sql(entities: &str) -> String {
     )
 }
 
-/// At most this many entities' states are read in one statement: a daily Update's plan in
-/// one read of the register, a large change set (a Full over an old register) in reads of
-/// this many, each in bounded memory. (One entity in the unit tests: every page apart.)
+/// At most this many entities' states (or one page, if a page is larger) are read in one
+/// statement: a daily Update's plan in one read of the register, a large change set (a Full
+/// over an old register) in reads of this many, each in bounded memory. (One entity in the
+/// unit tests: every page apart.)
 #[cfg(not(test))]
 const GATHERED_AT_ONCE: u32 = 50_000;
 #[cfg(test)]

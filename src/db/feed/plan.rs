@@ -139,7 +139,7 @@ fn plan_next(conn: &Connection, name: &str, id: &str, page_size: u32) -> ImportR
             )
             .map_err(&err)?;
         if pages > 0 {
-            // Their states right after the extract, read once for the whole extract.
+            // Their states right after the extract, read for many pages at once.
             let extract = (next.extract.number, next.job_id.as_str());
             super::page::gather_states(conn, id, extract, pages, page_size)?;
         }
